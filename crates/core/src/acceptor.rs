@@ -1,0 +1,586 @@
+//! The acceptor: per-instance promise and accepted proposal, and the rules that move them.
+//!
+//! # Driving an acceptor
+//! 1. Feed requests with [`Acceptor::handle_prepare`] and [`Acceptor::handle_accept_request`]
+//!    (or [`Acceptor::handle`] for any [`Message`]). Any number may be fed before step 2; that
+//!    is how a driver batches many requests into one fsync (group commit).
+//! 2. Take [`Acceptor::ready`]. The [`Ready`] holds the [`Record`]s that changed, the messages
+//!    that may go out at once ([`Ready::take_unpersisted_messages`], only NACKs, which promise
+//!    nothing), and the messages that may go out only once the records are durable.
+//! 3. Write [`Ready::records`] to stable storage and wait until it is durable, then call
+//!    [`Ready::persisted`] to get the PROMISE and ACCEPTED messages and send them. Batches must be
+//!    made durable in the order they were taken. A driver that cannot persist (disk error)
+//!    drops the `Ready`: nothing that depended on it is ever sent.
+
+use std::mem;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::Error;
+use crate::message::{AcceptRequest, Accepted, Message, Nack, Prepare, Promise};
+use crate::types::{Instance, NodeId, ProposalId, ProposerId, Value};
+
+/// What an acceptor does with a request below its promise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RejectMode {
+    /// Ignore it, as the classic description has it: the proposer learns only by timing out.
+    #[default]
+    Silent,
+    /// Reply with a [`Nack`] carrying the highest promised ID, so the proposer can retry at once.
+    Nack,
+}
+
+/// Acceptor settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AcceptorConfig {
+    /// What to do with requests below the promise.
+    pub reject_mode: RejectMode,
+    /// Send ACCEPTED to every learner as well as to the proposer. The classic description does;
+    /// turning it off leaves the proposer as the only learner and saves `n × n` messages per
+    /// decision.
+    pub notify_learners: bool,
+}
+
+impl Default for AcceptorConfig {
+    fn default() -> Self {
+        Self {
+            reject_mode: RejectMode::Silent,
+            notify_learners: true,
+        }
+    }
+}
+
+/// What an acceptor must remember about one instance across crashes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AcceptorState {
+    /// The highest ID promised; requests below it are rejected.
+    pub promised: ProposalId,
+    /// The proposal accepted last (it always has the highest ID accepted so far).
+    pub accepted: Option<(ProposalId, Value)>,
+}
+
+/// One instance's state, as it must be written to stable storage.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Record {
+    /// The instance.
+    pub instance: Instance,
+    /// Its full state after the change.
+    pub state: AcceptorState,
+}
+
+/// Where an acceptor's message goes. The acceptor does not know the cluster; the driver maps
+/// [`Destination::Learners`] to every learner it knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Destination {
+    /// The proposer that asked.
+    Proposer(ProposerId),
+    /// Every learner.
+    Learners,
+}
+
+/// A message and where it goes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Outgoing {
+    /// The destination.
+    pub to: Destination,
+    /// The message.
+    pub message: Message,
+}
+
+/// Counts of what an acceptor has done, for stats lines and reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AcceptorStats {
+    /// PREPAREs handled.
+    pub prepares: u64,
+    /// ACCEPT-REQUESTs handled.
+    pub accept_requests: u64,
+    /// PROMISEs issued.
+    pub promises: u64,
+    /// Proposals accepted.
+    pub accepts: u64,
+    /// Requests rejected (NACKed or ignored).
+    pub rejections: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct Slot {
+    state: AcceptorState,
+    dirty: bool,
+}
+
+/// One acceptor. See the [module documentation](self) for how to drive it.
+#[derive(Clone, Debug)]
+pub struct Acceptor {
+    id: NodeId,
+    config: AcceptorConfig,
+    slots: FxHashMap<Instance, Slot>,
+    dirty: Vec<Instance>,
+    unpersisted: Vec<Outgoing>,
+    after_persist: Vec<Outgoing>,
+    stats: AcceptorStats,
+}
+
+/// The output of a batch of requests. See the [module documentation](self).
+#[derive(Debug, Default)]
+#[must_use = "records must be persisted and the messages sent"]
+pub struct Ready {
+    records: Vec<Record>,
+    unpersisted: Vec<Outgoing>,
+    after_persist: Vec<Outgoing>,
+}
+
+impl Ready {
+    /// The records to make durable before [`Ready::persisted`].
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// Messages that promise nothing and may be sent before the records are durable.
+    pub fn take_unpersisted_messages(&mut self) -> Vec<Outgoing> {
+        mem::take(&mut self.unpersisted)
+    }
+
+    /// Whether there is nothing to persist and nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.unpersisted.is_empty() && self.after_persist.is_empty()
+    }
+
+    /// Call only once [`Ready::records`] are durable: the messages that depended on them.
+    pub fn persisted(self) -> Vec<Outgoing> {
+        self.after_persist
+    }
+}
+
+impl Acceptor {
+    /// A fresh acceptor that has promised and accepted nothing.
+    pub fn new(id: NodeId, config: AcceptorConfig) -> Self {
+        Self {
+            id,
+            config,
+            slots: FxHashMap::default(),
+            dirty: Vec::new(),
+            unpersisted: Vec::new(),
+            after_persist: Vec::new(),
+            stats: AcceptorStats::default(),
+        }
+    }
+
+    /// An acceptor restarting from the records it persisted. Later records for the same instance
+    /// replace earlier ones, so a log of records can be replayed as written.
+    pub fn restore(
+        id: NodeId,
+        config: AcceptorConfig,
+        records: impl IntoIterator<Item = Record>,
+    ) -> Self {
+        let mut acceptor = Self::new(id, config);
+        for record in records {
+            acceptor.slots.insert(
+                record.instance,
+                Slot {
+                    state: record.state,
+                    dirty: false,
+                },
+            );
+        }
+        acceptor
+    }
+
+    /// This acceptor's node.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The settings.
+    pub fn config(&self) -> AcceptorConfig {
+        self.config
+    }
+
+    /// What it has promised and accepted for `instance`, if anything.
+    pub fn state(&self, instance: Instance) -> Option<&AcceptorState> {
+        self.slots.get(&instance).map(|slot| &slot.state)
+    }
+
+    /// Every instance it knows, with its state, in no particular order.
+    pub fn states(&self) -> impl Iterator<Item = (Instance, &AcceptorState)> {
+        self.slots.iter().map(|(i, slot)| (*i, &slot.state))
+    }
+
+    /// Counts of what it has done since it was created or restored.
+    pub fn stats(&self) -> AcceptorStats {
+        self.stats
+    }
+
+    /// Handles any message; only PREPARE and ACCEPT-REQUEST are for an acceptor.
+    pub fn handle(&mut self, message: &Message) -> Result<(), Error> {
+        match message {
+            Message::Prepare(m) => self.handle_prepare(m),
+            Message::AcceptRequest(m) => self.handle_accept_request(m),
+            other => {
+                return Err(Error::UnexpectedMessage {
+                    role: "acceptor",
+                    kind: other.kind(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Phase 1b: promise `id` unless a higher ID was promised, piggybacking the accepted proposal.
+    /// A repeated PREPARE with the promised ID is promised again, which makes retransmissions
+    /// and duplicated packets harmless.
+    pub fn handle_prepare(&mut self, prepare: &Prepare) {
+        self.stats.prepares += 1;
+        let slot = self.slots.entry(prepare.instance).or_default();
+        if prepare.id < slot.state.promised {
+            let promised = slot.state.promised;
+            self.reject(prepare.instance, prepare.id, promised, prepare.from);
+            return;
+        }
+        if prepare.id > slot.state.promised {
+            slot.state.promised = prepare.id;
+            if !slot.dirty {
+                slot.dirty = true;
+                self.dirty.push(prepare.instance);
+            }
+        }
+        self.stats.promises += 1;
+        let promise = Promise {
+            instance: prepare.instance,
+            id: prepare.id,
+            from: self.id,
+            accepted: slot.state.accepted.clone(),
+        };
+        self.after_persist.push(Outgoing {
+            to: Destination::Proposer(prepare.from),
+            message: Message::Promise(promise),
+        });
+    }
+
+    /// Phase 2b: accept when `id` is at least the promise, which then rises to `id`.
+    pub fn handle_accept_request(&mut self, request: &AcceptRequest) {
+        self.stats.accept_requests += 1;
+        let slot = self.slots.entry(request.instance).or_default();
+        if request.id < slot.state.promised {
+            let promised = slot.state.promised;
+            self.reject(request.instance, request.id, promised, request.from);
+            return;
+        }
+        let unchanged = slot.state.promised == request.id
+            && slot
+                .state
+                .accepted
+                .as_ref()
+                .is_some_and(|(id, value)| *id == request.id && *value == request.value);
+        if !unchanged {
+            slot.state.promised = request.id;
+            slot.state.accepted = Some((request.id, request.value.clone()));
+            if !slot.dirty {
+                slot.dirty = true;
+                self.dirty.push(request.instance);
+            }
+        }
+        self.stats.accepts += 1;
+        let accepted = Message::Accepted(Accepted {
+            instance: request.instance,
+            id: request.id,
+            value: request.value.clone(),
+            from: self.id,
+        });
+        if self.config.notify_learners {
+            self.after_persist.push(Outgoing {
+                to: Destination::Learners,
+                message: accepted.clone(),
+            });
+        }
+        self.after_persist.push(Outgoing {
+            to: Destination::Proposer(request.from),
+            message: accepted,
+        });
+    }
+
+    fn reject(&mut self, instance: Instance, id: ProposalId, promised: ProposalId, to: ProposerId) {
+        self.stats.rejections += 1;
+        if self.config.reject_mode == RejectMode::Nack {
+            self.unpersisted.push(Outgoing {
+                to: Destination::Proposer(to),
+                message: Message::Nack(Nack {
+                    instance,
+                    id,
+                    promised,
+                    from: self.id,
+                }),
+            });
+        }
+    }
+
+    /// Whether [`Acceptor::ready`] has anything in it.
+    pub fn has_ready(&self) -> bool {
+        !self.dirty.is_empty() || !self.unpersisted.is_empty() || !self.after_persist.is_empty()
+    }
+
+    /// Everything the requests handled since the last call produced.
+    pub fn ready(&mut self) -> Ready {
+        let mut records = Vec::with_capacity(self.dirty.len());
+        for instance in self.dirty.drain(..) {
+            if let Some(slot) = self.slots.get_mut(&instance) {
+                slot.dirty = false;
+                records.push(Record {
+                    instance,
+                    state: slot.state.clone(),
+                });
+            }
+        }
+        Ready {
+            records,
+            unpersisted: mem::take(&mut self.unpersisted),
+            after_persist: mem::take(&mut self.after_persist),
+        }
+    }
+}
+
+/// Equality and hashing leave the stats out, so that a model checker treats two acceptors
+/// with the same promises, accepts and pending output as one state.
+impl PartialEq for Acceptor {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.config == other.config
+            && self.slots == other.slots
+            && self.dirty == other.dirty
+            && self.unpersisted == other.unpersisted
+            && self.after_persist == other.after_persist
+    }
+}
+impl Eq for Acceptor {}
+
+impl std::hash::Hash for Acceptor {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+        let mut slots: Vec<_> = self.slots.iter().collect();
+        slots.sort_unstable_by_key(|(instance, _)| **instance);
+        slots.hash(state);
+        self.dirty.hash(state);
+        self.unpersisted.hash(state);
+        self.after_persist.hash(state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const I: Instance = Instance::new(1, 0);
+    const P: ProposerId = ProposerId(9);
+
+    fn acceptor(reject_mode: RejectMode) -> Acceptor {
+        Acceptor::new(
+            NodeId(1),
+            AcceptorConfig {
+                reject_mode,
+                notify_learners: true,
+            },
+        )
+    }
+
+    fn prepare(high: u64) -> Prepare {
+        Prepare {
+            instance: I,
+            id: ProposalId::new(high, 0),
+            from: P,
+        }
+    }
+
+    fn accept(high: u64, value: &'static str) -> AcceptRequest {
+        AcceptRequest {
+            instance: I,
+            id: ProposalId::new(high, 0),
+            value: Value::from_static(value.as_bytes()),
+            from: P,
+        }
+    }
+
+    fn persisted(a: &mut Acceptor) -> Vec<Message> {
+        a.ready()
+            .persisted()
+            .into_iter()
+            .map(|o| o.message)
+            .collect()
+    }
+
+    #[test]
+    fn promises_a_higher_prepare_and_persists_before_replying() {
+        let mut a = acceptor(RejectMode::Silent);
+        a.handle_prepare(&prepare(5));
+        let mut ready = a.ready();
+        assert_eq!(
+            ready.records(),
+            [Record {
+                instance: I,
+                state: AcceptorState {
+                    promised: ProposalId::new(5, 0),
+                    accepted: None
+                }
+            }]
+        );
+        assert!(
+            ready.take_unpersisted_messages().is_empty(),
+            "a promise waits for the disk"
+        );
+        let out = ready.persisted();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].to, Destination::Proposer(P));
+        assert!(
+            matches!(&out[0].message, Message::Promise(p) if p.id == ProposalId::new(5, 0) && p.accepted.is_none())
+        );
+    }
+
+    #[test]
+    fn piggybacks_the_accepted_proposal_on_a_later_promise() {
+        let mut a = acceptor(RejectMode::Silent);
+        a.handle_prepare(&prepare(5));
+        a.handle_accept_request(&accept(5, "x"));
+        let _ = a.ready();
+        a.handle_prepare(&prepare(7));
+        let out = persisted(&mut a);
+        match &out[..] {
+            [Message::Promise(p)] => {
+                assert_eq!(p.id, ProposalId::new(7, 0));
+                assert_eq!(
+                    p.accepted,
+                    Some((ProposalId::new(5, 0), Value::from_static(b"x")))
+                );
+            }
+            other => panic!("expected one promise, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn silent_mode_ignores_requests_below_the_promise() {
+        let mut a = acceptor(RejectMode::Silent);
+        a.handle_prepare(&prepare(5));
+        let _ = a.ready();
+        a.handle_prepare(&prepare(4));
+        a.handle_accept_request(&accept(4, "y"));
+        let ready = a.ready();
+        assert!(ready.is_empty(), "{ready:?}");
+        assert_eq!(a.state(I).unwrap().accepted, None);
+        assert_eq!(a.stats().rejections, 2);
+    }
+
+    #[test]
+    fn nack_mode_replies_with_the_highest_promise_without_waiting_for_the_disk() {
+        let mut a = acceptor(RejectMode::Nack);
+        a.handle_prepare(&prepare(5));
+        let _ = a.ready();
+        a.handle_accept_request(&accept(3, "y"));
+        let mut ready = a.ready();
+        assert!(ready.records().is_empty());
+        let now = ready.take_unpersisted_messages();
+        assert_eq!(
+            now,
+            [Outgoing {
+                to: Destination::Proposer(P),
+                message: Message::Nack(Nack {
+                    instance: I,
+                    id: ProposalId::new(3, 0),
+                    promised: ProposalId::new(5, 0),
+                    from: NodeId(1),
+                })
+            }]
+        );
+        assert!(ready.persisted().is_empty());
+    }
+
+    #[test]
+    fn accepts_at_or_above_the_promise_and_raises_the_promise() {
+        let mut a = acceptor(RejectMode::Silent);
+        a.handle_prepare(&prepare(5));
+        a.handle_accept_request(&accept(5, "x"));
+        let out = persisted(&mut a);
+        assert_eq!(
+            out.len(),
+            3,
+            "promise, accepted to learners and to the proposer"
+        );
+        // An ACCEPT-REQUEST above the promise, with no PREPARE, is accepted too.
+        a.handle_accept_request(&accept(8, "z"));
+        let ready = a.ready();
+        assert_eq!(ready.records()[0].state.promised, ProposalId::new(8, 0));
+        let out = ready.persisted();
+        assert_eq!(out[0].to, Destination::Learners);
+        assert_eq!(out[1].to, Destination::Proposer(P));
+        // Now a PREPARE between the two is below the promise.
+        a.handle_prepare(&prepare(6));
+        assert!(a.ready().is_empty());
+    }
+
+    #[test]
+    fn a_repeated_prepare_is_promised_again_but_not_rewritten() {
+        let mut a = acceptor(RejectMode::Silent);
+        a.handle_prepare(&prepare(5));
+        let _ = a.ready();
+        a.handle_prepare(&prepare(5));
+        let ready = a.ready();
+        assert!(ready.records().is_empty());
+        assert_eq!(ready.persisted().len(), 1);
+    }
+
+    #[test]
+    fn one_record_per_instance_per_batch() {
+        let mut a = acceptor(RejectMode::Silent);
+        a.handle_prepare(&prepare(5));
+        a.handle_prepare(&prepare(6));
+        a.handle_accept_request(&accept(6, "x"));
+        let ready = a.ready();
+        assert_eq!(ready.records().len(), 1);
+        assert_eq!(
+            ready.records()[0].state.accepted,
+            Some((ProposalId::new(6, 0), Value::from_static(b"x")))
+        );
+        assert_eq!(ready.persisted().len(), 4);
+    }
+
+    #[test]
+    fn without_learner_fan_out_accepted_goes_only_to_the_proposer() {
+        let mut a = Acceptor::new(
+            NodeId(2),
+            AcceptorConfig {
+                reject_mode: RejectMode::Silent,
+                notify_learners: false,
+            },
+        );
+        a.handle_accept_request(&accept(1, "x"));
+        let out = a.ready().persisted();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].to, Destination::Proposer(P));
+    }
+
+    #[test]
+    fn restore_remembers_promises_and_accepts() {
+        let mut a = acceptor(RejectMode::Silent);
+        a.handle_prepare(&prepare(5));
+        a.handle_accept_request(&accept(5, "x"));
+        let records = a.ready().records().to_vec();
+        let mut b = Acceptor::restore(NodeId(1), a.config(), records);
+        assert_eq!(b.state(I), a.state(I));
+        b.handle_prepare(&prepare(4));
+        assert!(b.ready().is_empty(), "the restored promise still holds");
+    }
+
+    #[test]
+    fn handle_refuses_messages_for_other_roles() {
+        let mut a = acceptor(RejectMode::Silent);
+        let promise = Message::Promise(Promise {
+            instance: I,
+            id: ProposalId::new(1, 0),
+            from: NodeId(3),
+            accepted: None,
+        });
+        assert!(matches!(
+            a.handle(&promise),
+            Err(Error::UnexpectedMessage {
+                role: "acceptor",
+                kind: "promise"
+            })
+        ));
+    }
+}

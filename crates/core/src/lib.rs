@@ -1,0 +1,30 @@
+//! `paxbench-core`: single-decree Paxos as deterministic, sans-IO state machines.
+//!
+//! This crate does no networking, reads no clock and draws no unseeded random number. Time comes
+//! in as the `now` argument of every `handle_*` call, randomness from seeds given at
+//! construction, and everything a role wants done (messages to send, timers to set, records to
+//! persist before replying) comes out of it to be drained by a driver: the simulator in
+//! [`sim`], the QUIC node, or the load generator. The same inputs always give the same outputs.
+//!
+//! - Roles: [`acceptor::Acceptor`], [`proposer::Proposer`], [`learner::Learner`].
+//! - Wire vocabulary: [`message`], over the nouns in [`types`].
+//! - Remedies the harness compares: ID schemes in [`id`], retry delays in [`backoff`].
+//! - Verification: the online safety [`checker`] and the deterministic [`sim`]ulator.
+#![warn(missing_docs)]
+
+pub mod acceptor;
+pub mod backoff;
+pub mod checker;
+mod error;
+pub mod id;
+pub mod learner;
+pub mod message;
+pub mod proposer;
+pub mod rng;
+pub mod sim;
+pub mod time;
+pub mod types;
+
+pub use error::Error;
+pub use time::Time;
+pub use types::{Instance, NodeId, ProposalId, ProposerId, Value, quorum};

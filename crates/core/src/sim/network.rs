@@ -1,0 +1,253 @@
+//! The simulated network: per-link latency distributions, drop, duplicate and reorder rates,
+//! and partitions. It decides the fate of each message from a seeded RNG; it holds no queue.
+
+use std::time::Duration;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::rng::DetRng;
+use crate::types::{NodeId, ProposerId};
+
+/// A simulated host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Endpoint {
+    /// A node: one acceptor and one learner.
+    Node(NodeId),
+    /// A proposer.
+    Proposer(ProposerId),
+}
+
+/// One-way delay distribution of a link.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Latency {
+    /// Always the same.
+    Constant(Duration),
+    /// Uniform between the bounds, inclusive.
+    Uniform {
+        /// Shortest delay.
+        min: Duration,
+        /// Longest delay.
+        max: Duration,
+    },
+    /// Normal, truncated at zero.
+    Normal {
+        /// Mean delay.
+        mean: Duration,
+        /// Standard deviation.
+        std_dev: Duration,
+    },
+    /// Exponential: many short delays and a long tail.
+    Exponential {
+        /// Mean delay.
+        mean: Duration,
+    },
+}
+
+impl Latency {
+    /// One delay drawn from the distribution.
+    pub fn sample(&self, rng: &mut DetRng) -> Duration {
+        match *self {
+            Latency::Constant(d) => d,
+            Latency::Uniform { min, max } => {
+                Duration::from_nanos(rng.between(nanos(min), nanos(max)))
+            }
+            Latency::Normal { mean, std_dev } => {
+                let draw = nanos(mean) as f64 + nanos(std_dev) as f64 * rng.standard_normal();
+                Duration::from_nanos(draw.max(0.0) as u64)
+            }
+            Latency::Exponential { mean } => {
+                Duration::from_nanos(rng.exponential(nanos(mean) as f64) as u64)
+            }
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// How one direction of a link behaves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinkModel {
+    /// One-way delay.
+    pub latency: Latency,
+    /// Probability that a message is lost.
+    pub drop: f64,
+    /// Probability that a message is delivered twice (each copy with its own delay).
+    pub duplicate: f64,
+    /// Probability that a message is held back by up to `reorder_window` more, so that later
+    /// messages overtake it.
+    pub reorder: f64,
+    /// The longest extra delay of a reordered message.
+    pub reorder_window: Duration,
+}
+
+impl LinkModel {
+    /// A perfect link with a constant delay.
+    pub const fn constant(latency: Duration) -> Self {
+        Self {
+            latency: Latency::Constant(latency),
+            drop: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            reorder_window: Duration::ZERO,
+        }
+    }
+}
+
+impl Default for LinkModel {
+    /// 50 µs one way: a loopback or same-rack round trip of 100 µs.
+    fn default() -> Self {
+        Self::constant(Duration::from_micros(50))
+    }
+}
+
+/// What happens to one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Lost (dropped, or across a partition).
+    Lost,
+    /// Delivered after the delay, and a second copy after the other one if duplicated.
+    Delivered(Duration, Option<Duration>),
+}
+
+/// Links, their models, and the partition in force.
+#[derive(Clone, Debug)]
+pub struct Network {
+    default: LinkModel,
+    links: FxHashMap<(Endpoint, Endpoint), LinkModel>,
+    cut: FxHashSet<(Endpoint, Endpoint)>,
+}
+
+impl Network {
+    /// Every link behaves as `default`.
+    pub fn new(default: LinkModel) -> Self {
+        Self {
+            default,
+            links: FxHashMap::default(),
+            cut: FxHashSet::default(),
+        }
+    }
+
+    /// Replaces the model of every link without an override.
+    pub fn set_default(&mut self, model: LinkModel) {
+        self.default = model;
+    }
+
+    /// Gives the directed link `from → to` its own model.
+    pub fn set_link(&mut self, from: Endpoint, to: Endpoint, model: LinkModel) {
+        self.links.insert((from, to), model);
+    }
+
+    /// Cuts every link, both ways, between `side` and `others`.
+    pub fn partition(&mut self, side: &[Endpoint], others: &[Endpoint]) {
+        for &a in side {
+            for &b in others {
+                if !side.contains(&b) {
+                    self.cut.insert((a, b));
+                    self.cut.insert((b, a));
+                }
+            }
+        }
+    }
+
+    /// Restores every cut link.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Whether `from → to` is cut.
+    pub fn is_cut(&self, from: Endpoint, to: Endpoint) -> bool {
+        !self.cut.is_empty() && self.cut.contains(&(from, to))
+    }
+
+    /// Decides what happens to a message sent `from → to`.
+    pub fn fate(&self, from: Endpoint, to: Endpoint, rng: &mut DetRng) -> Fate {
+        if self.is_cut(from, to) {
+            return Fate::Lost;
+        }
+        let model = if self.links.is_empty() {
+            &self.default
+        } else {
+            self.links.get(&(from, to)).unwrap_or(&self.default)
+        };
+        if rng.chance(model.drop) {
+            return Fate::Lost;
+        }
+        let delay = |rng: &mut DetRng| {
+            let mut d = model.latency.sample(rng);
+            if rng.chance(model.reorder) {
+                d += Duration::from_nanos(rng.between(0, nanos(model.reorder_window)));
+            }
+            d
+        };
+        let first = delay(rng);
+        let second = rng.chance(model.duplicate).then(|| delay(rng));
+        Fate::Delivered(first, second)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Endpoint = Endpoint::Node(NodeId(0));
+    const B: Endpoint = Endpoint::Proposer(ProposerId(0));
+
+    #[test]
+    fn latency_samples_stay_in_range() {
+        let mut rng = DetRng::new(5);
+        let us = Duration::from_micros;
+        let uniform = Latency::Uniform {
+            min: us(10),
+            max: us(20),
+        };
+        let normal = Latency::Normal {
+            mean: us(10),
+            std_dev: us(50),
+        };
+        for _ in 0..1_000 {
+            let d = uniform.sample(&mut rng);
+            assert!(d >= us(10) && d <= us(20));
+            let _ = normal.sample(&mut rng); // truncated at zero: cannot be negative
+        }
+        assert_eq!(Latency::Constant(us(7)).sample(&mut rng), us(7));
+    }
+
+    #[test]
+    fn partitions_cut_both_ways_until_healed() {
+        let mut net = Network::new(LinkModel::default());
+        let mut rng = DetRng::new(1);
+        net.partition(&[A], &[A, B]);
+        assert_eq!(net.fate(A, B, &mut rng), Fate::Lost);
+        assert_eq!(net.fate(B, A, &mut rng), Fate::Lost);
+        assert!(!net.is_cut(A, A));
+        net.heal();
+        assert!(matches!(net.fate(A, B, &mut rng), Fate::Delivered(..)));
+    }
+
+    #[test]
+    fn drop_and_duplicate_rates_are_roughly_honoured() {
+        let mut net = Network::new(LinkModel {
+            drop: 0.25,
+            duplicate: 0.5,
+            ..LinkModel::default()
+        });
+        let mut rng = DetRng::new(9);
+        let (mut lost, mut dup) = (0, 0);
+        for _ in 0..10_000 {
+            match net.fate(A, B, &mut rng) {
+                Fate::Lost => lost += 1,
+                Fate::Delivered(_, Some(_)) => dup += 1,
+                Fate::Delivered(_, None) => {}
+            }
+        }
+        assert!((2_200..2_800).contains(&lost), "{lost}");
+        assert!((3_400..4_100).contains(&dup), "{dup}");
+        net.set_link(A, B, LinkModel::constant(Duration::ZERO));
+        assert_eq!(
+            net.fate(A, B, &mut rng),
+            Fate::Delivered(Duration::ZERO, None)
+        );
+    }
+}

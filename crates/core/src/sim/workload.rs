@@ -1,0 +1,155 @@
+//! What the simulated proposers propose: the [`Workload`] trait the simulator asks for each
+//! proposer's next operation, and [`UniformWorkload`], a closed loop over uniformly chosen keys.
+//! The load generator brings richer workloads (zipfian keys, races, open loop) through the trait.
+
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+
+use crate::proposer::GiveUpReason;
+use crate::rng::DetRng;
+use crate::time::Time;
+use crate::types::{Instance, ProposerId, Value};
+
+/// One operation: propose `value` for `instance` at time `at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpSpec {
+    /// The instance.
+    pub instance: Instance,
+    /// The value; make it unique per operation so that "won" and "lost" can be told apart.
+    pub value: Value,
+    /// When to start; not before the `now` it was asked at.
+    pub at: Time,
+}
+
+/// How an operation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OpOutcome {
+    /// Its own value was chosen.
+    Won,
+    /// Another value was chosen for the instance: it lost the race.
+    Lost,
+    /// It stopped without learning a decision.
+    GaveUp(GiveUpReason),
+}
+
+/// A source of operations for the simulator.
+pub trait Workload {
+    /// The next operation for `proposer`, now idle at `now`; `None` when it is done.
+    fn next_op(&mut self, proposer: ProposerId, now: Time) -> Option<OpSpec>;
+    /// How `proposer`'s operation on `instance` ended.
+    fn on_outcome(
+        &mut self,
+        proposer: ProposerId,
+        now: Time,
+        instance: Instance,
+        outcome: OpOutcome,
+    );
+}
+
+/// A value no other operation proposes: the proposer and its operation number.
+pub fn unique_value(proposer: ProposerId, op: u64) -> Value {
+    let mut bytes = Vec::with_capacity(12);
+    bytes.extend_from_slice(&proposer.0.to_be_bytes());
+    bytes.extend_from_slice(&op.to_be_bytes());
+    Value::from(bytes)
+}
+
+/// A closed loop: each proposer runs `ops_per_proposer` operations one after another, waiting
+/// `think_time` between them, each on a uniformly chosen key at the next slot not yet known to
+/// be decided. Proposers that pick the same key at the same time race for the same instance;
+/// the losers' next operation on that key moves to the next slot.
+#[derive(Clone, Debug)]
+pub struct UniformWorkload {
+    keys: u64,
+    ops_per_proposer: u64,
+    think_time: Duration,
+    start_spread: Duration,
+    rng: DetRng,
+    next_slot: FxHashMap<u64, u64>,
+    issued: FxHashMap<ProposerId, u64>,
+}
+
+impl UniformWorkload {
+    /// `ops_per_proposer` operations per proposer over `keys` keys; first operations start
+    /// uniformly within `start_spread`.
+    pub fn new(
+        keys: u64,
+        ops_per_proposer: u64,
+        think_time: Duration,
+        start_spread: Duration,
+        seed: u64,
+    ) -> Self {
+        Self {
+            keys: keys.max(1),
+            ops_per_proposer,
+            think_time,
+            start_spread,
+            rng: DetRng::fork(seed, 0x5eed),
+            next_slot: FxHashMap::default(),
+            issued: FxHashMap::default(),
+        }
+    }
+}
+
+impl Workload for UniformWorkload {
+    fn next_op(&mut self, proposer: ProposerId, now: Time) -> Option<OpSpec> {
+        let issued = self.issued.entry(proposer).or_insert(0);
+        if *issued >= self.ops_per_proposer {
+            return None;
+        }
+        let at = if *issued == 0 {
+            now + Duration::from_nanos(self.rng.between(0, self.start_spread.as_nanos() as u64))
+        } else {
+            now + self.think_time
+        };
+        let op = *issued;
+        *issued += 1;
+        let key = self.rng.below(self.keys);
+        let slot = self.next_slot.get(&key).copied().unwrap_or(0);
+        Some(OpSpec {
+            instance: Instance::new(key, slot),
+            value: unique_value(proposer, op),
+            at,
+        })
+    }
+
+    fn on_outcome(&mut self, _: ProposerId, _: Time, instance: Instance, outcome: OpOutcome) {
+        if matches!(outcome, OpOutcome::Won | OpOutcome::Lost) {
+            let next = self.next_slot.entry(instance.key).or_insert(0);
+            *next = (*next).max(instance.slot + 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_the_budget_and_moves_slots_after_a_decision() {
+        let mut w = UniformWorkload::new(1, 2, Duration::from_millis(1), Duration::ZERO, 3);
+        let p = ProposerId(4);
+        let first = w.next_op(p, Time::ZERO).unwrap();
+        assert_eq!(first.instance, Instance::new(0, 0));
+        assert_eq!(first.at, Time::ZERO);
+        w.on_outcome(p, Time(5), first.instance, OpOutcome::Lost);
+        let second = w.next_op(p, Time(5)).unwrap();
+        assert_eq!(second.instance, Instance::new(0, 1));
+        assert_eq!(second.at, Time(5) + Duration::from_millis(1));
+        assert_ne!(first.value, second.value);
+        assert_eq!(w.next_op(p, Time(9)), None);
+    }
+
+    #[test]
+    fn unique_values_differ_per_proposer_and_op() {
+        assert_ne!(
+            unique_value(ProposerId(1), 2),
+            unique_value(ProposerId(2), 1)
+        );
+        assert_ne!(
+            unique_value(ProposerId(1), 1),
+            unique_value(ProposerId(1), 2)
+        );
+    }
+}
