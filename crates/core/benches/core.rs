@@ -1,1 +1,195 @@
-fn main() {}
+//! Criterion benchmarks of the core: ID generation per scheme, acceptor PREPARE and
+//! ACCEPT-REQUEST handling, a full proposer round against in-memory acceptors, the checker's
+//! cost per event, and simulator deliveries per second.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use paxbench_core::acceptor::{Acceptor, AcceptorConfig, AcceptorState, Destination, Record};
+use paxbench_core::checker::{Checker, ChosenBy};
+use paxbench_core::id::{IdGenerator, IdScheme, IdSchemeKind};
+use paxbench_core::message::{AcceptRequest, Message, Prepare};
+use paxbench_core::proposer::{Proposer, ProposerConfig, ProposerEvent};
+use paxbench_core::sim::{LinkModel, Sim, SimConfig, UniformWorkload};
+use paxbench_core::{Instance, NodeId, ProposalId, ProposerId, Time, Value};
+
+fn ids(c: &mut Criterion) {
+    let mut group = c.benchmark_group("id/next");
+    for kind in IdSchemeKind::ALL {
+        let mut generator = IdGenerator::new(kind, ProposerId(3)).unwrap();
+        let mut clock = 1_700_000_000_000_000_000u64;
+        group.bench_function(kind.name(), |b| {
+            b.iter(|| {
+                clock += 1_000;
+                black_box(generator.next_id(black_box(clock)))
+            })
+        });
+    }
+    group.finish();
+}
+
+const INSTANCES: u64 = 4_096;
+
+fn acceptor(c: &mut Criterion) {
+    let value = Value::from(vec![7u8; 64]);
+    let mut group = c.benchmark_group("acceptor");
+    group.throughput(Throughput::Elements(1));
+
+    let mut a = Acceptor::new(NodeId(1), AcceptorConfig::default());
+    let mut round = 0u64;
+    group.bench_function("prepare+ready", |b| {
+        b.iter(|| {
+            round += 1;
+            a.handle_prepare(&Prepare {
+                instance: Instance::new(round % INSTANCES, 0),
+                id: ProposalId::new(round, 1),
+                from: ProposerId(1),
+            });
+            black_box(a.ready().persisted())
+        })
+    });
+
+    let mut a = Acceptor::new(NodeId(1), AcceptorConfig::default());
+    let mut round = 0u64;
+    group.bench_function("accept+ready", |b| {
+        b.iter(|| {
+            round += 1;
+            a.handle_accept_request(&AcceptRequest {
+                instance: Instance::new(round % INSTANCES, 0),
+                id: ProposalId::new(round, 1),
+                value: value.clone(),
+                from: ProposerId(1),
+            });
+            black_box(a.ready().persisted())
+        })
+    });
+
+    // Group commit: 64 requests handled, then one `ready` for all of them.
+    let mut a = Acceptor::new(NodeId(1), AcceptorConfig::default());
+    let mut round = 0u64;
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("prepare-batch-64", |b| {
+        b.iter(|| {
+            for _ in 0..64 {
+                round += 1;
+                a.handle_prepare(&Prepare {
+                    instance: Instance::new(round % INSTANCES, 0),
+                    id: ProposalId::new(round, 1),
+                    from: ProposerId(1),
+                });
+            }
+            black_box(a.ready().persisted())
+        })
+    });
+    group.finish();
+}
+
+/// One decision: a proposer and three acceptors exchanging messages in memory.
+fn proposer_round(c: &mut Criterion) {
+    let mut group = c.benchmark_group("proposer");
+    group.throughput(Throughput::Elements(1));
+    let mut acceptors: Vec<Acceptor> = (0..3)
+        .map(|n| {
+            Acceptor::new(
+                NodeId(n),
+                AcceptorConfig {
+                    notify_learners: false,
+                    ..AcceptorConfig::default()
+                },
+            )
+        })
+        .collect();
+    let mut proposer = Proposer::new(ProposerId(1), ProposerConfig::new(3), 1).unwrap();
+    let value = Value::from(vec![1u8; 64]);
+    let mut key = 0u64;
+    let mut inbox: Vec<Message> = Vec::with_capacity(8);
+    group.bench_function("decision-3-acceptors", |b| {
+        b.iter(|| {
+            key += 1;
+            let now = Time(key);
+            proposer
+                .propose(now, Instance::new(key, 0), value.clone())
+                .unwrap();
+            let mut chosen = false;
+            while !chosen {
+                while let Some(message) = proposer.poll_transmit() {
+                    for a in &mut acceptors {
+                        a.handle(&message).unwrap();
+                        for out in a.ready().persisted() {
+                            if let Destination::Proposer(_) = out.to {
+                                inbox.push(out.message);
+                            }
+                        }
+                    }
+                }
+                for message in inbox.drain(..) {
+                    proposer.handle(now, &message).unwrap();
+                }
+                while let Some(event) = proposer.poll_event() {
+                    chosen |= matches!(event, ProposerEvent::Chosen { .. });
+                }
+            }
+        })
+    });
+    group.finish();
+}
+
+fn checker(c: &mut Criterion) {
+    let mut group = c.benchmark_group("checker");
+    group.throughput(Throughput::Elements(1));
+    let value = Value::from(vec![3u8; 64]);
+    let mut checker = Checker::new();
+    let mut n = 0u64;
+    group.bench_function("acceptor-record", |b| {
+        b.iter(|| {
+            n += 1;
+            let record = Record {
+                instance: Instance::new(n % INSTANCES, 0),
+                state: AcceptorState {
+                    promised: ProposalId::new(n, 1),
+                    accepted: Some((ProposalId::new(n, 1), value.clone())),
+                },
+            };
+            checker.on_acceptor_record(NodeId((n % 3) as u32), black_box(&record));
+        })
+    });
+    let mut checker = Checker::new();
+    let mut n = 0u64;
+    group.bench_function("decision(proposed+id+chosen)", |b| {
+        b.iter(|| {
+            n += 1;
+            let instance = Instance::new(n, 0);
+            checker.on_proposed(instance, &value);
+            checker.on_id_issued(ProposerId(1), instance, ProposalId::new(n, 1));
+            checker.on_chosen(instance, &value, ChosenBy::Proposer(ProposerId(1)));
+        })
+    });
+    group.finish();
+}
+
+fn simulator(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sim");
+    group.sample_size(10);
+    let build = || {
+        let mut config = SimConfig::new(3, 64, 1);
+        config.links = LinkModel::constant(Duration::from_micros(50));
+        let workload =
+            UniformWorkload::new(1_024, 200, Duration::ZERO, Duration::from_micros(100), 1);
+        Sim::new(config, workload).unwrap()
+    };
+    let deliveries = build().run(&mut ()).stats.delivered;
+    group.throughput(Throughput::Elements(deliveries));
+    group.bench_function("deliveries-3x64", |b| {
+        b.iter_batched(
+            build,
+            |mut sim| black_box(sim.run(&mut ())),
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ids, acceptor, proposer_round, checker, simulator);
+criterion_main!(benches);

@@ -304,10 +304,9 @@ impl Proposer {
         let Stage::Preparing { highest_accepted } = &mut op.stage else {
             return;
         };
-        if op.ayes.contains(&promise.from) {
+        if !insert_sorted(&mut op.ayes, promise.from) {
             return;
         }
-        op.ayes.push(promise.from);
         if let Some((id, value)) = &promise.accepted
             && highest_accepted.as_ref().is_none_or(|(best, _)| id > best)
         {
@@ -355,10 +354,9 @@ impl Proposer {
         let Stage::Accepting { value } = &op.stage else {
             return;
         };
-        if op.ayes.contains(&accepted.from) {
+        if !insert_sorted(&mut op.ayes, accepted.from) {
             return;
         }
-        op.ayes.push(accepted.from);
         if op.ayes.len() < quorum {
             return;
         }
@@ -389,10 +387,9 @@ impl Proposer {
             Stage::Accepting { .. } => Phase::Accept,
             Stage::BackingOff => return,
         };
-        if op.nays.contains(&nack.from) {
+        if !insert_sorted(&mut op.nays, nack.from) {
             return;
         }
-        op.nays.push(nack.from);
         op.highest_rejection = op.highest_rejection.max(nack.promised);
         if op.nays.len() <= max_nays {
             return;
@@ -512,6 +509,18 @@ impl Proposer {
                 reason,
                 attempts: op.attempts,
             });
+        }
+    }
+}
+
+/// Adds `node` to a sorted set of voters; false if it was there. Keeping the set sorted makes
+/// a proposer's state independent of arrival order, which a model checker relies on.
+fn insert_sorted(voters: &mut Vec<NodeId>, node: NodeId) -> bool {
+    match voters.binary_search(&node) {
+        Ok(_) => false,
+        Err(at) => {
+            voters.insert(at, node);
+            true
         }
     }
 }

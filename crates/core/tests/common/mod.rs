@@ -1,0 +1,49 @@
+//! Helpers shared by the simulator's integration tests.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+
+use paxbench_core::sim::{OpOutcome, OpSpec, Workload};
+use paxbench_core::{Instance, ProposerId, Time, Value};
+
+/// Operations given up front: each proposer runs its own list in order, each at its time.
+#[derive(Default)]
+pub struct ScriptedWorkload {
+    ops: Vec<(ProposerId, VecDeque<OpSpec>)>,
+    pub outcomes: Vec<(ProposerId, Instance, OpOutcome)>,
+}
+
+impl ScriptedWorkload {
+    pub fn op(mut self, proposer: u32, at: Time, instance: Instance, value: &str) -> Self {
+        let spec = OpSpec {
+            instance,
+            value: Value::from(value.as_bytes().to_vec()),
+            at,
+        };
+        let id = ProposerId(proposer);
+        match self.ops.iter_mut().find(|(p, _)| *p == id) {
+            Some((_, list)) => list.push_back(spec),
+            None => self.ops.push((id, VecDeque::from([spec]))),
+        }
+        self
+    }
+}
+
+impl Workload for ScriptedWorkload {
+    fn next_op(&mut self, proposer: ProposerId, now: Time) -> Option<OpSpec> {
+        let (_, list) = self.ops.iter_mut().find(|(p, _)| *p == proposer)?;
+        let mut op = list.pop_front()?;
+        op.at = op.at.max(now);
+        Some(op)
+    }
+
+    fn on_outcome(
+        &mut self,
+        proposer: ProposerId,
+        _: Time,
+        instance: Instance,
+        outcome: OpOutcome,
+    ) {
+        self.outcomes.push((proposer, instance, outcome));
+    }
+}

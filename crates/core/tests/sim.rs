@@ -1,0 +1,233 @@
+//! Simulator scenarios with known answers: a clean cluster decides everything, a seed fixes the
+//! history, naive timestamps collide and break agreement, volatile acceptors break agreement
+//! and durable ones do not, and group commit shares persists.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::ScriptedWorkload;
+use paxbench_core::acceptor::RejectMode;
+use paxbench_core::checker::Violation;
+use paxbench_core::id::IdSchemeKind;
+use paxbench_core::sim::{
+    Fault, Latency, LinkModel, OpOutcome, Sim, SimConfig, SimReport, Storage, UniformWorkload,
+};
+use paxbench_core::{Instance, NodeId, Time};
+
+const MS: Duration = Duration::from_millis(1);
+const US: Duration = Duration::from_micros(1);
+
+fn jittery_links() -> LinkModel {
+    LinkModel {
+        latency: Latency::Uniform {
+            min: 20 * US,
+            max: 120 * US,
+        },
+        ..LinkModel::default()
+    }
+}
+
+fn uniform_run(config: SimConfig, keys: u64, ops: u64) -> (SimReport, Vec<Violation>) {
+    let workload = UniformWorkload::new(keys, ops, 100 * US, MS, config.seed);
+    let mut sim = Sim::new(config, workload).unwrap();
+    let report = sim.run(&mut ());
+    (report, sim.checker().violations().to_vec())
+}
+
+#[test]
+fn a_clean_cluster_decides_every_operation_safely() {
+    let mut config = SimConfig::new(3, 5, 11);
+    config.links = jittery_links();
+    let (report, violations) = uniform_run(config, 3, 20);
+    assert!(violations.is_empty(), "{violations:?}");
+    assert!(!report.stopped_early);
+    let s = report.stats;
+    assert_eq!(s.ops_started, 100);
+    assert_eq!(s.ops_won + s.ops_lost, 100, "{s:?}");
+    assert_eq!(s.ops_gave_up, 0);
+    assert!(
+        s.ops_lost > 0,
+        "five proposers on three keys must lose some races: {s:?}"
+    );
+    assert!(s.attempts >= 100);
+    assert_eq!(s.lost, 0, "perfect links lose nothing");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_history() {
+    let config = |seed| {
+        let mut c = SimConfig::new(5, 8, seed);
+        c.links = LinkModel {
+            drop: 0.05,
+            duplicate: 0.05,
+            reorder: 0.1,
+            reorder_window: 200 * US,
+            ..jittery_links()
+        };
+        c.acceptor.reject_mode = RejectMode::Nack;
+        c
+    };
+    let (a, _) = uniform_run(config(42), 2, 10);
+    let (b, _) = uniform_run(config(42), 2, 10);
+    let (c, _) = uniform_run(config(43), 2, 10);
+    assert_eq!(a.digest, b.digest);
+    assert_eq!(a.stats, b.stats);
+    assert_eq!(a.end, b.end);
+    assert_ne!(
+        a.digest, c.digest,
+        "a different seed gives a different history"
+    );
+}
+
+#[test]
+fn naive_timestamps_on_a_coarse_clock_collide_and_break_agreement() {
+    let mut config =
+        SimConfig::new(3, 6, 7).with_clock_skew(1_700_000_000_000_000_000, Duration::ZERO, 0.0, MS);
+    config.links = jittery_links();
+    for p in &mut config.proposers {
+        p.id_scheme = IdSchemeKind::NaiveTimestamp;
+    }
+    let workload = UniformWorkload::new(1, 30, 100 * US, 100 * US, config.seed);
+    let mut sim = Sim::new(config, workload).unwrap();
+    sim.run(&mut ());
+    let checker = sim.checker();
+    assert!(checker.stats().id_collisions > 0, "{:?}", checker.stats());
+    let agreement = checker
+        .violations()
+        .iter()
+        .find(|v| matches!(v, Violation::Agreement { .. }));
+    assert!(
+        agreement.is_some(),
+        "expected an agreement violation, got {:?}",
+        checker.violation_counts()
+    );
+    println!("{}", agreement.unwrap());
+}
+
+#[test]
+fn the_same_run_with_slotted_timestamps_is_safe() {
+    let mut config =
+        SimConfig::new(3, 6, 7).with_clock_skew(1_700_000_000_000_000_000, Duration::ZERO, 0.0, MS);
+    config.links = jittery_links();
+    for p in &mut config.proposers {
+        p.id_scheme = IdSchemeKind::Timestamp;
+    }
+    let workload = UniformWorkload::new(1, 30, 100 * US, 100 * US, config.seed);
+    let mut sim = Sim::new(config, workload).unwrap();
+    sim.run(&mut ());
+    assert!(
+        sim.checker().violations().is_empty(),
+        "{:?}",
+        sim.checker().violations()
+    );
+    assert_eq!(sim.checker().stats().id_collisions, 0);
+}
+
+/// Proposer 0 gets "a" chosen; then every acceptor crashes and restarts; then proposer 1
+/// proposes "b" for the same instance.
+fn amnesia_scenario(storage: Storage) -> (Sim<ScriptedWorkload>, Vec<Violation>) {
+    let instance = Instance::new(0, 0);
+    let mut config = SimConfig::new(3, 2, 1);
+    config.storage = storage;
+    config.links = LinkModel::constant(50 * US);
+    for n in 0..3 {
+        config
+            .faults
+            .push((Time::ZERO + 2 * MS, Fault::Crash(NodeId(n))));
+        config
+            .faults
+            .push((Time::ZERO + 3 * MS, Fault::Restart(NodeId(n))));
+    }
+    let workload = ScriptedWorkload::default()
+        .op(0, Time::ZERO, instance, "a")
+        .op(1, Time::ZERO + 5 * MS, instance, "b");
+    let mut sim = Sim::new(config, workload).unwrap();
+    sim.run(&mut ());
+    let violations = sim.checker().violations().to_vec();
+    (sim, violations)
+}
+
+#[test]
+fn volatile_acceptors_that_crash_can_break_agreement() {
+    let (sim, violations) = amnesia_scenario(Storage::Volatile);
+    assert!(
+        violations
+            .iter()
+            .any(|v| matches!(v, Violation::Agreement { .. })),
+        "{violations:?}"
+    );
+    let outcomes: Vec<_> = sim.workload().outcomes.iter().map(|o| o.2).collect();
+    assert_eq!(
+        outcomes,
+        [OpOutcome::Won, OpOutcome::Won],
+        "both think they won"
+    );
+}
+
+#[test]
+fn durable_acceptors_remember_and_the_late_proposer_adopts_the_chosen_value() {
+    let (sim, violations) = amnesia_scenario(Storage::Durable);
+    assert!(violations.is_empty(), "{violations:?}");
+    let outcomes: Vec<_> = sim.workload().outcomes.iter().map(|o| o.2).collect();
+    assert_eq!(outcomes, [OpOutcome::Won, OpOutcome::Lost]);
+    assert_eq!(
+        sim.checker()
+            .chosen(Instance::new(0, 0))
+            .map(|v| v.as_ref()),
+        Some(&b"a"[..])
+    );
+    let stored = sim.stored(NodeId(2)).count();
+    assert_eq!(stored, 1, "one instance on disk");
+}
+
+#[test]
+fn group_commit_shares_persists_between_concurrent_requests() {
+    let run = |fsync| {
+        let mut config = SimConfig::new(3, 16, 5);
+        config.fsync = fsync;
+        config.proposers.iter_mut().for_each(|p| {
+            p.phase1_timeout = 20 * MS;
+            p.phase2_timeout = 20 * MS;
+        });
+        let (report, violations) = uniform_run(config, 64, 10);
+        assert!(violations.is_empty(), "{violations:?}");
+        assert_eq!(report.stats.ops_gave_up, 0);
+        report.stats
+    };
+    let immediate = run(Duration::ZERO);
+    let batched = run(MS);
+    assert!(
+        batched.persists * 2 < immediate.persists,
+        "with a 1 ms fsync, requests share persists: {} batched vs {} unbatched",
+        batched.persists,
+        immediate.persists
+    );
+}
+
+#[test]
+fn a_partitioned_minority_does_not_stop_the_majority() {
+    let mut config = SimConfig::new(5, 3, 9);
+    config.faults.push((
+        Time::ZERO,
+        Fault::Partition(vec![
+            paxbench_core::sim::Endpoint::Node(NodeId(0)),
+            paxbench_core::sim::Endpoint::Node(NodeId(1)),
+        ]),
+    ));
+    let (report, violations) = uniform_run(config, 4, 10);
+    assert!(violations.is_empty(), "{violations:?}");
+    assert_eq!(report.stats.ops_won + report.stats.ops_lost, 30);
+    assert!(report.stats.lost > 0, "messages to the minority are cut");
+}
+
+#[test]
+fn bad_setups_are_refused() {
+    let mut config = SimConfig::new(3, 1, 0);
+    config.faults.push((Time::ZERO, Fault::Crash(NodeId(3))));
+    assert!(Sim::new(config, UniformWorkload::new(1, 1, MS, MS, 0)).is_err());
+    let mut config = SimConfig::new(3, 1, 0);
+    config.proposers[0].acceptors = 5;
+    assert!(Sim::new(config, UniformWorkload::new(1, 1, MS, MS, 0)).is_err());
+}
