@@ -66,6 +66,27 @@ fn acceptor(c: &mut Criterion) {
         })
     });
 
+    let mut a = Acceptor::new(
+        NodeId(1),
+        AcceptorConfig {
+            notify_learners: false,
+            ..AcceptorConfig::default()
+        },
+    );
+    let mut round = 0u64;
+    group.bench_function("accept+ready/no-learner-fan-out", |b| {
+        b.iter(|| {
+            round += 1;
+            a.handle_accept_request(&AcceptRequest {
+                instance: Instance::new(round % INSTANCES, 0),
+                id: ProposalId::new(round, 1),
+                value: value.clone(),
+                from: ProposerId(1),
+            });
+            black_box(a.ready().persisted())
+        })
+    });
+
     // Group commit: 64 requests handled, then one `ready` for all of them.
     let mut a = Acceptor::new(NodeId(1), AcceptorConfig::default());
     let mut round = 0u64;
@@ -142,14 +163,16 @@ fn checker(c: &mut Criterion) {
     let value = Value::from(vec![3u8; 64]);
     let mut checker = Checker::new();
     let mut n = 0u64;
+    // As in a run: each instance gets one accepted record from each of three acceptors.
     group.bench_function("acceptor-record", |b| {
         b.iter(|| {
             n += 1;
+            let round = n / 3;
             let record = Record {
-                instance: Instance::new(n % INSTANCES, 0),
+                instance: Instance::new(round, 0),
                 state: AcceptorState {
-                    promised: ProposalId::new(n, 1),
-                    accepted: Some((ProposalId::new(n, 1), value.clone())),
+                    promised: ProposalId::new(round, 1),
+                    accepted: Some((ProposalId::new(round, 1), value.clone())),
                 },
             };
             checker.on_acceptor_record(NodeId((n % 3) as u32), black_box(&record));
