@@ -37,73 +37,50 @@ fn acceptor(c: &mut Criterion) {
     let mut group = c.benchmark_group("acceptor");
     group.throughput(Throughput::Elements(1));
 
-    let mut a = Acceptor::new(NodeId(1), AcceptorConfig::default());
-    let mut round = 0u64;
-    group.bench_function("prepare+ready", |b| {
-        b.iter(|| {
-            round += 1;
-            a.handle_prepare(&Prepare {
-                instance: Instance::new(round % INSTANCES, 0),
-                id: ProposalId::new(round, 1),
-                from: ProposerId(1),
-            });
-            black_box(a.ready().persisted())
-        })
-    });
-
-    let mut a = Acceptor::new(NodeId(1), AcceptorConfig::default());
-    let mut round = 0u64;
-    group.bench_function("accept+ready", |b| {
-        b.iter(|| {
-            round += 1;
-            a.handle_accept_request(&AcceptRequest {
-                instance: Instance::new(round % INSTANCES, 0),
-                id: ProposalId::new(round, 1),
-                value: value.clone(),
-                from: ProposerId(1),
-            });
-            black_box(a.ready().persisted())
-        })
-    });
-
-    let mut a = Acceptor::new(
-        NodeId(1),
-        AcceptorConfig {
-            notify_learners: false,
+    for (name, notify_learners) in [
+        ("accept+ready", true),
+        ("accept+ready/no-learner-fan-out", false),
+    ] {
+        let config = AcceptorConfig {
+            notify_learners,
             ..AcceptorConfig::default()
-        },
-    );
-    let mut round = 0u64;
-    group.bench_function("accept+ready/no-learner-fan-out", |b| {
-        b.iter(|| {
-            round += 1;
-            a.handle_accept_request(&AcceptRequest {
-                instance: Instance::new(round % INSTANCES, 0),
-                id: ProposalId::new(round, 1),
-                value: value.clone(),
-                from: ProposerId(1),
-            });
-            black_box(a.ready().persisted())
-        })
-    });
-
-    // Group commit: 64 requests handled, then one `ready` for all of them.
-    let mut a = Acceptor::new(NodeId(1), AcceptorConfig::default());
-    let mut round = 0u64;
-    group.throughput(Throughput::Elements(64));
-    group.bench_function("prepare-batch-64", |b| {
-        b.iter(|| {
-            for _ in 0..64 {
+        };
+        let mut a = Acceptor::new(NodeId(1), config);
+        let mut round = 0u64;
+        group.bench_function(name, |b| {
+            b.iter(|| {
                 round += 1;
-                a.handle_prepare(&Prepare {
+                a.handle_accept_request(&AcceptRequest {
                     instance: Instance::new(round % INSTANCES, 0),
                     id: ProposalId::new(round, 1),
+                    value: value.clone(),
                     from: ProposerId(1),
                 });
-            }
-            black_box(a.ready().persisted())
-        })
-    });
+                black_box(a.ready().persisted())
+            })
+        });
+    }
+
+    // One PREPARE per `ready`, then 64 (group commit): each PREPARE raises the promise of one of
+    // INSTANCES instances, so every one changes state and needs a record.
+    for batch in [1u64, 64] {
+        let mut a = Acceptor::new(NodeId(1), AcceptorConfig::default());
+        let mut round = 0u64;
+        group.throughput(Throughput::Elements(batch));
+        group.bench_function(format!("prepare+ready/batch-{batch}"), |b| {
+            b.iter(|| {
+                for _ in 0..batch {
+                    round += 1;
+                    a.handle_prepare(&Prepare {
+                        instance: Instance::new(round % INSTANCES, 0),
+                        id: ProposalId::new(round, 1),
+                        from: ProposerId(1),
+                    });
+                }
+                black_box(a.ready().persisted())
+            })
+        });
+    }
     group.finish();
 }
 

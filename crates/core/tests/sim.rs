@@ -81,17 +81,23 @@ fn the_same_seed_gives_the_same_history() {
     );
 }
 
-#[test]
-fn naive_timestamps_on_a_coarse_clock_collide_and_break_agreement() {
+/// Six proposers on one key, every clock reading in whole milliseconds.
+fn coarse_clock_run(scheme: IdSchemeKind) -> Sim<UniformWorkload> {
     let mut config =
         SimConfig::new(3, 6, 7).with_clock_skew(1_700_000_000_000_000_000, Duration::ZERO, 0.0, MS);
     config.links = jittery_links();
     for p in &mut config.proposers {
-        p.id_scheme = IdSchemeKind::NaiveTimestamp;
+        p.id_scheme = scheme;
     }
     let workload = UniformWorkload::new(1, 30, 100 * US, 100 * US, config.seed);
     let mut sim = Sim::new(config, workload).unwrap();
     sim.run(&mut ());
+    sim
+}
+
+#[test]
+fn naive_timestamps_on_a_coarse_clock_collide_and_break_agreement() {
+    let sim = coarse_clock_run(IdSchemeKind::NaiveTimestamp);
     let checker = sim.checker();
     assert!(checker.stats().id_collisions > 0, "{:?}", checker.stats());
     let agreement = checker
@@ -108,21 +114,14 @@ fn naive_timestamps_on_a_coarse_clock_collide_and_break_agreement() {
 
 #[test]
 fn the_same_run_with_slotted_timestamps_is_safe() {
-    let mut config =
-        SimConfig::new(3, 6, 7).with_clock_skew(1_700_000_000_000_000_000, Duration::ZERO, 0.0, MS);
-    config.links = jittery_links();
-    for p in &mut config.proposers {
-        p.id_scheme = IdSchemeKind::Timestamp;
-    }
-    let workload = UniformWorkload::new(1, 30, 100 * US, 100 * US, config.seed);
-    let mut sim = Sim::new(config, workload).unwrap();
-    sim.run(&mut ());
+    let sim = coarse_clock_run(IdSchemeKind::Timestamp);
     assert!(
         sim.checker().violations().is_empty(),
         "{:?}",
         sim.checker().violations()
     );
     assert_eq!(sim.checker().stats().id_collisions, 0);
+    assert_eq!(sim.stats().ops_won + sim.stats().ops_lost, 180);
 }
 
 /// Proposer 0 gets "a" chosen; then every acceptor crashes and restarts; then proposer 1
