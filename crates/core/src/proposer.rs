@@ -343,6 +343,10 @@ impl Proposer {
     }
 
     /// An ACCEPTED: on a majority for the current ID, the value is chosen.
+    ///
+    /// Votes are counted by proposal ID alone, as Paxos may: unique IDs carry one value each.
+    /// When an ID scheme breaks that promise (naive timestamps), two proposers sharing an ID
+    /// both count each other's votes, which is how ID collisions turn into agreement violations.
     pub fn handle_accepted(&mut self, _now: Time, accepted: &Accepted) {
         let quorum = self.quorum;
         let Some(op) = self.operation.as_mut() else {
