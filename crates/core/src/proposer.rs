@@ -181,9 +181,6 @@ struct Operation {
     stage: Stage,
     timer: Time,
     last_backoff: Duration,
-    /// Acceptors that answered the current phase yes (promised or accepted) and no (NACKed).
-    ayes: Vec<NodeId>,
-    nays: Vec<NodeId>,
     highest_rejection: ProposalId,
 }
 
@@ -196,6 +193,10 @@ pub struct Proposer {
     ids: IdGenerator,
     rng: DetRng,
     operation: Option<Operation>,
+    /// Acceptors that answered the current phase yes (promised or accepted) and no (NACKed).
+    /// They live outside `Operation` so their buffers are reused from one operation to the next.
+    ayes: Vec<NodeId>,
+    nays: Vec<NodeId>,
     transmits: VecDeque<Message>,
     events: VecDeque<ProposerEvent>,
 }
@@ -215,6 +216,8 @@ impl Proposer {
             ids: IdGenerator::new(config.id_scheme, id)?,
             rng: DetRng::new(seed),
             operation: None,
+            ayes: Vec::with_capacity(config.acceptors),
+            nays: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             config,
@@ -259,8 +262,6 @@ impl Proposer {
             stage: Stage::BackingOff,
             timer: Time::MAX,
             last_backoff: Duration::ZERO,
-            ayes: Vec::with_capacity(self.config.acceptors),
-            nays: Vec::new(),
             highest_rejection: ProposalId::ZERO,
         });
         self.start_attempt(now);
@@ -304,7 +305,7 @@ impl Proposer {
         let Stage::Preparing { highest_accepted } = &mut op.stage else {
             return;
         };
-        if !insert_sorted(&mut op.ayes, promise.from) {
+        if !insert_sorted(&mut self.ayes, promise.from) {
             return;
         }
         if let Some((id, value)) = &promise.accepted
@@ -312,7 +313,7 @@ impl Proposer {
         {
             *highest_accepted = Some((*id, value.clone()));
         }
-        if op.ayes.len() < quorum {
+        if self.ayes.len() < quorum {
             return;
         }
         let (value, adopted) = match highest_accepted.take() {
@@ -325,8 +326,8 @@ impl Proposer {
         op.stage = Stage::Accepting {
             value: value.clone(),
         };
-        op.ayes.clear();
-        op.nays.clear();
+        self.ayes.clear();
+        self.nays.clear();
         op.timer = (now + self.config.phase2_timeout).min(op.deadline);
         self.transmits
             .push_back(Message::AcceptRequest(AcceptRequest {
@@ -358,10 +359,10 @@ impl Proposer {
         let Stage::Accepting { value } = &op.stage else {
             return;
         };
-        if !insert_sorted(&mut op.ayes, accepted.from) {
+        if !insert_sorted(&mut self.ayes, accepted.from) {
             return;
         }
-        if op.ayes.len() < quorum {
+        if self.ayes.len() < quorum {
             return;
         }
         let event = ProposerEvent::Chosen {
@@ -391,11 +392,11 @@ impl Proposer {
             Stage::Accepting { .. } => Phase::Accept,
             Stage::BackingOff => return,
         };
-        if !insert_sorted(&mut op.nays, nack.from) {
+        if !insert_sorted(&mut self.nays, nack.from) {
             return;
         }
         op.highest_rejection = op.highest_rejection.max(nack.promised);
-        if op.nays.len() <= max_nays {
+        if self.nays.len() <= max_nays {
             return;
         }
         self.events.push_back(ProposerEvent::Preempted {
@@ -461,8 +462,8 @@ impl Proposer {
         op.stage = Stage::Preparing {
             highest_accepted: None,
         };
-        op.ayes.clear();
-        op.nays.clear();
+        self.ayes.clear();
+        self.nays.clear();
         op.highest_rejection = ProposalId::ZERO;
         op.timer = (now + self.config.phase1_timeout).min(op.deadline);
         self.events.push_back(ProposerEvent::AttemptStarted {
