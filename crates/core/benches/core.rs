@@ -134,37 +134,46 @@ fn proposer_round(c: &mut Criterion) {
     group.finish();
 }
 
+/// The checker's cost per decision, fed what a run feeds it: the proposal, the ID, three
+/// promise records, three accept records, three learners' and the proposer's decision. Each
+/// iteration starts from an empty checker and decides 100,000 instances, so map growth is paid
+/// as in a real run.
 fn checker(c: &mut Criterion) {
+    const DECISIONS: u64 = 100_000;
     let mut group = c.benchmark_group("checker");
-    group.throughput(Throughput::Elements(1));
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(DECISIONS));
     let value = Value::from(vec![3u8; 64]);
-    let mut checker = Checker::new();
-    let mut n = 0u64;
-    // As in a run: each instance gets one accepted record from each of three acceptors.
-    group.bench_function("acceptor-record", |b| {
-        b.iter(|| {
-            n += 1;
-            let round = n / 3;
-            let record = Record {
-                instance: Instance::new(round, 0),
-                state: AcceptorState {
-                    promised: ProposalId::new(round, 1),
-                    accepted: Some((ProposalId::new(round, 1), value.clone())),
-                },
-            };
-            checker.on_acceptor_record(NodeId((n % 3) as u32), black_box(&record));
-        })
-    });
-    let mut checker = Checker::new();
-    let mut n = 0u64;
-    group.bench_function("decision(proposed+id+chosen)", |b| {
-        b.iter(|| {
-            n += 1;
-            let instance = Instance::new(n, 0);
-            checker.on_proposed(instance, &value);
-            checker.on_id_issued(ProposerId(1), instance, ProposalId::new(n, 1));
-            checker.on_chosen(instance, &value, ChosenBy::Proposer(ProposerId(1)));
-        })
+    group.bench_function("decision-3-acceptors", |b| {
+        b.iter_batched(
+            Checker::new,
+            |mut checker| {
+                for n in 1..=DECISIONS {
+                    let instance = Instance::new(n, 0);
+                    let id = ProposalId::new(n, 1);
+                    checker.on_proposed(instance, &value);
+                    checker.on_id_issued(ProposerId(1), instance, id);
+                    for accepted in [None, Some((id, value.clone()))] {
+                        for node in 0..3 {
+                            let record = Record {
+                                instance,
+                                state: AcceptorState {
+                                    promised: id,
+                                    accepted: accepted.clone(),
+                                },
+                            };
+                            checker.on_acceptor_record(NodeId(node), &record);
+                        }
+                    }
+                    for node in 0..3 {
+                        checker.on_chosen(instance, &value, ChosenBy::Learner(NodeId(node)));
+                    }
+                    checker.on_chosen(instance, &value, ChosenBy::Proposer(ProposerId(1)));
+                }
+                black_box(checker)
+            },
+            BatchSize::LargeInput,
+        )
     });
     group.finish();
 }

@@ -211,10 +211,13 @@ pub struct CheckerStats {
     pub id_reuses: u64,
 }
 
+/// Everything known about one instance. A handful of proposers and acceptors touch an
+/// instance, so short vectors beat nested maps, and one lookup serves every check.
 #[derive(Debug, Default)]
 struct InstanceFacts {
     proposed: Vec<Value>,
     accepted_values: Vec<(ProposalId, Value)>,
+    promises: Vec<(NodeId, ProposalId)>,
     chosen: Option<(Value, ChosenBy)>,
 }
 
@@ -222,7 +225,6 @@ struct InstanceFacts {
 #[derive(Debug, Default)]
 pub struct Checker {
     instances: FxHashMap<Instance, InstanceFacts>,
-    promises: FxHashMap<(NodeId, Instance), ProposalId>,
     issued: FxHashMap<ProposalId, (ProposerId, Instance)>,
     violations: Vec<Violation>,
     stats: CheckerStats,
@@ -273,10 +275,18 @@ impl Checker {
         self.stats.events += 1;
         let instance = record.instance;
         let state = &record.state;
-        let previous = self
+        let facts = self.instances.entry(instance).or_default();
+        let previous = match facts
             .promises
-            .insert((acceptor, instance), state.promised)
-            .unwrap_or(ProposalId::ZERO);
+            .iter_mut()
+            .find(|(node, _)| *node == acceptor)
+        {
+            Some((_, promised)) => std::mem::replace(promised, state.promised),
+            None => {
+                facts.promises.push((acceptor, state.promised));
+                ProposalId::ZERO
+            }
+        };
         if state.promised < previous {
             self.violations.push(Violation::PromiseRegressed {
                 acceptor,
@@ -296,7 +306,6 @@ impl Checker {
                 promised: state.promised,
             });
         }
-        let facts = self.instances.entry(instance).or_default();
         match facts.accepted_values.iter().find(|(seen, _)| seen == id) {
             Some((_, first)) if first != value => {
                 self.violations.push(Violation::ConflictingProposal {
