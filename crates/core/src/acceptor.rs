@@ -584,3 +584,120 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Prepare {
+            key: u64,
+            round: u64,
+        },
+        /// One value per proposal ID, as unique IDs guarantee: the value is the round's.
+        Accept {
+            key: u64,
+            round: u64,
+        },
+        /// Take `ready`, persist it, then release its messages.
+        Persist,
+        /// Take `ready` and crash before the write completes, then restart from the store.
+        CrashBeforePersist,
+    }
+
+    fn steps() -> impl Strategy<Value = Vec<Step>> {
+        proptest::collection::vec(
+            prop_oneof![
+                (0u64..2, 0u64..8).prop_map(|(key, round)| Step::Prepare { key, round }),
+                (0u64..2, 0u64..8).prop_map(|(key, round)| Step::Accept { key, round }),
+                Just(Step::Persist),
+                Just(Step::CrashBeforePersist),
+            ],
+            1..120,
+        )
+    }
+
+    proptest! {
+        /// Whatever arrives and whenever it crashes, a released reply is backed by the store,
+        /// promises never go down on disk, and nothing is accepted above its promise.
+        #[test]
+        fn replies_are_always_backed_by_durable_state(
+            nack in any::<bool>(),
+            steps in steps(),
+        ) {
+            let config = AcceptorConfig {
+                reject_mode: if nack { RejectMode::Nack } else { RejectMode::Silent },
+                notify_learners: true,
+            };
+            let mut acceptor = Acceptor::new(NodeId(0), config);
+            let mut store: HashMap<Instance, AcceptorState> = HashMap::new();
+            for step in steps {
+                match step {
+                    Step::Prepare { key, round } => acceptor.handle_prepare(&Prepare {
+                        instance: Instance::new(key, 0),
+                        id: ProposalId::new(round, 1),
+                        from: ProposerId(1),
+                    }),
+                    Step::Accept { key, round } => {
+                        acceptor.handle_accept_request(&AcceptRequest {
+                            instance: Instance::new(key, 0),
+                            id: ProposalId::new(round, 1),
+                            value: Value::from(vec![round as u8]),
+                            from: ProposerId(1),
+                        })
+                    }
+                    Step::CrashBeforePersist => {
+                        let _lost = acceptor.ready();
+                        let records = store.iter().map(|(instance, state)| Record {
+                            instance: *instance,
+                            state: state.clone(),
+                        });
+                        acceptor = Acceptor::restore(NodeId(0), config, records);
+                    }
+                    Step::Persist => {
+                        let mut ready = acceptor.ready();
+                        for out in ready.take_unpersisted_messages() {
+                            prop_assert!(matches!(out.message, Message::Nack(_)));
+                        }
+                        for record in ready.records() {
+                            let previous = store
+                                .get(&record.instance)
+                                .map_or(ProposalId::ZERO, |s| s.promised);
+                            prop_assert!(record.state.promised >= previous);
+                            if let Some((id, _)) = &record.state.accepted {
+                                prop_assert!(*id <= record.state.promised);
+                            }
+                            store.insert(record.instance, record.state.clone());
+                        }
+                        for out in ready.persisted() {
+                            let durable = store.get(&out.message.instance());
+                            prop_assert!(durable.is_some(), "reply with nothing on disk: {out:?}");
+                            let durable = durable.unwrap();
+                            match &out.message {
+                                Message::Promise(p) => {
+                                    prop_assert!(durable.promised >= p.id);
+                                    if let Some((id, _)) = &p.accepted {
+                                        prop_assert!(*id <= p.id);
+                                    }
+                                }
+                                Message::Accepted(a) => {
+                                    let (id, value) = durable.accepted.as_ref().unwrap();
+                                    prop_assert!(*id >= a.id);
+                                    if *id == a.id {
+                                        prop_assert_eq!(value, &a.value);
+                                    }
+                                }
+                                other => prop_assert!(false, "unexpected {other:?}"),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

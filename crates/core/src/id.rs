@@ -314,3 +314,73 @@ mod tests {
         assert!(IdGenerator::new(IdSchemeKind::Counter, ProposerId(u32::MAX)).is_ok());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn unique_kind() -> impl Strategy<Value = IdSchemeKind> {
+        prop_oneof![
+            Just(IdSchemeKind::Counter),
+            Just(IdSchemeKind::Timestamp),
+            Just(IdSchemeKind::Hlc)
+        ]
+    }
+
+    /// One step of a proposer's life: read the clock and issue an ID, or observe another's ID.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Issue { proposer: usize, clock: u64 },
+        Observe { proposer: usize, from: usize },
+    }
+
+    fn steps() -> impl Strategy<Value = Vec<Step>> {
+        proptest::collection::vec(
+            prop_oneof![
+                // Clocks that stall, jump and go backwards.
+                (0usize..4, 0u64..50).prop_map(|(proposer, clock)| Step::Issue { proposer, clock }),
+                (0usize..4, 0usize..4)
+                    .prop_map(|(proposer, from)| Step::Observe { proposer, from }),
+            ],
+            1..200,
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn ids_increase_per_proposer_and_never_collide(kind in unique_kind(), steps in steps()) {
+            let mut generators: Vec<IdGenerator> = (0..4)
+                .map(|p| IdGenerator::new(kind, ProposerId(p + 1)).unwrap())
+                .collect();
+            let mut last: Vec<Option<ProposalId>> = vec![None; 4];
+            let mut issued = std::collections::HashMap::new();
+            for step in steps {
+                match step {
+                    Step::Issue { proposer, clock } => {
+                        let id = generators[proposer].next_id(clock);
+                        prop_assert!(id > ProposalId::ZERO);
+                        if let Some(previous) = last[proposer] {
+                            prop_assert!(id > previous, "{kind:?}: {id} after {previous}");
+                        }
+                        last[proposer] = Some(id);
+                        if let Some(other) = issued.insert(id, proposer) {
+                            prop_assert!(false, "{kind:?}: {id} issued by {other} and {proposer}");
+                        }
+                    }
+                    Step::Observe { proposer, from } => {
+                        if let Some(seen) = last[from] {
+                            generators[proposer].observe(seen);
+                            // Counter and HLC outrun what they saw; slotted timestamps may not.
+                            if kind != IdSchemeKind::Timestamp {
+                                let next = generators[proposer].clone().next_id(0);
+                                prop_assert!(next > seen, "{kind:?}: {next} does not outrun {seen}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

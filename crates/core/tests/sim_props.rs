@@ -116,7 +116,7 @@ fn fault(acceptors: usize, proposers: usize) -> impl Strategy<Value = (Time, Fau
 fn scenario() -> impl Strategy<Value = Scenario> {
     (2usize..=7, 1usize..=20).prop_flat_map(|(acceptors, proposers)| {
         (
-            (any::<u64>(), 1u64..5, 1u64..4),
+            (any::<u64>(), 1u64..8, 1u64..10),
             prop_oneof![
                 Just(IdSchemeKind::Counter),
                 Just(IdSchemeKind::Timestamp),
