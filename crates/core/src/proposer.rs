@@ -270,7 +270,7 @@ impl Proposer {
 
     /// Drops the operation in progress without an event; replies to it are then ignored.
     pub fn cancel(&mut self) {
-        self.operation = None;
+        self.end_operation();
     }
 
     /// Routes any message to its handler; only PROMISE, NACK and ACCEPTED are for a proposer.
@@ -373,7 +373,7 @@ impl Proposer {
             attempts: op.attempts,
         };
         self.events.push_back(event);
-        self.operation = None;
+        self.end_operation();
     }
 
     /// A NACK: once so many acceptors rejected the current ID that no majority can be reached,
@@ -507,8 +507,16 @@ impl Proposer {
         });
     }
 
+    /// Ends the operation in progress. An idle proposer holds no votes, so two idle proposers
+    /// with the same history are equal, whatever their last operation's replies were.
+    fn end_operation(&mut self) -> Option<Operation> {
+        self.ayes.clear();
+        self.nays.clear();
+        self.operation.take()
+    }
+
     fn give_up(&mut self, reason: GiveUpReason) {
-        if let Some(op) = self.operation.take() {
+        if let Some(op) = self.end_operation() {
             self.events.push_back(ProposerEvent::GaveUp {
                 instance: op.instance,
                 reason,
@@ -627,6 +635,10 @@ mod tests {
         );
         assert_eq!(p.poll_timeout(), None);
         assert_eq!(p.busy_with(), None);
+        assert!(
+            p.ayes.is_empty() && p.nays.is_empty(),
+            "an idle proposer holds no votes"
+        );
     }
 
     #[test]
