@@ -15,13 +15,15 @@
 use std::mem;
 
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::message::{AcceptRequest, Accepted, Message, Nack, Prepare, Promise};
 use crate::types::{Instance, NodeId, ProposalId, ProposerId, Value};
 
 /// What an acceptor does with a request below its promise.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum RejectMode {
     /// Ignore it, as the classic description has it: the proposer learns only by timing out.
     #[default]
@@ -51,7 +53,7 @@ impl Default for AcceptorConfig {
 }
 
 /// What an acceptor must remember about one instance across crashes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AcceptorState {
     /// The highest ID promised; requests below it are rejected.
     pub promised: ProposalId,

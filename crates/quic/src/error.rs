@@ -1,0 +1,119 @@
+//! The one error type of the transport crate.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::peer::PeerName;
+
+/// Everything that can go wrong while framing, securing or moving messages.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A frame announced more bytes than the limit allows.
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    FrameTooLarge {
+        /// The announced length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A frame carried a wire version this build does not speak.
+    #[error("frame has wire version {got}, this build speaks version {expected}")]
+    FrameVersion {
+        /// The version in the frame.
+        got: u8,
+        /// The version this build writes.
+        expected: u8,
+    },
+    /// A frame's payload did not decode.
+    #[error("malformed frame: {0}")]
+    MalformedFrame(postcard::Error),
+    /// The stream ended in the middle of a frame.
+    #[error("stream ended inside a frame ({0} bytes of it were read)")]
+    TruncatedFrame(usize),
+    /// A message could not be encoded (never expected for the types we send).
+    #[error("cannot encode a message: {0}")]
+    Encode(postcard::Error),
+    /// A TCP peer did not introduce itself with a `Hello` frame.
+    #[error("peer at {0} sent another frame before Hello")]
+    MissingHello(SocketAddr),
+    /// A peer name such as `node-3` or `client-0` did not parse.
+    #[error("`{0}` is not a peer name (expected node-N or client-N)")]
+    PeerName(String),
+    /// The certificate a peer presented carries no usable peer name.
+    #[error("peer at {addr} presented a certificate without a node-N or client-N name")]
+    UnnamedPeer {
+        /// Where it connected from.
+        addr: SocketAddr,
+    },
+    /// A TLS or certificate file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A PEM file held nothing usable.
+    #[error("{path}: {what}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What was missing or wrong.
+        what: String,
+    },
+    /// Certificate generation failed.
+    #[error("cannot generate certificates: {0}")]
+    CertGen(#[from] rcgen::Error),
+    /// rustls refused a configuration.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The client certificate verifier could not be built.
+    #[error("TLS client verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// A QUIC connection could not be started.
+    #[error("cannot connect to {peer} at {addr}: {source}")]
+    Connect {
+        /// Who we dialled.
+        peer: PeerName,
+        /// Where.
+        addr: SocketAddr,
+        /// Why it failed.
+        source: quinn::ConnectError,
+    },
+    /// A QUIC connection failed or was closed.
+    #[error("connection to {peer}: {source}")]
+    Connection {
+        /// The peer.
+        peer: PeerName,
+        /// Why it failed.
+        source: quinn::ConnectionError,
+    },
+    /// An address outside 127.0.0.0/8 was given where only loopback is allowed.
+    #[error(
+        "{0} is not a loopback address; plain TCP is unauthenticated and only binds to 127.0.0.0/8"
+    )]
+    NotLoopback(SocketAddr),
+    /// A socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The link was closed and the message could not be queued.
+    #[error("link to {0} is closed")]
+    LinkClosed(PeerName),
+    /// A fault setting is out of range.
+    #[error("invalid fault setting: {0}")]
+    Fault(String),
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

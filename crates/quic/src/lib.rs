@@ -1,0 +1,33 @@
+//! paxbench's transport: QUIC (quinn, rustls with ring) with mutual TLS against a cluster CA,
+//! and plain TCP for comparison, both behind one [`Transport`] trait.
+//!
+//! The crate moves [`Envelope`]s between named peers and knows no Paxos rule. Messages are
+//! framed with postcard ([`frame`]), carried by default on one long-lived stream per peer pair
+//! shared by every proposer, with whatever is queued sent in one write ([`link`]). A fault layer
+//! ([`fault`]) drops, duplicates, delays and partitions frames for tests and benchmarks.
+//!
+//! Drive endpoints from current-thread tokio runtimes: on 2 vCPUs a multi-thread runtime
+//! roughly doubled quinn's round trip (see the README's Performance section).
+
+#![warn(missing_docs)]
+
+mod error;
+pub mod fault;
+pub mod frame;
+pub mod link;
+pub mod peer;
+pub mod quic;
+pub mod tcp;
+pub mod tls;
+pub mod transport;
+pub mod wire;
+
+pub use error::Error;
+pub use fault::{FaultLayer, FaultSpec, LinkFaults};
+pub use link::{Endpoint, EndpointConfig, Inbound, Link};
+pub use peer::PeerName;
+pub use quic::QuicTransport;
+pub use tcp::TcpTransport;
+pub use tls::{Identity, TlsFiles, generate_cluster_certs};
+pub use transport::{Carrier, Transport, TransportKind};
+pub use wire::{AdminCommand, AdminReply, Envelope, LatencySummary, NodeStats, TransportCounters};

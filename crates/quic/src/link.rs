@@ -1,0 +1,496 @@
+//! Links: the framed, coalescing message pipes above any [`Transport`]. An [`Endpoint`] dials
+//! peers (reconnecting after they restart) and serves peers that dial it; every frame that
+//! arrives lands in one inbox as an [`Inbound`] that carries the link to answer on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::error::Error;
+use crate::fault::{Fate, FaultLayer};
+use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder, encode_frame};
+use crate::peer::PeerName;
+use crate::transport::{Carrier, Counters, IncomingStream, Transport};
+use crate::wire::{Envelope, TransportCounters};
+
+/// A write is flushed once this many bytes are queued, so one slow peer cannot make a writer
+/// buffer without bound; below it, everything queued goes out in one write.
+const COALESCE_LIMIT: usize = 256 * 1024;
+
+/// Frames queued in the inbox before readers stop reading, which pushes back on the peers
+/// through the transport's flow control.
+pub const DEFAULT_INBOX_CAPACITY: usize = 8192;
+
+/// Redial delays after a failed connection attempt: doubling from the first to the second.
+const REDIAL_DELAYS: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(500));
+
+/// One frame that arrived, and the link to answer it on.
+#[derive(Debug)]
+pub struct Inbound {
+    /// Who sent it.
+    pub peer: PeerName,
+    /// What it holds.
+    pub envelope: Envelope,
+    /// Where replies go.
+    pub reply: Link,
+}
+
+/// A handle to send frames to one peer. Cloning shares the link. Sending never blocks: frames
+/// queue for the link's writer, which sends whatever is queued in one write.
+#[derive(Clone, Debug)]
+pub struct Link {
+    peer: PeerName,
+    queue: mpsc::UnboundedSender<Envelope>,
+    shared: Arc<Shared>,
+}
+
+impl Link {
+    /// The peer at the other end.
+    pub fn peer(&self) -> PeerName {
+        self.peer
+    }
+
+    /// Whether the link's stream is gone (a dialled link never is: it redials).
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    /// Queues `envelope`, through the fault layer. A frame for a closed link is dropped and
+    /// counted: Paxos treats it as lost.
+    pub fn send(&self, envelope: Envelope) {
+        match self.shared.faults.outbound(self.peer) {
+            Fate::Drop => Counters::add(&self.shared.counters().dropped, 1),
+            Fate::Send { copies, delay } if delay.is_zero() => {
+                if copies == 2 {
+                    self.enqueue(envelope.clone());
+                }
+                self.enqueue(envelope);
+            }
+            Fate::Send { copies, delay } => {
+                let link = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    if copies == 2 {
+                        link.enqueue(envelope.clone());
+                    }
+                    link.enqueue(envelope);
+                });
+            }
+        }
+    }
+
+    fn enqueue(&self, envelope: Envelope) {
+        if self.queue.send(envelope).is_err() {
+            Counters::add(&self.shared.counters().dropped, 1);
+        }
+    }
+}
+
+/// What every link of an endpoint shares.
+#[derive(Debug)]
+struct Shared {
+    counters: Arc<dyn CountersSource>,
+    faults: FaultLayer,
+    inbox: mpsc::Sender<Inbound>,
+    max_frame: usize,
+}
+
+impl Shared {
+    fn counters(&self) -> &Counters {
+        self.counters.counters()
+    }
+}
+
+/// Lets links reach the transport's counters without being generic over the transport.
+trait CountersSource: Send + Sync + std::fmt::Debug {
+    fn counters(&self) -> &Counters;
+}
+
+#[derive(Debug)]
+struct TransportCountersSource<T>(T);
+
+impl<T: Transport + std::fmt::Debug> CountersSource for TransportCountersSource<T> {
+    fn counters(&self) -> &Counters {
+        self.0.counters()
+    }
+}
+
+/// Settings of an [`Endpoint`].
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// How frames are laid onto streams when dialling.
+    pub carrier: Carrier,
+    /// The largest frame accepted.
+    pub max_frame: usize,
+    /// Frames buffered in the inbox before reading pauses.
+    pub inbox_capacity: usize,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            carrier: Carrier::Framed,
+            max_frame: DEFAULT_MAX_FRAME,
+            inbox_capacity: DEFAULT_INBOX_CAPACITY,
+        }
+    }
+}
+
+/// Links over one transport, all delivering into one inbox.
+#[derive(Clone, Debug)]
+pub struct Endpoint<T: Transport> {
+    transport: T,
+    carrier: Carrier,
+    shared: Arc<Shared>,
+}
+
+impl<T: Transport + std::fmt::Debug> Endpoint<T> {
+    /// An endpoint over `transport`, and the inbox where every arriving frame lands.
+    /// Call inside a tokio runtime.
+    pub fn new(
+        transport: T,
+        faults: FaultLayer,
+        config: &EndpointConfig,
+    ) -> (Self, mpsc::Receiver<Inbound>) {
+        let (inbox, inbox_rx) = mpsc::channel(config.inbox_capacity.max(1));
+        let shared = Arc::new(Shared {
+            counters: Arc::new(TransportCountersSource(transport.clone())),
+            faults,
+            inbox,
+            max_frame: config.max_frame,
+        });
+        let endpoint = Self {
+            transport,
+            carrier: config.carrier,
+            shared,
+        };
+        (endpoint, inbox_rx)
+    }
+
+    /// The transport underneath.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// The fault layer every link consults.
+    pub fn faults(&self) -> &FaultLayer {
+        &self.shared.faults
+    }
+
+    /// A copy of the transport counters.
+    pub fn counters(&self) -> TransportCounters {
+        self.shared.counters().snapshot()
+    }
+
+    /// Starts serving peers that dial us: each stream they open becomes a link whose frames
+    /// arrive in the inbox.
+    pub fn serve(&self) {
+        let (streams_tx, mut streams) = mpsc::channel(64);
+        self.transport.listen(streams_tx);
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            while let Some(stream) = streams.recv().await {
+                spawn_stream_link(stream, shared.clone());
+            }
+        });
+    }
+
+    /// A link to `peer` at `addr`. It connects in the background, and reconnects when the peer
+    /// restarts; frames sent while it is down are dropped and counted.
+    pub fn dial(&self, addr: SocketAddr, peer: PeerName) -> Link {
+        let (queue, rx) = mpsc::unbounded_channel();
+        let link = Link {
+            peer,
+            queue,
+            shared: self.shared.clone(),
+        };
+        let transport = self.transport.clone();
+        let reply = ReplyHandle::Weak {
+            peer,
+            queue: link.queue.downgrade(),
+            shared: self.shared.clone(),
+        };
+        match self.carrier {
+            Carrier::Framed => {
+                tokio::spawn(run_dialled_framed(transport, addr, reply, rx));
+            }
+            Carrier::StreamPerRequest => {
+                tokio::spawn(run_dialled_per_request(transport, addr, reply, rx));
+            }
+        }
+        link
+    }
+
+    /// Closes every connection gracefully.
+    pub async fn shutdown(&self) {
+        self.transport.shutdown().await;
+    }
+}
+
+fn spawn_stream_link<R, W>(stream: IncomingStream<R, W>, shared: Arc<Shared>)
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (queue, mut rx) = mpsc::unbounded_channel();
+    let link = Link {
+        peer: stream.peer,
+        queue,
+        shared: shared.clone(),
+    };
+    let (abort_tx, abort_rx) = oneshot::channel();
+    // The reader keeps the link alive for as long as the peer keeps its side open.
+    tokio::spawn(read_loop(
+        stream.reader,
+        ReplyHandle::Strong(link),
+        Some(abort_tx),
+    ));
+    let peer = stream.peer;
+    tokio::spawn(async move {
+        tokio::select! {
+            result = write_loop(stream.writer, &mut rx, &shared) => {
+                if let Err(e) = result {
+                    debug!(%peer, "stream closed: {e}");
+                }
+            }
+            // A reader that ends normally drops the sender; only a sent signal aborts.
+            Ok(()) = abort_rx => debug!(%peer, "stream aborted after a bad frame"),
+        }
+    });
+}
+
+/// How a reader names the link that answers what it read.
+#[derive(Clone, Debug)]
+enum ReplyHandle {
+    /// A served stream: the reader keeps it open.
+    Strong(Link),
+    /// A dialled link: only its users keep it open; dropping them all ends it.
+    Weak {
+        peer: PeerName,
+        queue: mpsc::WeakUnboundedSender<Envelope>,
+        shared: Arc<Shared>,
+    },
+}
+
+impl ReplyHandle {
+    fn peer(&self) -> PeerName {
+        match self {
+            ReplyHandle::Strong(link) => link.peer,
+            ReplyHandle::Weak { peer, .. } => *peer,
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        match self {
+            ReplyHandle::Strong(link) => &link.shared,
+            ReplyHandle::Weak { shared, .. } => shared,
+        }
+    }
+
+    fn link(&self) -> Option<Link> {
+        match self {
+            ReplyHandle::Strong(link) => Some(link.clone()),
+            ReplyHandle::Weak {
+                peer,
+                queue,
+                shared,
+            } => Some(Link {
+                peer: *peer,
+                queue: queue.upgrade()?,
+                shared: shared.clone(),
+            }),
+        }
+    }
+}
+
+async fn run_dialled_framed<T: Transport>(
+    transport: T,
+    addr: SocketAddr,
+    reply: ReplyHandle,
+    mut rx: mpsc::UnboundedReceiver<Envelope>,
+) {
+    let peer = reply.peer();
+    let shared = reply.shared().clone();
+    let mut delay = REDIAL_DELAYS.0;
+    loop {
+        match transport.open(addr, peer).await {
+            Ok((reader, writer)) => {
+                delay = REDIAL_DELAYS.0;
+                let (abort_tx, abort_rx) = oneshot::channel();
+                let reader_task = tokio::spawn(read_loop(reader, reply.clone(), Some(abort_tx)));
+                let outcome = tokio::select! {
+                    result = write_loop(writer, &mut rx, &shared) => result,
+                    Ok(()) = abort_rx => Err(std::io::Error::other("bad frame from peer")),
+                };
+                reader_task.abort();
+                match outcome {
+                    Ok(()) => return,
+                    Err(e) => debug!(%peer, %addr, "link lost, redialling: {e}"),
+                }
+            }
+            Err(e) => {
+                debug!(%peer, %addr, "dial failed: {e}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(REDIAL_DELAYS.1);
+                loop {
+                    match rx.try_recv() {
+                        Ok(_) => Counters::add(&shared.counters().dropped, 1),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => return,
+                    }
+                }
+            }
+        }
+        if rx.is_closed() && rx.is_empty() {
+            return;
+        }
+    }
+}
+
+async fn run_dialled_per_request<T: Transport>(
+    transport: T,
+    addr: SocketAddr,
+    reply: ReplyHandle,
+    mut rx: mpsc::UnboundedReceiver<Envelope>,
+) {
+    let peer = reply.peer();
+    while let Some(envelope) = rx.recv().await {
+        let transport = transport.clone();
+        let reply = reply.clone();
+        tokio::spawn(async move {
+            let shared = reply.shared().clone();
+            match transport.open(addr, peer).await {
+                Ok((reader, mut writer)) => {
+                    let mut buf = Vec::new();
+                    if let Err(e) = encode_frame(&envelope, &mut buf) {
+                        warn!(%peer, "cannot encode: {e}");
+                        return;
+                    }
+                    let sent = writer.write_all(&buf).await.and(writer.shutdown().await);
+                    match sent {
+                        Ok(()) => {
+                            let counters = shared.counters();
+                            Counters::add(&counters.frames_out, 1);
+                            Counters::add(&counters.writes, 1);
+                            Counters::add(&counters.bytes_out, buf.len() as u64);
+                            read_loop(reader, reply, None).await;
+                        }
+                        Err(e) => {
+                            debug!(%peer, "request stream failed: {e}");
+                            Counters::add(&shared.counters().dropped, 1);
+                        }
+                    }
+                }
+                Err(e) => {
+                    debug!(%peer, %addr, "dial failed: {e}");
+                    Counters::add(&shared.counters().dropped, 1);
+                }
+            }
+        });
+    }
+}
+
+/// Sends whatever is queued in one write, until every sender is gone (then finishes the
+/// stream) or the stream fails.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    rx: &mut mpsc::UnboundedReceiver<Envelope>,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    while let Some(envelope) = rx.recv().await {
+        buf.clear();
+        let mut frames = 0u64;
+        let mut next = Some(envelope);
+        while let Some(envelope) = next.take() {
+            match encode_frame(&envelope, &mut buf) {
+                Ok(()) => frames += 1,
+                Err(e) => warn!(peer = %shared_peer_hint(&envelope), "cannot encode: {e}"),
+            }
+            if buf.len() < COALESCE_LIMIT {
+                next = rx.try_recv().ok();
+            }
+        }
+        writer.write_all(&buf).await?;
+        let counters = shared.counters();
+        Counters::add(&counters.frames_out, frames);
+        Counters::add(&counters.bytes_out, buf.len() as u64);
+        Counters::add(&counters.writes, 1);
+    }
+    writer.shutdown().await
+}
+
+fn shared_peer_hint(envelope: &Envelope) -> &'static str {
+    match envelope {
+        Envelope::Hello { .. } => "hello",
+        Envelope::Paxos(message) => message.kind(),
+        Envelope::Ping { .. } | Envelope::Pong { .. } => "ping",
+        Envelope::Admin { .. } | Envelope::AdminReply { .. } => "admin",
+    }
+}
+
+/// Decodes frames into the inbox until the stream ends or a frame is bad; a bad frame is
+/// logged, counted, and closes the stream (through `abort`) without touching other peers.
+async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
+    mut reader: R,
+    reply: ReplyHandle,
+    abort: Option<oneshot::Sender<()>>,
+) {
+    let shared = reply.shared().clone();
+    let peer = reply.peer();
+    let mut decoder = FrameDecoder::new(shared.max_frame);
+    let bad_frame = |e: Error| {
+        warn!(%peer, "closing stream after a bad frame: {e}");
+        Counters::add(&shared.counters().malformed_frames, 1);
+        if let Some(abort) = abort {
+            let _ = abort.send(());
+        }
+    };
+    loop {
+        match reader.read_buf(decoder.buffer_mut()).await {
+            Ok(0) => {
+                if let Err(e) = decoder.finish() {
+                    bad_frame(e);
+                }
+                return;
+            }
+            Ok(n) => Counters::add(&shared.counters().bytes_in, n as u64),
+            Err(e) => {
+                debug!(%peer, "stream read failed: {e}");
+                return;
+            }
+        }
+        loop {
+            match decoder.next_envelope() {
+                Ok(Some(envelope)) => {
+                    Counters::add(&shared.counters().frames_in, 1);
+                    if shared.faults.is_partitioned(peer) {
+                        Counters::add(&shared.counters().dropped, 1);
+                        continue;
+                    }
+                    let Some(link) = reply.link() else {
+                        // Every user of this dialled link is gone; nobody wants the frame.
+                        return;
+                    };
+                    let inbound = Inbound {
+                        peer,
+                        envelope,
+                        reply: link,
+                    };
+                    if shared.inbox.send(inbound).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    bad_frame(e);
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Mutual TLS for the cluster: a cluster CA made with rcgen, one certificate per node
+//! (`node-N`) and per client (`client-N`), and the rustls configurations (ring provider) that
+//! refuse any peer the CA did not sign.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use paxbench_core::NodeId;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::RootCertStore;
+use rustls::crypto::CryptoProvider;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::error::Error;
+use crate::peer::PeerName;
+
+/// The ALPN protocol name; a peer speaking anything else fails the handshake.
+pub const ALPN: &[u8] = b"paxbench/1";
+
+/// Where one member's TLS material lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The cluster CA certificate (PEM).
+    pub ca: PathBuf,
+    /// This member's certificate (PEM).
+    pub cert: PathBuf,
+    /// This member's private key (PEM, mode 0600).
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The files [`generate_cluster_certs`] wrote for `peer` in `dir`.
+    pub fn in_dir(dir: &Path, peer: PeerName) -> Self {
+        Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join(format!("{peer}.pem")),
+            key: dir.join(format!("{peer}.key")),
+        }
+    }
+}
+
+/// Makes a cluster CA and certificates for nodes `1..=nodes` and clients `0..clients` in `out`.
+/// Private keys are written with mode 0600. Returns the members, in order.
+pub fn generate_cluster_certs(
+    out: &Path,
+    nodes: u32,
+    clients: u32,
+) -> Result<Vec<PeerName>, Error> {
+    fs::create_dir_all(out).map_err(|source| Error::File {
+        path: out.into(),
+        source,
+    })?;
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "paxbench cluster CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    write_public(&out.join("ca.pem"), &ca_cert.pem())?;
+    write_private(&out.join("ca.key"), &ca_key.serialize_pem())?;
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let members: Vec<PeerName> = (1..=nodes)
+        .map(|id| PeerName::Node(NodeId(id)))
+        .chain((0..clients).map(PeerName::Client))
+        .collect();
+    for member in &members {
+        let name = member.to_string();
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec![name.clone()])?;
+        params.distinguished_name.push(DnType::CommonName, &name);
+        let cert = params.signed_by(&key, &issuer)?;
+        let files = TlsFiles::in_dir(out, *member);
+        write_public(&files.cert, &cert.pem())?;
+        write_private(&files.key, &key.serialize_pem())?;
+    }
+    Ok(members)
+}
+
+fn write_public(path: &Path, pem: &str) -> Result<(), Error> {
+    fs::write(path, pem).map_err(|source| Error::File {
+        path: path.into(),
+        source,
+    })
+}
+
+fn write_private(path: &Path, pem: &str) -> Result<(), Error> {
+    let file_error = |source| Error::File {
+        path: path.into(),
+        source,
+    };
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(file_error)?;
+    // `mode` applies only when the file is created; tighten a file that already existed.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(file_error)?;
+    }
+    file.write_all(pem.as_bytes()).map_err(file_error)
+}
+
+/// One member's loaded TLS material.
+#[derive(Debug)]
+pub struct Identity {
+    roots: Arc<RootCertStore>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl Identity {
+    /// Loads the CA, certificate and key named by `files`.
+    pub fn load(files: &TlsFiles) -> Result<Self, Error> {
+        let pem_error = |path: &Path, what: String| Error::Pem {
+            path: path.into(),
+            what,
+        };
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&files.ca)
+            .map_err(|e| pem_error(&files.ca, e.to_string()))?
+        {
+            let cert = cert.map_err(|e| pem_error(&files.ca, e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| pem_error(&files.ca, e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(pem_error(&files.ca, "no CA certificate in file".into()));
+        }
+        let chain = CertificateDer::pem_file_iter(&files.cert)
+            .map_err(|e| pem_error(&files.cert, e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| pem_error(&files.cert, e.to_string()))?;
+        if chain.is_empty() {
+            return Err(pem_error(&files.cert, "no certificate in file".into()));
+        }
+        // The key's contents never reach an error message or a log.
+        let key = PrivateKeyDer::from_pem_file(&files.key)
+            .map_err(|_| pem_error(&files.key, "no readable private key in file".into()))?;
+        Ok(Self {
+            roots: Arc::new(roots),
+            chain,
+            key,
+        })
+    }
+
+    fn provider() -> Arc<CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// Server side: present our certificate, demand one the cluster CA signed.
+    pub fn server_config(&self) -> Result<rustls::ServerConfig, Error> {
+        let provider = Self::provider();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            self.roots.clone(),
+            provider.clone(),
+        )
+        .build()?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = vec![ALPN.to_vec()];
+        Ok(config)
+    }
+
+    /// Client side: trust only the cluster CA, and present our certificate.
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, Error> {
+        let mut config = rustls::ClientConfig::builder_with_provider(Self::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(self.roots.clone())
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = vec![ALPN.to_vec()];
+        Ok(config)
+    }
+}
+
+/// The member name in a verified peer certificate: its first DNS name that parses as one.
+pub fn peer_name_from_certs(chain: &[CertificateDer<'_>]) -> Option<PeerName> {
+    let leaf = chain.first()?;
+    let cert = webpki::EndEntityCert::try_from(leaf).ok()?;
+    cert.valid_dns_names()
+        .find_map(|name| name.parse::<PeerName>().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_certs_load_and_name_their_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let members = generate_cluster_certs(dir.path(), 3, 1).unwrap();
+        assert_eq!(members.len(), 4);
+        for member in members {
+            let files = TlsFiles::in_dir(dir.path(), member);
+            let identity = Identity::load(&files).unwrap();
+            assert_eq!(peer_name_from_certs(&identity.chain), Some(member));
+            identity.server_config().unwrap();
+            identity.client_config().unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = fs::metadata(&files.key).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "{}", files.key.display());
+            }
+        }
+    }
+
+    #[test]
+    fn missing_files_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles::in_dir(dir.path(), PeerName::Client(0));
+        let err = Identity::load(&files).unwrap_err().to_string();
+        assert!(err.contains("ca.pem"), "{err}");
+    }
+}

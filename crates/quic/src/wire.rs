@@ -1,0 +1,134 @@
+//! What travels in a frame: Paxos messages, the transport's own ping, and admin commands.
+//! The transport carries [`Envelope::Paxos`] without looking inside.
+
+use paxbench_core::message::Message;
+use serde::{Deserialize, Serialize};
+
+use crate::fault::FaultSpec;
+use crate::peer::PeerName;
+
+/// One framed message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Envelope {
+    /// The first frame on a plain-TCP stream: who is speaking (QUIC peers are named by their
+    /// certificate instead).
+    Hello {
+        /// The sender.
+        peer: PeerName,
+    },
+    /// A Paxos message, opaque to the transport.
+    Paxos(Message),
+    /// Asks for an immediate [`Envelope::Pong`]: the raw transport round trip, the floor that
+    /// Paxos latency is compared against.
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+    /// The answer to a [`Envelope::Ping`].
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+    /// An admin command; only cluster clients may change faults.
+    Admin {
+        /// Echoed in the reply.
+        request: u64,
+        /// What to do.
+        command: AdminCommand,
+    },
+    /// The answer to an [`Envelope::Admin`].
+    AdminReply {
+        /// The request's number.
+        request: u64,
+        /// The outcome.
+        reply: AdminReply,
+    },
+}
+
+/// Commands a client may send to a node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AdminCommand {
+    /// Report the node's counters.
+    Stats,
+    /// Replace the node's fault settings.
+    SetFaults(FaultSpec),
+}
+
+/// A node's answer to an admin command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AdminReply {
+    /// The counters.
+    Stats(NodeStats),
+    /// The fault settings were applied.
+    FaultsSet,
+    /// The command was refused.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Counters a node reports in its stats line and to [`AdminCommand::Stats`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// The node's id.
+    pub node: u32,
+    /// Milliseconds since the node started.
+    pub uptime_ms: u64,
+    /// Transport counters.
+    pub transport: TransportCounters,
+    /// Paxos messages received.
+    pub paxos_in: u64,
+    /// Paxos messages sent.
+    pub paxos_out: u64,
+    /// Storage batches committed (one fsync each in durable mode).
+    pub batches: u64,
+    /// Records written, over all batches.
+    pub records: u64,
+    /// The largest batch, in records.
+    pub max_batch: u64,
+    /// Commit latency in microseconds (write and fsync).
+    pub commit_us: LatencySummary,
+    /// Instances this node's learner saw chosen.
+    pub chosen: u64,
+    /// Set once storage failed; the acceptor then sends nothing.
+    pub storage_failed: bool,
+}
+
+/// A latency distribution, summarised.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Samples.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Maximum.
+    pub max: u64,
+}
+
+/// Counters kept by every link of an endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransportCounters {
+    /// Frames received.
+    pub frames_in: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+    /// Bytes received, frame headers included.
+    pub bytes_in: u64,
+    /// Bytes sent, frame headers included.
+    pub bytes_out: u64,
+    /// Socket writes; `frames_out / writes` is the coalescing factor.
+    pub writes: u64,
+    /// Frames that were malformed, truncated or oversized; each closed its stream.
+    pub malformed_frames: u64,
+    /// Handshakes refused (unknown CA, no certificate, unnamed certificate).
+    pub refused_peers: u64,
+    /// Connections accepted or dialled.
+    pub connections: u64,
+    /// Frames dropped by the fault layer or because a link was down.
+    pub dropped: u64,
+}

@@ -1,0 +1,222 @@
+//! Two endpoints on loopback, over QUIC and TCP, with both carriers: frames arrive, replies find
+//! their way back, strangers are refused, bad frames close only their own stream.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use paxbench_core::NodeId;
+use paxbench_quic::{
+    Carrier, Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec, Identity, Inbound,
+    PeerName, QuicTransport, TcpTransport, TlsFiles, Transport, generate_cluster_certs,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+const SERVER: PeerName = PeerName::Node(NodeId(1));
+const CLIENT: PeerName = PeerName::Client(0);
+const LOCALHOST: &str = "127.0.0.1:0";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn localhost() -> SocketAddr {
+    LOCALHOST.parse().unwrap()
+}
+
+/// Answers every Ping on the link it came from.
+fn spawn_echo<T: Transport + std::fmt::Debug>(transport: T) -> Endpoint<T> {
+    let (endpoint, mut inbox) =
+        Endpoint::new(transport, FaultLayer::default(), &EndpointConfig::default());
+    endpoint.serve();
+    tokio::spawn(async move {
+        while let Some(Inbound {
+            envelope, reply, ..
+        }) = inbox.recv().await
+        {
+            if let Envelope::Ping { nonce } = envelope {
+                reply.send(Envelope::Pong { nonce });
+            }
+        }
+    });
+    endpoint
+}
+
+async fn ping_many(
+    client: &Endpoint<impl Transport + std::fmt::Debug>,
+    inbox: &mut mpsc::Receiver<Inbound>,
+    server: SocketAddr,
+    count: u64,
+) -> Vec<u64> {
+    let link = client.dial(server, SERVER);
+    for nonce in 0..count {
+        link.send(Envelope::Ping { nonce });
+    }
+    let mut nonces = Vec::new();
+    while nonces.len() < count as usize {
+        let inbound = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+            .await
+            .unwrap_or_else(|_| panic!("replies arrive: got {} of {count}", nonces.len()))
+            .expect("inbox open");
+        assert_eq!(inbound.peer, SERVER);
+        if let Envelope::Pong { nonce } = inbound.envelope {
+            nonces.push(nonce);
+        }
+    }
+    nonces.sort_unstable();
+    nonces
+}
+
+fn certs() -> (tempfile::TempDir, Identity, Identity) {
+    let dir = tempfile::tempdir().unwrap();
+    generate_cluster_certs(dir.path(), 1, 1).unwrap();
+    let server = Identity::load(&TlsFiles::in_dir(dir.path(), SERVER)).unwrap();
+    let client = Identity::load(&TlsFiles::in_dir(dir.path(), CLIENT)).unwrap();
+    (dir, server, client)
+}
+
+#[test]
+fn quic_carries_frames_on_both_carriers() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let (_dir, server_id, client_id) = certs();
+    runtime().block_on(async {
+        let server = spawn_echo(QuicTransport::bind(localhost(), &server_id, SERVER).unwrap());
+        let addr = server.transport().local_addr().unwrap();
+        for carrier in [Carrier::Framed, Carrier::StreamPerRequest] {
+            let transport = QuicTransport::bind(localhost(), &client_id, CLIENT).unwrap();
+            let config = EndpointConfig {
+                carrier,
+                ..EndpointConfig::default()
+            };
+            let (client, mut inbox) = Endpoint::new(transport, FaultLayer::default(), &config);
+            let nonces = ping_many(&client, &mut inbox, addr, 200).await;
+            assert_eq!(nonces, (0..200).collect::<Vec<_>>(), "{carrier:?}");
+            let counters = client.counters();
+            assert_eq!(counters.frames_out, 200);
+            assert_eq!(counters.frames_in, 200);
+            if carrier == Carrier::Framed {
+                assert!(counters.writes < 200, "writes were coalesced: {counters:?}");
+            }
+        }
+    });
+}
+
+#[test]
+fn tcp_carries_frames_and_binds_loopback_only() {
+    runtime().block_on(async {
+        let server = spawn_echo(TcpTransport::bind(localhost(), SERVER).unwrap());
+        let addr = server.transport().local_addr().unwrap();
+        let (client, mut inbox) = Endpoint::new(
+            TcpTransport::client(CLIENT),
+            FaultLayer::default(),
+            &EndpointConfig::default(),
+        );
+        let nonces = ping_many(&client, &mut inbox, addr, 200).await;
+        assert_eq!(nonces, (0..200).collect::<Vec<_>>());
+        let err = TcpTransport::bind("0.0.0.0:0".parse().unwrap(), SERVER).unwrap_err();
+        assert!(err.to_string().contains("loopback"), "{err}");
+    });
+}
+
+#[test]
+fn a_peer_from_another_ca_is_refused() {
+    let (_dir, server_id, _) = certs();
+    let stranger_dir = tempfile::tempdir().unwrap();
+    generate_cluster_certs(stranger_dir.path(), 0, 1).unwrap();
+    let stranger = Identity::load(&TlsFiles::in_dir(stranger_dir.path(), CLIENT)).unwrap();
+    runtime().block_on(async {
+        let server = spawn_echo(QuicTransport::bind(localhost(), &server_id, SERVER).unwrap());
+        let addr = server.transport().local_addr().unwrap();
+        let transport = QuicTransport::bind(localhost(), &stranger, CLIENT).unwrap();
+        let (client, mut inbox) =
+            Endpoint::new(transport, FaultLayer::default(), &EndpointConfig::default());
+        let link = client.dial(addr, SERVER);
+        link.send(Envelope::Ping { nonce: 1 });
+        let reply = tokio::time::timeout(Duration::from_millis(1500), inbox.recv()).await;
+        assert!(reply.is_err(), "a stranger got a reply: {reply:?}");
+        assert!(
+            server.counters().refused_peers >= 1,
+            "{:?}",
+            server.counters()
+        );
+        assert_eq!(server.counters().frames_in, 0);
+    });
+}
+
+#[test]
+fn bad_frames_close_only_their_stream() {
+    runtime().block_on(async {
+        let server = spawn_echo(TcpTransport::bind(localhost(), SERVER).unwrap());
+        let addr = server.transport().local_addr().unwrap();
+        let mut hello = Vec::new();
+        paxbench_quic::frame::encode_frame(&Envelope::Hello { peer: CLIENT }, &mut hello).unwrap();
+        let oversized = [&hello[..], &u32::MAX.to_le_bytes()[..]].concat();
+        let garbage = [
+            &hello[..],
+            &[
+                9, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ][..],
+        ]
+        .concat();
+        let truncated = [&hello[..], &[200, 0, 0, 0, 1, 2, 3][..]].concat();
+        for (bytes, expected) in [
+            (oversized, 1),
+            (garbage, 2),
+            (truncated, 3),
+            (b"not a hello".to_vec(), 4),
+        ] {
+            let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+            socket.write_all(&bytes).await.unwrap();
+            socket.shutdown().await.unwrap();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while server.counters().malformed_frames < expected {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{:?}",
+                    server.counters()
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let (client, mut inbox) = Endpoint::new(
+            TcpTransport::client(CLIENT),
+            FaultLayer::default(),
+            &EndpointConfig::default(),
+        );
+        assert_eq!(ping_many(&client, &mut inbox, addr, 10).await.len(), 10);
+    });
+}
+
+#[test]
+fn a_partition_cuts_a_link_until_healed() {
+    runtime().block_on(async {
+        let server = spawn_echo(TcpTransport::bind(localhost(), SERVER).unwrap());
+        let addr = server.transport().local_addr().unwrap();
+        let faults = FaultLayer::new(&FaultSpec {
+            partitioned: vec![SERVER.to_string()],
+            ..FaultSpec::default()
+        })
+        .unwrap();
+        let (client, mut inbox) = Endpoint::new(
+            TcpTransport::client(CLIENT),
+            faults.clone(),
+            &EndpointConfig::default(),
+        );
+        let link = client.dial(addr, SERVER);
+        link.send(Envelope::Ping { nonce: 1 });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), inbox.recv())
+                .await
+                .is_err()
+        );
+        assert_eq!(client.counters().dropped, 1);
+        faults.set(&FaultSpec::default()).unwrap();
+        assert_eq!(ping_many(&client, &mut inbox, addr, 5).await.len(), 5);
+    });
+}
