@@ -1,5 +1,6 @@
 //! Two endpoints on loopback, over QUIC and TCP, with both carriers: frames arrive, replies find
 //! their way back, strangers are refused, bad frames close only their own stream.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
