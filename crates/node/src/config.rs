@@ -1,0 +1,331 @@
+//! The node's configuration: a YAML file (`paxbench-node run --config node.yaml`) whose every
+//! field is also a command-line flag; flags override the file. Unknown fields are refused, and
+//! errors name the file, line, column and field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use clap::Args;
+use paxbench_core::NodeId;
+use paxbench_core::acceptor::RejectMode;
+use paxbench_quic::{FaultSpec, TlsFiles, TransportKind};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// Where acceptor state is kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageMode {
+    /// redb, every batch committed with fsync before any reply that depends on it.
+    #[default]
+    Durable,
+    /// In memory only. Unsafe across crashes: a restarted node forgets its promises, which can
+    /// break agreement. For benchmarks that leave the disk out.
+    Memory,
+}
+
+/// Where an acceptor's ACCEPTED goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LearnerFanout {
+    /// To the proposer and to every node's learner, as the classic description has it.
+    #[default]
+    All,
+    /// To the proposer only, which then is the only learner: n × n fewer messages per decision.
+    Proposer,
+}
+
+/// Another node of the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerAddr {
+    /// Its node id.
+    pub id: u32,
+    /// Its address.
+    pub addr: SocketAddr,
+}
+
+impl FromStr for PeerAddr {
+    type Err = String;
+
+    /// `ID=ADDRESS`, for example `2=127.0.0.1:7002`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (id, addr) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not ID=ADDRESS (for example 2=127.0.0.1:7002)"))?;
+        Ok(PeerAddr {
+            id: id.parse().map_err(|_| format!("`{id}` is not a node id"))?,
+            addr: addr
+                .parse()
+                .map_err(|_| format!("`{addr}` is not a socket address"))?,
+        })
+    }
+}
+
+/// TLS files, as given.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Args)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The cluster CA certificate (PEM).
+    #[arg(long = "ca", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// This node's certificate (PEM).
+    #[arg(long = "cert", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long = "key", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+}
+
+/// The node's settings as written in the file or on the command line; every field is optional
+/// here, and [`NodeSettings::resolve`] checks that the required ones are set.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Args)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSettings {
+    /// This node's id (1, 2, …); it must match the node-N name in its certificate.
+    #[arg(long)]
+    pub id: Option<u32>,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Another node, as ID=ADDRESS; repeat for each. Learner fan-out goes to them.
+    #[arg(long = "peer", value_name = "ID=ADDR")]
+    #[serde(default)]
+    pub peers: Vec<PeerAddr>,
+    /// Directory of the durable store.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `durable` (redb with fsync) or `memory` (unsafe across crashes).
+    #[arg(long, value_parser = parse_yaml_scalar::<StorageMode>)]
+    pub storage: Option<StorageMode>,
+    /// `quic` (mutual TLS) or `tcp` (plain, loopback only).
+    #[arg(long, value_parser = parse_yaml_scalar::<TransportKind>)]
+    pub transport: Option<TransportKind>,
+    /// TLS files (QUIC only).
+    #[command(flatten)]
+    #[serde(default)]
+    pub tls: TlsSection,
+    /// Below-promise requests: `silent` (ignored) or `nack` (answered with the promise).
+    #[arg(long, value_parser = parse_yaml_scalar::<RejectMode>)]
+    pub reject_mode: Option<RejectMode>,
+    /// ACCEPTED to `all` learners or only to the `proposer`.
+    #[arg(long, value_parser = parse_yaml_scalar::<LearnerFanout>)]
+    pub learner_fanout: Option<LearnerFanout>,
+    /// Log filter, as in RUST_LOG (`info`, `paxbench_node=debug`, …).
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Milliseconds between stats lines; 0 turns them off.
+    #[arg(long, value_name = "MS")]
+    pub stats_interval_ms: Option<u64>,
+    /// Fault settings at start, as inline YAML (`{all: {drop: 0.01}}`).
+    #[arg(long, value_name = "YAML", value_parser = parse_yaml_scalar::<FaultSpec>)]
+    pub faults: Option<FaultSpec>,
+}
+
+/// Parses a flag value with the same YAML rules as the file, so `--storage memory` and
+/// `storage: memory` accept the same words.
+pub fn parse_yaml_scalar<T: DeserializeOwned>(value: &str) -> Result<T, String> {
+    serde_saphyr::from_str(value).map_err(|e| first_line(&e.to_string()))
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or(message).to_string()
+}
+
+/// A node's complete, checked settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeConfig {
+    /// This node.
+    pub id: NodeId,
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// The other nodes.
+    pub peers: Vec<PeerAddr>,
+    /// The store's directory (durable mode).
+    pub data_dir: Option<PathBuf>,
+    /// Storage mode.
+    pub storage: StorageMode,
+    /// Transport.
+    pub transport: TransportKind,
+    /// TLS files (QUIC).
+    pub tls: Option<TlsFiles>,
+    /// Rejection mode.
+    pub reject_mode: RejectMode,
+    /// Learner fan-out.
+    pub learner_fanout: LearnerFanout,
+    /// Log filter.
+    pub log_level: String,
+    /// Stats line period in milliseconds (0: off).
+    pub stats_interval_ms: u64,
+    /// Faults at start.
+    pub faults: FaultSpec,
+}
+
+impl NodeSettings {
+    /// Reads a settings file.
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigFile {
+            path: path.into(),
+            source,
+        })?;
+        serde_saphyr::from_str(&text).map_err(|e| Error::Config {
+            origin: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// These settings with every field that `overrides` sets replaced.
+    pub fn overridden_by(self, overrides: NodeSettings) -> NodeSettings {
+        NodeSettings {
+            id: overrides.id.or(self.id),
+            listen: overrides.listen.or(self.listen),
+            peers: if overrides.peers.is_empty() {
+                self.peers
+            } else {
+                overrides.peers
+            },
+            data_dir: overrides.data_dir.or(self.data_dir),
+            storage: overrides.storage.or(self.storage),
+            transport: overrides.transport.or(self.transport),
+            tls: TlsSection {
+                ca: overrides.tls.ca.or(self.tls.ca),
+                cert: overrides.tls.cert.or(self.tls.cert),
+                key: overrides.tls.key.or(self.tls.key),
+            },
+            reject_mode: overrides.reject_mode.or(self.reject_mode),
+            learner_fanout: overrides.learner_fanout.or(self.learner_fanout),
+            log_level: overrides.log_level.or(self.log_level),
+            stats_interval_ms: overrides.stats_interval_ms.or(self.stats_interval_ms),
+            faults: overrides.faults.or(self.faults),
+        }
+    }
+
+    /// Checks that required fields are set and consistent. `origin` names where the settings
+    /// came from, for the error message.
+    pub fn resolve(self, origin: &str) -> Result<NodeConfig, Error> {
+        let missing = |field: &str, flag: &str| Error::Config {
+            origin: origin.into(),
+            message: format!("field `{field}` is required (set it in the file or with --{flag})"),
+        };
+        let invalid = |message: String| Error::Config {
+            origin: origin.into(),
+            message,
+        };
+        let id = self.id.ok_or_else(|| missing("id", "id"))?;
+        if id == 0 {
+            return Err(invalid("field `id`: node ids start at 1".into()));
+        }
+        let listen = self.listen.ok_or_else(|| missing("listen", "listen"))?;
+        let storage = self.storage.unwrap_or_default();
+        let transport = self.transport.unwrap_or_default();
+        if storage == StorageMode::Durable && self.data_dir.is_none() {
+            return Err(missing("data_dir", "data-dir"));
+        }
+        let mut seen = vec![id];
+        for peer in &self.peers {
+            if seen.contains(&peer.id) {
+                return Err(invalid(format!(
+                    "field `peers`: node id {} appears twice (or is this node's own id)",
+                    peer.id
+                )));
+            }
+            seen.push(peer.id);
+        }
+        let tls = match transport {
+            TransportKind::Quic => Some(TlsFiles {
+                ca: self.tls.ca.ok_or_else(|| missing("tls.ca", "ca"))?,
+                cert: self.tls.cert.ok_or_else(|| missing("tls.cert", "cert"))?,
+                key: self.tls.key.ok_or_else(|| missing("tls.key", "key"))?,
+            }),
+            TransportKind::Tcp => None,
+        };
+        Ok(NodeConfig {
+            id: NodeId(id),
+            listen,
+            peers: self.peers,
+            data_dir: self.data_dir,
+            storage,
+            transport,
+            tls,
+            reject_mode: self.reject_mode.unwrap_or_default(),
+            learner_fanout: self.learner_fanout.unwrap_or_default(),
+            log_level: self.log_level.unwrap_or_else(|| "info".into()),
+            stats_interval_ms: self.stats_interval_ms.unwrap_or(10_000),
+            faults: self.faults.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<NodeSettings, String> {
+        serde_saphyr::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_full_file_parses_and_flags_override_it() {
+        let file = parse(
+            "id: 1\nlisten: 127.0.0.1:7001\npeers:\n  - id: 2\n    addr: 127.0.0.1:7002\n\
+             data_dir: /tmp/n1\nstorage: memory\ntransport: tcp\nreject_mode: nack\n\
+             learner_fanout: proposer\nfaults:\n  all:\n    drop: 0.1\n",
+        )
+        .unwrap();
+        let flags = NodeSettings {
+            listen: Some("127.0.0.1:9000".parse().unwrap()),
+            ..NodeSettings::default()
+        };
+        let config = file.overridden_by(flags).resolve("test").unwrap();
+        assert_eq!(config.id, NodeId(1));
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.storage, StorageMode::Memory);
+        assert_eq!(config.reject_mode, RejectMode::Nack);
+        assert_eq!(config.learner_fanout, LearnerFanout::Proposer);
+        assert_eq!(
+            config.peers,
+            vec![PeerAddr {
+                id: 2,
+                addr: "127.0.0.1:7002".parse().unwrap()
+            }]
+        );
+        assert!((config.faults.all.drop - 0.1).abs() < 1e-12);
+        assert!(config.tls.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_line_and_field() {
+        let err = parse("id: 1\nlisten: 127.0.0.1:7001\nstorage: floppy\n").unwrap_err();
+        assert!(err.contains("line 3"), "{err}");
+        let err = parse("id: 1\nlisten_on: 127.0.0.1:7001\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("listen_on"), "{err}");
+        let err = NodeSettings::default()
+            .resolve("node.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("node.yaml") && err.contains("`id`"), "{err}");
+        let quic_without_tls = parse("id: 1\nlisten: 127.0.0.1:1\nstorage: memory\n").unwrap();
+        let err = quic_without_tls
+            .resolve("node.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls.ca"), "{err}");
+    }
+
+    #[test]
+    fn peers_parse_from_flags() {
+        assert_eq!(
+            "2=127.0.0.1:7002".parse::<PeerAddr>().unwrap(),
+            PeerAddr {
+                id: 2,
+                addr: "127.0.0.1:7002".parse().unwrap()
+            }
+        );
+        assert!("2:127.0.0.1".parse::<PeerAddr>().is_err());
+        assert!(parse_yaml_scalar::<StorageMode>("memory").is_ok());
+        assert!(parse_yaml_scalar::<StorageMode>("floppy").is_err());
+    }
+}

@@ -1,0 +1,450 @@
+//! The node's event loop: frames in, acceptor and learner stepped, records persisted in groups,
+//! replies out. One current-thread task owns all Paxos state; commits run on a blocking thread
+//! while the next batch accumulates, so one fsync serves every request that arrived meanwhile.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use paxbench_core::acceptor::{Acceptor, AcceptorConfig, Destination, Outgoing, Ready};
+use paxbench_core::learner::Learner;
+use paxbench_core::message::Message;
+use paxbench_core::{NodeId, ProposerId};
+use paxbench_quic::{
+    AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, Inbound,
+    LatencySummary, Link, NodeStats, PeerName, Transport,
+};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::config::{LearnerFanout, NodeConfig};
+use crate::error::Error;
+use crate::storage::Storage;
+
+/// Test-only fault points: ways to die at the worst moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CrashPoints {
+    /// Abort the process right after this many batches are durable, before their replies go out.
+    pub abort_after_persisting: Option<u64>,
+}
+
+/// Inbound frames handled before the batch is handed to storage, so one slow disk cannot make a
+/// batch (and the latency of its first request) grow without bound.
+const MAX_FRAMES_PER_TURN: usize = 4096;
+
+/// What a commit task hands back: the storage, the batch, and how long the commit took.
+type Committed = (Box<dyn Storage>, Ready, Result<Duration, Error>);
+type Commit = JoinHandle<Committed>;
+
+struct Node<T: Transport> {
+    id: NodeId,
+    endpoint: Endpoint<T>,
+    acceptor: Acceptor,
+    learner: Learner,
+    peers: Vec<Link>,
+    proposers: HashMap<ProposerId, Link>,
+    storage: Option<Box<dyn Storage>>,
+    memory_storage: bool,
+    commit: Option<Commit>,
+    crash: CrashPoints,
+    started: Instant,
+    stats: NodeStats,
+    commit_us: Histogram<u64>,
+}
+
+/// Runs a node until `shutdown` resolves, then finishes the batch in flight, persists and
+/// answers what was already handled, and closes connections gracefully. Returns the final stats.
+pub async fn run_node<T: Transport + std::fmt::Debug>(
+    config: &NodeConfig,
+    transport: T,
+    mut storage: Box<dyn Storage>,
+    crash: CrashPoints,
+    shutdown: impl Future<Output = ()>,
+) -> Result<NodeStats, Error> {
+    let acceptor_config = AcceptorConfig {
+        reject_mode: config.reject_mode,
+        notify_learners: config.learner_fanout == LearnerFanout::All,
+    };
+    let records = storage.load()?;
+    info!(node = %config.id, records = records.len(), "restored acceptor state");
+    let acceptor = Acceptor::restore(config.id, acceptor_config, records);
+    let faults = FaultLayer::new(&config.faults)?;
+    let (endpoint, mut inbox) = Endpoint::new(transport, faults, &EndpointConfig::default());
+    endpoint.serve();
+    let peers = config
+        .peers
+        .iter()
+        .map(|peer| endpoint.dial(peer.addr, PeerName::Node(NodeId(peer.id))))
+        .collect();
+    let mut node = Node {
+        id: config.id,
+        endpoint,
+        acceptor,
+        learner: Learner::new(config.peers.len() + 1),
+        peers,
+        proposers: HashMap::new(),
+        memory_storage: config.storage == crate::config::StorageMode::Memory,
+        storage: Some(storage),
+        commit: None,
+        crash,
+        started: Instant::now(),
+        stats: NodeStats {
+            node: config.id.0,
+            ..NodeStats::default()
+        },
+        commit_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| Error::Config {
+            origin: "histogram".into(),
+            message: e.to_string(),
+        })?,
+    };
+    info!(node = %config.id, listen = %node.endpoint.transport().local_addr()?, transport = ?config.transport, storage = ?config.storage, "serving");
+
+    let stats_period = Duration::from_millis(config.stats_interval_ms.max(1));
+    let mut stats_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + stats_period, stats_period);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            finished = wait_commit(&mut node.commit) => {
+                node.commit = None;
+                node.finish_commit(finished);
+                node.start_commit();
+            }
+            inbound = inbox.recv() => {
+                let Some(inbound) = inbound else { break };
+                node.handle(inbound);
+                for _ in 1..MAX_FRAMES_PER_TURN {
+                    match inbox.try_recv() {
+                        Ok(inbound) => node.handle(inbound),
+                        Err(_) => break,
+                    }
+                }
+                node.start_commit();
+            }
+            _ = stats_tick.tick(), if config.stats_interval_ms > 0 => {
+                let stats = node.stats();
+                info!(target: "paxbench_node::stats", "{}", stats_line(&stats));
+            }
+        }
+    }
+
+    info!(node = %node.id, "shutting down: finishing the batch in flight");
+    if let Some(commit) = node.commit.take() {
+        node.finish_commit(commit.await);
+    }
+    node.start_commit();
+    if let Some(commit) = node.commit.take() {
+        node.finish_commit(commit.await);
+    }
+    let stats = node.stats();
+    node.proposers.clear();
+    node.peers.clear();
+    // Let the link writers flush what was just queued before the connections close.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    node.endpoint.shutdown().await;
+    info!(node = %stats.node, "{}", stats_line(&stats));
+    Ok(stats)
+}
+
+async fn wait_commit(commit: &mut Option<Commit>) -> Result<Committed, tokio::task::JoinError> {
+    match commit.as_mut() {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One line with every counter, for logs.
+pub fn stats_line(stats: &NodeStats) -> String {
+    let t = &stats.transport;
+    format!(
+        "stats node={} up={}s paxos_in={} paxos_out={} frames_in={} frames_out={} writes={} \
+         batches={} records={} max_batch={} commit_p50={}us commit_p99={}us chosen={} \
+         refused_peers={} malformed_frames={} dropped={} storage_failed={}",
+        stats.node,
+        stats.uptime_ms / 1000,
+        stats.paxos_in,
+        stats.paxos_out,
+        t.frames_in,
+        t.frames_out,
+        t.writes,
+        stats.batches,
+        stats.records,
+        stats.max_batch,
+        stats.commit_us.p50,
+        stats.commit_us.p99,
+        stats.chosen,
+        t.refused_peers,
+        t.malformed_frames,
+        t.dropped,
+        stats.storage_failed,
+    )
+}
+
+impl<T: Transport + std::fmt::Debug> Node<T> {
+    fn stats(&self) -> NodeStats {
+        let h = &self.commit_us;
+        NodeStats {
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            transport: self.endpoint.counters(),
+            commit_us: LatencySummary {
+                count: h.len(),
+                mean: h.mean(),
+                p50: h.value_at_quantile(0.5),
+                p99: h.value_at_quantile(0.99),
+                max: h.max(),
+            },
+            chosen: self.learner.chosen_count() as u64,
+            ..self.stats.clone()
+        }
+    }
+
+    fn handle(&mut self, inbound: Inbound) {
+        let Inbound {
+            peer,
+            envelope,
+            reply,
+        } = inbound;
+        match envelope {
+            Envelope::Paxos(message) => self.handle_paxos(peer, message, reply),
+            Envelope::Ping { nonce } => reply.send(Envelope::Pong { nonce }),
+            Envelope::Admin { request, command } => {
+                let answer = self.handle_admin(peer, command);
+                reply.send(Envelope::AdminReply {
+                    request,
+                    reply: answer,
+                });
+            }
+            Envelope::Hello { .. } | Envelope::Pong { .. } | Envelope::AdminReply { .. } => {
+                debug!(%peer, "ignoring an unexpected frame");
+            }
+        }
+    }
+
+    fn handle_admin(&mut self, peer: PeerName, command: AdminCommand) -> AdminReply {
+        match command {
+            AdminCommand::Stats => AdminReply::Stats(self.stats()),
+            AdminCommand::SetFaults(spec) if peer.is_client() => {
+                match self.endpoint.faults().set(&spec) {
+                    Ok(()) => {
+                        info!(%peer, ?spec, "fault settings changed");
+                        AdminReply::FaultsSet
+                    }
+                    Err(e) => AdminReply::Refused {
+                        reason: e.to_string(),
+                    },
+                }
+            }
+            AdminCommand::SetFaults(_) => {
+                warn!(%peer, "refused a fault change: only cluster clients may change faults");
+                AdminReply::Refused {
+                    reason: format!("{peer} is not a cluster client"),
+                }
+            }
+        }
+    }
+
+    fn handle_paxos(&mut self, peer: PeerName, message: Message, reply: Link) {
+        self.stats.paxos_in += 1;
+        match &message {
+            Message::Prepare(p) => {
+                self.note_proposer(p.from, reply);
+                self.step_acceptor(&message);
+            }
+            Message::AcceptRequest(a) => {
+                self.note_proposer(a.from, reply);
+                self.step_acceptor(&message);
+            }
+            Message::Accepted(accepted) => {
+                if let Some(chosen) = self.learner.handle_accepted(accepted) {
+                    debug!(instance = %chosen.instance, id = %chosen.id, "chosen");
+                }
+            }
+            Message::Promise(_) | Message::Nack(_) => {
+                debug!(%peer, kind = message.kind(), "ignoring a proposer-bound message");
+            }
+        }
+    }
+
+    fn note_proposer(&mut self, proposer: ProposerId, reply: Link) {
+        match self.proposers.get_mut(&proposer) {
+            Some(link) if !link.is_closed() && link.peer() == reply.peer() => {}
+            Some(link) => *link = reply,
+            None => {
+                self.proposers.insert(proposer, reply);
+            }
+        }
+    }
+
+    fn step_acceptor(&mut self, message: &Message) {
+        if self.stats.storage_failed {
+            // Storage failed: the in-memory state is ahead of the disk, so nothing it says may
+            // leave this node.
+            return;
+        }
+        if let Err(e) = self.acceptor.handle(message) {
+            debug!("acceptor refused a message: {e}");
+        }
+    }
+
+    /// Hands the pending records to storage unless a commit is running (then they wait and
+    /// join the next group).
+    fn start_commit(&mut self) {
+        if self.commit.is_some() || self.stats.storage_failed || !self.acceptor.has_ready() {
+            return;
+        }
+        let mut ready = self.acceptor.ready();
+        for outgoing in ready.take_unpersisted_messages() {
+            self.route(outgoing);
+        }
+        if ready.records().is_empty() {
+            // Nothing to write (a repeated promise, or only NACKs): the replies rest on state
+            // that is already durable.
+            for outgoing in ready.persisted() {
+                self.route(outgoing);
+            }
+            return;
+        }
+        let Some(mut storage) = self.storage.take() else {
+            return;
+        };
+        if self.memory_storage {
+            let result = storage.commit(ready.records()).map(|()| Duration::ZERO);
+            self.storage = Some(storage);
+            self.on_persisted(ready, result);
+            return;
+        }
+        self.commit = Some(tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let result = storage.commit(ready.records()).map(|()| started.elapsed());
+            (storage, ready, result)
+        }));
+    }
+
+    fn finish_commit(&mut self, finished: Result<Committed, tokio::task::JoinError>) {
+        match finished {
+            Ok((storage, ready, result)) => {
+                self.storage = Some(storage);
+                self.on_persisted(ready, result);
+            }
+            Err(e) => self.fail_storage(&format!("the commit task died: {e}")),
+        }
+    }
+
+    fn on_persisted(&mut self, ready: Ready, result: Result<Duration, Error>) {
+        match result {
+            Ok(elapsed) => {
+                let records = ready.records().len() as u64;
+                self.stats.batches += 1;
+                self.stats.records += records;
+                self.stats.max_batch = self.stats.max_batch.max(records);
+                if !self.memory_storage {
+                    let _ = self.commit_us.record((elapsed.as_micros() as u64).max(1));
+                }
+                if self.crash.abort_after_persisting == Some(self.stats.batches) {
+                    error!(
+                        batch = self.stats.batches,
+                        "crash point: aborting after persisting, before replying"
+                    );
+                    std::process::abort();
+                }
+                for outgoing in ready.persisted() {
+                    self.route(outgoing);
+                }
+            }
+            Err(e) => {
+                // Dropping `ready` drops every reply that depended on it.
+                self.fail_storage(&e.to_string());
+            }
+        }
+    }
+
+    fn fail_storage(&mut self, reason: &str) {
+        self.stats.storage_failed = true;
+        error!(
+            node = %self.id,
+            "STORAGE FAILED: {reason}. This acceptor no longer replies to anything; restart it once the disk is healthy"
+        );
+    }
+
+    fn route(&mut self, outgoing: Outgoing) {
+        let envelope = Envelope::Paxos(outgoing.message);
+        match outgoing.to {
+            Destination::Proposer(proposer) => {
+                if let Some(link) = self.proposers.get(&proposer) {
+                    self.stats.paxos_out += 1;
+                    link.send(envelope);
+                }
+            }
+            Destination::Learners => {
+                if let Envelope::Paxos(Message::Accepted(accepted)) = &envelope {
+                    self.learner.handle_accepted(accepted);
+                }
+                for peer in &self.peers {
+                    self.stats.paxos_out += 1;
+                    peer.send(envelope.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                warn!("cannot listen for SIGTERM: {e}");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Builds the transport a config asks for and runs the node on it (on the current runtime).
+pub async fn run_configured(
+    config: &NodeConfig,
+    crash: CrashPoints,
+    shutdown: impl Future<Output = ()>,
+) -> Result<NodeStats, Error> {
+    let storage: Box<dyn Storage> = match config.storage {
+        crate::config::StorageMode::Durable => {
+            let dir = config.data_dir.as_deref().ok_or_else(|| Error::Config {
+                origin: "config".into(),
+                message: "field `data_dir` is required for durable storage".into(),
+            })?;
+            Box::new(crate::storage::RedbStorage::open(dir)?)
+        }
+        crate::config::StorageMode::Memory => Box::new(crate::storage::MemoryStorage),
+    };
+    let me = PeerName::Node(config.id);
+    match (&config.transport, &config.tls) {
+        (paxbench_quic::TransportKind::Quic, Some(tls)) => {
+            let identity = paxbench_quic::Identity::load(tls)?;
+            let transport = paxbench_quic::QuicTransport::bind(config.listen, &identity, me)?;
+            run_node(config, transport, storage, crash, shutdown).await
+        }
+        (paxbench_quic::TransportKind::Quic, None) => Err(Error::Config {
+            origin: "config".into(),
+            message: "QUIC needs the `tls` files".into(),
+        }),
+        (paxbench_quic::TransportKind::Tcp, _) => {
+            let transport = paxbench_quic::TcpTransport::bind(config.listen, me)?;
+            run_node(config, transport, storage, crash, shutdown).await
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Acceptor storage. `durable` keeps one redb table of `(key, slot) → state` and commits each
+//! batch in one fsynced transaction (group commit: the node hands over every record that changed
+//! while the previous commit was running). `memory` keeps nothing and is unsafe across crashes.
+
+use std::path::{Path, PathBuf};
+
+use paxbench_core::Instance;
+use paxbench_core::acceptor::{AcceptorState, Record};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::error::Error;
+
+/// `(key, slot)` → a format byte followed by the postcard-encoded [`AcceptorState`].
+const ACCEPTOR_TABLE: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("acceptor");
+
+/// The record format this build writes and reads.
+const RECORD_FORMAT: u8 = 1;
+
+/// The file name of the durable store inside the data directory.
+pub const STORE_FILE: &str = "acceptor.redb";
+
+/// Where an acceptor keeps its promises and accepted proposals.
+pub trait Storage: Send + 'static {
+    /// Every record stored, to restore the acceptor at start.
+    fn load(&mut self) -> Result<Vec<Record>, Error>;
+    /// Makes `records` durable; when this returns `Ok`, they survive a crash.
+    fn commit(&mut self, records: &[Record]) -> Result<(), Error>;
+}
+
+/// Keeps nothing: a restarted node has forgotten every promise.
+#[derive(Debug, Default)]
+pub struct MemoryStorage;
+
+impl Storage for MemoryStorage {
+    fn load(&mut self) -> Result<Vec<Record>, Error> {
+        Ok(Vec::new())
+    }
+
+    fn commit(&mut self, _records: &[Record]) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// redb with immediate durability: a commit returns after fsync.
+#[derive(Debug)]
+pub struct RedbStorage {
+    db: Database,
+    path: PathBuf,
+    encoded: Vec<u8>,
+}
+
+impl RedbStorage {
+    /// Opens (or creates) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, Error> {
+        std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
+            context: format!("creating {}", data_dir.display()),
+            source,
+        })?;
+        let path = data_dir.join(STORE_FILE);
+        let db = Database::create(&path).map_err(|e| Error::Storage {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut storage = Self {
+            db,
+            path,
+            encoded: Vec::new(),
+        };
+        // Create the table up front, so that reading an empty store is not an error.
+        storage.commit(&[])?;
+        Ok(storage)
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> Error {
+        Error::Storage {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Encodes a state as stored.
+pub fn encode_state(state: &AcceptorState, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
+    out.clear();
+    out.push(RECORD_FORMAT);
+    let encoded = postcard::to_extend(state, std::mem::take(out))?;
+    *out = encoded;
+    Ok(())
+}
+
+/// Decodes a stored state.
+pub fn decode_state(bytes: &[u8]) -> Result<AcceptorState, String> {
+    match bytes.split_first() {
+        Some((&RECORD_FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((format, _)) => Err(format!("unknown record format {format}")),
+        None => Err("empty record".into()),
+    }
+}
+
+impl Storage for RedbStorage {
+    fn load(&mut self) -> Result<Vec<Record>, Error> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let table = txn.open_table(ACCEPTOR_TABLE).map_err(|e| self.error(e))?;
+        let mut records = Vec::new();
+        for entry in table.iter().map_err(|e| self.error(e))? {
+            let (key, value) = entry.map_err(|e| self.error(e))?;
+            let (key, slot) = key.value();
+            let state = decode_state(value.value())
+                .map_err(|e| self.error(format!("record {key}/{slot}: {e}")))?;
+            records.push(Record {
+                instance: Instance::new(key, slot),
+                state,
+            });
+        }
+        Ok(records)
+    }
+
+    fn commit(&mut self, records: &[Record]) -> Result<(), Error> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        {
+            let mut table = txn.open_table(ACCEPTOR_TABLE).map_err(|e| self.error(e))?;
+            for record in records {
+                encode_state(&record.state, &mut self.encoded).map_err(|e| self.error(e))?;
+                table
+                    .insert(
+                        (record.instance.key, record.instance.slot),
+                        self.encoded.as_slice(),
+                    )
+                    .map_err(|e| self.error(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use paxbench_core::ProposalId;
+
+    use super::*;
+
+    fn record(key: u64, promised: u64, accepted: Option<u64>) -> Record {
+        Record {
+            instance: Instance::new(key, 0),
+            state: AcceptorState {
+                promised: ProposalId::new(promised, 1),
+                accepted: accepted
+                    .map(|id| (ProposalId::new(id, 1), Bytes::from(format!("v{id}")))),
+            },
+        }
+    }
+
+    #[test]
+    fn committed_records_survive_reopening_and_later_ones_win() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = RedbStorage::open(dir.path()).unwrap();
+            assert!(store.load().unwrap().is_empty());
+            store
+                .commit(&[record(1, 5, None), record(2, 3, Some(3))])
+                .unwrap();
+            store.commit(&[record(1, 7, Some(7))]).unwrap();
+        }
+        let mut store = RedbStorage::open(dir.path()).unwrap();
+        let mut loaded = store.load().unwrap();
+        loaded.sort_by_key(|r| r.instance);
+        assert_eq!(loaded, vec![record(1, 7, Some(7)), record(2, 3, Some(3))]);
+    }
+
+    #[test]
+    fn bad_records_are_reported_not_trusted() {
+        assert!(decode_state(&[]).is_err());
+        assert!(decode_state(&[9, 1, 2]).is_err());
+        let mut bytes = Vec::new();
+        encode_state(&record(1, 2, Some(2)).state, &mut bytes).unwrap();
+        assert_eq!(decode_state(&bytes).unwrap(), record(1, 2, Some(2)).state);
+        assert!(decode_state(&bytes[..bytes.len() - 1]).is_err());
+    }
+}

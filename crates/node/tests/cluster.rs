@@ -1,0 +1,292 @@
+//! Three node processes on 127.0.0.1 and a test proposer driving decisions through QUIC:
+//! crashes (kill -9, a majority, a crash between persist and reply), strangers and bad frames,
+//! and the durable stores checked against every reply the nodes sent.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use common::{Cluster, Outcome, TestClient, decided, ops};
+use paxbench_core::message::{Message, Prepare};
+use paxbench_core::proposer::ProposerConfig;
+use paxbench_core::{Instance, NodeId, ProposalId, ProposerId};
+use paxbench_quic::{AdminCommand, AdminReply, Envelope, FaultSpec, PeerName, TlsFiles, Transport};
+
+fn proposer_config(max_attempts: u32) -> ProposerConfig {
+    ProposerConfig {
+        max_attempts,
+        ..ProposerConfig::new(3)
+    }
+}
+
+#[test]
+fn a_node_killed_mid_run_loses_nothing_and_rejoins() {
+    let mut cluster = Cluster::start(3, "durable", &[]);
+    let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
+    client.wait_all_ready(&cluster);
+    let config = proposer_config(200);
+    let mut proposers: Vec<_> = (0..8).map(|_| client.proposer(config.clone())).collect();
+    let work = ops(0, 120, "run");
+    let cluster_ref = &mut cluster;
+    let outcomes_before = client.drive(&mut proposers, &work, Duration::from_secs(90), |done| {
+        if done == 40 {
+            cluster_ref.kill(2);
+        }
+        if done == 80 {
+            cluster_ref.spawn(2, &[]);
+        }
+    });
+    assert!(
+        outcomes_before
+            .iter()
+            .all(|o| matches!(o, Outcome::Chosen(_))),
+        "{outcomes_before:?}"
+    );
+    assert!(client.checker.violations().is_empty());
+    // The restarted node serves again and takes part in new decisions.
+    assert!(client.wait_ready(2, Duration::from_secs(20)));
+    let before = client.stats(2).paxos_in;
+    let more = ops(1000, 20, "after");
+    let outcomes = client.drive(&mut proposers, &more, Duration::from_secs(30), |_| {});
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Chosen(_))));
+    assert!(
+        client.stats(2).paxos_in > before,
+        "the restarted node took part"
+    );
+    // No decision changed across the crash.
+    client.verify_decisions(&decided(&work, &outcomes_before), &config);
+}
+
+#[test]
+fn without_a_majority_nothing_is_decided_until_it_returns() {
+    let mut cluster = Cluster::start(3, "durable", &[]);
+    let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
+    client.wait_all_ready(&cluster);
+    cluster.kill(2);
+    cluster.kill(3);
+    let config = proposer_config(4);
+    let mut proposers: Vec<_> = (0..2).map(|_| client.proposer(config.clone())).collect();
+    let work = ops(0, 4, "minority");
+    let outcomes = client.drive(&mut proposers, &work, Duration::from_secs(30), |_| {});
+    assert_eq!(outcomes, vec![Outcome::GaveUp; 4]);
+    assert!(client.checker.violations().is_empty());
+    cluster.spawn(2, &[]);
+    cluster.spawn(3, &[]);
+    client.wait_all_ready(&cluster);
+    let config = proposer_config(100);
+    let mut proposers: Vec<_> = (0..2).map(|_| client.proposer(config.clone())).collect();
+    let outcomes = client.drive(&mut proposers, &work, Duration::from_secs(60), |_| {});
+    assert!(
+        outcomes.iter().all(|o| matches!(o, Outcome::Chosen(_))),
+        "{outcomes:?}"
+    );
+    client.verify_decisions(&decided(&work, &outcomes), &config);
+}
+
+#[test]
+fn a_promise_persisted_just_before_a_crash_survives_the_restart() {
+    let mut cluster = Cluster::start(3, "durable", &["--reject-mode", "nack"]);
+    cluster.kill(1);
+    cluster.spawn(1, &["--crash-after-persisting", "1"]);
+    let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
+    for id in 1..=3 {
+        assert!(
+            client.wait_ready(id, Duration::from_secs(20)),
+            "node {id}: {}",
+            cluster.log(id)
+        );
+    }
+    let instance = Instance::new(7, 0);
+    let promised = ProposalId::new(50, 3);
+    let prepare = |id| {
+        Envelope::Paxos(Message::Prepare(Prepare {
+            instance,
+            id,
+            from: ProposerId(3),
+        }))
+    };
+    client.links[0].send(prepare(promised));
+    // Receiving also drives the client's runtime, which sends the PREPARE.
+    assert_eq!(
+        client.recv_paxos(Duration::from_secs(1)),
+        None,
+        "node 1 replied before it crashed"
+    );
+    let status = cluster
+        .wait_exit(1, Duration::from_secs(10))
+        .expect("node 1 hit its crash point");
+    assert!(!status.success());
+    assert_eq!(cluster.stored(1)[&instance].state.promised, promised);
+
+    cluster.spawn(1, &[]);
+    assert!(client.wait_ready(1, Duration::from_secs(20)));
+    client.links[0].send(prepare(ProposalId::new(49, 9)));
+    let reply = client
+        .recv_paxos(Duration::from_secs(5))
+        .expect("a reply after restart");
+    match reply {
+        Message::Nack(nack) => assert_eq!(nack.promised, promised, "the promise survived"),
+        other => panic!("expected a NACK, got {other:?}"),
+    }
+}
+
+#[test]
+fn strangers_and_bad_frames_leave_the_cluster_serving() {
+    let cluster = Cluster::start(3, "memory", &[]);
+    let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
+    client.wait_all_ready(&cluster);
+
+    // A client whose certificate another CA signed gets no answer and is logged.
+    let stranger_dir = tempfile::tempdir().unwrap();
+    paxbench_quic::generate_cluster_certs(stranger_dir.path(), 0, 1).unwrap();
+    let mut stranger = TestClient::connect(&cluster, stranger_dir.path(), 0);
+    assert!(
+        !stranger.wait_ready(1, Duration::from_secs(2)),
+        "a stranger was answered"
+    );
+    assert!(client.stats(1).transport.refused_peers >= 1);
+    assert!(
+        cluster.log(1).contains("refused peer"),
+        "{}",
+        cluster.log(1)
+    );
+
+    // A node certificate may read stats but not change faults.
+    let node_files = TlsFiles::in_dir(&cluster.certs(), PeerName::Node(NodeId(3)));
+    let mut impostor = TestClient::connect_as(&cluster, &node_files, PeerName::Node(NodeId(3)));
+    assert!(impostor.wait_ready(1, Duration::from_secs(10)));
+    let reply = impostor.admin(1, AdminCommand::SetFaults(FaultSpec::default()));
+    assert!(
+        matches!(reply, Some(AdminReply::Refused { .. })),
+        "{reply:?}"
+    );
+    let reply = client.admin(1, AdminCommand::SetFaults(FaultSpec::default()));
+    assert_eq!(reply, Some(AdminReply::FaultsSet));
+
+    // Garbage, a truncated frame and an oversized frame, each on its own stream.
+    let addr = cluster.nodes[0].addr;
+    let transport = client.endpoint.transport().clone();
+    let mut frame = Vec::new();
+    paxbench_quic::frame::encode_frame(&Envelope::Ping { nonce: 1 }, &mut frame).unwrap();
+    let payloads: Vec<Vec<u8>> = vec![
+        vec![
+            9, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ],
+        frame[..frame.len() - 1].to_vec(),
+        u32::MAX.to_le_bytes().to_vec(),
+    ];
+    client.runtime.block_on(async {
+        for payload in &payloads {
+            let (_reader, mut writer) = transport
+                .open(addr, PeerName::Node(NodeId(1)))
+                .await
+                .unwrap();
+            writer.write_all(payload).await.unwrap();
+            writer.finish().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    });
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"\x00garbage that is not QUIC at all", addr)
+        .unwrap();
+    assert!(
+        client.stats(1).transport.malformed_frames >= 3,
+        "{:?}",
+        client.stats(1)
+    );
+
+    let config = proposer_config(50);
+    let mut proposers: Vec<_> = (0..4).map(|_| client.proposer(config.clone())).collect();
+    let work = ops(0, 40, "after-garbage");
+    let outcomes = client.drive(&mut proposers, &work, Duration::from_secs(30), |_| {});
+    assert!(
+        outcomes.iter().all(|o| matches!(o, Outcome::Chosen(_))),
+        "{outcomes:?}"
+    );
+}
+
+#[test]
+fn durable_stores_hold_every_acknowledged_record_after_a_clean_shutdown() {
+    let mut cluster = Cluster::start(3, "durable", &[]);
+    let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
+    client.wait_all_ready(&cluster);
+    let config = proposer_config(100);
+    // Two proposers per key range collide, so the stores see promises, re-promises and
+    // adopted values, not just first-time accepts.
+    let mut proposers: Vec<_> = (0..6).map(|_| client.proposer(config.clone())).collect();
+    let mut work = ops(0, 60, "a");
+    work.extend(ops(0, 60, "b"));
+    let outcomes = client.drive(&mut proposers, &work, Duration::from_secs(60), |_| {});
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Chosen(_))));
+    assert!(client.checker.violations().is_empty());
+    // Learner fan-out: every node learned every decision.
+    for id in 1..=3 {
+        assert_eq!(client.stats(id).chosen, 60, "node {id}");
+    }
+    for id in 1..=3 {
+        let status = cluster.terminate(id);
+        assert!(status.success(), "node {id} exited with {status}");
+        assert!(cluster.log(id).contains("shutting down"));
+    }
+    let stores: Vec<_> = (1..=3).map(|id| cluster.stored(id)).collect();
+    assert!(!client.acks.is_empty());
+    for ack in &client.acks {
+        let record = stores[ack.node.0 as usize - 1]
+            .get(&ack.instance)
+            .unwrap_or_else(|| panic!("{ack:?} has no record"));
+        assert!(record.state.promised >= ack.id, "{ack:?} vs {record:?}");
+        if let Some(value) = &ack.accepted {
+            let (id, stored) = record.state.accepted.as_ref().expect("accepted");
+            assert!(*id >= ack.id, "{ack:?} vs {record:?}");
+            if *id == ack.id {
+                assert_eq!(stored, value);
+            }
+        }
+    }
+    for ((instance, _), outcome) in work.iter().zip(&outcomes) {
+        let Outcome::Chosen(value) = outcome else {
+            unreachable!()
+        };
+        let holders = stores
+            .iter()
+            .filter(|s| {
+                s.get(instance)
+                    .and_then(|r| r.state.accepted.as_ref())
+                    .is_some_and(|(_, v)| v == value)
+            })
+            .count();
+        assert!(
+            holders >= 2,
+            "instance {instance}: chosen value held by {holders} stores"
+        );
+    }
+}
+
+#[test]
+fn tcp_and_memory_without_fanout_decide_too() {
+    let cluster = Cluster::start(
+        3,
+        "memory",
+        &["--transport", "tcp", "--learner-fanout", "proposer"],
+    );
+    let mut client = TestClient::connect_tcp(&cluster, 0);
+    client.wait_all_ready(&cluster);
+    let config = proposer_config(50);
+    let mut proposers: Vec<_> = (0..4).map(|_| client.proposer(config.clone())).collect();
+    let work = ops(0, 40, "tcp");
+    let outcomes = client.drive(&mut proposers, &work, Duration::from_secs(30), |_| {});
+    assert!(
+        outcomes.iter().all(|o| matches!(o, Outcome::Chosen(_))),
+        "{outcomes:?}"
+    );
+    let stats = client.stats(1);
+    assert_eq!(
+        stats.chosen, 0,
+        "no fan-out: the node's learner hears nothing"
+    );
+    assert_eq!(stats.records, 40 * 2, "one record per request: {stats:?}");
+    assert_eq!(stats.paxos_out, 40 * 2, "one reply per request: {stats:?}");
+}

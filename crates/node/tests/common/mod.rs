@@ -1,0 +1,520 @@
+//! A real cluster for process-level tests: node processes on 127.0.0.1 with generated
+//! certificates, and a test client that drives core proposers through the QUIC transport and
+//! checks every decision with the core's safety checker.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use paxbench_core::acceptor::Record;
+use paxbench_core::checker::{Checker, ChosenBy};
+use paxbench_core::message::Message;
+use paxbench_core::proposer::{Proposer, ProposerConfig, ProposerEvent};
+use paxbench_core::{Instance, NodeId, ProposalId, ProposerId, Time, Value};
+use paxbench_node::Storage;
+use paxbench_quic::{
+    AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, Identity, Inbound,
+    Link, NodeStats, PeerName, QuicTransport, TlsFiles, Transport,
+};
+use tokio::sync::mpsc;
+
+pub const NODE_BIN: &str = env!("CARGO_BIN_EXE_paxbench-node");
+
+pub struct NodeProcess {
+    pub id: u32,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<NodeProcess>,
+    storage: String,
+    extra: Vec<String>,
+}
+
+fn free_udp_port() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Cluster {
+    /// `n` nodes with the given storage mode and extra flags, all started.
+    pub fn start(n: u32, storage: &str, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        paxbench_quic::generate_cluster_certs(&dir.path().join("certs"), n, 2).unwrap();
+        let nodes = (1..=n)
+            .map(|id| NodeProcess {
+                id,
+                addr: free_udp_port(),
+                data_dir: dir.path().join(format!("n{id}")),
+                log: dir.path().join(format!("n{id}.log")),
+                child: None,
+            })
+            .collect();
+        let mut cluster = Self {
+            dir,
+            nodes,
+            storage: storage.into(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        for id in 1..=n {
+            cluster.spawn(id, &[]);
+        }
+        cluster
+    }
+
+    pub fn certs(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    fn node(&mut self, id: u32) -> &mut NodeProcess {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    /// Starts node `id` (again), with `extra` flags for this start only.
+    pub fn spawn(&mut self, id: u32, extra: &[&str]) {
+        let certs = self.certs();
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.id != id)
+            .map(|n| format!("{}={}", n.id, n.addr))
+            .collect();
+        let storage = self.storage.clone();
+        let base_extra = self.extra.clone();
+        let node = self.node(id);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .unwrap();
+        let mut command = Command::new(NODE_BIN);
+        command
+            .args([
+                "run",
+                "--id",
+                &id.to_string(),
+                "--listen",
+                &node.addr.to_string(),
+            ])
+            .args(["--data-dir", node.data_dir.to_str().unwrap()])
+            .args(["--storage", &storage, "--stats-interval-ms", "0"])
+            .args(["--ca", certs.join("ca.pem").to_str().unwrap()])
+            .args([
+                "--cert",
+                certs.join(format!("node-{id}.pem")).to_str().unwrap(),
+            ])
+            .args([
+                "--key",
+                certs.join(format!("node-{id}.key")).to_str().unwrap(),
+            ])
+            .args(peers.iter().flat_map(|p| ["--peer", p.as_str()]))
+            .args(&base_extra)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        node.child = Some(command.spawn().unwrap());
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self, id: u32) {
+        if let Some(mut child) = self.node(id).child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn terminate(&mut self, id: u32) -> ExitStatus {
+        let mut child = self.node(id).child.take().expect("node running");
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        wait_with_timeout(&mut child, Duration::from_secs(10)).expect("node exits on SIGTERM")
+    }
+
+    /// Waits for node `id` to exit by itself.
+    pub fn wait_exit(&mut self, id: u32, timeout: Duration) -> Option<ExitStatus> {
+        let node = self.node(id);
+        let status = wait_with_timeout(node.child.as_mut()?, timeout);
+        if status.is_some() {
+            node.child = None;
+        }
+        status
+    }
+
+    pub fn log(&self, id: u32) -> String {
+        std::fs::read_to_string(&self.nodes[id as usize - 1].log).unwrap_or_default()
+    }
+
+    /// The records in node `id`'s durable store (the node must be stopped).
+    pub fn stored(&self, id: u32) -> HashMap<Instance, Record> {
+        let mut store =
+            paxbench_node::RedbStorage::open(&self.nodes[id as usize - 1].data_dir).unwrap();
+        store
+            .load()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.instance, r))
+            .collect()
+    }
+}
+
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// What a decision ended as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Chosen(Value),
+    GaveUp,
+    Unfinished,
+}
+
+/// A reply a node sent that promised something: it must be backed by its store.
+#[derive(Clone, Debug)]
+pub struct Ack {
+    pub node: NodeId,
+    pub instance: Instance,
+    pub id: ProposalId,
+    pub accepted: Option<Value>,
+}
+
+pub struct TestClient<T: Transport = QuicTransport> {
+    pub runtime: tokio::runtime::Runtime,
+    pub endpoint: Endpoint<T>,
+    inbox: mpsc::Receiver<Inbound>,
+    pub links: Vec<Link>,
+    pub checker: Checker,
+    pub acks: Vec<Ack>,
+    started: Instant,
+    next_proposer: u32,
+    next_request: u64,
+}
+
+impl TestClient<QuicTransport> {
+    /// A QUIC client with certificate `client-N` from `certs`.
+    pub fn connect(cluster: &Cluster, certs: &Path, client: u32) -> Self {
+        let me = PeerName::Client(client);
+        let identity = Identity::load(&TlsFiles::in_dir(certs, me)).unwrap();
+        Self::over(cluster, client, move || {
+            QuicTransport::bind("127.0.0.1:0".parse().unwrap(), &identity, me).unwrap()
+        })
+    }
+
+    /// A QUIC client presenting another member's certificate (to test what it may do).
+    pub fn connect_as(cluster: &Cluster, files: &TlsFiles, me: PeerName) -> Self {
+        let identity = Identity::load(files).unwrap();
+        Self::over(cluster, 9, move || {
+            QuicTransport::bind("127.0.0.1:0".parse().unwrap(), &identity, me).unwrap()
+        })
+    }
+}
+
+impl TestClient<paxbench_quic::TcpTransport> {
+    /// A plain-TCP client.
+    pub fn connect_tcp(cluster: &Cluster, client: u32) -> Self {
+        Self::over(cluster, client, move || {
+            paxbench_quic::TcpTransport::client(PeerName::Client(client))
+        })
+    }
+}
+
+impl<T: Transport + std::fmt::Debug> TestClient<T> {
+    fn over(cluster: &Cluster, client: u32, make: impl FnOnce() -> T) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (endpoint, inbox) = runtime.block_on(async {
+            Endpoint::new(make(), FaultLayer::default(), &EndpointConfig::default())
+        });
+        let links = runtime.block_on(async {
+            cluster
+                .nodes
+                .iter()
+                .map(|n| endpoint.dial(n.addr, PeerName::Node(NodeId(n.id))))
+                .collect()
+        });
+        Self {
+            runtime,
+            endpoint,
+            inbox,
+            links,
+            checker: Checker::new(),
+            acks: Vec::new(),
+            started: Instant::now(),
+            next_proposer: client * 1000,
+            next_request: 0,
+        }
+    }
+
+    /// The next Paxos message any node sends us, within `timeout`.
+    pub fn recv_paxos(&mut self, timeout: Duration) -> Option<Message> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let inbound = self.recv(deadline.saturating_duration_since(Instant::now()))?;
+            if let Envelope::Paxos(message) = inbound.envelope {
+                return Some(message);
+            }
+        }
+    }
+
+    fn now(&self) -> Time {
+        Time(self.started.elapsed().as_nanos() as u64)
+    }
+
+    fn recv(&mut self, timeout: Duration) -> Option<Inbound> {
+        let inbox = &mut self.inbox;
+        self.runtime.block_on(async {
+            tokio::time::timeout(timeout, inbox.recv())
+                .await
+                .ok()
+                .flatten()
+        })
+    }
+
+    /// Pings node `id` until it answers or `timeout` passes.
+    pub fn wait_ready(&mut self, id: u32, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let nonce = self.next_request;
+            self.next_request += 1;
+            self.links[id as usize - 1].send(Envelope::Ping { nonce });
+            let wait_until = Instant::now() + Duration::from_millis(200);
+            while let Some(inbound) =
+                self.recv(wait_until.saturating_duration_since(Instant::now()))
+            {
+                if inbound.envelope == (Envelope::Pong { nonce }) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    pub fn wait_all_ready(&mut self, cluster: &Cluster) {
+        for node in &cluster.nodes {
+            assert!(
+                self.wait_ready(node.id, Duration::from_secs(20)),
+                "node {} never answered",
+                node.id
+            );
+        }
+    }
+
+    /// Sends an admin command to node `id` and waits for its answer.
+    pub fn admin(&mut self, id: u32, command: AdminCommand) -> Option<AdminReply> {
+        let request = self.next_request;
+        self.next_request += 1;
+        self.links[id as usize - 1].send(Envelope::Admin { request, command });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Some(inbound) = self.recv(deadline.saturating_duration_since(Instant::now())) {
+            if let Envelope::AdminReply { request: r, reply } = inbound.envelope
+                && r == request
+            {
+                return Some(reply);
+            }
+        }
+        None
+    }
+
+    pub fn stats(&mut self, id: u32) -> NodeStats {
+        match self.admin(id, AdminCommand::Stats) {
+            Some(AdminReply::Stats(stats)) => stats,
+            other => panic!("no stats from node {id}: {other:?}"),
+        }
+    }
+
+    pub fn proposer(&mut self, config: ProposerConfig) -> Proposer {
+        let id = ProposerId(self.next_proposer);
+        self.next_proposer += 1;
+        Proposer::new(id, config, u64::from(id.0)).unwrap()
+    }
+
+    /// Runs `ops` on `proposers` concurrently (one op per proposer at a time). After every
+    /// finished op, `after_each(decided_so_far)` runs (to kill or restart nodes mid-run).
+    /// Stops at `budget`; returns each op's outcome, in op order.
+    pub fn drive(
+        &mut self,
+        proposers: &mut [Proposer],
+        ops: &[(Instance, Value)],
+        budget: Duration,
+        mut after_each: impl FnMut(usize),
+    ) -> Vec<Outcome> {
+        let deadline = Instant::now() + budget;
+        let mut outcomes = vec![Outcome::Unfinished; ops.len()];
+        let mut queue: VecDeque<usize> = (0..ops.len()).collect();
+        let mut active: HashMap<Instance, (usize, usize)> = HashMap::new();
+        let mut finished = 0;
+        while finished < ops.len() && Instant::now() < deadline {
+            for (p, proposer) in proposers.iter_mut().enumerate() {
+                if proposer.busy_with().is_none()
+                    && let Some(op) = queue.pop_front()
+                {
+                    let (instance, value) = &ops[op];
+                    self.checker.on_proposed(*instance, value);
+                    proposer
+                        .propose(self.now(), *instance, value.clone())
+                        .unwrap();
+                    active.insert(*instance, (p, op));
+                }
+                while let Some(message) = proposer.poll_transmit() {
+                    for link in &self.links {
+                        link.send(Envelope::Paxos(message.clone()));
+                    }
+                }
+                while let Some(event) = proposer.poll_event() {
+                    match event {
+                        ProposerEvent::AttemptStarted { instance, id, .. } => {
+                            self.checker.on_id_issued(proposer.id(), instance, id);
+                        }
+                        ProposerEvent::Chosen {
+                            instance, value, ..
+                        } => {
+                            self.checker.on_chosen(
+                                instance,
+                                &value,
+                                ChosenBy::Proposer(proposer.id()),
+                            );
+                            if let Some((_, op)) = active.remove(&instance) {
+                                outcomes[op] = Outcome::Chosen(value);
+                                finished += 1;
+                                after_each(finished);
+                            }
+                        }
+                        ProposerEvent::GaveUp { instance, .. } => {
+                            if let Some((_, op)) = active.remove(&instance) {
+                                outcomes[op] = Outcome::GaveUp;
+                                finished += 1;
+                                after_each(finished);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let now = self.now();
+            let next_timer = proposers.iter().filter_map(Proposer::poll_timeout).min();
+            let wait = next_timer.map_or(Duration::from_millis(20), |t| {
+                Duration::from_nanos(t.as_nanos().saturating_sub(now.as_nanos()))
+            });
+            if let Some(inbound) = self.recv(wait.min(Duration::from_millis(20))) {
+                self.deliver(proposers, &active, inbound);
+                while let Ok(inbound) = self.inbox.try_recv() {
+                    self.deliver(proposers, &active, inbound);
+                }
+            }
+            let now = self.now();
+            for proposer in proposers.iter_mut() {
+                if proposer.poll_timeout().is_some_and(|t| t <= now) {
+                    proposer.handle_timeout(now);
+                }
+            }
+        }
+        outcomes
+    }
+
+    fn deliver(
+        &mut self,
+        proposers: &mut [Proposer],
+        active: &HashMap<Instance, (usize, usize)>,
+        inbound: Inbound,
+    ) {
+        let Envelope::Paxos(message) = inbound.envelope else {
+            return;
+        };
+        match &message {
+            Message::Promise(p) => self.acks.push(Ack {
+                node: p.from,
+                instance: p.instance,
+                id: p.id,
+                accepted: None,
+            }),
+            Message::Accepted(a) => self.acks.push(Ack {
+                node: a.from,
+                instance: a.instance,
+                id: a.id,
+                accepted: Some(a.value.clone()),
+            }),
+            _ => {}
+        }
+        if let Some((p, _)) = active.get(&message.instance()) {
+            let now = self.now();
+            let _ = proposers[*p].handle(now, &message);
+        }
+    }
+
+    /// Proposes a different value on every instance that was decided: the proposer must learn
+    /// the value already chosen. This is how a test proves no decision changed.
+    pub fn verify_decisions(&mut self, decided: &[(Instance, Value)], config: &ProposerConfig) {
+        let mut proposers: Vec<Proposer> = (0..8).map(|_| self.proposer(config.clone())).collect();
+        let probes: Vec<(Instance, Value)> = decided
+            .iter()
+            .map(|(instance, _)| (*instance, Value::from(format!("probe-{instance}"))))
+            .collect();
+        let outcomes = self.drive(&mut proposers, &probes, Duration::from_secs(60), |_| {});
+        for ((instance, value), outcome) in decided.iter().zip(outcomes) {
+            assert_eq!(
+                outcome,
+                Outcome::Chosen(value.clone()),
+                "instance {instance} changed its decision"
+            );
+        }
+        assert!(
+            self.checker.violations().is_empty(),
+            "{:?}",
+            self.checker.violations()
+        );
+    }
+}
+
+/// Ops on fresh instances `(key, 0)` for keys `first..first + count`.
+pub fn ops(first: u64, count: u64, tag: &str) -> Vec<(Instance, Value)> {
+    (first..first + count)
+        .map(|key| (Instance::new(key, 0), Value::from(format!("{tag}-{key}"))))
+        .collect()
+}
+
+/// The decided ops and their chosen values.
+pub fn decided(ops: &[(Instance, Value)], outcomes: &[Outcome]) -> Vec<(Instance, Value)> {
+    ops.iter()
+        .zip(outcomes)
+        .filter_map(|((instance, _), outcome)| match outcome {
+            Outcome::Chosen(value) => Some((*instance, value.clone())),
+            _ => None,
+        })
+        .collect()
+}
