@@ -17,3 +17,17 @@ pub use config::{LearnerFanout, NodeConfig, NodeSettings, PeerAddr, StorageMode}
 pub use error::Error;
 pub use server::{CrashPoints, run_configured, run_node, shutdown_signal, stats_line};
 pub use storage::{MemoryStorage, RedbStorage, Storage};
+
+/// An error and its causes on one line, for a binary's last words: each cause is added only
+/// if the message so far does not already say it, and no backtrace is printed.
+pub fn error_report(error: &anyhow::Error) -> String {
+    let mut report = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !report.contains(&cause) {
+            report.push_str(": ");
+            report.push_str(&cause);
+        }
+    }
+    report
+}

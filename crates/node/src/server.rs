@@ -268,9 +268,11 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
         }
     }
 
+    /// Replies go where the proposer's latest request came from: after a reconnect, that is
+    /// the new stream, even before the old one is noticed dead.
     fn note_proposer(&mut self, proposer: ProposerId, reply: Link) {
         match self.proposers.get_mut(&proposer) {
-            Some(link) if !link.is_closed() && link.peer() == reply.peer() => {}
+            Some(link) if link.same_link(&reply) => {}
             Some(link) => *link = reply,
             None => {
                 self.proposers.insert(proposer, reply);
@@ -435,6 +437,17 @@ pub async fn run_configured(
     match (&config.transport, &config.tls) {
         (paxbench_quic::TransportKind::Quic, Some(tls)) => {
             let identity = paxbench_quic::Identity::load(tls)?;
+            if identity.name() != Some(me) {
+                return Err(Error::Config {
+                    origin: tls.cert.display().to_string(),
+                    message: format!(
+                        "this certificate names {}, but the node's `id` makes it {me}",
+                        identity
+                            .name()
+                            .map_or("no member".into(), |n| n.to_string())
+                    ),
+                });
+            }
             let transport = paxbench_quic::QuicTransport::bind(config.listen, &identity, me)?;
             run_node(config, transport, storage, crash, shutdown).await
         }

@@ -290,3 +290,21 @@ fn tcp_and_memory_without_fanout_decide_too() {
     assert_eq!(stats.records, 40 * 2, "one record per request: {stats:?}");
     assert_eq!(stats.paxos_out, 40 * 2, "one reply per request: {stats:?}");
 }
+
+#[test]
+fn a_bad_config_names_the_file_line_and_field_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.yaml");
+    std::fs::write(&path, "id: 1\nlisten: 127.0.0.1:7001\nstorage: floppy\n").unwrap();
+    let output = std::process::Command::new(common::NODE_BIN)
+        .args(["run", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("node.yaml") && stderr.contains("line 3"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("floppy"), "{stderr}");
+}

@@ -54,6 +54,11 @@ impl Link {
         self.peer
     }
 
+    /// Whether both handles are the same link.
+    pub fn same_link(&self, other: &Link) -> bool {
+        self.queue.same_channel(&other.queue)
+    }
+
     /// Whether the link's stream is gone (a dialled link never is: it redials).
     pub fn is_closed(&self) -> bool {
         self.queue.is_closed()

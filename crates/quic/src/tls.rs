@@ -156,6 +156,11 @@ impl Identity {
         })
     }
 
+    /// The member name our own certificate carries.
+    pub fn name(&self) -> Option<PeerName> {
+        peer_name_from_certs(&self.chain)
+    }
+
     fn provider() -> Arc<CryptoProvider> {
         Arc::new(rustls::crypto::ring::default_provider())
     }
