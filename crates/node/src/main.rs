@@ -92,7 +92,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let filter = EnvFilter::try_from_default_env()
                 .or_else(|_| EnvFilter::try_new(&config.log_level))
                 .with_context(|| format!("{origin}: field `log_level`: bad filter"))?;
-            tracing_subscriber::fmt().with_env_filter(filter).init();
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

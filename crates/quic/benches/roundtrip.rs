@@ -156,7 +156,7 @@ fn bench_kind(
             ""
         }
     );
-    let windows: &[u64] = if multi_thread { &[1] } else { &[1, 64] };
+    let windows: &[u64] = &[1, 64];
     for &window in windows {
         let mut group = c.benchmark_group(format!("roundtrip/{label}"));
         group.throughput(Throughput::Elements(1));
