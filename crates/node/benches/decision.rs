@@ -176,7 +176,7 @@ impl Client {
                     });
                 match tokio::time::timeout(wait, inbox.recv()).await {
                     Ok(Some(Inbound {
-                        envelope: Envelope::Paxos(message),
+                        envelope: Envelope::Reply { message, .. },
                         ..
                     })) => {
                         let _ = proposer.handle(now(*started), &message);

@@ -217,7 +217,10 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
                     reply: answer,
                 });
             }
-            Envelope::Hello { .. } | Envelope::Pong { .. } | Envelope::AdminReply { .. } => {
+            Envelope::Hello { .. }
+            | Envelope::Pong { .. }
+            | Envelope::AdminReply { .. }
+            | Envelope::Reply { .. } => {
                 debug!(%peer, "ignoring an unexpected frame");
             }
         }
@@ -372,18 +375,21 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
     }
 
     fn route(&mut self, outgoing: Outgoing) {
-        let envelope = Envelope::Paxos(outgoing.message);
         match outgoing.to {
             Destination::Proposer(proposer) => {
                 if let Some(link) = self.proposers.get(&proposer) {
                     self.stats.paxos_out += 1;
-                    link.send(envelope);
+                    link.send(Envelope::Reply {
+                        proposer,
+                        message: outgoing.message,
+                    });
                 }
             }
             Destination::Learners => {
-                if let Envelope::Paxos(Message::Accepted(accepted)) = &envelope {
+                if let Message::Accepted(accepted) = &outgoing.message {
                     self.learner.handle_accepted(accepted);
                 }
+                let envelope = Envelope::Paxos(outgoing.message);
                 for peer in &self.peers {
                     self.stats.paxos_out += 1;
                     peer.send(envelope.clone());

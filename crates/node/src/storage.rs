@@ -57,18 +57,47 @@ impl RedbStorage {
             source,
         })?;
         let path = data_dir.join(STORE_FILE);
+        if !path.exists() {
+            Self::create_atomically(data_dir, &path)?;
+        }
         let db = Database::create(&path).map_err(|e| Error::Storage {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        let mut storage = Self {
+        Ok(Self {
             db,
             path,
             encoded: Vec::new(),
-        };
-        // Create the table up front, so that reading an empty store is not an error.
-        storage.commit(&[])?;
-        Ok(storage)
+        })
+    }
+
+    /// Creates the store under a temporary name and renames it into place once it is complete,
+    /// so a node killed while creating it leaves either no store or a valid empty one, never a
+    /// half-written file that would refuse to open. A leftover temporary file held no records.
+    fn create_atomically(data_dir: &Path, path: &Path) -> Result<(), Error> {
+        let io = |context: String| move |source| Error::Io { context, source };
+        let creating = data_dir.join(format!("{STORE_FILE}.creating"));
+        if creating.exists() {
+            std::fs::remove_file(&creating)
+                .map_err(io(format!("removing {}", creating.display())))?;
+        }
+        {
+            let db = Database::create(&creating).map_err(|e| Error::Storage {
+                path: creating.clone(),
+                message: e.to_string(),
+            })?;
+            let mut storage = Self {
+                db,
+                path: creating.clone(),
+                encoded: Vec::new(),
+            };
+            // The table exists from the start, so reading an empty store is not an error.
+            storage.commit(&[])?;
+        }
+        std::fs::rename(&creating, path).map_err(io(format!("renaming {}", creating.display())))?;
+        std::fs::File::open(data_dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io(format!("syncing {}", data_dir.display())))
     }
 
     fn error(&self, e: impl std::fmt::Display) -> Error {
@@ -166,6 +195,32 @@ mod tests {
         let mut loaded = store.load().unwrap();
         loaded.sort_by_key(|r| r.instance);
         assert_eq!(loaded, vec![record(1, 7, Some(7)), record(2, 3, Some(3))]);
+    }
+
+    #[test]
+    fn a_store_killed_while_being_created_is_created_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(format!("{STORE_FILE}.creating")),
+            b"half a header",
+        )
+        .unwrap();
+        let mut store = RedbStorage::open(dir.path()).unwrap();
+        store.commit(&[record(1, 1, None)]).unwrap();
+        assert!(!dir.path().join(format!("{STORE_FILE}.creating")).exists());
+        drop(store);
+        assert_eq!(
+            RedbStorage::open(dir.path()).unwrap().load().unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_damaged_store_is_refused_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(STORE_FILE), b"not a database").unwrap();
+        let err = RedbStorage::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(STORE_FILE), "{err}");
     }
 
     #[test]

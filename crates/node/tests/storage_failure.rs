@@ -98,7 +98,13 @@ fn a_failed_commit_silences_the_acceptor() {
         };
         link.send(prepare(1));
         assert!(
-            matches!(next().await, Some(Envelope::Paxos(Message::Promise(_)))),
+            matches!(
+                next().await,
+                Some(Envelope::Reply {
+                    message: Message::Promise(_),
+                    ..
+                })
+            ),
             "the first commit succeeds and is answered"
         );
         link.send(prepare(2));

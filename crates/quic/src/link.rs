@@ -432,7 +432,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 fn shared_peer_hint(envelope: &Envelope) -> &'static str {
     match envelope {
         Envelope::Hello { .. } => "hello",
-        Envelope::Paxos(message) => message.kind(),
+        Envelope::Paxos(message) | Envelope::Reply { message, .. } => message.kind(),
         Envelope::Ping { .. } | Envelope::Pong { .. } => "ping",
         Envelope::Admin { .. } | Envelope::AdminReply { .. } => "admin",
     }

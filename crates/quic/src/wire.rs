@@ -1,6 +1,7 @@
 //! What travels in a frame: Paxos messages, the transport's own ping, and admin commands.
 //! The transport carries [`Envelope::Paxos`] without looking inside.
 
+use paxbench_core::ProposerId;
 use paxbench_core::message::Message;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,15 @@ pub enum Envelope {
     },
     /// A Paxos message, opaque to the transport.
     Paxos(Message),
+    /// A node's reply to one proposer. The proposer is named because one generator's link
+    /// carries many proposers, several of which may work on the same instance (and, with naive
+    /// timestamps, even under the same ID).
+    Reply {
+        /// The proposer it answers.
+        proposer: ProposerId,
+        /// The PROMISE, NACK or ACCEPTED.
+        message: Message,
+    },
     /// Asks for an immediate [`Envelope::Pong`]: the raw transport round trip, the floor that
     /// Paxos latency is compared against.
     Ping {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use rustc_hash::{FxHashMap, FxHasher};
 
 pub use network::{Endpoint, Fate, Latency, LinkModel, Network};
-pub use workload::{OpOutcome, OpSpec, UniformWorkload, Workload, unique_value};
+pub use workload::{NextOp, OpOutcome, OpSpec, UniformWorkload, Workload, unique_value};
 
 use crate::acceptor::{Acceptor, AcceptorConfig, Destination, Outgoing, Ready, Record};
 use crate::checker::{Checker, ChosenBy};
@@ -261,6 +261,7 @@ pub struct Sim<W: Workload> {
     stats: SimStats,
     digest: FxHasher,
     scratch: Vec<Message>,
+    waiting: Vec<u32>,
 }
 
 impl<W: Workload> Sim<W> {
@@ -321,6 +322,7 @@ impl<W: Workload> Sim<W> {
             nodes,
             proposers,
             checker: Checker::new(),
+            waiting: Vec::new(),
             stats: SimStats::default(),
             digest: FxHasher::default(),
             scratch: Vec::new(),
@@ -353,6 +355,11 @@ impl<W: Workload> Sim<W> {
     /// The workload.
     pub fn workload(&self) -> &W {
         &self.workload
+    }
+
+    /// Stops the simulation and hands back the workload, with whatever it recorded.
+    pub fn into_workload(self) -> W {
+        self.workload
     }
 
     /// A digest of every delivery and proposer event so far, in order: equal digests mean
@@ -604,6 +611,7 @@ impl<W: Workload> Sim<W> {
                     };
                     self.workload.on_outcome(id, self.now, *instance, outcome);
                     self.next_op(index);
+                    self.wake_waiting();
                 }
                 ProposerEvent::GaveUp {
                     instance, reason, ..
@@ -612,6 +620,7 @@ impl<W: Workload> Sim<W> {
                     self.workload
                         .on_outcome(id, self.now, *instance, OpOutcome::GaveUp(*reason));
                     self.next_op(index);
+                    self.wake_waiting();
                 }
                 ProposerEvent::Promised { .. } | ProposerEvent::BackingOff { .. } => {}
             }
@@ -633,15 +642,26 @@ impl<W: Workload> Sim<W> {
     }
 
     fn next_op(&mut self, index: u32) {
-        if let Some(op) = self.workload.next_op(ProposerId(index), self.now) {
-            let at = op.at.max(self.now);
-            self.schedule(
-                at,
-                Event::StartOp {
-                    proposer: index,
-                    op,
-                },
-            );
+        match self.workload.next_op(ProposerId(index), self.now) {
+            NextOp::Start(op) => {
+                let at = op.at.max(self.now);
+                self.schedule(
+                    at,
+                    Event::StartOp {
+                        proposer: index,
+                        op,
+                    },
+                );
+            }
+            NextOp::Wait => self.waiting.push(index),
+            NextOp::Done => {}
+        }
+    }
+
+    /// After an operation ends, proposers that were told to wait are asked again, in order.
+    fn wake_waiting(&mut self) {
+        for index in std::mem::take(&mut self.waiting) {
+            self.next_op(index);
         }
     }
 

@@ -33,10 +33,29 @@ pub enum OpOutcome {
     GaveUp(GiveUpReason),
 }
 
-/// A source of operations for the simulator.
+/// What an idle proposer does next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextOp {
+    /// Start this operation.
+    Start(OpSpec),
+    /// Nothing yet: ask again after the next operation of any proposer ends (a race waits for
+    /// its whole group).
+    Wait,
+    /// This proposer is done.
+    Done,
+}
+
+impl From<Option<OpSpec>> for NextOp {
+    fn from(op: Option<OpSpec>) -> Self {
+        op.map_or(NextOp::Done, NextOp::Start)
+    }
+}
+
+/// A source of operations for the simulator (and for the load generator's real-cluster driver,
+/// which asks the same questions).
 pub trait Workload {
-    /// The next operation for `proposer`, now idle at `now`; `None` when it is done.
-    fn next_op(&mut self, proposer: ProposerId, now: Time) -> Option<OpSpec>;
+    /// The next operation for `proposer`, now idle at `now`.
+    fn next_op(&mut self, proposer: ProposerId, now: Time) -> NextOp;
     /// How `proposer`'s operation on `instance` ended.
     fn on_outcome(
         &mut self,
@@ -93,10 +112,10 @@ impl UniformWorkload {
 }
 
 impl Workload for UniformWorkload {
-    fn next_op(&mut self, proposer: ProposerId, now: Time) -> Option<OpSpec> {
+    fn next_op(&mut self, proposer: ProposerId, now: Time) -> NextOp {
         let issued = self.issued.entry(proposer).or_insert(0);
         if *issued >= self.ops_per_proposer {
-            return None;
+            return NextOp::Done;
         }
         let at = if *issued == 0 {
             now + Duration::from_nanos(self.rng.between(0, self.start_spread.as_nanos() as u64))
@@ -107,7 +126,7 @@ impl Workload for UniformWorkload {
         *issued += 1;
         let key = self.rng.below(self.keys);
         let slot = self.next_slot.get(&key).copied().unwrap_or(0);
-        Some(OpSpec {
+        NextOp::Start(OpSpec {
             instance: Instance::new(key, slot),
             value: unique_value(proposer, op),
             at,
@@ -130,15 +149,19 @@ mod tests {
     fn runs_the_budget_and_moves_slots_after_a_decision() {
         let mut w = UniformWorkload::new(1, 2, Duration::from_millis(1), Duration::ZERO, 3);
         let p = ProposerId(4);
-        let first = w.next_op(p, Time::ZERO).unwrap();
+        let NextOp::Start(first) = w.next_op(p, Time::ZERO) else {
+            panic!("an operation")
+        };
         assert_eq!(first.instance, Instance::new(0, 0));
         assert_eq!(first.at, Time::ZERO);
         w.on_outcome(p, Time(5), first.instance, OpOutcome::Lost);
-        let second = w.next_op(p, Time(5)).unwrap();
+        let NextOp::Start(second) = w.next_op(p, Time(5)) else {
+            panic!("an operation")
+        };
         assert_eq!(second.instance, Instance::new(0, 1));
         assert_eq!(second.at, Time(5) + Duration::from_millis(1));
         assert_ne!(first.value, second.value);
-        assert_eq!(w.next_op(p, Time(9)), None);
+        assert_eq!(w.next_op(p, Time(9)), NextOp::Done);
     }
 
     #[test]

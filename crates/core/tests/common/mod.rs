@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use paxbench_core::sim::{OpOutcome, OpSpec, Workload};
+use paxbench_core::sim::{NextOp, OpOutcome, OpSpec, Workload};
 use paxbench_core::{Instance, ProposerId, Time, Value};
 
 /// Operations given up front: each proposer runs its own list in order, each at its time.
@@ -30,11 +30,17 @@ impl ScriptedWorkload {
 }
 
 impl Workload for ScriptedWorkload {
-    fn next_op(&mut self, proposer: ProposerId, now: Time) -> Option<OpSpec> {
-        let (_, list) = self.ops.iter_mut().find(|(p, _)| *p == proposer)?;
-        let mut op = list.pop_front()?;
-        op.at = op.at.max(now);
-        Some(op)
+    fn next_op(&mut self, proposer: ProposerId, now: Time) -> NextOp {
+        let Some((_, list)) = self.ops.iter_mut().find(|(p, _)| *p == proposer) else {
+            return NextOp::Done;
+        };
+        match list.pop_front() {
+            Some(mut op) => {
+                op.at = op.at.max(now);
+                NextOp::Start(op)
+            }
+            None => NextOp::Done,
+        }
     }
 
     fn on_outcome(

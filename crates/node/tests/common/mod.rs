@@ -286,7 +286,7 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
         let deadline = Instant::now() + timeout;
         loop {
             let inbound = self.recv(deadline.saturating_duration_since(Instant::now()))?;
-            if let Envelope::Paxos(message) = inbound.envelope {
+            if let Envelope::Paxos(message) | Envelope::Reply { message, .. } = inbound.envelope {
                 return Some(message);
             }
         }
@@ -453,7 +453,7 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
         active: &HashMap<Instance, (usize, usize)>,
         inbound: Inbound,
     ) {
-        let Envelope::Paxos(message) = inbound.envelope else {
+        let Envelope::Reply { message, .. } = inbound.envelope else {
             return;
         };
         match &message {
