@@ -1,0 +1,240 @@
+//! The `paxbench` command line: parse, hand off to the library, print for people or for
+//! machines.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use paxbench_node::cli::NodeCommand;
+
+use crate::config::{BenchConfig, TargetKind};
+use crate::run::{RunOptions, run};
+use crate::summary::Summary;
+
+/// Exit code when a scenario saw safety violations it did not expect.
+pub const EXIT_VIOLATIONS: u8 = 3;
+/// Exit code after Ctrl-C (what was measured is written, marked as interrupted).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "paxbench",
+    version,
+    about = "Benchmark and load-test single-decree Paxos: lost races, duelling proposers, retries and ID collisions",
+    after_help = "Examples:\n  \
+        paxbench run bench-configs/quickstart.yaml          # local 3-node QUIC cluster, ~20 s\n  \
+        paxbench run bench-configs/id-schemes.yaml --target sim\n  \
+        paxbench run bench-configs/open-loop.yaml --json > summary.json\n  \
+        paxbench validate bench-configs/*.yaml\n\n\
+        Exit codes: 0 ok, 1 error, 3 unexpected safety violations, 130 interrupted."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a bench config and write a results folder.
+    Run {
+        /// The bench config (YAML).
+        config: PathBuf,
+        /// Run on this target instead of the config's.
+        #[arg(long, value_enum)]
+        target: Option<TargetKind>,
+        /// Where results folders go.
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        results: PathBuf,
+        /// Write into exactly this folder instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print the summary as JSON on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// No progress bars.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Check configs without running them.
+    Validate {
+        /// Bench configs.
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of summary.json.
+    Schema,
+    /// Run a node (what spawned clusters run; the same as `paxbench-node`).
+    #[command(subcommand, hide = true)]
+    Node(NodeCommand),
+}
+
+/// The binary's entry point.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", paxbench_node::error_report(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Node(command) => {
+            paxbench_node::cli::run_command(command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            print!("{}", crate::summary::schema_json());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { configs } => {
+            for path in configs {
+                let config = BenchConfig::load(&path)?;
+                println!(
+                    "{}: ok, {} scenario(s)",
+                    path.display(),
+                    config.scenarios.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            config,
+            target,
+            results,
+            out,
+            json,
+            no_progress,
+        } => {
+            init_logging();
+            let mut config = BenchConfig::load(&config)?;
+            if let Some(kind) = target {
+                config = config.with_target(kind)?;
+            }
+            let interrupt = Arc::new(AtomicBool::new(false));
+            let flag = interrupt.clone();
+            ctrlc::set_handler(move || {
+                if flag.swap(true, Ordering::SeqCst) {
+                    // A second Ctrl-C: the user wants out now.
+                    std::process::exit(i32::from(EXIT_INTERRUPTED));
+                }
+                eprintln!("\ninterrupted: finishing the measurement and writing what was measured");
+            })
+            .context("installing the Ctrl-C handler")?;
+            let options = RunOptions {
+                results_dir: results,
+                out,
+                node_exe: std::env::current_exe().context("locating the paxbench binary")?,
+                progress: !no_progress && !json,
+            };
+            let result = run(&config, &options, &interrupt)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result.summary)?);
+            } else {
+                print!("{}", table(&result.summary));
+                println!("results: {}", result.dir.display());
+            }
+            for scenario in &result.summary.scenarios {
+                if scenario.safety.violations > 0 {
+                    let verdict = if scenario.safety.expected {
+                        "expected: this is the scenario's finding"
+                    } else {
+                        "SAFETY VIOLATION"
+                    };
+                    eprintln!(
+                        "{verdict}: scenario {} saw {} violation(s): {}",
+                        scenario.label,
+                        scenario.safety.violations,
+                        scenario
+                            .safety
+                            .by_kind
+                            .iter()
+                            .map(|(k, n)| format!("{n} {k}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    for example in scenario.safety.examples.iter().take(3) {
+                        eprintln!("  {example}");
+                    }
+                }
+            }
+            if result.unexpected_violations() > 0 {
+                return Ok(ExitCode::from(EXIT_VIOLATIONS));
+            }
+            if result.summary.interrupted {
+                return Ok(ExitCode::from(EXIT_INTERRUPTED));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The summary as a fixed-width table for a terminal.
+pub fn table(summary: &Summary) -> String {
+    let mut out = format!(
+        "{}{}\n{:<40} {:>11} {:>9} {:>9} {:>8} {:>8} {:>7} {:>9} {:>9} {:>6} {:>10} {:>10}\n",
+        summary.name,
+        if summary.interrupted {
+            " (INTERRUPTED)"
+        } else {
+            ""
+        },
+        "scenario",
+        "decisions/s",
+        "p50",
+        "p99",
+        "won",
+        "lost",
+        "gaveup",
+        "retry/op",
+        "preempt/op",
+        "duels",
+        "collisions",
+        "violations"
+    );
+    let us = |v: u64| {
+        if v >= 10_000 {
+            format!("{:.1}ms", v as f64 / 1e3)
+        } else {
+            format!("{v}µs")
+        }
+    };
+    for s in &summary.scenarios {
+        let mut label = s.label.clone();
+        if label.chars().count() > 40 {
+            label = label.chars().take(39).collect::<String>() + "…";
+        }
+        out.push_str(&format!(
+            "{:<40} {:>11.0} {:>9} {:>9} {:>8} {:>8} {:>7} {:>9.3} {:>9.3} {:>6} {:>10} {:>10}\n",
+            label,
+            s.throughput.decisions_per_s,
+            us(s.latency_us.op.p50),
+            us(s.latency_us.op.p99),
+            s.outcomes.won,
+            s.outcomes.lost_race,
+            s.outcomes.gave_up + s.outcomes.timed_out,
+            s.retries.retries_per_op,
+            s.contention.preemptions_per_op,
+            s.contention.dueling_episodes,
+            s.ids.collisions,
+            s.safety.violations,
+        ));
+    }
+    out
+}

@@ -1,0 +1,77 @@
+//! Drivers run one scenario's proposers against a target and hand back what was measured:
+//! [`sim`] in the core's simulator (virtual time), [`real`] against QUIC or TCP nodes.
+//! Both feed the same workload, metrics and checker, so their results compare directly.
+
+pub mod real;
+pub mod sim;
+
+use std::time::Duration;
+
+use paxbench_core::checker::CheckerStats;
+use paxbench_core::proposer::ProposerConfig;
+use paxbench_core::rng::DetRng;
+use paxbench_core::time::ClockModel;
+use paxbench_quic::NodeStats;
+
+use crate::config::Scenario;
+use crate::metrics::{OpMetrics, Percentiles, ProtocolMetrics};
+
+/// Everything a driver measured in one scenario.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// Operation timings and outcomes.
+    pub ops: OpMetrics,
+    /// Proposer behaviour and messages.
+    pub protocol: ProtocolMetrics,
+    /// Checker counters.
+    pub checker: CheckerStats,
+    /// Each kind of violation and how often it was seen.
+    pub violation_counts: Vec<(&'static str, u64)>,
+    /// The first few violations, written out.
+    pub violation_examples: Vec<String>,
+    /// The measured span (end of warmup to the last outcome).
+    pub measured: Duration,
+    /// Wall-clock time the scenario took.
+    pub wall: Duration,
+    /// The raw transport round trip to each node at the start (real targets).
+    pub floor: Vec<(u32, Percentiles)>,
+    /// Nodes' counters over the scenario (real targets): the difference of two snapshots.
+    pub node_stats: Vec<NodeStats>,
+    /// Messages and bytes the nodes sent (real targets; the simulator counts them itself).
+    pub node_messages: (u64, u64),
+    /// Whether Ctrl-C cut the scenario short.
+    pub interrupted: bool,
+    /// Operations that had not ended when the driver stopped.
+    pub unfinished: u64,
+}
+
+/// Violation examples kept in the report.
+pub const VIOLATION_EXAMPLES: usize = 5;
+
+/// The core proposer settings of a scenario (the clock is set per proposer).
+pub fn proposer_config(scenario: &Scenario, acceptors: usize) -> ProposerConfig {
+    ProposerConfig {
+        acceptors,
+        phase1_timeout: scenario.phase1_timeout,
+        phase2_timeout: scenario.phase2_timeout,
+        backoff: scenario.backoff.to_policy(),
+        max_attempts: scenario.max_attempts,
+        deadline: scenario.deadline,
+        id_scheme: scenario.id_scheme,
+        clock: ClockModel::ideal(),
+    }
+}
+
+/// Proposer `index`'s clock: offset and drift drawn from the scenario's seed within its skew
+/// bounds, at its resolution, reading `epoch_ns` at time zero.
+pub fn proposer_clock(scenario: &Scenario, index: u32, epoch_ns: u64) -> ClockModel {
+    let mut rng = DetRng::fork(scenario.seed, 0xc10c_0000 + u64::from(index));
+    let skew = scenario.clock_skew.as_nanos() as f64;
+    let offset = (rng.next_f64() * 2.0 - 1.0) * skew;
+    let drift = (rng.next_f64() * 2.0 - 1.0) * scenario.clock_drift_ppm;
+    ClockModel::ideal()
+        .with_epoch(epoch_ns)
+        .with_offset(offset as i64)
+        .with_drift_ppm(drift)
+        .with_resolution(scenario.clock_resolution)
+}

@@ -1,0 +1,929 @@
+//! The real targets: node processes spawned on 127.0.0.1 (`spawn`) or already running
+//! (`attach`), reached over QUIC or TCP. Every proposer is a core state machine multiplexed on
+//! one current-thread task; all share one link per node with coalesced writes. Faults of the
+//! schedule become process kills and restarts or fault-layer settings.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use paxbench_core::checker::{Checker, ChosenBy};
+use paxbench_core::proposer::{Proposer, ProposerEvent};
+use paxbench_core::sim::{Endpoint, Fate};
+use paxbench_core::sim::{Fault, Observer};
+use paxbench_core::sim::{NextOp, OpOutcome, Workload};
+use paxbench_core::{NodeId, ProposerId, Time};
+use paxbench_quic::{
+    AdminCommand, AdminReply, Endpoint as LinkEndpoint, EndpointConfig, Envelope, FaultLayer,
+    FaultSpec, Identity, Inbound, Link, NodeStats, PeerName, QuicTransport, TcpTransport, TlsFiles,
+    Transport, TransportKind,
+};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::{RunOutput, VIOLATION_EXAMPLES, proposer_clock, proposer_config};
+use crate::config::{FaultAction, Scenario, TargetKind};
+use crate::error::Error;
+use crate::metrics::{Percentiles, ProtocolMetrics, latency_histogram, record_ns};
+use crate::workload::Generator;
+
+/// How long nodes may take to answer their first ping.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// After the last operation is issued, how long those in flight may take to finish.
+const DRAIN: Duration = Duration::from_secs(10);
+/// Proposer ids of client N start at N × this, so several generators never share an id.
+pub const PROPOSER_IDS_PER_CLIENT: u32 = 65_536;
+
+struct NodeProcess {
+    id: u32,
+    addr: SocketAddr,
+    child: Option<Child>,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+/// The nodes a scenario runs against.
+pub struct Cluster {
+    nodes: Vec<(u32, SocketAddr)>,
+    client_tls: Option<TlsFiles>,
+    client: u32,
+    spawned: Option<Spawned>,
+}
+
+struct Spawned {
+    exe: PathBuf,
+    processes: Vec<NodeProcess>,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port(transport: TransportKind) -> Result<SocketAddr, Error> {
+    let io = |e| Error::Io {
+        context: "finding a free port on 127.0.0.1".into(),
+        source: e,
+    };
+    match transport {
+        TransportKind::Quic => UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map_err(io),
+        TransportKind::Tcp => TcpListener::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map_err(io),
+    }
+}
+
+impl Cluster {
+    /// Starts `scenario.nodes` node processes (`exe node run …`) in a temporary directory, with
+    /// freshly generated certificates.
+    pub fn spawn(scenario: &Scenario, exe: &Path) -> Result<Self, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix("paxbench-cluster-")
+            .tempdir()
+            .map_err(|e| Error::Io {
+                context: "creating the cluster directory".into(),
+                source: e,
+            })?;
+        let certs = dir.path().join("certs");
+        paxbench_quic::generate_cluster_certs(&certs, scenario.nodes, 1)?;
+        let addrs = (1..=scenario.nodes)
+            .map(|id| Ok((id, free_port(scenario.transport)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let mut processes = Vec::new();
+        for &(id, addr) in &addrs {
+            let name = PeerName::Node(NodeId(id));
+            let files = TlsFiles::in_dir(&certs, name);
+            let mut args: Vec<String> = vec![
+                "node".into(),
+                "run".into(),
+                "--id".into(),
+                id.to_string(),
+                "--listen".into(),
+                addr.to_string(),
+                "--data-dir".into(),
+                dir.path().join(format!("data-{id}")).display().to_string(),
+                "--stats-interval-ms".into(),
+                "0".into(),
+                "--ca".into(),
+                files.ca.display().to_string(),
+                "--cert".into(),
+                files.cert.display().to_string(),
+                "--key".into(),
+                files.key.display().to_string(),
+            ];
+            for (flag, value) in [
+                ("--storage", serde_name(&scenario.storage)),
+                ("--transport", serde_name(&scenario.transport)),
+                ("--reject-mode", serde_name(&scenario.reject_mode)),
+                ("--learner-fanout", serde_name(&scenario.learner_fanout)),
+            ] {
+                args.push(flag.into());
+                args.push(value);
+            }
+            for &(peer, peer_addr) in &addrs {
+                if peer != id {
+                    args.push("--peer".into());
+                    args.push(format!("{peer}={peer_addr}"));
+                }
+            }
+            processes.push(NodeProcess {
+                id,
+                addr,
+                child: None,
+                args,
+                log: dir.path().join(format!("node-{id}.log")),
+            });
+        }
+        let mut cluster = Self {
+            nodes: addrs,
+            client_tls: Some(TlsFiles::in_dir(&certs, PeerName::Client(0))),
+            client: 0,
+            spawned: Some(Spawned {
+                exe: exe.into(),
+                processes,
+                _dir: dir,
+            }),
+        };
+        for id in 1..=scenario.nodes {
+            cluster.start_node(id)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Running nodes, as the scenario's `attach` section lists them.
+    pub fn attach(scenario: &Scenario) -> Result<Self, Error> {
+        let attach = scenario
+            .attach
+            .as_ref()
+            .ok_or_else(|| Error::Scenario("attach target without an `attach` section".into()))?;
+        let client_tls = match (scenario.transport, &attach.ca, &attach.cert, &attach.key) {
+            (TransportKind::Quic, Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (TransportKind::Quic, ..) => {
+                return Err(Error::Scenario("QUIC attach needs ca, cert and key".into()));
+            }
+            (TransportKind::Tcp, ..) => None,
+        };
+        Ok(Self {
+            nodes: attach.nodes.iter().map(|n| (n.id, n.addr)).collect(),
+            client_tls,
+            client: attach.client,
+            spawned: None,
+        })
+    }
+
+    fn start_node(&mut self, id: u32) -> Result<(), Error> {
+        let Some(spawned) = &mut self.spawned else {
+            return Err(Error::Scenario(
+                "only a spawned cluster can start nodes".into(),
+            ));
+        };
+        let process = spawned
+            .processes
+            .iter_mut()
+            .find(|p| p.id == id)
+            .ok_or_else(|| Error::Scenario(format!("no node {id}")))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&process.log)
+            .map_err(|e| Error::Io {
+                context: format!("opening {}", process.log.display()),
+                source: e,
+            })?;
+        let log_err = log.try_clone().map_err(|e| Error::Io {
+            context: "cloning a log handle".into(),
+            source: e,
+        })?;
+        let child = Command::new(&spawned.exe)
+            .args(&process.args)
+            .env(
+                "RUST_LOG",
+                std::env::var("PAXBENCH_NODE_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| Error::Io {
+                context: format!("starting node {id} ({})", spawned.exe.display()),
+                source: e,
+            })?;
+        info!(node = id, addr = %process.addr, pid = child.id(), "node started");
+        process.child = Some(child);
+        Ok(())
+    }
+
+    fn kill_node(&mut self, id: u32) {
+        if let Some(spawned) = &mut self.spawned
+            && let Some(process) = spawned.processes.iter_mut().find(|p| p.id == id)
+            && let Some(mut child) = process.child.take()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            info!(node = id, "node killed");
+        }
+    }
+
+    /// The log of node `id`, for error messages.
+    fn node_log(&self, id: u32) -> String {
+        self.spawned
+            .as_ref()
+            .and_then(|s| s.processes.iter().find(|p| p.id == id))
+            .and_then(|p| std::fs::read_to_string(&p.log).ok())
+            .unwrap_or_default()
+    }
+
+    /// Stops spawned nodes with SIGTERM (SIGKILL after 10 s); attached nodes are left alone.
+    pub fn stop(&mut self) {
+        let Some(spawned) = &mut self.spawned else {
+            return;
+        };
+        for process in &mut spawned.processes {
+            if let Some(child) = &process.child {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for process in &mut spawned.processes {
+            if let Some(mut child) = process.child.take() {
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn serde_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// Runs `scenario` against a spawned or attached cluster.
+pub fn run(
+    scenario: &Scenario,
+    node_exe: &Path,
+    interrupt: &AtomicBool,
+    progress: &indicatif::ProgressBar,
+) -> Result<RunOutput, Error> {
+    let mut cluster = match scenario.target {
+        TargetKind::Spawn => Cluster::spawn(scenario, node_exe)?,
+        TargetKind::Attach => Cluster::attach(scenario)?,
+        TargetKind::Sim => {
+            return Err(Error::Scenario("the simulator is not a real target".into()));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io {
+            context: "starting the tokio runtime".into(),
+            source: e,
+        })?;
+    let me = PeerName::Client(cluster.client);
+    let localhost: SocketAddr = match cluster.nodes.first() {
+        Some((_, addr)) if addr.is_ipv6() => {
+            "[::]:0".parse().unwrap_or(SocketAddr::from(([0u8; 16], 0)))
+        }
+        Some((_, addr)) if !addr.ip().is_loopback() => SocketAddr::from(([0, 0, 0, 0], 0)),
+        _ => SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let result = match scenario.transport {
+        TransportKind::Quic => {
+            let files = cluster
+                .client_tls
+                .clone()
+                .ok_or_else(|| Error::Scenario("QUIC needs client TLS files".into()))?;
+            let identity = Identity::load(&files)?;
+            runtime.block_on(async {
+                let transport = QuicTransport::bind(localhost, &identity, me)?;
+                drive(scenario, transport, &mut cluster, interrupt, progress).await
+            })
+        }
+        TransportKind::Tcp => runtime.block_on(drive(
+            scenario,
+            TcpTransport::client(me),
+            &mut cluster,
+            interrupt,
+            progress,
+        )),
+    };
+    cluster.stop();
+    result
+}
+
+/// Timers of the driver loop, earliest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Fault(usize),
+    Proposer(u32),
+}
+
+struct Driver<'a, T: Transport> {
+    scenario: &'a Scenario,
+    started: Instant,
+    endpoint: LinkEndpoint<T>,
+    links: Vec<Link>,
+    node_ids: Vec<u32>,
+    proposers: Vec<Proposer>,
+    id_base: u32,
+    armed: Vec<Option<Time>>,
+    pending: Vec<Option<paxbench_core::sim::OpSpec>>,
+    waiting: Vec<u32>,
+    timers: BinaryHeap<Reverse<(Time, Timer)>>,
+    dirty: Vec<u32>,
+    is_dirty: Vec<bool>,
+    generator: Generator,
+    protocol: ProtocolMetrics,
+    checker: Checker,
+    next_request: u64,
+}
+
+async fn drive<T: Transport + std::fmt::Debug>(
+    scenario: &Scenario,
+    transport: T,
+    cluster: &mut Cluster,
+    interrupt: &AtomicBool,
+    progress: &indicatif::ProgressBar,
+) -> Result<RunOutput, Error> {
+    let wall = Instant::now();
+    let (endpoint, mut inbox) = LinkEndpoint::new(
+        transport,
+        FaultLayer::default(),
+        &EndpointConfig {
+            carrier: scenario.carrier,
+            ..EndpointConfig::default()
+        },
+    );
+    let links: Vec<Link> = cluster
+        .nodes
+        .iter()
+        .map(|(id, addr)| endpoint.dial(*addr, PeerName::Node(NodeId(*id))))
+        .collect();
+    let node_ids: Vec<u32> = cluster.nodes.iter().map(|(id, _)| *id).collect();
+
+    // Every node must answer before anything is measured.
+    for (i, id) in node_ids.iter().enumerate() {
+        if ping(&links[i], &mut inbox, 1, READY_TIMEOUT)
+            .await
+            .is_none()
+        {
+            let log = cluster.node_log(*id);
+            return Err(Error::Scenario(format!(
+                "node {id} at {} did not answer within {READY_TIMEOUT:?}{}",
+                cluster.nodes[i].1,
+                if log.is_empty() {
+                    String::new()
+                } else {
+                    format!("; its log:\n{log}")
+                }
+            )));
+        }
+    }
+    let mut floor = Vec::new();
+    for (i, id) in node_ids.iter().enumerate() {
+        let mut histogram = latency_histogram();
+        for _ in 0..scenario.pings {
+            if let Some(rtt) = ping(&links[i], &mut inbox, 1, Duration::from_secs(2)).await {
+                record_ns(&mut histogram, rtt.as_nanos() as u64);
+            }
+        }
+        floor.push((*id, Percentiles::of(&histogram)));
+    }
+    let mut next_request = 1;
+    let stats_before = node_stats(&links, &mut inbox, &mut next_request).await;
+
+    let acceptors = links.len();
+    let epoch_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let id_base = cluster.client * PROPOSER_IDS_PER_CLIENT;
+    let mut proposers = Vec::with_capacity(scenario.proposers as usize);
+    for i in 0..scenario.proposers {
+        let mut config = proposer_config(scenario, acceptors);
+        config.clock = proposer_clock(scenario, i, epoch_ns);
+        let seed = scenario.seed ^ (u64::from(i) << 32) ^ 0x5eed;
+        proposers.push(
+            Proposer::new(ProposerId(id_base + i), config, seed)
+                .map_err(|e| Error::Scenario(e.to_string()))?,
+        );
+    }
+    let generator = Generator::new(scenario);
+    let warmup_end = generator.warmup_end();
+    let count = scenario.proposers as usize;
+    let mut driver = Driver {
+        scenario,
+        started: Instant::now(),
+        endpoint,
+        links,
+        node_ids,
+        proposers,
+        id_base,
+        armed: vec![None; count],
+        pending: vec![None; count],
+        waiting: Vec::new(),
+        timers: BinaryHeap::new(),
+        dirty: Vec::new(),
+        is_dirty: vec![false; count],
+        generator,
+        protocol: ProtocolMetrics::new(count, warmup_end, scenario.livelock_window),
+        checker: Checker::new(),
+        next_request,
+    };
+    for (i, step) in scenario.faults.iter().enumerate() {
+        driver
+            .timers
+            .push(Reverse((Time((step.at_s * 1e9) as u64), Timer::Fault(i))));
+    }
+    for i in 0..count as u32 {
+        driver.ask(i);
+    }
+    let interrupted = driver.run(&mut inbox, cluster, interrupt, progress).await;
+    next_request = driver.next_request;
+    let stats_after = node_stats(&driver.links, &mut inbox, &mut next_request).await;
+    let now = driver.now();
+    driver.protocol.finish(now);
+    let unfinished = driver.generator.in_flight();
+    let node_stats: Vec<NodeStats> = stats_after
+        .iter()
+        .map(|after| {
+            let before = stats_before.iter().find(|b| b.node == after.node);
+            stats_delta(after, before)
+        })
+        .collect();
+    let node_messages = node_stats.iter().fold((0, 0), |(m, b), s| {
+        (m + s.paxos_out, b + s.transport.bytes_out)
+    });
+    let ops = driver.generator.metrics;
+    let measured = Duration::from_nanos(ops.last_outcome.0.saturating_sub(warmup_end.0));
+    Ok(RunOutput {
+        ops,
+        protocol: driver.protocol,
+        checker: driver.checker.stats(),
+        violation_counts: driver.checker.violation_counts(),
+        violation_examples: driver
+            .checker
+            .violations()
+            .iter()
+            .take(VIOLATION_EXAMPLES)
+            .map(ToString::to_string)
+            .collect(),
+        measured,
+        wall: wall.elapsed(),
+        floor,
+        node_stats,
+        node_messages,
+        interrupted,
+        unfinished,
+    })
+}
+
+fn stats_delta(after: &NodeStats, before: Option<&NodeStats>) -> NodeStats {
+    let Some(before) = before else {
+        return after.clone();
+    };
+    let mut delta = after.clone();
+    delta.paxos_in -= before.paxos_in.min(delta.paxos_in);
+    delta.paxos_out -= before.paxos_out.min(delta.paxos_out);
+    delta.batches -= before.batches.min(delta.batches);
+    delta.records -= before.records.min(delta.records);
+    delta.transport.bytes_out -= before.transport.bytes_out.min(delta.transport.bytes_out);
+    delta.transport.bytes_in -= before.transport.bytes_in.min(delta.transport.bytes_in);
+    delta.transport.frames_out -= before.transport.frames_out.min(delta.transport.frames_out);
+    delta.transport.frames_in -= before.transport.frames_in.min(delta.transport.frames_in);
+    delta.transport.writes -= before.transport.writes.min(delta.transport.writes);
+    delta
+}
+
+/// One ping's round trip, or `None` after `timeout`.
+async fn ping(
+    link: &Link,
+    inbox: &mut mpsc::Receiver<Inbound>,
+    nonce: u64,
+    timeout: Duration,
+) -> Option<Duration> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut sent = Instant::now();
+    link.send(Envelope::Ping { nonce });
+    let mut resend = tokio::time::Instant::now() + Duration::from_millis(200);
+    loop {
+        tokio::select! {
+            inbound = inbox.recv() => {
+                if let Some(Inbound { envelope: Envelope::Pong { nonce: n }, peer, .. }) = inbound
+                    && n == nonce
+                    && peer == link.peer()
+                {
+                    return Some(sent.elapsed());
+                }
+            }
+            () = tokio::time::sleep_until(resend) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return None;
+                }
+                // A node that is still starting drops early pings; ask again.
+                sent = Instant::now();
+                link.send(Envelope::Ping { nonce });
+                resend = tokio::time::Instant::now() + Duration::from_millis(200);
+            }
+        }
+    }
+}
+
+async fn node_stats(
+    links: &[Link],
+    inbox: &mut mpsc::Receiver<Inbound>,
+    next_request: &mut u64,
+) -> Vec<NodeStats> {
+    let mut stats = Vec::new();
+    for link in links {
+        if let Some(AdminReply::Stats(s)) =
+            admin(link, inbox, next_request, AdminCommand::Stats).await
+        {
+            stats.push(s);
+        }
+    }
+    stats
+}
+
+async fn admin(
+    link: &Link,
+    inbox: &mut mpsc::Receiver<Inbound>,
+    next_request: &mut u64,
+    command: AdminCommand,
+) -> Option<AdminReply> {
+    let request = *next_request;
+    *next_request += 1;
+    link.send(Envelope::Admin { request, command });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match tokio::time::timeout_at(deadline, inbox.recv()).await {
+            Ok(Some(Inbound {
+                envelope: Envelope::AdminReply { request: r, reply },
+                ..
+            })) if r == request => {
+                return Some(reply);
+            }
+            Ok(Some(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
+    fn now(&self) -> Time {
+        Time(self.started.elapsed().as_nanos() as u64)
+    }
+
+    fn show_progress(&self, progress: &indicatif::ProgressBar) {
+        let ops = &self.generator.metrics;
+        let now = self.now();
+        let phase = if now < self.generator.warmup_end() {
+            "warmup"
+        } else {
+            "measuring"
+        };
+        let last = ops.seconds.iter().rev().find(|s| s.completed > 0);
+        progress.set_message(format!(
+            "{phase} · {} ops ended · last second: {} ops/s, p99 {} µs · {} retries",
+            ops.completed(),
+            last.map_or(0, |s| s.completed),
+            last.map_or(0, |s| s.latency.value_at_quantile(0.99)),
+            self.protocol.retries,
+        ));
+    }
+
+    fn mark(&mut self, index: u32) {
+        if !self.is_dirty[index as usize] {
+            self.is_dirty[index as usize] = true;
+            self.dirty.push(index);
+        }
+    }
+
+    /// Asks the workload what proposer `index` does next.
+    fn ask(&mut self, index: u32) {
+        let now = self.now();
+        match self.generator.next_op(ProposerId(index), now) {
+            NextOp::Start(op) => {
+                let at = op.at;
+                self.pending[index as usize] = Some(op);
+                if at <= now {
+                    self.start(index);
+                } else {
+                    self.timers.push(Reverse((at, Timer::Proposer(index))));
+                }
+            }
+            NextOp::Wait => self.waiting.push(index),
+            NextOp::Done => {}
+        }
+    }
+
+    fn start(&mut self, index: u32) {
+        let Some(op) = self.pending[index as usize].take() else {
+            return;
+        };
+        let now = self.now();
+        self.checker.on_proposed(op.instance, &op.value);
+        if self.proposers[index as usize]
+            .propose(now, op.instance, op.value)
+            .is_ok()
+        {
+            self.mark(index);
+        }
+    }
+
+    /// Drains proposer `index`'s output: messages to every node, events to metrics, checker
+    /// and workload; then re-arms its timer.
+    fn pump(&mut self, index: u32) {
+        let i = index as usize;
+        self.is_dirty[i] = false;
+        let pid = ProposerId(self.id_base + index);
+        while let Some(message) = self.proposers[i].poll_transmit() {
+            let now = self.now();
+            for (link, node) in self.links.iter().zip(&self.node_ids) {
+                self.protocol.on_send(
+                    now,
+                    Endpoint::Proposer(ProposerId(index)),
+                    Endpoint::Node(NodeId(*node)),
+                    &message,
+                    Fate::Delivered(Duration::ZERO, None),
+                );
+                link.send(Envelope::Paxos(message.clone()));
+            }
+        }
+        let mut ended = false;
+        while let Some(event) = self.proposers[i].poll_event() {
+            let now = self.now();
+            self.protocol
+                .on_proposer_event(now, ProposerId(index), &event);
+            match &event {
+                ProposerEvent::AttemptStarted { instance, id, .. } => {
+                    self.checker.on_id_issued(pid, *instance, *id);
+                }
+                ProposerEvent::Chosen {
+                    instance,
+                    value,
+                    own,
+                    ..
+                } => {
+                    self.checker
+                        .on_chosen(*instance, value, ChosenBy::Proposer(pid));
+                    let outcome = if *own {
+                        OpOutcome::Won
+                    } else {
+                        OpOutcome::Lost
+                    };
+                    self.generator
+                        .on_outcome(ProposerId(index), now, *instance, outcome);
+                    ended = true;
+                }
+                ProposerEvent::GaveUp {
+                    instance, reason, ..
+                } => {
+                    self.generator.on_outcome(
+                        ProposerId(index),
+                        now,
+                        *instance,
+                        OpOutcome::GaveUp(*reason),
+                    );
+                    ended = true;
+                }
+                _ => {}
+            }
+        }
+        if ended {
+            self.ask(index);
+            for waiting in std::mem::take(&mut self.waiting) {
+                self.ask(waiting);
+            }
+        }
+        let timeout = self.proposers[i].poll_timeout();
+        if timeout != self.armed[i] {
+            self.armed[i] = timeout;
+            if let Some(at) = timeout {
+                self.timers.push(Reverse((at, Timer::Proposer(index))));
+            }
+        }
+    }
+
+    fn pump_dirty(&mut self) {
+        while let Some(index) = self.dirty.pop() {
+            self.pump(index);
+        }
+    }
+
+    fn deliver(&mut self, inbound: Inbound) {
+        if let Envelope::Reply { proposer, message } = inbound.envelope {
+            let Some(index) = proposer.0.checked_sub(self.id_base) else {
+                return;
+            };
+            if (index as usize) < self.proposers.len() {
+                let now = self.now();
+                // Replies to an operation that already ended are stale; the proposer says so.
+                let _ = self.proposers[index as usize].handle(now, &message);
+                self.mark(index);
+            }
+        }
+    }
+
+    async fn apply_fault(
+        &mut self,
+        index: usize,
+        cluster: &mut Cluster,
+        inbox: &mut mpsc::Receiver<Inbound>,
+    ) {
+        let step = self.scenario.faults[index].clone();
+        let now = self.now();
+        self.protocol.on_fault(now, &Fault::Heal);
+        if let Some(last) = self.protocol.faults.last_mut() {
+            last.1 = format!("{:?}", step.action);
+        }
+        info!(at_s = step.at_s, action = ?step.action, "fault");
+        match &step.action {
+            FaultAction::Kill(node) => cluster.kill_node(*node),
+            FaultAction::Restart(node) => {
+                if let Err(e) = cluster.start_node(*node) {
+                    warn!("restarting node {node}: {e}");
+                }
+            }
+            FaultAction::Isolate(nodes) => {
+                let cut_off: Vec<String> = nodes
+                    .iter()
+                    .map(|n| PeerName::Node(NodeId(*n)).to_string())
+                    .collect();
+                let _ = self.endpoint.faults().set(&FaultSpec {
+                    partitioned: cut_off.clone(),
+                    ..FaultSpec::default()
+                });
+                for (link, id) in self.links.clone().iter().zip(self.node_ids.clone()) {
+                    let spec = if nodes.contains(&id) {
+                        // The isolated side: everyone outside it, the generator included.
+                        let mut others: Vec<String> = self
+                            .node_ids
+                            .iter()
+                            .filter(|n| !nodes.contains(n))
+                            .map(|n| PeerName::Node(NodeId(*n)).to_string())
+                            .collect();
+                        others.push(
+                            PeerName::Client(self.id_base / PROPOSER_IDS_PER_CLIENT).to_string(),
+                        );
+                        FaultSpec {
+                            partitioned: others,
+                            ..FaultSpec::default()
+                        }
+                    } else {
+                        FaultSpec {
+                            partitioned: cut_off.clone(),
+                            ..FaultSpec::default()
+                        }
+                    };
+                    self.set_node_faults(link, spec, inbox).await;
+                }
+            }
+            FaultAction::Heal => {
+                let _ = self.endpoint.faults().set(&FaultSpec::default());
+                for link in self.links.clone() {
+                    self.set_node_faults(&link, FaultSpec::default(), inbox)
+                        .await;
+                }
+            }
+            FaultAction::SetDrop(p) => {
+                let spec = FaultSpec {
+                    all: paxbench_quic::LinkFaults {
+                        drop: *p,
+                        ..Default::default()
+                    },
+                    seed: self.scenario.seed,
+                    ..FaultSpec::default()
+                };
+                let _ = self.endpoint.faults().set(&spec);
+                for link in self.links.clone() {
+                    self.set_node_faults(&link, spec.clone(), inbox).await;
+                }
+            }
+            FaultAction::SetDelayUs(us) => {
+                let spec = FaultSpec {
+                    all: paxbench_quic::LinkFaults {
+                        delay_us: *us,
+                        ..Default::default()
+                    },
+                    ..FaultSpec::default()
+                };
+                let _ = self.endpoint.faults().set(&spec);
+                for link in self.links.clone() {
+                    self.set_node_faults(&link, spec.clone(), inbox).await;
+                }
+            }
+        }
+    }
+
+    /// Sends a fault setting without waiting for the answer: replies and Paxos traffic share the
+    /// inbox, and the driver loop must keep serving proposers.
+    async fn set_node_faults(
+        &mut self,
+        link: &Link,
+        spec: FaultSpec,
+        _inbox: &mut mpsc::Receiver<Inbound>,
+    ) {
+        let request = self.next_request;
+        self.next_request += 1;
+        link.send(Envelope::Admin {
+            request,
+            command: AdminCommand::SetFaults(spec),
+        });
+    }
+
+    /// The loop: start due operations, deliver replies, fire timers, until the workload is done,
+    /// the drain deadline passes, or Ctrl-C. Returns whether it was interrupted.
+    async fn run(
+        &mut self,
+        inbox: &mut mpsc::Receiver<Inbound>,
+        cluster: &mut Cluster,
+        interrupt: &AtomicBool,
+        progress: &indicatif::ProgressBar,
+    ) -> bool {
+        let hard_end = self.generator.end().map(|end| end + DRAIN);
+        let mut interrupted = false;
+        let mut next_progress = Instant::now();
+        loop {
+            if Instant::now() >= next_progress {
+                next_progress = Instant::now() + Duration::from_millis(250);
+                self.show_progress(progress);
+            }
+            self.pump_dirty();
+            let now = self.now();
+            while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
+                if at > now {
+                    break;
+                }
+                self.timers.pop();
+                match timer {
+                    Timer::Proposer(index) => {
+                        let i = index as usize;
+                        if self.pending[i].is_some() && self.proposers[i].busy_with().is_none() {
+                            self.start(index);
+                        } else if self.armed[i] == Some(at) {
+                            self.armed[i] = None;
+                            self.proposers[i].handle_timeout(now);
+                            self.mark(index);
+                        }
+                    }
+                    Timer::Fault(step) => self.apply_fault(step, cluster, inbox).await,
+                }
+            }
+            self.pump_dirty();
+            if self.generator.is_finished() {
+                break;
+            }
+            if interrupt.load(Ordering::Relaxed) && !interrupted {
+                interrupted = true;
+                self.generator.stop();
+                for proposer in &mut self.proposers {
+                    proposer.cancel();
+                }
+                break;
+            }
+            if hard_end.is_some_and(|end| now >= end) {
+                self.generator.stop();
+                break;
+            }
+            let next = self.timers.peek().map(|Reverse((at, _))| *at);
+            let wait = next.map_or(Duration::from_millis(50), |at| {
+                Duration::from_nanos(at.0.saturating_sub(now.0))
+            });
+            let wait = wait.min(Duration::from_millis(50));
+            match tokio::time::timeout(wait, inbox.recv()).await {
+                Ok(Some(inbound)) => {
+                    self.deliver(inbound);
+                    while let Ok(inbound) = inbox.try_recv() {
+                        self.deliver(inbound);
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {}
+            }
+        }
+        interrupted
+    }
+}

@@ -1,0 +1,148 @@
+//! The simulator target: the scenario's proposers and nodes in the core's deterministic
+//! simulator, in virtual time. The same seed gives the same summary.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use paxbench_core::acceptor::AcceptorConfig;
+use paxbench_core::sim::{Endpoint, LinkModel};
+use paxbench_core::sim::{Fault, Sim, SimConfig, Storage};
+use paxbench_core::{NodeId, Time};
+use paxbench_node::LearnerFanout;
+
+use super::{RunOutput, VIOLATION_EXAMPLES, proposer_clock, proposer_config};
+use crate::config::{FaultAction, Scenario};
+use crate::error::Error;
+use crate::metrics::ProtocolMetrics;
+use crate::workload::Generator;
+
+/// Simulated steps between checks of the interrupt flag.
+const STEPS_PER_CHECK: u32 = 4096;
+
+/// The epoch of simulated proposer clocks: a fixed, realistic wall-clock reading (2026-01-01),
+/// so timestamp IDs look as they would on a real machine and runs stay reproducible.
+const SIM_EPOCH_NS: u64 = 1_767_225_600_000_000_000;
+
+fn links(scenario: &Scenario, extra_delay_us: f64, drop: Option<f64>) -> LinkModel {
+    let mut latency = scenario.sim.latency;
+    latency.mean_us += extra_delay_us;
+    LinkModel {
+        latency: latency.to_latency(),
+        drop: drop.unwrap_or(scenario.sim.drop),
+        duplicate: scenario.sim.duplicate,
+        ..LinkModel::default()
+    }
+}
+
+fn faults(scenario: &Scenario) -> Vec<(Time, Fault)> {
+    let mut faults = Vec::new();
+    for step in &scenario.faults {
+        let at = Time((step.at_s * 1e9) as u64);
+        let node = |n: u32| NodeId(n - 1);
+        match &step.action {
+            FaultAction::Kill(n) => faults.push((at, Fault::Crash(node(*n)))),
+            FaultAction::Restart(n) => faults.push((at, Fault::Restart(node(*n)))),
+            FaultAction::Isolate(nodes) => faults.push((
+                at,
+                Fault::Partition(nodes.iter().map(|n| Endpoint::Node(node(*n))).collect()),
+            )),
+            FaultAction::Heal => {
+                faults.push((at, Fault::Heal));
+                faults.push((at, Fault::SetLinks(links(scenario, 0.0, None))));
+            }
+            FaultAction::SetDrop(p) => {
+                faults.push((at, Fault::SetLinks(links(scenario, 0.0, Some(*p)))))
+            }
+            FaultAction::SetDelayUs(us) => {
+                faults.push((at, Fault::SetLinks(links(scenario, *us as f64, None))));
+            }
+        }
+    }
+    faults
+}
+
+/// Runs `scenario` in the simulator until its workload is done, its time is up, or
+/// `interrupt` is set.
+pub fn run(
+    scenario: &Scenario,
+    interrupt: &AtomicBool,
+    progress: &indicatif::ProgressBar,
+) -> Result<RunOutput, Error> {
+    let started = Instant::now();
+    let nodes = scenario.nodes as usize;
+    let proposers = scenario.proposers as usize;
+    let mut config = SimConfig::new(nodes, proposers, scenario.seed);
+    config.acceptor = AcceptorConfig {
+        reject_mode: scenario.reject_mode,
+        notify_learners: scenario.learner_fanout == LearnerFanout::All,
+    };
+    config.storage = Storage::Durable;
+    config.fsync = Duration::from_micros(scenario.sim.fsync_us);
+    config.links = links(scenario, 0.0, None);
+    config.faults = faults(scenario);
+    config.proposers = (0..scenario.proposers)
+        .map(|i| {
+            let mut proposer = proposer_config(scenario, nodes);
+            proposer.clock = proposer_clock(scenario, i, SIM_EPOCH_NS);
+            proposer
+        })
+        .collect();
+    // Operations stop being issued at the scenario's end; give those in flight time to finish.
+    let drain = Duration::from_secs(30);
+    config.until = match scenario.duration {
+        Some(duration) => Time(((scenario.warmup + duration + drain).as_nanos()) as u64),
+        None => Time(Duration::from_secs(24 * 3600).as_nanos() as u64),
+    };
+    let until = config.until;
+    let generator = Generator::new(scenario);
+    let warmup_end = generator.warmup_end();
+    let mut sim = Sim::new(config, generator).map_err(|e| Error::Scenario(e.to_string()))?;
+    let mut protocol = ProtocolMetrics::new(proposers, warmup_end, scenario.livelock_window);
+    let mut interrupted = false;
+    'run: loop {
+        for _ in 0..STEPS_PER_CHECK {
+            if !sim.step(&mut protocol) {
+                break 'run;
+            }
+        }
+        if interrupt.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        let ops = &sim.workload().metrics;
+        progress.set_message(format!(
+            "virtual {:.2} s · {} ops ended",
+            sim.now().0 as f64 / 1e9,
+            ops.completed()
+        ));
+    }
+    let end = sim.now().min(until);
+    protocol.finish(end);
+    let checker = sim.checker().stats();
+    let violation_counts = sim.checker().violation_counts();
+    let violation_examples = sim
+        .checker()
+        .violations()
+        .iter()
+        .take(VIOLATION_EXAMPLES)
+        .map(ToString::to_string)
+        .collect();
+    let generator = sim.into_workload();
+    let unfinished = generator.in_flight();
+    let ops = generator.metrics;
+    let measured = Duration::from_nanos(ops.last_outcome.0.saturating_sub(warmup_end.0));
+    Ok(RunOutput {
+        ops,
+        protocol,
+        checker,
+        violation_counts,
+        violation_examples,
+        measured,
+        wall: started.elapsed(),
+        floor: Vec::new(),
+        node_stats: Vec::new(),
+        node_messages: (0, 0),
+        interrupted,
+        unfinished,
+    })
+}

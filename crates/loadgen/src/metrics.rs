@@ -1,0 +1,526 @@
+//! Measurement. Operation timings come from the workload ([`OpMetrics`]); everything the
+//! proposers do and send comes through the core's `Observer` hooks ([`ProtocolMetrics`]), on
+//! every target alike. Latencies go into hdrhistograms in microseconds (1 µs to 1 h, 3
+//! significant digits); percentiles are read from histograms, never averaged.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use paxbench_core::message::Message;
+use paxbench_core::proposer::{GiveUpReason, ProposerEvent};
+use paxbench_core::sim::OpOutcome;
+use paxbench_core::sim::{Endpoint, Fate};
+use paxbench_core::sim::{Fault, Observer};
+use paxbench_core::{Instance, ProposalId, ProposerId, Time};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+/// The largest latency recorded: one hour, in microseconds.
+pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// A histogram of microseconds with the project's bounds.
+pub fn latency_histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts; a failure here is a programming error.
+    #[allow(clippy::expect_used)]
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
+}
+
+/// A histogram that grows as needed, for per-second intervals (most stay small).
+pub fn interval_histogram() -> Histogram<u64> {
+    #[allow(clippy::expect_used)]
+    let mut histogram = Histogram::new(3).expect("valid histogram precision");
+    histogram.auto(true);
+    histogram
+}
+
+/// Records `ns` nanoseconds as microseconds, clamped to the histogram's range.
+pub fn record_ns(histogram: &mut Histogram<u64>, ns: u64) {
+    let us = (ns / 1_000).clamp(1, MAX_LATENCY_US);
+    // Clamped into range, so this cannot fail.
+    let _ = histogram.record(us);
+}
+
+/// Percentiles of a histogram, in microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Smallest.
+    pub min: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// Reads a histogram.
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: histogram.len(),
+            min: histogram.min(),
+            mean: histogram.mean(),
+            p50: histogram.value_at_quantile(0.5),
+            p90: histogram.value_at_quantile(0.9),
+            p99: histogram.value_at_quantile(0.99),
+            p999: histogram.value_at_quantile(0.999),
+            max: histogram.max(),
+        }
+    }
+}
+
+/// One second of the run.
+#[derive(Clone, Debug)]
+pub struct Second {
+    /// Operations that ended in this second.
+    pub completed: u64,
+    /// Of those, the ones that learned a decision (won or lost the race).
+    pub decided: u64,
+    /// Latency of the operations that ended in this second.
+    pub latency: Histogram<u64>,
+    /// Retries started in this second.
+    pub retries: u64,
+    /// Preemptions seen in this second.
+    pub preemptions: u64,
+}
+
+impl Default for Second {
+    fn default() -> Self {
+        Self {
+            completed: 0,
+            decided: 0,
+            latency: interval_histogram(),
+            retries: 0,
+            preemptions: 0,
+        }
+    }
+}
+
+fn second_of(seconds: &mut Vec<Second>, at: Time, warmup_end: Time) -> Option<&mut Second> {
+    if at < warmup_end {
+        return None;
+    }
+    let index = ((at.0 - warmup_end.0) / 1_000_000_000) as usize;
+    if index >= seconds.len() {
+        seconds.resize_with(index + 1, Second::default);
+    }
+    seconds.get_mut(index)
+}
+
+/// Per-operation measurements, kept by the workload.
+#[derive(Debug)]
+pub struct OpMetrics {
+    warmup_end: Time,
+    /// Intended start to outcome: what a user waits, including time queued behind a slow system.
+    pub latency: Histogram<u64>,
+    /// Actual start to outcome.
+    pub service: Histogram<u64>,
+    /// Actual start minus intended start (open loop): how far the generator fell behind.
+    pub lag: Histogram<u64>,
+    /// Measured operations started.
+    pub started: u64,
+    /// Won: their own value was chosen.
+    pub won: u64,
+    /// Lost the race: another value was chosen.
+    pub lost: u64,
+    /// Gave up after the retry budget.
+    pub gave_up: u64,
+    /// Gave up at the deadline.
+    pub timed_out: u64,
+    /// The last outcome recorded.
+    pub last_outcome: Time,
+    /// Per-second buckets, from the end of the warmup.
+    pub seconds: Vec<Second>,
+}
+
+impl OpMetrics {
+    /// Empty, measuring from `warmup_end`.
+    pub fn new(warmup_end: Time) -> Self {
+        Self {
+            warmup_end,
+            latency: latency_histogram(),
+            service: latency_histogram(),
+            lag: latency_histogram(),
+            started: 0,
+            won: 0,
+            lost: 0,
+            gave_up: 0,
+            timed_out: 0,
+            last_outcome: warmup_end,
+            seconds: Vec::new(),
+        }
+    }
+
+    /// A measured operation intended at `intended` starts at `started`.
+    pub fn on_start(&mut self, intended: Time, started: Time) {
+        self.started += 1;
+        record_ns(
+            &mut self.lag,
+            started.0.saturating_sub(intended.0).max(1_000),
+        );
+    }
+
+    /// A measured operation ended.
+    pub fn on_outcome(&mut self, now: Time, intended: Time, started: Time, outcome: OpOutcome) {
+        let latency = now.0.saturating_sub(intended.0);
+        record_ns(&mut self.latency, latency);
+        record_ns(&mut self.service, now.0.saturating_sub(started.0));
+        let decided = match outcome {
+            OpOutcome::Won => {
+                self.won += 1;
+                true
+            }
+            OpOutcome::Lost => {
+                self.lost += 1;
+                true
+            }
+            OpOutcome::GaveUp(GiveUpReason::RetryBudget) => {
+                self.gave_up += 1;
+                false
+            }
+            OpOutcome::GaveUp(GiveUpReason::Deadline) => {
+                self.timed_out += 1;
+                false
+            }
+        };
+        self.last_outcome = self.last_outcome.max(now);
+        if let Some(second) = second_of(&mut self.seconds, now, self.warmup_end) {
+            second.completed += 1;
+            second.decided += u64::from(decided);
+            record_ns(&mut second.latency, latency);
+        }
+    }
+
+    /// Operations that ended.
+    pub fn completed(&self) -> u64 {
+        self.won + self.lost + self.gave_up + self.timed_out
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct ProposerState {
+    attempt_started: Option<Time>,
+    promised_at: Option<Time>,
+    preemptions_this_op: u32,
+    instance: Option<Instance>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct ContentionState {
+    active: Vec<ProposerId>,
+    ids: Vec<(ProposalId, ProposerId)>,
+    last_preemption: Option<(ProposerId, ProposerId)>,
+    dueling: bool,
+    contended_since: Option<Time>,
+}
+
+/// What proposers did and sent, fed through the `Observer` hooks.
+#[derive(Debug)]
+pub struct ProtocolMetrics {
+    warmup_end: Time,
+    livelock_window: u64,
+    proposers: Vec<ProposerState>,
+    instances: FxHashMap<Instance, ContentionState>,
+    encode_buffer: Vec<u8>,
+    /// ATTEMPT to majority PROMISE.
+    pub phase1: Histogram<u64>,
+    /// Majority PROMISE to a decision of its own.
+    pub phase2: Histogram<u64>,
+    /// Attempts started (first attempts included).
+    pub attempts: u64,
+    /// Retries: attempts after the first.
+    pub retries: u64,
+    /// Preemptions (an attempt abandoned because a higher ID was promised).
+    pub preemptions: u64,
+    /// Operations with at least one preemption.
+    pub ops_preempted: u64,
+    /// Operations that ended (measured).
+    pub ops_finished: u64,
+    /// Phase timeouts.
+    pub timeouts: u64,
+    /// Time spent backing off, in nanoseconds.
+    pub backoff_ns: u128,
+    /// `rounds[n]`: operations that took `n` attempts.
+    pub rounds: Vec<u64>,
+    /// Dueling episodes: two proposers preempting each other in turn on one instance.
+    pub duels: u64,
+    /// Instances with two or more active proposers and no decision for a whole window.
+    pub livelock_windows: u64,
+    /// Time spent in such windows, in nanoseconds.
+    pub livelock_ns: u128,
+    /// Proposal IDs issued and the highest seen, for how fast IDs grow.
+    pub first_id: Option<(Time, ProposalId)>,
+    /// The highest ID issued.
+    pub last_id: Option<(Time, ProposalId)>,
+    /// Messages sent by proposers.
+    pub messages: u64,
+    /// Their framed size in bytes.
+    pub bytes: u64,
+    /// Messages sent by acceptors (simulator only; real nodes report their own).
+    pub acceptor_messages: u64,
+    /// Their framed size in bytes.
+    pub acceptor_bytes: u64,
+    /// Per-second retries and preemptions.
+    pub seconds: Vec<Second>,
+    /// Faults applied, with their time.
+    pub faults: Vec<(Time, String)>,
+}
+
+impl ProtocolMetrics {
+    /// Empty, for `proposers` proposers.
+    pub fn new(proposers: usize, warmup_end: Time, livelock_window: Duration) -> Self {
+        Self {
+            warmup_end,
+            livelock_window: livelock_window.as_nanos() as u64,
+            proposers: vec![ProposerState::default(); proposers],
+            instances: FxHashMap::default(),
+            encode_buffer: Vec::with_capacity(256),
+            phase1: latency_histogram(),
+            phase2: latency_histogram(),
+            attempts: 0,
+            retries: 0,
+            preemptions: 0,
+            ops_preempted: 0,
+            ops_finished: 0,
+            timeouts: 0,
+            backoff_ns: 0,
+            rounds: Vec::new(),
+            duels: 0,
+            livelock_windows: 0,
+            livelock_ns: 0,
+            first_id: None,
+            last_id: None,
+            messages: 0,
+            bytes: 0,
+            acceptor_messages: 0,
+            acceptor_bytes: 0,
+            seconds: Vec::new(),
+            faults: Vec::new(),
+        }
+    }
+
+    fn measuring(&self, now: Time) -> bool {
+        now >= self.warmup_end
+    }
+
+    fn close_contention(&mut self, now: Time, instance: Instance) {
+        if let Some(state) = self.instances.get_mut(&instance)
+            && let Some(since) = state.contended_since.take()
+        {
+            let span = now.0.saturating_sub(since.0);
+            if span >= self.livelock_window && self.livelock_window > 0 && now >= self.warmup_end {
+                self.livelock_windows += span / self.livelock_window;
+                self.livelock_ns += u128::from(span);
+            }
+        }
+    }
+
+    fn op_ended(
+        &mut self,
+        now: Time,
+        proposer: ProposerId,
+        instance: Instance,
+        attempts: u32,
+        decided: bool,
+    ) {
+        let index = proposer.0 as usize;
+        let preempted = self
+            .proposers
+            .get_mut(index)
+            .map(|p| {
+                p.instance = None;
+                std::mem::take(&mut p.preemptions_this_op)
+            })
+            .unwrap_or(0);
+        if self.measuring(now) {
+            self.ops_finished += 1;
+            self.ops_preempted += u64::from(preempted > 0);
+            let rounds = attempts as usize;
+            if self.rounds.len() <= rounds {
+                self.rounds.resize(rounds + 1, 0);
+            }
+            self.rounds[rounds] += 1;
+        }
+        if decided {
+            self.close_contention(now, instance);
+        }
+        let mut empty = false;
+        if let Some(state) = self.instances.get_mut(&instance) {
+            state.active.retain(|p| *p != proposer);
+            if state.active.len() < 2 {
+                let since = state.contended_since;
+                if since.is_some() {
+                    self.close_contention(now, instance);
+                }
+            }
+            empty = self
+                .instances
+                .get(&instance)
+                .is_none_or(|s| s.active.is_empty());
+        }
+        if empty {
+            self.instances.remove(&instance);
+        }
+    }
+
+    /// Closes contention windows still open at the end of the run.
+    pub fn finish(&mut self, now: Time) {
+        let open: Vec<Instance> = self.instances.keys().copied().collect();
+        for instance in open {
+            self.close_contention(now, instance);
+        }
+    }
+
+    /// Counts a message and its framed size.
+    fn count_message(&mut self, message: &Message, from_acceptor: bool) {
+        self.encode_buffer.clear();
+        let size = match paxbench_quic::frame::encode_frame(
+            &paxbench_quic::Envelope::Paxos(message.clone()),
+            &mut self.encode_buffer,
+        ) {
+            Ok(()) => self.encode_buffer.len() as u64,
+            Err(_) => 0,
+        };
+        if from_acceptor {
+            self.acceptor_messages += 1;
+            self.acceptor_bytes += size;
+        } else {
+            self.messages += 1;
+            self.bytes += size;
+        }
+    }
+}
+
+impl Observer for ProtocolMetrics {
+    fn on_proposer_event(&mut self, now: Time, proposer: ProposerId, event: &ProposerEvent) {
+        let index = proposer.0 as usize;
+        if index >= self.proposers.len() {
+            return;
+        }
+        let measuring = self.measuring(now);
+        match event {
+            ProposerEvent::AttemptStarted {
+                instance,
+                id,
+                attempt,
+            } => {
+                self.proposers[index].attempt_started = Some(now);
+                self.proposers[index].promised_at = None;
+                if self.first_id.is_none() {
+                    self.first_id = Some((now, *id));
+                }
+                if self.last_id.is_none_or(|(_, last)| *id > last) {
+                    self.last_id = Some((now, *id));
+                }
+                if measuring {
+                    self.attempts += 1;
+                    if *attempt > 1 {
+                        self.retries += 1;
+                        if let Some(second) = second_of(&mut self.seconds, now, self.warmup_end) {
+                            second.retries += 1;
+                        }
+                    }
+                }
+                let state = self.instances.entry(*instance).or_default();
+                if *attempt == 1 || !state.active.contains(&proposer) {
+                    if !state.active.contains(&proposer) {
+                        state.active.push(proposer);
+                    }
+                    self.proposers[index].instance = Some(*instance);
+                }
+                state.ids.push((*id, proposer));
+                if state.active.len() >= 2 && state.contended_since.is_none() {
+                    state.contended_since = Some(now);
+                }
+            }
+            ProposerEvent::Promised { .. } => {
+                let state = &mut self.proposers[index];
+                if let Some(started) = state.attempt_started
+                    && measuring
+                {
+                    record_ns(&mut self.phase1, now.0.saturating_sub(started.0));
+                }
+                state.promised_at = Some(now);
+            }
+            ProposerEvent::Preempted { instance, by, .. } => {
+                self.proposers[index].preemptions_this_op += 1;
+                if measuring {
+                    self.preemptions += 1;
+                    if let Some(second) = second_of(&mut self.seconds, now, self.warmup_end) {
+                        second.preemptions += 1;
+                    }
+                }
+                if let Some(state) = self.instances.get_mut(instance) {
+                    let aggressor = state.ids.iter().find(|(id, _)| id == by).map(|(_, p)| *p);
+                    if let Some(aggressor) = aggressor.filter(|a| *a != proposer) {
+                        let alternates = state.last_preemption == Some((aggressor, proposer));
+                        if alternates && !state.dueling {
+                            state.dueling = true;
+                            if measuring {
+                                self.duels += 1;
+                            }
+                        }
+                        state.last_preemption = Some((proposer, aggressor));
+                    }
+                }
+            }
+            ProposerEvent::TimedOut { .. } => {
+                if measuring {
+                    self.timeouts += 1;
+                }
+            }
+            ProposerEvent::BackingOff { delay, .. } => {
+                if measuring {
+                    self.backoff_ns += delay.as_nanos();
+                }
+            }
+            ProposerEvent::Chosen {
+                instance,
+                own,
+                attempts,
+                ..
+            } => {
+                if *own
+                    && measuring
+                    && let Some(promised) = self.proposers[index].promised_at
+                {
+                    record_ns(&mut self.phase2, now.0.saturating_sub(promised.0));
+                }
+                self.op_ended(now, proposer, *instance, *attempts, true);
+            }
+            ProposerEvent::GaveUp {
+                instance, attempts, ..
+            } => {
+                self.op_ended(now, proposer, *instance, *attempts, false);
+            }
+        }
+    }
+
+    fn on_send(
+        &mut self,
+        now: Time,
+        from: Endpoint,
+        _to: Endpoint,
+        message: &Message,
+        _fate: Fate,
+    ) {
+        if self.measuring(now) {
+            self.count_message(message, matches!(from, Endpoint::Node(_)));
+        }
+    }
+
+    fn on_fault(&mut self, now: Time, fault: &Fault) {
+        self.faults.push((now, format!("{fault:?}")));
+    }
+}

@@ -1,0 +1,513 @@
+//! The results folder of a run: the config as run, the environment, `summary.json`,
+//! `summary.md`, per scenario a `.hgrm` percentile spectrum (wrk2's format) and an HDR interval
+//! log (`.hlog`, V2 deflate, 1 s intervals), and `timeseries.csv`. The folder is written under a
+//! `.partial` name and renamed only when complete; an interrupted run is renamed
+//! `…-interrupted`, and a failed one keeps `.partial` with the error in `FAILED`.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
+
+use crate::driver::RunOutput;
+use crate::error::Error;
+use crate::summary::{Environment, ScenarioSummary, Summary};
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { context, source }
+}
+
+/// A results folder being written.
+#[derive(Debug)]
+pub struct ReportDir {
+    partial: PathBuf,
+    final_path: PathBuf,
+}
+
+/// `YYYY-MM-DDTHH-MM-SSZ` for folder names, and RFC 3339 for reports, from a UNIX time.
+pub fn utc_stamp(time: SystemTime, for_path: bool) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (hour, minute, second) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if for_path {
+        format!("{year:04}-{month:02}-{day:02}T{hour:02}-{minute:02}-{second:02}Z")
+    } else {
+        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+    }
+}
+
+impl ReportDir {
+    /// Starts `dir` (written as `dir.partial` until [`ReportDir::finish`]).
+    pub fn create(dir: &Path) -> Result<Self, Error> {
+        let mut partial = dir.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        if dir.exists() {
+            return Err(Error::Scenario(format!("{} already exists", dir.display())));
+        }
+        if partial.exists() {
+            fs::remove_dir_all(&partial).map_err(io(format!("clearing {}", partial.display())))?;
+        }
+        fs::create_dir_all(&partial).map_err(io(format!("creating {}", partial.display())))?;
+        Ok(Self {
+            partial,
+            final_path: dir.into(),
+        })
+    }
+
+    /// Where files go while the run is in progress.
+    pub fn path(&self) -> &Path {
+        &self.partial
+    }
+
+    /// Writes one file.
+    pub fn write(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
+        let path = self.partial.join(name);
+        fs::write(&path, contents).map_err(io(format!("writing {}", path.display())))
+    }
+
+    /// Renames the folder to its final name (with `-interrupted` when cut short); returns it.
+    pub fn finish(self, interrupted: bool) -> Result<PathBuf, Error> {
+        let target = if interrupted {
+            let mut name = self.final_path.as_os_str().to_owned();
+            name.push("-interrupted");
+            PathBuf::from(name)
+        } else {
+            self.final_path.clone()
+        };
+        fs::rename(&self.partial, &target)
+            .map_err(io(format!("renaming {}", self.partial.display())))?;
+        Ok(target)
+    }
+
+    /// Leaves the folder as `.partial`, with the error in `FAILED`.
+    pub fn fail(self, error: &str) -> PathBuf {
+        let _ = fs::write(self.partial.join("FAILED"), format!("{error}\n"));
+        self.partial
+    }
+}
+
+/// Collects the environment.
+pub fn environment(seed: u64, config_path: &Path) -> Environment {
+    let git_commit = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(
+            config_path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let os = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| format!("Linux {}", s.trim()))
+        .unwrap_or_else(|_| std::env::consts::OS.into());
+    Environment {
+        git_commit,
+        cpu,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        os,
+        paxbench_version: env!("CARGO_PKG_VERSION").into(),
+        crates: crate_versions(),
+        seed,
+    }
+}
+
+/// Versions of the main dependencies, read from the workspace's Cargo.lock at build time.
+fn crate_versions() -> Vec<(String, String)> {
+    const LOCK: &str = include_str!("../../../Cargo.lock");
+    const WANTED: [&str; 8] = [
+        "quinn",
+        "rustls",
+        "redb",
+        "tokio",
+        "hdrhistogram",
+        "postcard",
+        "serde-saphyr",
+        "ring",
+    ];
+    let mut versions = Vec::new();
+    let mut name = None;
+    for line in LOCK.lines() {
+        if let Some(n) = line.strip_prefix("name = ") {
+            name = Some(n.trim_matches('"'));
+        } else if let Some(v) = line.strip_prefix("version = ")
+            && let Some(n) = name.take()
+            && WANTED.contains(&n)
+        {
+            versions.push((n.to_string(), v.trim_matches('"').to_string()));
+        }
+    }
+    versions
+}
+
+/// The percentile spectrum in wrk2's `.hgrm` format (values in milliseconds).
+pub fn hgrm(histogram: &Histogram<u64>) -> String {
+    let mut out = String::from("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
+    let mut total = 0;
+    for step in histogram.iter_quantiles(5) {
+        total += step.count_since_last_iteration();
+        let value = step.value_iterated_to() as f64 / 1e3;
+        let quantile = step.quantile_iterated_to();
+        if quantile < 1.0 {
+            let _ = writeln!(
+                out,
+                "{value:12.3} {quantile:14.12} {total:10} {:14.2}",
+                1.0 / (1.0 - quantile)
+            );
+        } else {
+            let _ = writeln!(out, "{value:12.3} {quantile:14.12} {total:10}");
+        }
+    }
+    let (mean, stdev) = if histogram.is_empty() {
+        (0.0, 0.0)
+    } else {
+        (histogram.mean() / 1e3, histogram.stdev() / 1e3)
+    };
+    let _ = writeln!(
+        out,
+        "#[Mean    = {mean:12.3}, StdDeviation   = {stdev:12.3}]"
+    );
+    let _ = writeln!(
+        out,
+        "#[Max     = {:12.3}, Total count    = {:12}]",
+        histogram.max() as f64 / 1e3,
+        histogram.len()
+    );
+    let _ = writeln!(
+        out,
+        "#[Buckets = {:12}, SubBuckets     = {:12}]",
+        histogram.buckets(),
+        histogram.distinct_values()
+    );
+    out
+}
+
+/// An HDR interval log of per-second latency histograms (microseconds), tagged.
+pub fn hlog(seconds: &[Histogram<u64>], tag: &str, start: SystemTime) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    let mut serializer = V2DeflateSerializer::new();
+    {
+        let start_secs = start.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let mut writer = IntervalLogWriterBuilder::new()
+            .add_comment("paxbench operation latency, microseconds, 1 s intervals")
+            .with_start_time(start)
+            .with_base_time(start)
+            .with_max_value_divisor(1.0)
+            .begin_log_with(&mut out, &mut serializer)
+            .map_err(|e| Error::Scenario(format!("writing the interval log: {e:?}")))?;
+        let tag = hdrhistogram::serialization::interval_log::Tag::new(tag)
+            .ok_or_else(|| Error::Scenario(format!("`{tag}` is not a valid interval-log tag")))?;
+        let _ = start_secs;
+        for (i, histogram) in seconds.iter().enumerate() {
+            writer
+                .write_histogram(
+                    histogram,
+                    Duration::from_secs(i as u64),
+                    Duration::from_secs(1),
+                    Some(tag),
+                )
+                .map_err(|e| Error::Scenario(format!("writing the interval log: {e:?}")))?;
+        }
+    }
+    Ok(out)
+}
+
+/// `timeseries.csv` for all scenarios.
+pub fn timeseries(outputs: &[(ScenarioSummary, &RunOutput)]) -> String {
+    let mut csv = String::from(
+        "scenario,label,second,ops_per_s,decisions_per_s,p50_us,p99_us,retries,preemptions\n",
+    );
+    for (summary, output) in outputs {
+        let seconds = output.ops.seconds.len().max(output.protocol.seconds.len());
+        for i in 0..seconds {
+            let ops = output.ops.seconds.get(i);
+            let protocol = output.protocol.seconds.get(i);
+            let (p50, p99) = ops.filter(|s| !s.latency.is_empty()).map_or((0, 0), |s| {
+                (
+                    s.latency.value_at_quantile(0.5),
+                    s.latency.value_at_quantile(0.99),
+                )
+            });
+            let _ = writeln!(
+                csv,
+                "{},\"{}\",{},{},{},{},{},{},{}",
+                summary.index,
+                summary.label.replace('"', "'"),
+                i,
+                ops.map_or(0, |s| s.completed),
+                ops.map_or(0, |s| s.decided),
+                p50,
+                p99,
+                protocol.map_or(0, |s| s.retries),
+                protocol.map_or(0, |s| s.preemptions),
+            );
+        }
+    }
+    csv
+}
+
+fn fmt_us(us: u64) -> String {
+    if us >= 10_000 {
+        format!("{:.1} ms", us as f64 / 1e3)
+    } else {
+        format!("{us} µs")
+    }
+}
+
+/// `summary.md`: a table per scenario, and a comparison table across the sweep.
+pub fn markdown(summary: &Summary) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# paxbench run: {}\n", summary.name);
+    if summary.interrupted {
+        let _ = writeln!(
+            md,
+            "**INTERRUPTED**: Ctrl-C stopped this run; what was measured is below.\n"
+        );
+    }
+    if !summary.description.is_empty() {
+        let _ = writeln!(md, "{}\n", summary.description.trim());
+    }
+    let env = &summary.environment;
+    let _ = writeln!(
+        md,
+        "Started {} · config `{}` · seed {} · {} ({} cores) · {} · commit `{}`\n",
+        summary.started_utc, summary.config, env.seed, env.cpu, env.cores, env.os, env.git_commit
+    );
+    if summary.scenarios.len() > 1 {
+        let _ = writeln!(md, "## Comparison\n");
+        let _ = writeln!(
+            md,
+            "| scenario | decisions/s | p50 | p99 | won | lost race | gave up | retries/op | preemptions/op | duels | livelock windows | ID collisions | violations |"
+        );
+        let _ = writeln!(
+            md,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for s in &summary.scenarios {
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} | {} |",
+                s.label,
+                s.throughput.decisions_per_s,
+                fmt_us(s.latency_us.op.p50),
+                fmt_us(s.latency_us.op.p99),
+                s.outcomes.won,
+                s.outcomes.lost_race,
+                s.outcomes.gave_up + s.outcomes.timed_out,
+                s.retries.retries_per_op,
+                s.contention.preemptions_per_op,
+                s.contention.dueling_episodes,
+                s.contention.livelock_windows,
+                s.ids.collisions,
+                s.safety.violations,
+            );
+        }
+        md.push('\n');
+    }
+    for s in &summary.scenarios {
+        let _ = writeln!(md, "## Scenario {}: {}\n", s.index, s.label);
+        if s.interrupted {
+            let _ = writeln!(md, "**Interrupted.**\n");
+        }
+        let l = &s.latency_us;
+        let _ = writeln!(md, "| measure | value |\n|---|---|");
+        let rows: Vec<(&str, String)> = vec![
+            ("target", s.target.clone()),
+            (
+                "measured",
+                format!("{:.2} s ({:.1} s wall)", s.measured_s, s.wall_s),
+            ),
+            (
+                "decisions/s",
+                format!("{:.0}", s.throughput.decisions_per_s),
+            ),
+            (
+                "ops started / won / lost race / gave up / timed out / unfinished",
+                format!(
+                    "{} / {} / {} / {} / {} / {}",
+                    s.outcomes.started,
+                    s.outcomes.won,
+                    s.outcomes.lost_race,
+                    s.outcomes.gave_up,
+                    s.outcomes.timed_out,
+                    s.outcomes.unfinished
+                ),
+            ),
+            (
+                "op latency p50 / p90 / p99 / p99.9 / max",
+                format!(
+                    "{} / {} / {} / {} / {}",
+                    fmt_us(l.op.p50),
+                    fmt_us(l.op.p90),
+                    fmt_us(l.op.p99),
+                    fmt_us(l.op.p999),
+                    fmt_us(l.op.max)
+                ),
+            ),
+            (
+                "service time p50 / p99",
+                format!("{} / {}", fmt_us(l.service.p50), fmt_us(l.service.p99)),
+            ),
+            (
+                "phase 1 / phase 2 p50",
+                format!("{} / {}", fmt_us(l.phase1.p50), fmt_us(l.phase2.p50)),
+            ),
+            (
+                "transport floor p50 (ping)",
+                l.floor
+                    .iter()
+                    .map(|f| format!("n{} {}", f.node, fmt_us(f.rtt.p50)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            (
+                "preemptions/op, preempted share",
+                format!(
+                    "{:.3}, {:.1}%",
+                    s.contention.preemptions_per_op,
+                    100.0 * s.contention.preempted_share
+                ),
+            ),
+            (
+                "rounds per op",
+                s.contention
+                    .rounds
+                    .iter()
+                    .map(|(r, n)| format!("{r}:{n}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            (
+                "dueling episodes, livelock windows (time)",
+                format!(
+                    "{}, {} ({:.1} ms)",
+                    s.contention.dueling_episodes,
+                    s.contention.livelock_windows,
+                    s.contention.livelock_ms
+                ),
+            ),
+            (
+                "retries/op, timeouts/op, backoff/op",
+                format!(
+                    "{:.3}, {:.3}, {:.2} ms",
+                    s.retries.retries_per_op,
+                    s.retries.timeouts_per_op,
+                    s.retries.backoff_ms_per_op
+                ),
+            ),
+            (
+                "ID collisions, reuses, growth of high part/s",
+                format!(
+                    "{}, {}, {:.3e}",
+                    s.ids.collisions, s.ids.reused, s.ids.high_growth_per_s
+                ),
+            ),
+            (
+                "messages/decision, bytes/decision",
+                format!(
+                    "{:.1}, {:.0}",
+                    s.messages.per_decision, s.messages.bytes_per_decision
+                ),
+            ),
+            (
+                "safety violations",
+                if s.safety.violations == 0 {
+                    "0".into()
+                } else {
+                    format!(
+                        "{} ({}){}",
+                        s.safety.violations,
+                        s.safety
+                            .by_kind
+                            .iter()
+                            .map(|(k, n)| format!("{n} {k}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        if s.safety.expected {
+                            ", expected: this is the finding"
+                        } else {
+                            ""
+                        }
+                    )
+                },
+            ),
+        ];
+        if let (Some(target), Some(achieved)) =
+            (s.throughput.target_rate, s.throughput.achieved_rate)
+        {
+            let _ = writeln!(
+                md,
+                "| open loop: target / achieved rate, start lag p99 | {target:.0} / {achieved:.0} ops/s, {}{} |",
+                fmt_us(l.start_lag.p99),
+                if s.throughput.fell_behind {
+                    " (**generator fell behind**)"
+                } else {
+                    ""
+                }
+            );
+        }
+        for (name, value) in rows {
+            let _ = writeln!(md, "| {name} | {value} |");
+        }
+        for example in &s.safety.examples {
+            let _ = writeln!(md, "\n> {example}");
+        }
+        md.push('\n');
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamps_are_calendar_dates() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_694_400); // 2026-11-26T12:00:00Z
+        assert_eq!(utc_stamp(t, false), "2026-11-26T12:00:00Z");
+        assert_eq!(utc_stamp(t, true), "2026-11-26T12-00-00Z");
+        assert_eq!(utc_stamp(UNIX_EPOCH, false), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn hgrm_ends_at_the_maximum_and_counts_everything() {
+        let mut h = crate::metrics::latency_histogram();
+        for v in 1..=1000 {
+            h.record(v).unwrap();
+        }
+        let text = hgrm(&h);
+        assert!(text.contains("Total count    =         1000"), "{text}");
+        let last_data = text
+            .lines()
+            .rfind(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .unwrap();
+        assert!(last_data.contains("1.000000000000"), "{last_data}");
+    }
+}

@@ -1,0 +1,362 @@
+//! The machine-readable summary of a run (`summary.json`). Its JSON Schema is generated from
+//! these types (`paxbench schema`) and committed as `docs/summary.schema.json`; a test keeps the
+//! two in step. Latencies are in microseconds; percentiles come from histograms, never averages.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::config::Scenario;
+use crate::driver::RunOutput;
+use crate::metrics::Percentiles;
+
+/// The version of this schema; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A whole run.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Summary {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The config's `name`.
+    pub name: String,
+    /// The config's `description`.
+    pub description: String,
+    /// The config file, as given on the command line.
+    pub config: String,
+    /// UTC start time, RFC 3339.
+    pub started_utc: String,
+    /// Whether Ctrl-C cut the run short; then only some scenarios, or parts of one, ran.
+    pub interrupted: bool,
+    /// Where and how it ran.
+    pub environment: Environment,
+    /// One entry per scenario that ran, in sweep order.
+    pub scenarios: Vec<ScenarioSummary>,
+}
+
+/// The machine and build.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Environment {
+    /// `git rev-parse HEAD` of the working tree, or `unknown`.
+    pub git_commit: String,
+    /// CPU model.
+    pub cpu: String,
+    /// Logical cores.
+    pub cores: usize,
+    /// Kernel release.
+    pub os: String,
+    /// paxbench's version.
+    pub paxbench_version: String,
+    /// Versions of the main dependencies, from Cargo.lock when it is found.
+    pub crates: Vec<(String, String)>,
+    /// The config's seed.
+    pub seed: u64,
+}
+
+/// One scenario (a cell of the sweep).
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ScenarioSummary {
+    /// Position in the sweep.
+    pub index: usize,
+    /// `field=value,…` of the swept fields, or `default`.
+    pub label: String,
+    /// The swept fields and their values.
+    pub swept: Vec<(String, String)>,
+    /// `spawn`, `attach` or `sim`.
+    pub target: String,
+    /// Every setting of the scenario, as run.
+    #[schemars(with = "serde_json::Value")]
+    pub settings: serde_json::Value,
+    /// Whether Ctrl-C cut this scenario short.
+    pub interrupted: bool,
+    /// Seconds from the end of the warmup to the last outcome (virtual seconds on `sim`).
+    pub measured_s: f64,
+    /// Wall-clock seconds the scenario took, warmup and set-up included.
+    pub wall_s: f64,
+    /// How operations ended.
+    pub outcomes: Outcomes,
+    /// Rates.
+    pub throughput: Throughput,
+    /// Latency distributions, in microseconds.
+    pub latency_us: Latencies,
+    /// Races and livelock.
+    pub contention: Contention,
+    /// Retries and timeouts.
+    pub retries: Retries,
+    /// Proposal IDs.
+    pub ids: Ids,
+    /// Message cost.
+    pub messages: Messages,
+    /// The online safety checker.
+    pub safety: Safety,
+}
+
+/// How measured operations ended.
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+pub struct Outcomes {
+    /// Started after the warmup.
+    pub started: u64,
+    /// Their own value was chosen.
+    pub won: u64,
+    /// Another value was chosen: lost the race.
+    pub lost_race: u64,
+    /// Used their whole retry budget.
+    pub gave_up: u64,
+    /// Passed their deadline.
+    pub timed_out: u64,
+    /// Still running when the scenario stopped.
+    pub unfinished: u64,
+}
+
+/// Rates.
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+pub struct Throughput {
+    /// Operations that learned a decision (won or lost the race), per second.
+    pub decisions_per_s: f64,
+    /// Operations that ended, per second.
+    pub ops_per_s: f64,
+    /// Open loop: the configured rate.
+    pub target_rate: Option<f64>,
+    /// Open loop: measured operations started per second.
+    pub achieved_rate: Option<f64>,
+    /// Open loop: whether the generator fell behind its schedule (99th percentile of start lag
+    /// above 1 ms, or an achieved rate below 95% of the target).
+    pub fell_behind: bool,
+}
+
+/// Latency distributions, in microseconds.
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+pub struct Latencies {
+    /// Intended start to outcome (in the open loop, includes time queued: no coordinated
+    /// omission).
+    pub op: Percentiles,
+    /// Actual start to outcome.
+    pub service: Percentiles,
+    /// Actual start minus intended start.
+    pub start_lag: Percentiles,
+    /// An attempt's PREPARE to its majority of PROMISEs.
+    pub phase1: Percentiles,
+    /// The majority of PROMISEs to the decision, for attempts that won.
+    pub phase2: Percentiles,
+    /// The raw transport round trip (ping) to each node at the start: the floor.
+    pub floor: Vec<NodeFloor>,
+}
+
+/// The ping round trip to one node.
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+pub struct NodeFloor {
+    /// The node.
+    pub node: u32,
+    /// Its round trip.
+    pub rtt: Percentiles,
+}
+
+/// Races and livelock.
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+pub struct Contention {
+    /// Preemptions per finished operation.
+    pub preemptions_per_op: f64,
+    /// Share of finished operations preempted at least once.
+    pub preempted_share: f64,
+    /// `[attempts, operations]` pairs: how many operations took that many attempts.
+    pub rounds: Vec<(u32, u64)>,
+    /// Two proposers preempting each other in turn on one instance.
+    pub dueling_episodes: u64,
+    /// Windows of the configured length with two or more active proposers on an instance and
+    /// no decision.
+    pub livelock_windows: u64,
+    /// Milliseconds spent in such windows.
+    pub livelock_ms: f64,
+}
+
+/// Retries and timeouts.
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+pub struct Retries {
+    /// Attempts after the first, per finished operation.
+    pub retries_per_op: f64,
+    /// Phase timeouts per finished operation.
+    pub timeouts_per_op: f64,
+    /// Milliseconds spent backing off, per finished operation.
+    pub backoff_ms_per_op: f64,
+}
+
+/// Proposal IDs.
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+pub struct Ids {
+    /// The same ID issued by two proposers for one instance.
+    pub collisions: u64,
+    /// One proposer issuing an ID twice.
+    pub reused: u64,
+    /// Growth of the ID's high part per second (a round for counters, nanoseconds for
+    /// timestamps).
+    pub high_growth_per_s: f64,
+    /// The highest ID issued, `high.low`.
+    pub highest: String,
+}
+
+/// Message cost.
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+pub struct Messages {
+    /// Messages proposers sent.
+    pub from_proposers: u64,
+    /// Messages acceptors sent (replies and learner fan-out).
+    pub from_acceptors: u64,
+    /// All messages per decision.
+    pub per_decision: f64,
+    /// All bytes (framed) per decision.
+    pub bytes_per_decision: f64,
+}
+
+/// The online safety checker.
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+pub struct Safety {
+    /// Violations of agreement, validity or ID uniqueness seen.
+    pub violations: u64,
+    /// By kind.
+    pub by_kind: Vec<(String, u64)>,
+    /// The first few, written out.
+    pub examples: Vec<String>,
+    /// Whether the config declared violations as the expected finding.
+    pub expected: bool,
+}
+
+fn per(numerator: f64, denominator: u64) -> f64 {
+    if denominator == 0 {
+        0.0
+    } else {
+        numerator / denominator as f64
+    }
+}
+
+impl ScenarioSummary {
+    /// Summarises what a driver measured.
+    pub fn new(scenario: &Scenario, output: &RunOutput) -> Self {
+        let ops = &output.ops;
+        let protocol = &output.protocol;
+        let measured_s = output.measured.as_secs_f64();
+        let rate = |n: u64| {
+            if measured_s > 0.0 {
+                n as f64 / measured_s
+            } else {
+                0.0
+            }
+        };
+        let decisions = ops.won + ops.lost;
+        let finished = protocol.ops_finished;
+        let open = scenario.mode == crate::config::LoopMode::Open;
+        let lag = Percentiles::of(&ops.lag);
+        let achieved = rate(ops.started);
+        let (from_acceptors, acceptor_bytes) = if output.node_stats.is_empty() {
+            (protocol.acceptor_messages, protocol.acceptor_bytes)
+        } else {
+            output.node_messages
+        };
+        let all_messages = protocol.messages + from_acceptors;
+        let all_bytes = protocol.bytes + acceptor_bytes;
+        let high_growth = match (protocol.first_id, protocol.last_id) {
+            (Some((t0, first)), Some((t1, last))) if t1 > t0 => {
+                (last.high.saturating_sub(first.high)) as f64 / ((t1.0 - t0.0) as f64 / 1e9)
+            }
+            _ => 0.0,
+        };
+        let violations: u64 = output.violation_counts.iter().map(|(_, n)| n).sum();
+        Self {
+            index: scenario.index,
+            label: scenario.label.clone(),
+            swept: scenario.swept.clone(),
+            target: format!("{:?}", scenario.target).to_lowercase(),
+            settings: serde_json::to_value(scenario).unwrap_or(serde_json::Value::Null),
+            interrupted: output.interrupted,
+            measured_s,
+            wall_s: output.wall.as_secs_f64(),
+            outcomes: Outcomes {
+                started: ops.started,
+                won: ops.won,
+                lost_race: ops.lost,
+                gave_up: ops.gave_up,
+                timed_out: ops.timed_out,
+                unfinished: output.unfinished,
+            },
+            throughput: Throughput {
+                decisions_per_s: rate(decisions),
+                ops_per_s: rate(ops.completed()),
+                target_rate: open.then_some(scenario.rate),
+                achieved_rate: open.then_some(achieved),
+                fell_behind: open && (lag.p99 > 1_000 || achieved < 0.95 * scenario.rate),
+            },
+            latency_us: Latencies {
+                op: Percentiles::of(&ops.latency),
+                service: Percentiles::of(&ops.service),
+                start_lag: lag,
+                phase1: Percentiles::of(&protocol.phase1),
+                phase2: Percentiles::of(&protocol.phase2),
+                floor: output
+                    .floor
+                    .iter()
+                    .map(|(node, rtt)| NodeFloor {
+                        node: *node,
+                        rtt: *rtt,
+                    })
+                    .collect(),
+            },
+            contention: Contention {
+                preemptions_per_op: per(protocol.preemptions as f64, finished),
+                preempted_share: per(protocol.ops_preempted as f64, finished),
+                rounds: protocol
+                    .rounds
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(attempts, n)| (attempts as u32, *n))
+                    .collect(),
+                dueling_episodes: protocol.duels,
+                livelock_windows: protocol.livelock_windows,
+                livelock_ms: protocol.livelock_ns as f64 / 1e6,
+            },
+            retries: Retries {
+                retries_per_op: per(protocol.retries as f64, finished),
+                timeouts_per_op: per(protocol.timeouts as f64, finished),
+                backoff_ms_per_op: per(protocol.backoff_ns as f64 / 1e6, finished),
+            },
+            ids: Ids {
+                collisions: output.checker.id_collisions,
+                reused: output.checker.id_reuses,
+                high_growth_per_s: high_growth,
+                highest: protocol
+                    .last_id
+                    .map(|(_, id)| id.to_string())
+                    .unwrap_or_default(),
+            },
+            messages: Messages {
+                from_proposers: protocol.messages,
+                from_acceptors,
+                per_decision: per(all_messages as f64, decisions),
+                bytes_per_decision: per(all_bytes as f64, decisions),
+            },
+            safety: Safety {
+                violations,
+                by_kind: output
+                    .violation_counts
+                    .iter()
+                    .map(|(kind, n)| ((*kind).to_string(), *n))
+                    .collect(),
+                examples: output.violation_examples.clone(),
+                expected: scenario.expect_violations,
+            },
+        }
+    }
+
+    /// Violations that were not expected.
+    pub fn unexpected_violations(&self) -> u64 {
+        if self.safety.expected {
+            0
+        } else {
+            self.safety.violations
+        }
+    }
+}
+
+/// The JSON Schema of [`Summary`], pretty-printed.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(Summary);
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
