@@ -85,8 +85,9 @@ impl Percentiles {
 pub struct Second {
     /// Operations that ended in this second.
     pub completed: u64,
-    /// Of those, the ones that learned a decision (won or lost the race).
-    pub decided: u64,
+    /// Of those, the ones whose own value was chosen: each decided instance has exactly one
+    /// (unless agreement broke).
+    pub won: u64,
     /// Latency of the operations that ended in this second.
     pub latency: Histogram<u64>,
     /// Retries started in this second.
@@ -99,7 +100,7 @@ impl Default for Second {
     fn default() -> Self {
         Self {
             completed: 0,
-            decided: 0,
+            won: 0,
             latency: interval_histogram(),
             retries: 0,
             preemptions: 0,
@@ -176,14 +177,14 @@ impl OpMetrics {
         let latency = now.0.saturating_sub(intended.0);
         record_ns(&mut self.latency, latency);
         record_ns(&mut self.service, now.0.saturating_sub(started.0));
-        let decided = match outcome {
+        let won = match outcome {
             OpOutcome::Won => {
                 self.won += 1;
                 true
             }
             OpOutcome::Lost => {
                 self.lost += 1;
-                true
+                false
             }
             OpOutcome::GaveUp(GiveUpReason::RetryBudget) => {
                 self.gave_up += 1;
@@ -197,7 +198,7 @@ impl OpMetrics {
         self.last_outcome = self.last_outcome.max(now);
         if let Some(second) = second_of(&mut self.seconds, now, self.warmup_end) {
             second.completed += 1;
-            second.decided += u64::from(decided);
+            second.won += u64::from(won);
             record_ns(&mut second.latency, latency);
         }
     }
@@ -210,6 +211,8 @@ impl OpMetrics {
 
 #[derive(Clone, Debug, Default)]
 struct ProposerState {
+    /// Whether the current operation started after the warmup (and so is measured).
+    measured: bool,
     attempt_started: Option<Time>,
     promised_at: Option<Time>,
     preemptions_this_op: u32,
@@ -314,6 +317,12 @@ impl ProtocolMetrics {
         now >= self.warmup_end
     }
 
+    /// Whether proposer `index`'s current operation is measured: it started after the warmup,
+    /// the same rule the workload applies to operation timings.
+    fn op_measured(&self, index: usize) -> bool {
+        self.proposers.get(index).is_some_and(|p| p.measured)
+    }
+
     fn close_contention(&mut self, now: Time, instance: Instance) {
         if let Some(state) = self.instances.get_mut(&instance)
             && let Some(since) = state.contended_since.take()
@@ -343,7 +352,7 @@ impl ProtocolMetrics {
                 std::mem::take(&mut p.preemptions_this_op)
             })
             .unwrap_or(0);
-        if self.measuring(now) {
+        if self.op_measured(index) {
             self.ops_finished += 1;
             self.ops_preempted += u64::from(preempted > 0);
             let rounds = attempts as usize;
@@ -408,7 +417,10 @@ impl Observer for ProtocolMetrics {
         if index >= self.proposers.len() {
             return;
         }
-        let measuring = self.measuring(now);
+        if let ProposerEvent::AttemptStarted { attempt: 1, .. } = event {
+            self.proposers[index].measured = self.measuring(now);
+        }
+        let measuring = self.op_measured(index);
         match event {
             ProposerEvent::AttemptStarted {
                 instance,

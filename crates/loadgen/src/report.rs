@@ -262,7 +262,7 @@ pub fn timeseries(outputs: &[(ScenarioSummary, &RunOutput)]) -> String {
                 summary.label.replace('"', "'"),
                 i,
                 ops.map_or(0, |s| s.completed),
-                ops.map_or(0, |s| s.decided),
+                ops.map_or(0, |s| s.won),
                 p50,
                 p99,
                 protocol.map_or(0, |s| s.retries),

@@ -110,7 +110,8 @@ pub struct Outcomes {
 /// Rates.
 #[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct Throughput {
-    /// Operations that learned a decision (won or lost the race), per second.
+    /// Instances decided per second: operations that won (each decided instance has exactly one
+    /// winner; those that lost the race learned the same decision).
     pub decisions_per_s: f64,
     /// Operations that ended, per second.
     pub ops_per_s: f64,
@@ -240,7 +241,7 @@ impl ScenarioSummary {
                 0.0
             }
         };
-        let decisions = ops.won + ops.lost;
+        let decisions = ops.won;
         let finished = protocol.ops_finished;
         let open = scenario.mode == crate::config::LoopMode::Open;
         let lag = Percentiles::of(&ops.lag);

@@ -230,13 +230,15 @@ impl Generator {
         if self.issuing_done(intended) {
             return NextOp::Done;
         }
-        let measured = intended >= self.warmup_end;
+        let started = intended.max(now);
+        // Measured when it actually starts after the warmup: the rule the protocol metrics
+        // apply too. Its latency still counts from the intended start.
+        let measured = started >= self.warmup_end;
         if measured {
             self.measured_ops_issued += 1;
         }
         let op = self.ops_issued[index];
         self.ops_issued[index] += 1;
-        let started = intended.max(now);
         self.instances.entry(instance).or_default().active += 1;
         self.current[index] = Some(Current {
             instance,

@@ -1,0 +1,201 @@
+//! Runs on the simulator target through the library: complete reports whose counts add up,
+//! determinism, the naive-timestamp finding, races and the open loop.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use paxbench_loadgen::config::BenchConfig;
+use paxbench_loadgen::run::{RunOptions, RunResult, run};
+use paxbench_loadgen::summary::ScenarioSummary;
+
+fn run_yaml(yaml: &str, dir: &Path) -> RunResult {
+    let config = BenchConfig::parse(Path::new("test.yaml"), yaml.to_string()).unwrap();
+    let options = RunOptions {
+        results_dir: dir.into(),
+        out: None,
+        node_exe: env!("CARGO_BIN_EXE_paxbench").into(),
+        progress: false,
+    };
+    run(&config, &options, &AtomicBool::new(false)).unwrap()
+}
+
+fn assert_counts_add_up(s: &ScenarioSummary) {
+    let o = &s.outcomes;
+    assert_eq!(
+        o.started,
+        o.won + o.lost_race + o.gave_up + o.timed_out + o.unfinished,
+        "{}: {o:?}",
+        s.label
+    );
+    let rounds: u64 = s.contention.rounds.iter().map(|(_, n)| n).sum();
+    assert_eq!(
+        rounds,
+        o.won + o.lost_race + o.gave_up + o.timed_out,
+        "{}",
+        s.label
+    );
+    assert_eq!(
+        s.latency_us.op.count,
+        o.won + o.lost_race + o.gave_up + o.timed_out
+    );
+}
+
+const CONTENDED: &str = "name: sim-test\nseed: 5\ntarget:\n  kind: sim\n  sim:\n    latency: {kind: normal, mean_us: 100, spread_us: 30}\n    drop: 0.01\nworkload:\n  proposers: 12\n  keys: 4\n  warmup_s: 0.1\n  duration_s: 0.5\nproposer:\n  id_scheme: [counter, timestamp]\n";
+
+#[test]
+fn a_sim_run_writes_a_complete_report_whose_counts_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let result = run_yaml(CONTENDED, dir.path());
+    assert!(!result.summary.interrupted);
+    assert_eq!(result.summary.scenarios.len(), 2);
+    for s in &result.summary.scenarios {
+        assert_counts_add_up(s);
+        assert!(s.outcomes.won > 100, "{:?}", s.outcomes);
+        assert!(
+            s.outcomes.lost_race > 0,
+            "4 keys and 12 proposers must race: {:?}",
+            s.outcomes
+        );
+        assert!(s.contention.preemptions_per_op > 0.0);
+        assert_eq!(s.safety.violations, 0);
+        assert!(
+            s.messages.per_decision > 6.0,
+            "two phases to three acceptors at least"
+        );
+    }
+    let name = result
+        .dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    assert!(name.ends_with("-sim-test"), "{name}");
+    for file in [
+        "config.yaml",
+        "environment.json",
+        "summary.json",
+        "summary.md",
+        "timeseries.csv",
+        "scenario-00.hgrm",
+        "scenario-00.hlog",
+        "scenario-01.hgrm",
+        "scenario-01.hlog",
+    ] {
+        assert!(result.dir.join(file).is_file(), "{file} missing");
+    }
+    let csv = std::fs::read_to_string(result.dir.join("timeseries.csv")).unwrap();
+    let decided: u64 = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("0,"))
+        .map(|l| l.split(',').nth(4).unwrap().parse::<u64>().unwrap())
+        .sum();
+    let s0 = &result.summary.scenarios[0];
+    assert_eq!(decided, s0.outcomes.won);
+    let md = std::fs::read_to_string(result.dir.join("summary.md")).unwrap();
+    assert!(md.contains("## Comparison") && md.contains("id_scheme=timestamp"));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let strip = |result: &RunResult| -> Vec<serde_json::Value> {
+        result
+            .summary
+            .scenarios
+            .iter()
+            .map(|s| {
+                let mut v = serde_json::to_value(s).unwrap();
+                v["wall_s"] = serde_json::Value::Null;
+                v
+            })
+            .collect()
+    };
+    let first = run_yaml(CONTENDED, &dir.path().join("a"));
+    let second = run_yaml(CONTENDED, &dir.path().join("b"));
+    assert_eq!(strip(&first), strip(&second));
+    let other_seed = run_yaml(
+        &CONTENDED.replace("seed: 5", "seed: 6"),
+        &dir.path().join("c"),
+    );
+    assert_ne!(strip(&first), strip(&other_seed));
+}
+
+#[test]
+fn naive_timestamps_break_agreement_and_the_report_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: naive\ntarget:\n  kind: sim\nworkload:\n  proposers: 16\n  keys: 4\n  warmup_s: 0\n  duration_s: 0.3\nproposer:\n  id_scheme: [naive-timestamp, timestamp]\n  clock_resolution_ns: 1000000\nexpect_violations: [naive-timestamp]\n";
+    let result = run_yaml(yaml, dir.path());
+    let naive = &result.summary.scenarios[0];
+    assert!(naive.safety.expected);
+    assert!(naive.ids.collisions > 0, "{:?}", naive.ids);
+    assert!(
+        naive
+            .safety
+            .by_kind
+            .iter()
+            .any(|(k, n)| k == "agreement" && *n > 0),
+        "{:?}",
+        naive.safety
+    );
+    let slotted = &result.summary.scenarios[1];
+    assert_eq!(slotted.safety.violations, 0);
+    assert_eq!(slotted.ids.collisions, 0);
+    assert_eq!(result.unexpected_violations(), 0);
+    let md = std::fs::read_to_string(result.dir.join("summary.md")).unwrap();
+    assert!(
+        md.contains("agreement") && md.contains("expected: this is the finding"),
+        "{md}"
+    );
+}
+
+#[test]
+fn races_have_one_winner_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: race\ntarget:\n  kind: sim\n  reject_mode: nack\nworkload:\n  mode: race\n  proposers: 8\n  contenders: 2\n  warmup_s: 0\n  ops: 400\nproposer:\n  max_attempts: 1000\n";
+    let result = run_yaml(yaml, dir.path());
+    let s = &result.summary.scenarios[0];
+    assert_counts_add_up(s);
+    assert_eq!(s.outcomes.gave_up, 0);
+    assert_eq!(
+        s.outcomes.won, s.outcomes.lost_race,
+        "every 2-way race has one winner and one loser: {:?}",
+        s.outcomes
+    );
+    assert!(
+        s.contention.preemptions_per_op > 0.1,
+        "proposers that start together collide: {:?}",
+        s.contention
+    );
+}
+
+#[test]
+fn the_open_loop_keeps_its_rate_and_reports_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: open\ntarget:\n  kind: sim\nworkload:\n  mode: open\n  rate: [5000, 1000000]\n  proposers: 8\n  keys: 1000\n  warmup_s: 0.1\n  duration_s: 0.5\n";
+    let result = run_yaml(yaml, dir.path());
+    let easy = &result.summary.scenarios[0];
+    let achieved = easy.throughput.achieved_rate.unwrap();
+    assert!((4_500.0..5_500.0).contains(&achieved), "{achieved}");
+    assert!(!easy.throughput.fell_behind, "{:?}", easy.throughput);
+    let overload = &result.summary.scenarios[1];
+    assert!(overload.throughput.fell_behind, "{:?}", overload.throughput);
+    assert!(
+        overload.latency_us.op.p99 > 10 * overload.latency_us.service.p99,
+        "queueing shows in latency, not in service time: {:?} vs {:?}",
+        overload.latency_us.op,
+        overload.latency_us.service
+    );
+}
+
+#[test]
+fn the_committed_schema_matches_the_summary_types() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/summary.schema.json"))
+        .expect("docs/summary.schema.json exists (regenerate with `paxbench schema > docs/summary.schema.json`)");
+    assert_eq!(
+        committed,
+        paxbench_loadgen::summary::schema_json(),
+        "regenerate with `cargo run --bin paxbench -- schema > docs/summary.schema.json`"
+    );
+}
