@@ -476,6 +476,25 @@ pub fn markdown(summary: &Summary) -> String {
         for (name, value) in rows {
             let _ = writeln!(md, "| {name} | {value} |");
         }
+        if !s.nodes.is_empty() {
+            let _ = writeln!(
+                md,
+                "| nodes: records per commit (max), commit p50 / p99, frames per write | {} |",
+                s.nodes
+                    .iter()
+                    .map(|n| format!(
+                        "n{}: {:.1} ({}), {} / {}, {:.1}",
+                        n.node,
+                        n.records_per_batch,
+                        n.max_batch,
+                        fmt_us(n.commit_p50_us),
+                        fmt_us(n.commit_p99_us),
+                        n.frames_per_write
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
         for example in &s.safety.examples {
             let _ = writeln!(md, "\n> {example}");
         }

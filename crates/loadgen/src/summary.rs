@@ -88,6 +88,33 @@ pub struct ScenarioSummary {
     pub messages: Messages,
     /// The online safety checker.
     pub safety: Safety,
+    /// Each node's counters over the scenario (real targets).
+    pub nodes: Vec<NodeSummary>,
+}
+
+/// One node's counters over a scenario.
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+pub struct NodeSummary {
+    /// The node.
+    pub node: u32,
+    /// Paxos messages received.
+    pub paxos_in: u64,
+    /// Paxos messages sent.
+    pub paxos_out: u64,
+    /// Storage batches (one fsync each when durable).
+    pub batches: u64,
+    /// Records written.
+    pub records: u64,
+    /// Records per batch, on average: how much group commit shared each fsync.
+    pub records_per_batch: f64,
+    /// The largest batch since the node started.
+    pub max_batch: u64,
+    /// Commit latency since the node started, microseconds.
+    pub commit_p50_us: u64,
+    /// Its 99th percentile.
+    pub commit_p99_us: u64,
+    /// Frames per socket write: how much writes were coalesced.
+    pub frames_per_write: f64,
 }
 
 /// How measured operations ended.
@@ -343,6 +370,22 @@ impl ScenarioSummary {
                 examples: output.violation_examples.clone(),
                 expected: scenario.expect_violations,
             },
+            nodes: output
+                .node_stats
+                .iter()
+                .map(|n| NodeSummary {
+                    node: n.node,
+                    paxos_in: n.paxos_in,
+                    paxos_out: n.paxos_out,
+                    batches: n.batches,
+                    records: n.records,
+                    records_per_batch: per(n.records as f64, n.batches),
+                    max_batch: n.max_batch,
+                    commit_p50_us: n.commit_us.p50,
+                    commit_p99_us: n.commit_us.p99,
+                    frames_per_write: per(n.transport.frames_out as f64, n.transport.writes),
+                })
+                .collect(),
         }
     }
 
