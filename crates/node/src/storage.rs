@@ -170,13 +170,11 @@ impl Storage for RedbStorage {
         let txn = self.db.begin_write().map_err(|e| self.error(e))?;
         {
             let mut table = txn.open_table(ACCEPTOR_LOG).map_err(|e| self.error(e))?;
-            let mut sequence = self.next_sequence;
-            for record in records {
+            for (sequence, record) in (self.next_sequence..).zip(records) {
                 encode_record(record, &mut self.encoded).map_err(|e| self.error(e))?;
                 table
                     .insert(sequence, self.encoded.as_slice())
                     .map_err(|e| self.error(e))?;
-                sequence += 1;
             }
         }
         txn.commit().map_err(|e| self.error(e))?;
