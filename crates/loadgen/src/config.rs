@@ -599,13 +599,41 @@ impl Cell<'_> {
     }
 }
 
-/// A value as a short label: `counter`, `8`, `{"policy":"none",…}`.
+/// A value as a short label: `counter`, `8`, `full-jitter:0.2-50ms`, `zipfian:0.99`.
 fn display_value<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => "?".into(),
+    fn compact(value: &serde_json::Value) -> String {
+        match value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Object(map) => {
+                // A backoff: its policy, then its delays.
+                if let Some(serde_json::Value::String(policy)) = map.get("policy") {
+                    let ms = |k: &str| {
+                        map.get(k)
+                            .and_then(serde_json::Value::as_f64)
+                            .unwrap_or(0.0)
+                    };
+                    return match policy.as_str() {
+                        "none" => "none".into(),
+                        "constant" => format!("constant:{}ms", ms("base_ms")),
+                        _ => format!("{policy}:{}-{}ms", ms("base_ms"), ms("cap_ms")),
+                    };
+                }
+                // An externally tagged enum (`{zipfian: {theta: 0.99}}`): the tag, then the values.
+                map.iter()
+                    .map(|(k, v)| match v {
+                        serde_json::Value::Object(inner) => format!(
+                            "{k}:{}",
+                            inner.values().map(compact).collect::<Vec<_>>().join("/")
+                        ),
+                        other => format!("{k}:{}", compact(other)),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+            other => other.to_string(),
+        }
     }
+    serde_json::to_value(value).map_or_else(|_| "?".into(), |v| compact(&v))
 }
 
 fn seconds(value: f64) -> Duration {
@@ -971,6 +999,20 @@ mod tests {
         assert_eq!(labels[0], "id_scheme=counter,proposers=1");
         assert_eq!(labels[1], "id_scheme=counter,proposers=2");
         assert_eq!(labels[5], "id_scheme=timestamp,proposers=4");
+    }
+
+    #[test]
+    fn swept_structs_get_short_labels() {
+        let config = parse(
+            "name: t\nworkload:\n  distribution: [uniform, {zipfian: {theta: 0.99}}]\nproposer:\n  backoff: [{policy: none}, {policy: full-jitter, base_ms: 0.5, cap_ms: 20}]\n",
+        )
+        .unwrap();
+        let labels: Vec<_> = config.scenarios.iter().map(|s| s.label.clone()).collect();
+        assert_eq!(labels[0], "distribution=uniform,backoff=none");
+        assert_eq!(
+            labels[3],
+            "distribution=zipfian:0.99,backoff=full-jitter:0.5-20ms"
+        );
     }
 
     #[test]

@@ -337,7 +337,10 @@ pub fn run(
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Fault(usize),
-    Proposer(u32),
+    /// A proposer's next operation is due.
+    Start(u32),
+    /// A proposer's phase timeout or backoff, valid while it is the one armed.
+    Timeout(u32),
 }
 
 struct Driver<'a, T: Transport> {
@@ -631,7 +634,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                 if at <= now {
                     self.start(index);
                 } else {
-                    self.timers.push(Reverse((at, Timer::Proposer(index))));
+                    self.timers.push(Reverse((at, Timer::Start(index))));
                 }
             }
             NextOp::Wait => self.waiting.push(index),
@@ -722,7 +725,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         if timeout != self.armed[i] {
             self.armed[i] = timeout;
             if let Some(at) = timeout {
-                self.timers.push(Reverse((at, Timer::Proposer(index))));
+                self.timers.push(Reverse((at, Timer::Timeout(index))));
             }
         }
     }
@@ -879,11 +882,16 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                 }
                 self.timers.pop();
                 match timer {
-                    Timer::Proposer(index) => {
+                    Timer::Start(index) => {
                         let i = index as usize;
-                        if self.pending[i].is_some() && self.proposers[i].busy_with().is_none() {
+                        let due = self.pending[i].as_ref().is_some_and(|op| op.at <= now);
+                        if due && self.proposers[i].busy_with().is_none() {
                             self.start(index);
-                        } else if self.armed[i] == Some(at) {
+                        }
+                    }
+                    Timer::Timeout(index) => {
+                        let i = index as usize;
+                        if self.armed[i] == Some(at) {
                             self.armed[i] = None;
                             self.proposers[i].handle_timeout(now);
                             self.mark(index);
