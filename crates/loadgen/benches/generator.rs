@@ -18,12 +18,13 @@ fn generator(c: &mut Criterion) {
     let mut group = c.benchmark_group("generator-on-zero-latency-sim");
     group.throughput(Throughput::Elements(OPS));
     group.sample_size(10);
-    for (name, keys) in [
-        ("64-proposers-1M-keys", 1_000_000),
-        ("64-proposers-16-keys", 16),
+    for (name, keys, fanout) in [
+        ("64-proposers-1M-keys-fanout-all", 1_000_000, "all"),
+        ("64-proposers-1M-keys-fanout-proposer", 1_000_000, "proposer"),
+        ("64-proposers-16-keys-fanout-proposer", 16, "proposer"),
     ] {
         let yaml = format!(
-            "name: ceiling\ntarget:\n  kind: sim\n  reject_mode: nack\n  sim:\n    latency: {{kind: constant, mean_us: 0}}\n\
+            "name: ceiling\ntarget:\n  kind: sim\n  reject_mode: nack\n  learner_fanout: {fanout}\n  sim:\n    latency: {{kind: constant, mean_us: 0}}\n\
              workload:\n  proposers: 64\n  keys: {keys}\n  warmup_s: 0\n  duration_s: null\n  ops: {OPS}\n"
         );
         let config = BenchConfig::parse(Path::new("ceiling.yaml"), yaml).unwrap();

@@ -235,7 +235,6 @@ pub struct ProtocolMetrics {
     livelock_window: u64,
     proposers: Vec<ProposerState>,
     instances: FxHashMap<Instance, ContentionState>,
-    encode_buffer: Vec<u8>,
     /// ATTEMPT to majority PROMISE.
     pub phase1: Histogram<u64>,
     /// Majority PROMISE to a decision of its own.
@@ -288,7 +287,6 @@ impl ProtocolMetrics {
             livelock_window: livelock_window.as_nanos() as u64,
             proposers: vec![ProposerState::default(); proposers],
             instances: FxHashMap::default(),
-            encode_buffer: Vec::with_capacity(256),
             phase1: latency_histogram(),
             phase2: latency_histogram(),
             attempts: 0,
@@ -391,16 +389,11 @@ impl ProtocolMetrics {
         }
     }
 
-    /// Counts a message and its framed size.
+    /// Counts a message and its framed size: the frame header, the envelope's variant tag, and
+    /// the message, measured without encoding it.
     fn count_message(&mut self, message: &Message, from_acceptor: bool) {
-        self.encode_buffer.clear();
-        let size = match paxbench_quic::frame::encode_frame(
-            &paxbench_quic::Envelope::Paxos(message.clone()),
-            &mut self.encode_buffer,
-        ) {
-            Ok(()) => self.encode_buffer.len() as u64,
-            Err(_) => 0,
-        };
+        const FRAME_OVERHEAD: u64 = paxbench_quic::frame::HEADER_LEN as u64 + 1;
+        let size = postcard::experimental::serialized_size(message).map_or(0, |n| n as u64) + FRAME_OVERHEAD;
         if from_acceptor {
             self.acceptor_messages += 1;
             self.acceptor_bytes += size;
@@ -534,5 +527,30 @@ impl Observer for ProtocolMetrics {
 
     fn on_fault(&mut self, now: Time, fault: &Fault) {
         self.faults.push((now, format!("{fault:?}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use paxbench_core::message::{Message, Promise};
+    use paxbench_core::{Instance, NodeId, ProposalId};
+    use paxbench_quic::Envelope;
+
+    use super::*;
+
+    #[test]
+    fn counted_sizes_are_the_framed_sizes() {
+        let message = Message::Promise(Promise {
+            instance: Instance::new(1 << 40, 3),
+            id: ProposalId::new(1_790_000_000_000_000_000, 7),
+            from: NodeId(2),
+            accepted: Some((ProposalId::new(5, 1), Bytes::from(vec![1u8; 64]))),
+        });
+        let mut framed = Vec::new();
+        paxbench_quic::frame::encode_frame(&Envelope::Paxos(message.clone()), &mut framed).unwrap();
+        let mut metrics = ProtocolMetrics::new(1, Time::ZERO, Duration::from_millis(1));
+        metrics.count_message(&message, false);
+        assert_eq!(metrics.bytes, framed.len() as u64);
     }
 }
