@@ -20,7 +20,11 @@ fn generator(c: &mut Criterion) {
     group.sample_size(10);
     for (name, keys, fanout) in [
         ("64-proposers-1M-keys-fanout-all", 1_000_000, "all"),
-        ("64-proposers-1M-keys-fanout-proposer", 1_000_000, "proposer"),
+        (
+            "64-proposers-1M-keys-fanout-proposer",
+            1_000_000,
+            "proposer",
+        ),
         ("64-proposers-16-keys-fanout-proposer", 16, "proposer"),
     ] {
         let yaml = format!(

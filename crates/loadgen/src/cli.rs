@@ -208,13 +208,7 @@ pub fn table(summary: &Summary) -> String {
         "collisions",
         "violations"
     );
-    let us = |v: u64| {
-        if v >= 10_000 {
-            format!("{:.1}ms", v as f64 / 1e3)
-        } else {
-            format!("{v}µs")
-        }
-    };
+    let us = crate::report::fmt_us;
     for s in &summary.scenarios {
         let mut label = s.label.clone();
         if label.chars().count() > 40 {

@@ -393,7 +393,8 @@ impl ProtocolMetrics {
     /// the message, measured without encoding it.
     fn count_message(&mut self, message: &Message, from_acceptor: bool) {
         const FRAME_OVERHEAD: u64 = paxbench_quic::frame::HEADER_LEN as u64 + 1;
-        let size = postcard::experimental::serialized_size(message).map_or(0, |n| n as u64) + FRAME_OVERHEAD;
+        let size = postcard::experimental::serialized_size(message).map_or(0, |n| n as u64)
+            + FRAME_OVERHEAD;
         if from_acceptor {
             self.acceptor_messages += 1;
             self.acceptor_bytes += size;

@@ -273,7 +273,8 @@ pub fn timeseries(outputs: &[(ScenarioSummary, &RunOutput)]) -> String {
     csv
 }
 
-fn fmt_us(us: u64) -> String {
+/// Microseconds for people: `480 µs`, `12.5 ms`.
+pub fn fmt_us(us: u64) -> String {
     if us >= 10_000 {
         format!("{:.1} ms", us as f64 / 1e3)
     } else {

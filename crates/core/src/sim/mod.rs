@@ -595,34 +595,23 @@ impl<W: Workload> Sim<W> {
                 ProposerEvent::Preempted { .. } => self.stats.preemptions += 1,
                 ProposerEvent::TimedOut { .. } => self.stats.timeouts += 1,
                 ProposerEvent::Chosen {
-                    instance,
-                    value,
-                    own,
-                    ..
+                    instance, value, ..
                 } => {
                     self.checker
                         .on_chosen(*instance, value, ChosenBy::Proposer(id));
-                    let outcome = if *own {
-                        self.stats.ops_won += 1;
-                        OpOutcome::Won
-                    } else {
-                        self.stats.ops_lost += 1;
-                        OpOutcome::Lost
-                    };
-                    self.workload.on_outcome(id, self.now, *instance, outcome);
-                    self.next_op(index);
-                    self.wake_waiting();
                 }
-                ProposerEvent::GaveUp {
-                    instance, reason, ..
-                } => {
-                    self.stats.ops_gave_up += 1;
-                    self.workload
-                        .on_outcome(id, self.now, *instance, OpOutcome::GaveUp(*reason));
-                    self.next_op(index);
-                    self.wake_waiting();
-                }
+                ProposerEvent::GaveUp { .. } => {}
                 ProposerEvent::Promised { .. } | ProposerEvent::BackingOff { .. } => {}
+            }
+            if let Some((instance, outcome)) = OpOutcome::of_event(&event) {
+                match outcome {
+                    OpOutcome::Won => self.stats.ops_won += 1,
+                    OpOutcome::Lost => self.stats.ops_lost += 1,
+                    OpOutcome::GaveUp(_) => self.stats.ops_gave_up += 1,
+                }
+                self.workload.on_outcome(id, self.now, instance, outcome);
+                self.next_op(index);
+                self.wake_waiting();
             }
         }
         let p = &mut self.proposers[index as usize];

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
-use crate::proposer::GiveUpReason;
+use crate::proposer::{GiveUpReason, ProposerEvent};
 use crate::rng::DetRng;
 use crate::time::Time;
 use crate::types::{Instance, ProposerId, Value};
@@ -31,6 +31,27 @@ pub enum OpOutcome {
     Lost,
     /// It stopped without learning a decision.
     GaveUp(GiveUpReason),
+}
+
+impl OpOutcome {
+    /// How an operation ended, if `event` ends one: the one mapping from proposer events to
+    /// outcomes, shared by the simulator and the load generator's real-cluster driver.
+    pub fn of_event(event: &ProposerEvent) -> Option<(Instance, OpOutcome)> {
+        match event {
+            ProposerEvent::Chosen { instance, own, .. } => Some((
+                *instance,
+                if *own {
+                    OpOutcome::Won
+                } else {
+                    OpOutcome::Lost
+                },
+            )),
+            ProposerEvent::GaveUp {
+                instance, reason, ..
+            } => Some((*instance, OpOutcome::GaveUp(*reason))),
+            _ => None,
+        }
+    }
 }
 
 /// What an idle proposer does next.

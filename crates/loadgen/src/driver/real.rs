@@ -685,34 +685,17 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                     self.checker.on_id_issued(pid, *instance, *id);
                 }
                 ProposerEvent::Chosen {
-                    instance,
-                    value,
-                    own,
-                    ..
+                    instance, value, ..
                 } => {
                     self.checker
                         .on_chosen(*instance, value, ChosenBy::Proposer(pid));
-                    let outcome = if *own {
-                        OpOutcome::Won
-                    } else {
-                        OpOutcome::Lost
-                    };
-                    self.generator
-                        .on_outcome(ProposerId(index), now, *instance, outcome);
-                    ended = true;
-                }
-                ProposerEvent::GaveUp {
-                    instance, reason, ..
-                } => {
-                    self.generator.on_outcome(
-                        ProposerId(index),
-                        now,
-                        *instance,
-                        OpOutcome::GaveUp(*reason),
-                    );
-                    ended = true;
                 }
                 _ => {}
+            }
+            if let Some((instance, outcome)) = OpOutcome::of_event(&event) {
+                self.generator
+                    .on_outcome(ProposerId(index), now, instance, outcome);
+                ended = true;
             }
         }
         if ended {
