@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts a local paxbench cluster on 127.0.0.1 and keeps it up until Ctrl-C, then stops every
+# Starts a local paxbench cluster on 127.0.0.1 and keeps it up until Ctrl-C (or SIGTERM), then stops every
 # node with SIGTERM (each finishes its batch in flight and closes its connections).
 #
 #   scripts/local-cluster.sh [DIR] [NODES] [STORAGE] [FIRST_PORT]

@@ -199,3 +199,43 @@ fn the_committed_schema_matches_the_summary_types() {
         "regenerate with `cargo run --bin paxbench -- schema > docs/summary.schema.json`"
     );
 }
+
+#[test]
+fn a_failed_run_never_leaves_a_folder_that_looks_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = BenchConfig::parse(
+        Path::new("fail.yaml"),
+        "name: fail\ntarget:\n  kind: spawn\n".into(),
+    )
+    .unwrap();
+    let options = RunOptions {
+        results_dir: dir.path().into(),
+        out: None,
+        node_exe: "/nonexistent/paxbench".into(),
+        progress: false,
+    };
+    let err = run(&config, &options, &AtomicBool::new(false))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("starting node 1") && err.contains(".partial"),
+        "{err}"
+    );
+    let entries: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let partial = &entries[0];
+    assert!(
+        partial.to_string_lossy().ends_with("-fail.partial"),
+        "{}",
+        partial.display()
+    );
+    assert!(
+        std::fs::read_to_string(partial.join("FAILED"))
+            .unwrap()
+            .contains("starting node 1")
+    );
+    assert!(!partial.join("summary.json").exists());
+}
