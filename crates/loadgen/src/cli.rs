@@ -28,7 +28,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
         paxbench run bench-configs/quickstart.yaml          # local 3-node QUIC cluster, ~20 s\n  \
         paxbench run bench-configs/id-schemes.yaml --target sim\n  \
         paxbench run bench-configs/open-loop.yaml --json > summary.json\n  \
-        paxbench validate bench-configs/*.yaml\n\n\
+        paxbench validate bench-configs/*.yaml\n  \
+        paxbench chart results/2026-11-26T12-00-00Z-quickstart   # charts + report.html again\n\n\
         Exit codes: 0 ok, 1 error, 3 unexpected safety violations, 130 interrupted."
 )]
 struct Cli {
@@ -57,6 +58,14 @@ enum Command {
         /// No progress bars.
         #[arg(long)]
         no_progress: bool,
+        /// Skip the charts and report.html (`paxbench chart DIR` draws them later).
+        #[arg(long)]
+        no_charts: bool,
+    },
+    /// Draw the charts (SVG and PNG) and report.html of a results folder.
+    Chart {
+        /// A results folder.
+        dir: PathBuf,
     },
     /// Check configs without running them.
     Validate {
@@ -99,6 +108,12 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             paxbench_node::cli::run_command(command)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Chart { dir } => {
+            for file in crate::chart::render(&dir)? {
+                println!("{}", file.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema => {
             print!("{}", crate::summary::schema_json());
             Ok(ExitCode::SUCCESS)
@@ -121,6 +136,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             json,
             no_progress,
+            no_charts,
         } => {
             init_logging();
             let mut config = BenchConfig::load(&config)?;
@@ -142,6 +158,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 out,
                 node_exe: std::env::current_exe().context("locating the paxbench binary")?,
                 progress: !no_progress && !json,
+                charts: !no_charts,
             };
             let result = run(&config, &options, &interrupt)?;
             if json {

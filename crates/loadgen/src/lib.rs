@@ -7,10 +7,12 @@
 
 #![warn(missing_docs)]
 
+pub mod chart;
 pub mod cli;
 pub mod config;
 pub mod driver;
 mod error;
+pub mod html;
 pub mod metrics;
 pub mod report;
 pub mod run;

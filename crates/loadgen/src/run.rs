@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub node_exe: PathBuf,
     /// Show progress bars (they are hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// Draw the charts and `report.html` at the end.
+    pub charts: bool,
 }
 
 /// What a run produced.
@@ -168,5 +170,8 @@ fn run_into(
         "summary.json",
         (serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n").as_bytes(),
     )?;
+    if options.charts {
+        crate::chart::render(report.path())?;
+    }
     Ok((summary, interrupted))
 }

@@ -90,6 +90,8 @@ pub struct ScenarioSummary {
     pub safety: Safety,
     /// Each node's counters over the scenario (real targets).
     pub nodes: Vec<NodeSummary>,
+    /// Faults applied: seconds from the end of the warmup (negative during it), and what.
+    pub faults: Vec<(f64, String)>,
 }
 
 /// One node's counters over a scenario.
@@ -384,6 +386,15 @@ impl ScenarioSummary {
                     commit_p50_us: n.commit_us.p50,
                     commit_p99_us: n.commit_us.p99,
                     frames_per_write: per(n.transport.frames_out as f64, n.transport.writes),
+                })
+                .collect(),
+            faults: output
+                .protocol
+                .faults
+                .iter()
+                .map(|(at, what)| {
+                    let warmup = scenario.warmup.as_secs_f64();
+                    (at.0 as f64 / 1e9 - warmup, what.clone())
                 })
                 .collect(),
         }

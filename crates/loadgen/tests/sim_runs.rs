@@ -16,6 +16,7 @@ fn run_yaml(yaml: &str, dir: &Path) -> RunResult {
         out: None,
         node_exe: env!("CARGO_BIN_EXE_paxbench").into(),
         progress: false,
+        charts: true,
     };
     run(&config, &options, &AtomicBool::new(false)).unwrap()
 }
@@ -95,6 +96,40 @@ fn a_sim_run_writes_a_complete_report_whose_counts_add_up() {
     assert_eq!(decided, s0.outcomes.won);
     let md = std::fs::read_to_string(result.dir.join("summary.md")).unwrap();
     assert!(md.contains("## Comparison") && md.contains("id_scheme=timestamp"));
+
+    // Charts: valid SVG (parsed as XML) and PNG (decoded), and a page that holds them all.
+    let html = std::fs::read_to_string(result.dir.join("report.html")).unwrap();
+    for chart in ["latency-spectrum", "over-time", "outcomes", "rounds"] {
+        let svg = std::fs::read_to_string(result.dir.join(format!("charts/{chart}.svg"))).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{chart}.svg: {e}"));
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+        assert!(
+            svg.contains("id_scheme=timestamp"),
+            "{chart}.svg names its scenarios"
+        );
+        let png = std::fs::File::open(result.dir.join(format!("charts/{chart}.png"))).unwrap();
+        let mut reader = png::Decoder::new(std::io::BufReader::new(png))
+            .read_info()
+            .unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size()];
+        let frame = reader.next_frame(&mut pixels).unwrap();
+        assert_eq!((frame.width, frame.height), (960, 540));
+        assert!(pixels.iter().any(|b| *b < 128), "{chart}.png has ink");
+        assert!(
+            html.contains(&format!("id=\"chart-{chart}\"")),
+            "report.html holds {chart}"
+        );
+    }
+    for table in ["summary-table", "latency-table"] {
+        assert!(
+            html.contains(&format!("id=\"{table}\"")),
+            "report.html holds {table}"
+        );
+    }
+    // Self-contained: no scripts, and nothing fetched (the SVG namespace URI is a name only).
+    for fetch in ["<script", "src=", "href=", "@import", "url("] {
+        assert!(!html.contains(fetch), "report.html contains {fetch}");
+    }
 }
 
 #[test]
@@ -213,6 +248,7 @@ fn a_failed_run_never_leaves_a_folder_that_looks_complete() {
         out: None,
         node_exe: "/nonexistent/paxbench".into(),
         progress: false,
+        charts: true,
     };
     let err = run(&config, &options, &AtomicBool::new(false))
         .unwrap_err()

@@ -1,0 +1,539 @@
+//! Charts of a results folder, drawn with plotters: always SVG, and PNG rendered with ab_glyph
+//! and the DejaVu Sans font committed in `assets/` (never a system font). Each chart says in its
+//! title what it compares, and every axis names its unit.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// The font every chart uses, committed with its licence (`assets/DejaVuSans-LICENSE.txt`).
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const FAMILY: &str = "sans-serif";
+const SIZE: (u32, u32) = (960, 540);
+
+fn register_font() -> Result<(), Error> {
+    static REGISTER: Once = Once::new();
+    let mut result = Ok(());
+    REGISTER.call_once(|| {
+        if plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_err() {
+            result = Err(Error::Scenario(
+                "the committed chart font did not load".into(),
+            ));
+        }
+    });
+    result
+}
+
+/// A chart that was written: its name and its SVG text (for the HTML page).
+#[derive(Clone, Debug)]
+pub struct Chart {
+    /// File stem, e.g. `latency-spectrum`.
+    pub name: String,
+    /// Its title.
+    pub title: String,
+    /// The SVG document.
+    pub svg: String,
+}
+
+/// One scenario's seconds: (second after the warmup, decisions per second, p99 in ms).
+pub type SecondRows = Vec<(f64, f64, f64)>;
+
+/// What the charts are drawn from: `summary.json`, the `.hgrm` spectra and `timeseries.csv`.
+#[derive(Clone, Debug)]
+pub struct ChartData {
+    /// The parsed summary.
+    pub summary: Value,
+    /// Per scenario: (label, points of (1/(1−p), latency in ms)).
+    pub spectra: Vec<(String, Vec<(f64, f64)>)>,
+    /// Per scenario: (label, rows of (second, decisions/s, p99 in ms)).
+    pub timeseries: Vec<(String, SecondRows)>,
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { context, source }
+}
+
+/// Reads what the charts need from a results folder.
+pub fn load(dir: &Path) -> Result<ChartData, Error> {
+    let summary_path = dir.join("summary.json");
+    let text = fs::read_to_string(&summary_path)
+        .map_err(io(format!("reading {}", summary_path.display())))?;
+    let summary: Value = serde_json::from_str(&text).map_err(|e| {
+        Error::Scenario(format!(
+            "{}: not a paxbench summary: {e}",
+            summary_path.display()
+        ))
+    })?;
+    let scenarios = summary["scenarios"].as_array().cloned().unwrap_or_default();
+    let mut spectra = Vec::new();
+    for scenario in &scenarios {
+        let index = scenario["index"].as_u64().unwrap_or(0);
+        let label = scenario["label"].as_str().unwrap_or("?").to_string();
+        let path = dir.join(format!("scenario-{index:02}.hgrm"));
+        let hgrm = fs::read_to_string(&path).map_err(io(format!("reading {}", path.display())))?;
+        let points = hgrm
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let value: f64 = fields.next()?.parse().ok()?;
+                let percentile: f64 = fields.next()?.parse().ok()?;
+                (percentile < 1.0).then(|| (1.0 / (1.0 - percentile), value))
+            })
+            .collect();
+        spectra.push((label, points));
+    }
+    let csv_path = dir.join("timeseries.csv");
+    let csv =
+        fs::read_to_string(&csv_path).map_err(io(format!("reading {}", csv_path.display())))?;
+    let mut timeseries: Vec<(String, SecondRows)> = scenarios
+        .iter()
+        .map(|s| (s["label"].as_str().unwrap_or("?").to_string(), Vec::new()))
+        .collect();
+    for line in csv.lines().skip(1) {
+        // scenario,"label",second,ops_per_s,decisions_per_s,p50_us,p99_us,retries,preemptions
+        let (head, rest) = match line.split_once(",\"") {
+            Some(split) => split,
+            None => continue,
+        };
+        let Some((_, numbers)) = rest.split_once("\",") else {
+            continue;
+        };
+        let fields: Vec<f64> = numbers.split(',').filter_map(|f| f.parse().ok()).collect();
+        if let (Ok(index), [second, _ops, decisions, _p50, p99, ..]) =
+            (head.parse::<usize>(), fields.as_slice())
+            && let Some((_, rows)) = timeseries.get_mut(index)
+        {
+            rows.push((*second, *decisions, *p99 / 1e3));
+        }
+    }
+    // The last second of a scenario is usually partial; drawn, it would look like a collapse.
+    for ((_, rows), scenario) in timeseries.iter_mut().zip(&scenarios) {
+        let measured = scenario["measured_s"].as_f64().unwrap_or(f64::MAX);
+        rows.retain(|(second, _, _)| second + 1.0 <= measured + 1e-6);
+    }
+    Ok(ChartData {
+        summary,
+        spectra,
+        timeseries,
+    })
+}
+
+type DrawResult = Result<(), String>;
+
+fn color(i: usize) -> RGBColor {
+    const PALETTE: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+    ];
+    PALETTE[i % PALETTE.len()]
+}
+
+fn scenarios(data: &ChartData) -> Vec<Value> {
+    data.summary["scenarios"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn f(value: &Value) -> f64 {
+    value.as_f64().unwrap_or(0.0)
+}
+
+fn draw_spectrum<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &ChartData,
+    title: &str,
+) -> DrawResult {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let max_x = data
+        .spectra
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
+        .fold(10.0f64, f64::max);
+    let (min_y, max_y) = data
+        .spectra
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|(_, y)| *y))
+        .fold((f64::MAX, 0.001f64), |(lo, hi), y| (lo.min(y), hi.max(y)));
+    let min_y = if min_y == f64::MAX {
+        0.001
+    } else {
+        (min_y * 0.8).max(0.001)
+    };
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FAMILY, 22))
+        .margin(12)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(
+            (1.0f64..max_x * 1.2).log_scale(),
+            (min_y..max_y * 1.3).log_scale(),
+        )
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile, as 1/(1−p): 10 = p90, 100 = p99, 1000 = p99.9")
+        .y_desc("operation latency (ms)")
+        .label_style((FAMILY, 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (label, points)) in data.spectra.iter().enumerate() {
+        let c = color(i);
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+fn draw_over_time<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &ChartData,
+    title: &str,
+) -> DrawResult {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (top, bottom) = root.split_vertically(SIZE.1 / 2);
+    let max_t = data
+        .timeseries
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(|r| r.0))
+        .fold(1.0f64, f64::max)
+        + 1.0;
+    let max_rate = data
+        .timeseries
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(|r| r.1))
+        .fold(1.0f64, f64::max);
+    let max_p99 = data
+        .timeseries
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(|r| r.2))
+        .fold(0.01f64, f64::max);
+    let faults: Vec<(f64, String)> = scenarios(data)
+        .iter()
+        .take(1)
+        .flat_map(|s| s["faults"].as_array().cloned().unwrap_or_default())
+        .filter_map(|f| Some((f[0].as_f64()?, f[1].as_str()?.to_string())))
+        .collect();
+    for (area, max_y, y_desc, pick, caption) in [
+        (
+            &top,
+            max_rate * 1.15,
+            "decisions per second",
+            1usize,
+            Some(title),
+        ),
+        (&bottom, max_p99 * 1.15, "p99 latency (ms)", 2usize, None),
+    ] {
+        let mut builder = ChartBuilder::on(area);
+        if let Some(caption) = caption {
+            builder.caption(caption, (FAMILY, 20));
+        }
+        let mut chart = builder
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0f64..max_t, 0.0f64..max_y)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds after the warmup")
+            .y_desc(y_desc)
+            .label_style((FAMILY, 13))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, (label, rows)) in data.timeseries.iter().enumerate() {
+            let c = color(i);
+            let points = rows
+                .iter()
+                .map(|r| (r.0 + 0.5, if pick == 1 { r.1 } else { r.2 }));
+            let series = chart
+                .draw_series(LineSeries::new(points, c.stroke_width(2)))
+                .map_err(|e| e.to_string())?;
+            if pick == 1 {
+                series.label(label.as_str()).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+            }
+        }
+        for (at, what) in &faults {
+            if *at >= 0.0 {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(*at, 0.0), (*at, max_y)],
+                        RED.stroke_width(1),
+                    )))
+                    .map_err(|e| e.to_string())?;
+                if pick == 1 {
+                    chart
+                        .draw_series(std::iter::once(Text::new(
+                            what.clone(),
+                            (*at, max_y * 0.95),
+                            (FAMILY, 12).into_font().color(&RED),
+                        )))
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        if pick == 1 {
+            chart
+                .configure_series_labels()
+                .label_font((FAMILY, 12))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::LowerRight)
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    root.present().map_err(|e| e.to_string())
+}
+
+fn draw_outcomes<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &ChartData,
+    title: &str,
+) -> DrawResult {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let rows: Vec<(String, [f64; 4])> = scenarios(data)
+        .iter()
+        .map(|s| {
+            let o = &s["outcomes"];
+            (
+                s["label"].as_str().unwrap_or("?").to_string(),
+                [
+                    f(&o["won"]),
+                    f(&o["lost_race"]),
+                    f(&o["gave_up"]),
+                    f(&o["timed_out"]),
+                ],
+            )
+        })
+        .collect();
+    let n = rows.len().max(1);
+    let max = rows
+        .iter()
+        .map(|(_, v)| v.iter().sum::<f64>())
+        .fold(1.0, f64::max);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FAMILY, 20))
+        .margin(12)
+        .x_label_area_size(60)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0f64..n as f64, 0.0f64..max * 1.1)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_label_formatter(&|_| String::new())
+        .x_desc("scenario (labelled above each bar)")
+        .y_desc("operations")
+        .label_style((FAMILY, 12))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(rows.iter().enumerate().map(|(i, (label, v))| {
+            let total: f64 = v.iter().sum();
+            Text::new(
+                label.chars().take(40).collect::<String>(),
+                (i as f64 + 0.15, total + max * 0.02),
+                (FAMILY, 12),
+            )
+        }))
+        .map_err(|e| e.to_string())?;
+    let names = ["won", "lost the race", "gave up", "timed out"];
+    for (k, name) in names.iter().enumerate() {
+        let c = color(k);
+        chart
+            .draw_series(rows.iter().enumerate().map(|(i, (_, v))| {
+                let below: f64 = v[..k].iter().sum();
+                Rectangle::new(
+                    [(i as f64 + 0.15, below), (i as f64 + 0.85, below + v[k])],
+                    c.filled(),
+                )
+            }))
+            .map_err(|e| e.to_string())?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+fn draw_rounds<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &ChartData,
+    title: &str,
+) -> DrawResult {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let series: Vec<(String, Vec<(f64, f64)>)> = scenarios(data)
+        .iter()
+        .map(|s| {
+            let rounds = s["contention"]["rounds"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let total: f64 = rounds.iter().map(|r| f(&r[1])).sum::<f64>().max(1.0);
+            let points = rounds
+                .iter()
+                .map(|r| (f(&r[0]), 100.0 * f(&r[1]) / total))
+                .collect();
+            (s["label"].as_str().unwrap_or("?").to_string(), points)
+        })
+        .collect();
+    let max_rounds = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|x| x.0))
+        .fold(2.0, f64::max);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FAMILY, 20))
+        .margin(12)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.5f64..max_rounds + 0.5, (0.001f64..100.0).log_scale())
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("attempts an operation took (rounds)")
+        .y_desc("share of operations (%)")
+        .label_style((FAMILY, 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (label, points)) in series.iter().enumerate() {
+        let c = color(i);
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)).point_size(3))
+            .map_err(|e| e.to_string())?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// The charts of a run.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Spectrum,
+    OverTime,
+    Outcomes,
+    Rounds,
+}
+
+fn draw<DB: DrawingBackend>(
+    kind: Kind,
+    root: &DrawingArea<DB, Shift>,
+    data: &ChartData,
+    title: &str,
+) -> DrawResult {
+    match kind {
+        Kind::Spectrum => draw_spectrum(root, data, title),
+        Kind::OverTime => draw_over_time(root, data, title),
+        Kind::Outcomes => draw_outcomes(root, data, title),
+        Kind::Rounds => draw_rounds(root, data, title),
+    }
+}
+
+/// Draws every chart of `data` into `dir/charts/` as SVG and PNG; returns them for the page.
+pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
+    register_font()?;
+    let out = dir.join("charts");
+    fs::create_dir_all(&out).map_err(io(format!("creating {}", out.display())))?;
+    let name = data.summary["name"].as_str().unwrap_or("run");
+    let charts = [
+        (
+            Kind::Spectrum,
+            "latency-spectrum",
+            format!("{name}: operation latency by percentile, per scenario"),
+        ),
+        (
+            Kind::OverTime,
+            "over-time",
+            format!("{name}: decisions per second and p99 over time (faults in red)"),
+        ),
+        (
+            Kind::Outcomes,
+            "outcomes",
+            format!("{name}: how operations ended, per scenario"),
+        ),
+        (
+            Kind::Rounds,
+            "rounds",
+            format!("{name}: attempts per operation, per scenario"),
+        ),
+    ];
+    let mut written = Vec::new();
+    for (kind, stem, title) in charts {
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+            draw(kind, &root, data, &title)
+                .map_err(|e| Error::Scenario(format!("drawing {stem}: {e}")))?;
+        }
+        let svg_path = out.join(format!("{stem}.svg"));
+        fs::write(&svg_path, &svg).map_err(io(format!("writing {}", svg_path.display())))?;
+        let png_path: PathBuf = out.join(format!("{stem}.png"));
+        {
+            let root = BitMapBackend::new(&png_path, SIZE).into_drawing_area();
+            draw(kind, &root, data, &title)
+                .map_err(|e| Error::Scenario(format!("drawing {stem}.png: {e}")))?;
+        }
+        written.push(Chart {
+            name: stem.into(),
+            title,
+            svg,
+        });
+    }
+    Ok(written)
+}
+
+/// Charts and `report.html` for the results folder `dir`; returns the files written.
+pub fn render(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let data = load(dir)?;
+    let charts = draw_all(&data, dir)?;
+    let page = crate::html::page(&data, &charts);
+    let page_path = dir.join("report.html");
+    fs::write(&page_path, page).map_err(io(format!("writing {}", page_path.display())))?;
+    let mut files: Vec<PathBuf> = charts
+        .iter()
+        .flat_map(|c| {
+            ["svg", "png"].map(|ext| dir.join("charts").join(format!("{}.{ext}", c.name)))
+        })
+        .collect();
+    files.push(page_path);
+    Ok(files)
+}
