@@ -445,9 +445,130 @@ fn draw_rounds<DB: DrawingBackend>(
     root.present().map_err(|e| e.to_string())
 }
 
+/// Points of the headline chart: per ID scheme, (proposers, retries/op, preemptions/op, p99 ms).
+fn by_scheme(data: &ChartData) -> Vec<(String, Vec<(f64, f64, f64, f64)>)> {
+    let mut lines: Vec<(String, Vec<(f64, f64, f64, f64)>)> = Vec::new();
+    for s in scenarios(data) {
+        let scheme = s["settings"]["id_scheme"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        let point = (
+            f(&s["settings"]["proposers"]),
+            f(&s["retries"]["retries_per_op"]),
+            f(&s["contention"]["preemptions_per_op"]),
+            f(&s["latency_us"]["op"]["p99"]) / 1e3,
+        );
+        match lines.iter_mut().find(|(name, _)| *name == scheme) {
+            Some((_, points)) => points.push(point),
+            None => lines.push((scheme, vec![point])),
+        }
+    }
+    for (_, points) in &mut lines {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    lines
+}
+
+/// Whether the run compares ID schemes across proposer counts: the headline chart.
+fn has_headline(data: &ChartData) -> bool {
+    let lines = by_scheme(data);
+    lines.len() >= 2 && lines.iter().any(|(_, points)| points.len() >= 2)
+}
+
+fn draw_headline<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &ChartData,
+    title: &str,
+) -> DrawResult {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let lines = by_scheme(data);
+    let (left, right) = root.split_horizontally(SIZE.0 * 11 / 20);
+    let max_x = lines
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.0))
+        .fold(1.0, f64::max);
+    let min_x = lines
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.0))
+        .fold(max_x, f64::min)
+        .max(1.0);
+    let max_per_op = lines
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.1.max(q.2)))
+        .fold(0.01, f64::max);
+    let max_p99 = lines
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.3))
+        .fold(0.01, f64::max);
+    let x_range = (min_x * 0.8..max_x * 1.25).log_scale();
+    let mut chart = ChartBuilder::on(&left)
+        .caption(title, (FAMILY, 17))
+        .margin(10)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_range.clone(), 0.0f64..max_per_op * 1.15)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("proposers")
+        .y_desc("per operation: retries (solid), preemptions (dashed)")
+        .label_style((FAMILY, 12))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (scheme, points)) in lines.iter().enumerate() {
+        let c = color(i);
+        chart
+            .draw_series(
+                LineSeries::new(points.iter().map(|q| (q.0, q.1)), c.stroke_width(2)).point_size(3),
+            )
+            .map_err(|e| e.to_string())?
+            .label(scheme.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart
+            .draw_series(DashedLineSeries::new(
+                points.iter().map(|q| (q.0, q.2)),
+                6,
+                4,
+                c.stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let mut p99 = ChartBuilder::on(&right)
+        .caption("p99 latency by ID scheme", (FAMILY, 17))
+        .margin(10)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_range, 0.0f64..max_p99 * 1.15)
+        .map_err(|e| e.to_string())?;
+    p99.configure_mesh()
+        .x_desc("proposers")
+        .y_desc("p99 operation latency (ms)")
+        .label_style((FAMILY, 12))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (_, points)) in lines.iter().enumerate() {
+        p99.draw_series(
+            LineSeries::new(points.iter().map(|q| (q.0, q.3)), color(i).stroke_width(2))
+                .point_size(3),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    root.present().map_err(|e| e.to_string())
+}
+
 /// The charts of a run.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
+    Headline,
     Spectrum,
     OverTime,
     Outcomes,
@@ -461,6 +582,7 @@ fn draw<DB: DrawingBackend>(
     title: &str,
 ) -> DrawResult {
     match kind {
+        Kind::Headline => draw_headline(root, data, title),
         Kind::Spectrum => draw_spectrum(root, data, title),
         Kind::OverTime => draw_over_time(root, data, title),
         Kind::Outcomes => draw_outcomes(root, data, title),
@@ -474,7 +596,15 @@ pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
     let out = dir.join("charts");
     fs::create_dir_all(&out).map_err(io(format!("creating {}", out.display())))?;
     let name = data.summary["name"].as_str().unwrap_or("run");
-    let charts = [
+    let mut charts = Vec::new();
+    if has_headline(data) {
+        charts.push((
+            Kind::Headline,
+            "id-schemes",
+            format!("{name}: retries and preemptions per operation by ID scheme"),
+        ));
+    }
+    charts.extend([
         (
             Kind::Spectrum,
             "latency-spectrum",
@@ -495,7 +625,7 @@ pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
             "rounds",
             format!("{name}: attempts per operation, per scenario"),
         ),
-    ];
+    ]);
     let mut written = Vec::new();
     for (kind, stem, title) in charts {
         let mut svg = String::new();
