@@ -445,9 +445,12 @@ fn draw_rounds<DB: DrawingBackend>(
     root.present().map_err(|e| e.to_string())
 }
 
-/// Points of the headline chart: per ID scheme, (proposers, retries/op, preemptions/op, p99 ms).
-fn by_scheme(data: &ChartData) -> Vec<(String, Vec<(f64, f64, f64, f64)>)> {
-    let mut lines: Vec<(String, Vec<(f64, f64, f64, f64)>)> = Vec::new();
+/// One point of the headline chart: (proposers, retries/op, preemptions/op, p99 ms).
+type SchemePoint = (f64, f64, f64, f64);
+
+/// The headline chart's lines, one per ID scheme.
+fn by_scheme(data: &ChartData) -> Vec<(String, Vec<SchemePoint>)> {
+    let mut lines: Vec<(String, Vec<SchemePoint>)> = Vec::new();
     for s in scenarios(data) {
         let scheme = s["settings"]["id_scheme"]
             .as_str()
