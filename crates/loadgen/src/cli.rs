@@ -16,6 +16,8 @@ use crate::summary::Summary;
 
 /// Exit code when a scenario saw safety violations it did not expect.
 pub const EXIT_VIOLATIONS: u8 = 3;
+/// Exit code when `compare` flags a regression.
+pub const EXIT_REGRESSION: u8 = 4;
 /// Exit code after Ctrl-C (what was measured is written, marked as interrupted).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -29,8 +31,10 @@ pub const EXIT_INTERRUPTED: u8 = 130;
         paxbench run bench-configs/id-schemes.yaml --target sim\n  \
         paxbench run bench-configs/open-loop.yaml --json > summary.json\n  \
         paxbench validate bench-configs/*.yaml\n  \
-        paxbench chart results/2026-11-26T12-00-00Z-quickstart   # charts + report.html again\n\n\
-        Exit codes: 0 ok, 1 error, 3 unexpected safety violations, 130 interrupted."
+        paxbench chart results/2026-11-26T12-00-00Z-quickstart   # charts + report.html again\n  \
+        paxbench compare results/A results/B --threshold 0.05\n  \
+        paxbench merge results/gen0 results/gen1 --out results/merged\n\n\
+        Exit codes: 0 ok, 1 error, 3 unexpected safety violations, 4 regression (compare), 130 interrupted."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -66,6 +70,27 @@ enum Command {
     Chart {
         /// A results folder.
         dir: PathBuf,
+    },
+    /// Put the matching scenarios of several runs side by side (the first is the baseline).
+    Compare {
+        /// Results folders.
+        #[arg(required = true, num_args = 2..)]
+        dirs: Vec<PathBuf>,
+        /// Flag a regression when decisions/s falls, or p99 rises, by more than this fraction.
+        #[arg(long, default_value_t = 0.10)]
+        threshold: f64,
+        /// Also write compare.md and overlaid charts here.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Merge runs of several generators that drove one cluster into one report.
+    Merge {
+        /// Results folders (attach runs of the same config and cluster).
+        #[arg(required = true, num_args = 2..)]
+        dirs: Vec<PathBuf>,
+        /// The merged results folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// Check configs without running them.
     Validate {
@@ -112,6 +137,34 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             for file in crate::chart::render(&dir)? {
                 println!("{}", file.display());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare {
+            dirs,
+            threshold,
+            out,
+        } => {
+            let comparisons = crate::compare::compare(&dirs, threshold)?;
+            print!("{}", crate::compare::markdown(&comparisons, threshold));
+            if let Some(out) = out {
+                crate::compare::write(&dirs, &comparisons, threshold, &out)?;
+                println!("written to {}", out.display());
+            }
+            let regressions = comparisons
+                .iter()
+                .flat_map(|c| &c.rows)
+                .filter(|r| r.regression)
+                .count();
+            if regressions > 0 {
+                eprintln!("{regressions} regression(s) past {:.0}%", threshold * 100.0);
+                return Ok(ExitCode::from(EXIT_REGRESSION));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Merge { dirs, out } => {
+            let merged = crate::merge::merge(&dirs, &out)?;
+            print!("{}", table(&merged));
+            println!("merged: {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {

@@ -9,10 +9,12 @@
 
 pub mod chart;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod driver;
 mod error;
 pub mod html;
+pub mod merge;
 pub mod metrics;
 pub mod report;
 pub mod run;

@@ -41,7 +41,9 @@ pub fn record_ns(histogram: &mut Histogram<u64>, ns: u64) {
 }
 
 /// Percentiles of a histogram, in microseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Percentiles {
     /// Samples.
     pub count: u64,

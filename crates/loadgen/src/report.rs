@@ -239,6 +239,44 @@ pub fn hlog(seconds: &[Histogram<u64>], tag: &str, start: SystemTime) -> Result<
     Ok(out)
 }
 
+/// Histograms named and serialized (V2 deflate, base64), one per line: what `merge` adds up.
+pub fn histograms_file(histograms: &[(&str, &Histogram<u64>)]) -> Result<String, Error> {
+    use base64::Engine;
+    use hdrhistogram::serialization::Serializer;
+    let mut out = String::new();
+    let mut serializer = V2DeflateSerializer::new();
+    for (name, histogram) in histograms {
+        let mut bytes = Vec::new();
+        serializer
+            .serialize(histogram, &mut bytes)
+            .map_err(|e| Error::Scenario(format!("serializing histogram {name}: {e:?}")))?;
+        let _ = writeln!(
+            out,
+            "{name} {}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        );
+    }
+    Ok(out)
+}
+
+/// Reads a file written by [`histograms_file`].
+pub fn read_histograms(text: &str) -> Result<Vec<(String, Histogram<u64>)>, Error> {
+    use base64::Engine;
+    let mut out = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let bad = |what: String| Error::Scenario(format!("histograms line {}: {what}", number + 1));
+        let (name, encoded) = line.split_once(' ').ok_or_else(|| bad("no name".into()))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|e| bad(e.to_string()))?;
+        let histogram: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| bad(format!("{e:?}")))?;
+        out.push((name.to_string(), histogram));
+    }
+    Ok(out)
+}
+
 /// `timeseries.csv` for all scenarios.
 pub fn timeseries(outputs: &[(ScenarioSummary, &RunOutput)]) -> String {
     let mut csv = String::from(

@@ -3,7 +3,7 @@
 //! two in step. Latencies are in microseconds; percentiles come from histograms, never averages.
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Scenario;
 use crate::driver::RunOutput;
@@ -13,7 +13,7 @@ use crate::metrics::Percentiles;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// A whole run.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
@@ -34,7 +34,7 @@ pub struct Summary {
 }
 
 /// The machine and build.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Environment {
     /// `git rev-parse HEAD` of the working tree, or `unknown`.
     pub git_commit: String,
@@ -53,7 +53,7 @@ pub struct Environment {
 }
 
 /// One scenario (a cell of the sweep).
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ScenarioSummary {
     /// Position in the sweep.
     pub index: usize,
@@ -92,10 +92,37 @@ pub struct ScenarioSummary {
     pub nodes: Vec<NodeSummary>,
     /// Faults applied: seconds from the end of the warmup (negative during it), and what.
     pub faults: Vec<(f64, String)>,
+    /// The raw counts behind the ratios, so that runs can be merged exactly.
+    pub counts: Counts,
+}
+
+/// Raw counts of measured operations.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Counts {
+    /// Operations that ended.
+    pub ops_finished: u64,
+    /// Attempts, first ones included.
+    pub attempts: u64,
+    /// Attempts after the first.
+    pub retries: u64,
+    /// Preemptions.
+    pub preemptions: u64,
+    /// Operations preempted at least once.
+    pub ops_preempted: u64,
+    /// Phase timeouts.
+    pub timeouts: u64,
+    /// Nanoseconds spent backing off.
+    pub backoff_ns: u64,
+    /// Nanoseconds spent in livelock windows.
+    pub livelock_ns: u64,
+    /// Bytes proposers sent.
+    pub bytes_from_proposers: u64,
+    /// Bytes acceptors sent.
+    pub bytes_from_acceptors: u64,
 }
 
 /// One node's counters over a scenario.
-#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct NodeSummary {
     /// The node.
     pub node: u32,
@@ -120,7 +147,7 @@ pub struct NodeSummary {
 }
 
 /// How measured operations ended.
-#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Outcomes {
     /// Started after the warmup.
     pub started: u64,
@@ -137,7 +164,7 @@ pub struct Outcomes {
 }
 
 /// Rates.
-#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Throughput {
     /// Instances decided per second: operations that won (each decided instance has exactly one
     /// winner; those that lost the race learned the same decision).
@@ -154,7 +181,7 @@ pub struct Throughput {
 }
 
 /// Latency distributions, in microseconds.
-#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Latencies {
     /// Intended start to outcome (in the open loop, includes time queued: no coordinated
     /// omission).
@@ -172,7 +199,7 @@ pub struct Latencies {
 }
 
 /// The ping round trip to one node.
-#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct NodeFloor {
     /// The node.
     pub node: u32,
@@ -181,7 +208,7 @@ pub struct NodeFloor {
 }
 
 /// Races and livelock.
-#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Contention {
     /// Preemptions per finished operation.
     pub preemptions_per_op: f64,
@@ -199,7 +226,7 @@ pub struct Contention {
 }
 
 /// Retries and timeouts.
-#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Retries {
     /// Attempts after the first, per finished operation.
     pub retries_per_op: f64,
@@ -210,7 +237,7 @@ pub struct Retries {
 }
 
 /// Proposal IDs.
-#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Ids {
     /// The same ID issued by two proposers for one instance.
     pub collisions: u64,
@@ -224,7 +251,7 @@ pub struct Ids {
 }
 
 /// Message cost.
-#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Messages {
     /// Messages proposers sent.
     pub from_proposers: u64,
@@ -237,7 +264,7 @@ pub struct Messages {
 }
 
 /// The online safety checker.
-#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Safety {
     /// Violations of agreement, validity or ID uniqueness seen.
     pub violations: u64,
@@ -388,6 +415,18 @@ impl ScenarioSummary {
                     frames_per_write: per(n.transport.frames_out as f64, n.transport.writes),
                 })
                 .collect(),
+            counts: Counts {
+                ops_finished: finished,
+                attempts: protocol.attempts,
+                retries: protocol.retries,
+                preemptions: protocol.preemptions,
+                ops_preempted: protocol.ops_preempted,
+                timeouts: protocol.timeouts,
+                backoff_ns: protocol.backoff_ns.min(u128::from(u64::MAX)) as u64,
+                livelock_ns: protocol.livelock_ns.min(u128::from(u64::MAX)) as u64,
+                bytes_from_proposers: protocol.bytes,
+                bytes_from_acceptors: acceptor_bytes,
+            },
             faults: output
                 .protocol
                 .faults

@@ -1,0 +1,181 @@
+//! `paxbench compare A B [C…]`: the matching scenarios of several runs side by side, with
+//! ratios against the first run and a regression flag past a threshold, and the latency
+//! spectra overlaid in one chart.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::chart::{self, ChartData};
+use crate::error::Error;
+use crate::report::fmt_us;
+
+/// One scenario of one run, as compared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// The run's folder name.
+    pub run: String,
+    /// Decisions per second.
+    pub decisions_per_s: f64,
+    /// p50 latency, µs.
+    pub p50_us: u64,
+    /// p99 latency, µs.
+    pub p99_us: u64,
+    /// Retries per operation.
+    pub retries_per_op: f64,
+    /// Decisions per second relative to the first run.
+    pub throughput_ratio: f64,
+    /// p99 relative to the first run.
+    pub p99_ratio: f64,
+    /// Throughput fell, or p99 rose, by more than the threshold.
+    pub regression: bool,
+}
+
+/// The comparison of one scenario label across runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioComparison {
+    /// The scenario label.
+    pub label: String,
+    /// One row per run that has it, the first run first.
+    pub rows: Vec<Row>,
+}
+
+fn load_summary(dir: &Path) -> Result<Value, Error> {
+    let path = dir.join("summary.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        context: format!("reading {}", path.display()),
+        source,
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Scenario(format!("{}: not a paxbench summary: {e}", path.display())))
+}
+
+fn run_name(dir: &Path) -> String {
+    dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().to_string(),
+    )
+}
+
+fn ratio(value: f64, base: f64) -> f64 {
+    if base > 0.0 { value / base } else { f64::NAN }
+}
+
+/// Compares the runs in `dirs` (the first is the baseline); `threshold` is a fraction (0.1 =
+/// 10%).
+pub fn compare(dirs: &[PathBuf], threshold: f64) -> Result<Vec<ScenarioComparison>, Error> {
+    let summaries = dirs
+        .iter()
+        .map(|d| load_summary(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::new();
+    let Some(first) = summaries.first() else {
+        return Ok(out);
+    };
+    for scenario in first["scenarios"].as_array().cloned().unwrap_or_default() {
+        let label = scenario["label"].as_str().unwrap_or("?").to_string();
+        let base_rate = scenario["throughput"]["decisions_per_s"]
+            .as_f64()
+            .unwrap_or(0.0);
+        let base_p99 = scenario["latency_us"]["op"]["p99"].as_u64().unwrap_or(0) as f64;
+        let mut rows = Vec::new();
+        for (dir, summary) in dirs.iter().zip(&summaries) {
+            let Some(s) = summary["scenarios"].as_array().and_then(|all| {
+                all.iter()
+                    .find(|s| s["label"].as_str() == Some(label.as_str()))
+            }) else {
+                continue;
+            };
+            let decisions_per_s = s["throughput"]["decisions_per_s"].as_f64().unwrap_or(0.0);
+            let p99_us = s["latency_us"]["op"]["p99"].as_u64().unwrap_or(0);
+            let throughput_ratio = ratio(decisions_per_s, base_rate);
+            let p99_ratio = ratio(p99_us as f64, base_p99);
+            rows.push(Row {
+                run: run_name(dir),
+                decisions_per_s,
+                p50_us: s["latency_us"]["op"]["p50"].as_u64().unwrap_or(0),
+                p99_us,
+                retries_per_op: s["retries"]["retries_per_op"].as_f64().unwrap_or(0.0),
+                throughput_ratio,
+                p99_ratio,
+                regression: throughput_ratio < 1.0 - threshold || p99_ratio > 1.0 + threshold,
+            });
+        }
+        out.push(ScenarioComparison { label, rows });
+    }
+    Ok(out)
+}
+
+/// The comparison as a Markdown table.
+pub fn markdown(comparisons: &[ScenarioComparison], threshold: f64) -> String {
+    let mut md = format!(
+        "| scenario | run | decisions/s | × | p50 | p99 | × | retries/op | regression (> {:.0}%) |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n",
+        threshold * 100.0
+    );
+    for c in comparisons {
+        for row in &c.rows {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.0} | {:.2} | {} | {} | {:.2} | {:.3} | {} |",
+                c.label,
+                row.run,
+                row.decisions_per_s,
+                row.throughput_ratio,
+                fmt_us(row.p50_us),
+                fmt_us(row.p99_us),
+                row.p99_ratio,
+                row.retries_per_op,
+                if row.regression { "**REGRESSION**" } else { "" }
+            );
+        }
+    }
+    md
+}
+
+/// Writes `compare.md` and the overlaid charts into `out`.
+pub fn write(
+    dirs: &[PathBuf],
+    comparisons: &[ScenarioComparison],
+    threshold: f64,
+    out: &Path,
+) -> Result<(), Error> {
+    std::fs::create_dir_all(out).map_err(|source| Error::Io {
+        context: format!("creating {}", out.display()),
+        source,
+    })?;
+    let mut spectra = Vec::new();
+    let mut timeseries = Vec::new();
+    let mut scenarios = Vec::new();
+    for dir in dirs {
+        let data = chart::load(dir)?;
+        let run = run_name(dir);
+        for ((label, points), (_, rows)) in data.spectra.into_iter().zip(data.timeseries) {
+            spectra.push((format!("{run}: {label}"), points.clone()));
+            timeseries.push((format!("{run}: {label}"), rows));
+        }
+        for mut s in data.summary["scenarios"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            s["label"] = Value::String(format!("{run}: {}", s["label"].as_str().unwrap_or("?")));
+            scenarios.push(s);
+        }
+    }
+    let overlaid = ChartData {
+        summary: serde_json::json!({"name": "compare", "scenarios": scenarios}),
+        spectra,
+        timeseries,
+    };
+    chart::draw_all(&overlaid, out)?;
+    let path = out.join("compare.md");
+    std::fs::write(
+        &path,
+        format!("# paxbench compare\n\n{}", markdown(comparisons, threshold)),
+    )
+    .map_err(|source| Error::Io {
+        context: format!("writing {}", path.display()),
+        source,
+    })
+}

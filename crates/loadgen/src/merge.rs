@@ -1,0 +1,404 @@
+//! `paxbench merge DIR… --out DIR`: one report from several generator processes that drove
+//! one cluster at the same time (from several machines, say). Histograms are added losslessly
+//! and percentiles read from the sums, never averaged; counters are summed, except the nodes'
+//! own counters, which every generator saw whole. Runs whose configs or clusters differ are
+//! refused, naming what differs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::metrics::{Percentiles, interval_histogram, latency_histogram};
+use crate::report;
+use crate::summary::{ScenarioSummary, Summary};
+
+fn read(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
+        context: format!("reading {}", path.display()),
+        source,
+    })
+}
+
+/// A run's summary.
+pub fn load_summary(dir: &Path) -> Result<Summary, Error> {
+    let path = dir.join("summary.json");
+    serde_json::from_str(&read(&path)?)
+        .map_err(|e| Error::Scenario(format!("{}: not a paxbench summary: {e}", path.display())))
+}
+
+/// The settings that must agree, with what may differ between generators removed: their seed
+/// and client number.
+fn comparable_settings(settings: &Value) -> Value {
+    let mut settings = settings.clone();
+    if let Some(object) = settings.as_object_mut() {
+        object.remove("seed");
+        object.remove("index");
+        if let Some(attach) = object.get_mut("attach").and_then(Value::as_object_mut) {
+            attach.remove("client");
+            attach.remove("cert");
+            attach.remove("key");
+        }
+    }
+    settings
+}
+
+/// The first field where two JSON values differ, as a dotted path.
+fn first_difference(a: &Value, b: &Value, path: &str) -> Option<(String, String, String)> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                let next = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                first_difference(
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    &next,
+                )
+            })
+        }
+        _ if a == b => None,
+        _ => Some((path.to_string(), a.to_string(), b.to_string())),
+    }
+}
+
+/// Refuses runs that are not parts of one measurement.
+pub fn check_compatible(dirs: &[PathBuf], runs: &[Summary]) -> Result<(), Error> {
+    let (Some(first), Some(first_dir)) = (runs.first(), dirs.first()) else {
+        return Err(Error::Scenario(
+            "merge needs at least two results folders".into(),
+        ));
+    };
+    if runs.len() < 2 {
+        return Err(Error::Scenario(
+            "merge needs at least two results folders".into(),
+        ));
+    }
+    for s in &first.scenarios {
+        if s.target != "attach" {
+            return Err(Error::Scenario(format!(
+                "{}: scenario {} ran on a `{}` target, where every run has its own cluster; only runs attached to one cluster can be merged",
+                first_dir.display(),
+                s.label,
+                s.target
+            )));
+        }
+    }
+    for (dir, run) in dirs.iter().zip(runs).skip(1) {
+        let differs = |what: String| {
+            Error::Scenario(format!(
+                "cannot merge {} into {}: {what}",
+                dir.display(),
+                first_dir.display()
+            ))
+        };
+        if run.name != first.name {
+            return Err(differs(format!(
+                "the configs differ: `name` is {:?} against {:?}",
+                run.name, first.name
+            )));
+        }
+        let labels = |s: &Summary| {
+            s.scenarios
+                .iter()
+                .map(|c| c.label.clone())
+                .collect::<Vec<_>>()
+        };
+        if labels(run) != labels(first) {
+            return Err(differs(format!(
+                "the scenarios differ: {:?} against {:?}",
+                labels(run),
+                labels(first)
+            )));
+        }
+        for (a, b) in first.scenarios.iter().zip(&run.scenarios) {
+            if let Some((field, x, y)) = first_difference(
+                &comparable_settings(&a.settings),
+                &comparable_settings(&b.settings),
+                "",
+            ) {
+                let kind = if field.starts_with("attach") {
+                    "the clusters differ"
+                } else {
+                    "the configs differ"
+                };
+                return Err(differs(format!(
+                    "{kind}: in scenario {}, `{field}` is {y} against {x}",
+                    a.label
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) -> Result<(), Error> {
+    into.add(from)
+        .map_err(|e| Error::Scenario(format!("adding histograms: {e:?}")))
+}
+
+fn per(numerator: f64, denominator: u64) -> f64 {
+    if denominator == 0 {
+        0.0
+    } else {
+        numerator / denominator as f64
+    }
+}
+
+/// Merges one scenario of every run; `histograms` are the runs' named histograms.
+pub fn merge_scenario(
+    parts: &[&ScenarioSummary],
+    histograms: &[Vec<(String, Histogram<u64>)>],
+) -> Result<(ScenarioSummary, BTreeMap<String, Histogram<u64>>), Error> {
+    let mut merged = parts[0].clone();
+    let mut sums: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    for run in histograms {
+        for (name, histogram) in run {
+            let entry = sums.entry(name.clone()).or_insert_with(latency_histogram);
+            add(entry, histogram)?;
+        }
+    }
+    let sum = |f: &dyn Fn(&ScenarioSummary) -> u64| parts.iter().map(|p| f(p)).sum::<u64>();
+    let max_f =
+        |f: &dyn Fn(&ScenarioSummary) -> f64| parts.iter().map(|p| f(p)).fold(0.0, f64::max);
+    let o = &mut merged.outcomes;
+    o.started = sum(&|p| p.outcomes.started);
+    o.won = sum(&|p| p.outcomes.won);
+    o.lost_race = sum(&|p| p.outcomes.lost_race);
+    o.gave_up = sum(&|p| p.outcomes.gave_up);
+    o.timed_out = sum(&|p| p.outcomes.timed_out);
+    o.unfinished = sum(&|p| p.outcomes.unfinished);
+    let c = &mut merged.counts;
+    c.ops_finished = sum(&|p| p.counts.ops_finished);
+    c.attempts = sum(&|p| p.counts.attempts);
+    c.retries = sum(&|p| p.counts.retries);
+    c.preemptions = sum(&|p| p.counts.preemptions);
+    c.ops_preempted = sum(&|p| p.counts.ops_preempted);
+    c.timeouts = sum(&|p| p.counts.timeouts);
+    c.backoff_ns = sum(&|p| p.counts.backoff_ns);
+    c.livelock_ns = sum(&|p| p.counts.livelock_ns);
+    c.bytes_from_proposers = sum(&|p| p.counts.bytes_from_proposers);
+    // The nodes' counters cover the whole cluster, and every generator read them all.
+    c.bytes_from_acceptors = parts
+        .iter()
+        .map(|p| p.counts.bytes_from_acceptors)
+        .max()
+        .unwrap_or(0);
+    merged.interrupted = parts.iter().any(|p| p.interrupted);
+    merged.measured_s = max_f(&|p| p.measured_s);
+    merged.wall_s = max_f(&|p| p.wall_s);
+    let finished = merged.counts.ops_finished;
+    let decisions = merged.outcomes.won;
+    let completed =
+        decisions + merged.outcomes.lost_race + merged.outcomes.gave_up + merged.outcomes.timed_out;
+    let rate = |n: u64| {
+        if merged.measured_s > 0.0 {
+            n as f64 / merged.measured_s
+        } else {
+            0.0
+        }
+    };
+    merged.throughput.decisions_per_s = rate(decisions);
+    merged.throughput.ops_per_s = rate(completed);
+    if merged.throughput.target_rate.is_some() {
+        merged.throughput.target_rate =
+            Some(parts.iter().filter_map(|p| p.throughput.target_rate).sum());
+        merged.throughput.achieved_rate = Some(rate(merged.outcomes.started));
+        merged.throughput.fell_behind = parts.iter().any(|p| p.throughput.fell_behind);
+    }
+    let percentiles = |name: &str| sums.get(name).map(Percentiles::of).unwrap_or_default();
+    merged.latency_us.op = percentiles("op");
+    merged.latency_us.service = percentiles("service");
+    merged.latency_us.start_lag = percentiles("start_lag");
+    merged.latency_us.phase1 = percentiles("phase1");
+    merged.latency_us.phase2 = percentiles("phase2");
+    let mut rounds: BTreeMap<u32, u64> = BTreeMap::new();
+    for p in parts {
+        for (attempts, n) in &p.contention.rounds {
+            *rounds.entry(*attempts).or_default() += n;
+        }
+    }
+    merged.contention.rounds = rounds.into_iter().collect();
+    merged.contention.preemptions_per_op = per(merged.counts.preemptions as f64, finished);
+    merged.contention.preempted_share = per(merged.counts.ops_preempted as f64, finished);
+    merged.contention.dueling_episodes = sum(&|p| p.contention.dueling_episodes);
+    merged.contention.livelock_windows = sum(&|p| p.contention.livelock_windows);
+    merged.contention.livelock_ms = merged.counts.livelock_ns as f64 / 1e6;
+    merged.retries.retries_per_op = per(merged.counts.retries as f64, finished);
+    merged.retries.timeouts_per_op = per(merged.counts.timeouts as f64, finished);
+    merged.retries.backoff_ms_per_op = per(merged.counts.backoff_ns as f64 / 1e6, finished);
+    merged.ids.collisions = sum(&|p| p.ids.collisions);
+    merged.ids.reused = sum(&|p| p.ids.reused);
+    merged.messages.from_proposers = sum(&|p| p.messages.from_proposers);
+    merged.messages.from_acceptors = parts
+        .iter()
+        .map(|p| p.messages.from_acceptors)
+        .max()
+        .unwrap_or(0);
+    merged.messages.per_decision = per(
+        (merged.messages.from_proposers + merged.messages.from_acceptors) as f64,
+        decisions,
+    );
+    merged.messages.bytes_per_decision = per(
+        (merged.counts.bytes_from_proposers + merged.counts.bytes_from_acceptors) as f64,
+        decisions,
+    );
+    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+    for p in parts {
+        for (kind, n) in &p.safety.by_kind {
+            *kinds.entry(kind.clone()).or_default() += n;
+        }
+    }
+    merged.safety.by_kind = kinds.into_iter().collect();
+    merged.safety.violations = sum(&|p| p.safety.violations);
+    merged.safety.examples = parts
+        .iter()
+        .flat_map(|p| p.safety.examples.clone())
+        .take(5)
+        .collect();
+    Ok((merged, sums))
+}
+
+/// Per-second latency histograms from a run's `.hlog`.
+fn read_hlog(path: &Path) -> Result<Vec<Histogram<u64>>, Error> {
+    use base64::Engine;
+    let text = read(path)?;
+    let mut seconds: Vec<Histogram<u64>> = Vec::new();
+    for entry in IntervalLogIterator::new(text.as_bytes()) {
+        let entry = entry.map_err(|e| Error::Scenario(format!("{}: {e:?}", path.display())))?;
+        if let LogEntry::Interval(interval) = entry {
+            let second = interval.start_timestamp().as_secs_f64().round() as usize;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(interval.encoded_histogram())
+                .map_err(|e| Error::Scenario(format!("{}: {e}", path.display())))?;
+            let histogram: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+                .deserialize(&mut bytes.as_slice())
+                .map_err(|e| Error::Scenario(format!("{}: {e:?}", path.display())))?;
+            if seconds.len() <= second {
+                seconds.resize_with(second + 1, interval_histogram);
+            }
+            add(&mut seconds[second], &histogram)?;
+        }
+    }
+    Ok(seconds)
+}
+
+/// Merges the runs in `dirs` into a new results folder `out`; returns the merged summary.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, Error> {
+    let runs = dirs
+        .iter()
+        .map(|d| load_summary(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_compatible(dirs, &runs)?;
+    let folder = report::ReportDir::create(out)?;
+    let mut merged = runs[0].clone();
+    merged.interrupted = runs.iter().any(|r| r.interrupted);
+    merged.description = format!(
+        "{} (merged from {} generators: {})",
+        merged.description.trim(),
+        dirs.len(),
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    merged.scenarios.clear();
+    let mut csv = String::from(
+        "scenario,label,second,ops_per_s,decisions_per_s,p50_us,p99_us,retries,preemptions\n",
+    );
+    for (i, first) in runs[0].scenarios.iter().enumerate() {
+        let parts: Vec<&ScenarioSummary> = runs.iter().map(|r| &r.scenarios[i]).collect();
+        let stem = format!("scenario-{:02}", first.index);
+        let histograms = dirs
+            .iter()
+            .map(|d| report::read_histograms(&read(&d.join(format!("{stem}.histograms")))?))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (scenario, sums) = merge_scenario(&parts, &histograms)?;
+        let op = sums.get("op").cloned().unwrap_or_else(latency_histogram);
+        folder.write(&format!("{stem}.hgrm"), report::hgrm(&op).as_bytes())?;
+        let named: Vec<(&str, &Histogram<u64>)> =
+            sums.iter().map(|(n, h)| (n.as_str(), h)).collect();
+        folder.write(
+            &format!("{stem}.histograms"),
+            report::histograms_file(&named)?.as_bytes(),
+        )?;
+        // Per-second latency from the interval logs, and per-second counts from the CSVs.
+        let mut seconds: Vec<Histogram<u64>> = Vec::new();
+        for dir in dirs {
+            for (s, histogram) in read_hlog(&dir.join(format!("{stem}.hlog")))?
+                .into_iter()
+                .enumerate()
+            {
+                if seconds.len() <= s {
+                    seconds.resize_with(s + 1, interval_histogram);
+                }
+                add(&mut seconds[s], &histogram)?;
+            }
+        }
+        folder.write(
+            &format!("{stem}.hlog"),
+            &report::hlog(
+                &seconds,
+                &format!("scenario-{}", first.index),
+                std::time::UNIX_EPOCH + Duration::from_secs(0),
+            )?,
+        )?;
+        let mut counts: BTreeMap<u64, [u64; 4]> = BTreeMap::new();
+        for dir in dirs {
+            for line in read(&dir.join("timeseries.csv"))?.lines().skip(1) {
+                let Some((head, rest)) = line.split_once(",\"") else {
+                    continue;
+                };
+                let Some((_, numbers)) = rest.split_once("\",") else {
+                    continue;
+                };
+                if head.parse::<usize>().ok() != Some(first.index) {
+                    continue;
+                }
+                let f: Vec<u64> = numbers.split(',').filter_map(|x| x.parse().ok()).collect();
+                if let [second, ops, decisions, _p50, _p99, retries, preemptions] = f.as_slice() {
+                    let e = counts.entry(*second).or_default();
+                    e[0] += ops;
+                    e[1] += decisions;
+                    e[2] += retries;
+                    e[3] += preemptions;
+                }
+            }
+        }
+        for (second, [ops, decisions, retries, preemptions]) in counts {
+            let (p50, p99) = seconds
+                .get(second as usize)
+                .filter(|h| !h.is_empty())
+                .map_or((0, 0), |h| {
+                    (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
+                });
+            csv.push_str(&format!(
+                "{},\"{}\",{second},{ops},{decisions},{p50},{p99},{retries},{preemptions}\n",
+                first.index,
+                first.label.replace('"', "'")
+            ));
+        }
+        merged.scenarios.push(scenario);
+    }
+    folder.write("timeseries.csv", csv.as_bytes())?;
+    folder.write(
+        "config.yaml",
+        read(&dirs[0].join("config.yaml"))?.as_bytes(),
+    )?;
+    folder.write("summary.md", report::markdown(&merged).as_bytes())?;
+    folder.write(
+        "summary.json",
+        (serde_json::to_string_pretty(&merged).unwrap_or_default() + "\n").as_bytes(),
+    )?;
+    crate::chart::render(folder.path())?;
+    folder.finish(merged.interrupted)?;
+    Ok(merged)
+}

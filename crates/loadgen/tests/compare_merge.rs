@@ -1,0 +1,249 @@
+//! `compare` and `merge` on constructed inputs: a real (simulated) run is copied and its numbers
+//! replaced by known ones, so every expected figure can be worked out by hand.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use paxbench_loadgen::config::BenchConfig;
+use paxbench_loadgen::metrics::latency_histogram;
+use paxbench_loadgen::run::{RunOptions, run};
+use paxbench_loadgen::{compare, merge, report};
+use serde_json::{Value, json};
+
+const CONFIG: &str = "name: part\ntarget:\n  kind: sim\nworkload:\n  proposers: 4\n  keys: 100\n  warmup_s: 0\n  duration_s: 0.2\n";
+
+/// A template run, copied to `name`.
+fn template(root: &Path) -> PathBuf {
+    let config = BenchConfig::parse(Path::new("part.yaml"), CONFIG.into()).unwrap();
+    let options = RunOptions {
+        results_dir: root.join("template"),
+        out: Some(root.join("template/run")),
+        node_exe: env!("CARGO_BIN_EXE_paxbench").into(),
+        progress: false,
+        charts: false,
+    };
+    run(&config, &options, &AtomicBool::new(false)).unwrap().dir
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// Known numbers for one generator's part.
+struct Known {
+    client: u32,
+    won: u64,
+    latency_us: u64,
+    preemptions: u64,
+    measured_s: f64,
+}
+
+/// A generator's part of an attach run with known numbers: `won` operations, all taking
+/// `latency_us`, `preemptions` preemptions, measured over `measured_s`.
+fn part(root: &Path, template: &Path, name: &str, known: Known) -> PathBuf {
+    let Known {
+        client,
+        won,
+        latency_us,
+        preemptions,
+        measured_s,
+    } = known;
+    let dir = root.join(name);
+    copy(template, &dir);
+    let path = dir.join("summary.json");
+    let mut summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let s = &mut summary["scenarios"][0];
+    s["target"] = json!("attach");
+    s["settings"]["target"] = json!("attach");
+    s["settings"]["attach"] = json!({"nodes": [{"id": 1, "addr": "10.0.0.1:7001"}], "ca": "ca.pem", "cert": format!("client-{client}.pem"), "key": format!("client-{client}.key"), "client": client});
+    s["settings"]["seed"] = json!(client + 100);
+    s["outcomes"] = json!({"started": won, "won": won, "lost_race": 0, "gave_up": 0, "timed_out": 0, "unfinished": 0});
+    s["measured_s"] = json!(measured_s);
+    s["throughput"]["decisions_per_s"] = json!(won as f64 / measured_s);
+    s["counts"]["ops_finished"] = json!(won);
+    s["counts"]["preemptions"] = json!(preemptions);
+    s["contention"]["rounds"] = json!([[1, won]]);
+    s["safety"] = json!({"violations": 0, "by_kind": [], "examples": [], "expected": false});
+    std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+    let mut op = latency_histogram();
+    op.record_n(latency_us, won).unwrap();
+    let file = report::histograms_file(&[("op", &op)]).unwrap();
+    std::fs::write(dir.join("scenario-00.histograms"), file).unwrap();
+    dir
+}
+
+#[test]
+fn merge_adds_histograms_and_counters_exactly() {
+    let root = tempfile::tempdir().unwrap();
+    let template = template(root.path());
+    let a = part(
+        root.path(),
+        &template,
+        "gen0",
+        Known {
+            client: 0,
+            won: 10,
+            latency_us: 100,
+            preemptions: 5,
+            measured_s: 2.0,
+        },
+    );
+    let b = part(
+        root.path(),
+        &template,
+        "gen1",
+        Known {
+            client: 1,
+            won: 30,
+            latency_us: 300,
+            preemptions: 15,
+            measured_s: 2.5,
+        },
+    );
+    let merged = merge::merge(&[a, b], &root.path().join("merged")).unwrap();
+    let s = &merged.scenarios[0];
+    assert_eq!(s.outcomes.won, 40);
+    assert_eq!(s.outcomes.started, 40);
+    assert_eq!(s.latency_us.op.count, 40);
+    assert_eq!(s.latency_us.op.min, 100);
+    assert_eq!(
+        s.latency_us.op.p50, 300,
+        "30 of the 40 took 300 µs: the median is 300, not an average"
+    );
+    assert_eq!(s.latency_us.op.max, 300);
+    assert!((s.measured_s - 2.5).abs() < 1e-12);
+    assert!(
+        (s.throughput.decisions_per_s - 16.0).abs() < 1e-9,
+        "40 decisions over 2.5 s"
+    );
+    assert!(
+        (s.contention.preemptions_per_op - 0.5).abs() < 1e-12,
+        "(5 + 15) / (10 + 30)"
+    );
+    assert_eq!(s.contention.rounds, vec![(1, 40)]);
+    let dir = root.path().join("merged");
+    for file in [
+        "summary.json",
+        "summary.md",
+        "report.html",
+        "scenario-00.hgrm",
+        "timeseries.csv",
+        "charts/latency-spectrum.svg",
+    ] {
+        assert!(dir.join(file).is_file(), "{file}");
+    }
+}
+
+#[test]
+fn merge_refuses_runs_that_differ() {
+    let root = tempfile::tempdir().unwrap();
+    let template = template(root.path());
+    let a = part(
+        root.path(),
+        &template,
+        "gen0",
+        Known {
+            client: 0,
+            won: 10,
+            latency_us: 100,
+            preemptions: 0,
+            measured_s: 1.0,
+        },
+    );
+    let b = part(
+        root.path(),
+        &template,
+        "gen1",
+        Known {
+            client: 1,
+            won: 10,
+            latency_us: 100,
+            preemptions: 0,
+            measured_s: 1.0,
+        },
+    );
+    // Another workload.
+    let path = b.join("summary.json");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let mut changed: Value = serde_json::from_str(&original).unwrap();
+    changed["scenarios"][0]["settings"]["proposers"] = json!(99);
+    std::fs::write(&path, changed.to_string()).unwrap();
+    let err = merge::merge(&[a.clone(), b.clone()], &root.path().join("m1"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("configs differ") && err.contains("`proposers`") && err.contains("99"),
+        "{err}"
+    );
+    // Another cluster.
+    let mut changed: Value = serde_json::from_str(&original).unwrap();
+    changed["scenarios"][0]["settings"]["attach"]["nodes"][0]["addr"] = json!("10.0.0.9:7001");
+    std::fs::write(&path, changed.to_string()).unwrap();
+    let err = merge::merge(&[a.clone(), b], &root.path().join("m2"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("clusters differ") && err.contains("10.0.0.9"),
+        "{err}"
+    );
+    // Separate simulated clusters are never one measurement.
+    let err = merge::merge(&[template.clone(), template], &root.path().join("m3"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("only runs attached to one cluster"), "{err}");
+    assert!(!root.path().join("m1").exists() && !root.path().join("m2").exists());
+}
+
+#[test]
+fn compare_gives_ratios_and_flags_regressions() {
+    let root = tempfile::tempdir().unwrap();
+    let template = template(root.path());
+    let base = part(
+        root.path(),
+        &template,
+        "base",
+        Known {
+            client: 0,
+            won: 100,
+            latency_us: 200,
+            preemptions: 0,
+            measured_s: 1.0,
+        },
+    );
+    let slower = part(
+        root.path(),
+        &template,
+        "slower",
+        Known {
+            client: 0,
+            won: 50,
+            latency_us: 200,
+            preemptions: 0,
+            measured_s: 1.0,
+        },
+    );
+    let comparisons = compare::compare(&[base.clone(), slower.clone(), base.clone()], 0.1).unwrap();
+    let rows = &comparisons[0].rows;
+    assert_eq!(rows.len(), 3);
+    assert!((rows[1].throughput_ratio - 0.5).abs() < 1e-12);
+    assert!((rows[1].p99_ratio - 1.0).abs() < 1e-12);
+    assert!(rows[1].regression);
+    assert!(!rows[0].regression && !rows[2].regression);
+    let out = root.path().join("compared");
+    compare::write(&[base, slower], &comparisons, 0.1, &out).unwrap();
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(md.contains("REGRESSION") && md.contains("0.50"), "{md}");
+    let svg = std::fs::read_to_string(out.join("charts/latency-spectrum.svg")).unwrap();
+    assert!(
+        svg.contains("base: default") && svg.contains("slower: default"),
+        "overlaid"
+    );
+}
