@@ -131,6 +131,17 @@ fn run_into(
             &format!("{stem}.hgrm"),
             report::hgrm(&output.ops.latency).as_bytes(),
         )?;
+        report.write(
+            &format!("{stem}.histograms"),
+            report::histograms_file(&[
+                ("op", &output.ops.latency),
+                ("service", &output.ops.service),
+                ("start_lag", &output.ops.lag),
+                ("phase1", &output.protocol.phase1),
+                ("phase2", &output.protocol.phase2),
+            ])?
+            .as_bytes(),
+        )?;
         let seconds: Vec<_> = output
             .ops
             .seconds

@@ -80,6 +80,7 @@ fn a_sim_run_writes_a_complete_report_whose_counts_add_up() {
         "timeseries.csv",
         "scenario-00.hgrm",
         "scenario-00.hlog",
+        "scenario-00.histograms",
         "scenario-01.hgrm",
         "scenario-01.hlog",
     ] {
