@@ -568,9 +568,79 @@ fn draw_headline<DB: DrawingBackend>(
     root.present().map_err(|e| e.to_string())
 }
 
+fn has_key_ranks(data: &ChartData) -> bool {
+    scenarios(data).iter().any(|s| {
+        s["contention"]["by_key_rank"]
+            .as_array()
+            .is_some_and(|r| r.len() >= 2)
+    })
+}
+
+fn draw_key_ranks<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    data: &ChartData,
+    title: &str,
+) -> DrawResult {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let lines: Vec<(String, Vec<(f64, f64)>)> = scenarios(data)
+        .iter()
+        .map(|s| {
+            let points = s["contention"]["by_key_rank"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter(|r| f(&r[1]) > 0.0)
+                .map(|r| (f(&r[0]), f(&r[2]) / f(&r[1])))
+                .collect();
+            (s["label"].as_str().unwrap_or("?").to_string(), points)
+        })
+        .filter(|(_, points): &(String, Vec<(f64, f64)>)| !points.is_empty())
+        .collect();
+    let max_rank = lines
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.0))
+        .fold(2.0, f64::max);
+    let max_y = lines
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.1))
+        .fold(0.01, f64::max);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FAMILY, 20))
+        .margin(12)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d((1.0f64..max_rank * 1.1).log_scale(), 0.0f64..max_y * 1.15)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("key rank (1 = hottest key)")
+        .y_desc("preemptions per operation on that key")
+        .label_style((FAMILY, 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (label, points)) in lines.iter().enumerate() {
+        let c = color(i);
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)).point_size(2))
+            .map_err(|e| e.to_string())?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
 /// The charts of a run.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
+    KeyRanks,
     Headline,
     Spectrum,
     OverTime,
@@ -585,6 +655,7 @@ fn draw<DB: DrawingBackend>(
     title: &str,
 ) -> DrawResult {
     match kind {
+        Kind::KeyRanks => draw_key_ranks(root, data, title),
         Kind::Headline => draw_headline(root, data, title),
         Kind::Spectrum => draw_spectrum(root, data, title),
         Kind::OverTime => draw_over_time(root, data, title),
@@ -605,6 +676,13 @@ pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
             Kind::Headline,
             "id-schemes",
             format!("{name}: retries and preemptions per operation by ID scheme"),
+        ));
+    }
+    if has_key_ranks(data) {
+        charts.push((
+            Kind::KeyRanks,
+            "key-ranks",
+            format!("{name}: contention by key rank (skewed keys)"),
         ));
     }
     charts.extend([

@@ -227,6 +227,15 @@ pub fn merge_scenario(
         }
     }
     merged.contention.rounds = rounds.into_iter().collect();
+    let mut by_rank: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    for p in parts {
+        for (rank, ops, preemptions) in &p.contention.by_key_rank {
+            let entry = by_rank.entry(*rank).or_default();
+            entry.0 += ops;
+            entry.1 += preemptions;
+        }
+    }
+    merged.contention.by_key_rank = by_rank.into_iter().map(|(r, (o, p))| (r, o, p)).collect();
     merged.contention.preemptions_per_op = per(merged.counts.preemptions as f64, finished);
     merged.contention.preempted_share = per(merged.counts.ops_preempted as f64, finished);
     merged.contention.dueling_episodes = sum(&|p| p.contention.dueling_episodes);

@@ -279,7 +279,13 @@ pub struct ProtocolMetrics {
     pub seconds: Vec<Second>,
     /// Faults applied, with their time.
     pub faults: Vec<(Time, String)>,
+    /// Per key below [`KEY_RANKS`] (key 0 is the hottest under zipfian and hotspot
+    /// distributions): measured operations started, and preemptions.
+    pub by_key: Vec<(u64, u64)>,
 }
+
+/// Keys whose contention is reported one by one.
+pub const KEY_RANKS: usize = 64;
 
 impl ProtocolMetrics {
     /// Empty, for `proposers` proposers.
@@ -310,6 +316,7 @@ impl ProtocolMetrics {
             acceptor_bytes: 0,
             seconds: Vec::new(),
             faults: Vec::new(),
+            by_key: vec![(0, 0); KEY_RANKS],
         }
     }
 
@@ -431,6 +438,12 @@ impl Observer for ProtocolMetrics {
                 if self.last_id.is_none_or(|(_, last)| *id > last) {
                     self.last_id = Some((now, *id));
                 }
+                if measuring
+                    && *attempt == 1
+                    && let Some(key) = self.by_key.get_mut(instance.key as usize)
+                {
+                    key.0 += 1;
+                }
                 if measuring {
                     self.attempts += 1;
                     if *attempt > 1 {
@@ -463,6 +476,9 @@ impl Observer for ProtocolMetrics {
             }
             ProposerEvent::Preempted { instance, by, .. } => {
                 self.proposers[index].preemptions_this_op += 1;
+                if measuring && let Some(key) = self.by_key.get_mut(instance.key as usize) {
+                    key.1 += 1;
+                }
                 if measuring {
                     self.preemptions += 1;
                     if let Some(second) = second_of(&mut self.seconds, now, self.warmup_end) {

@@ -223,6 +223,9 @@ pub struct Contention {
     pub livelock_windows: u64,
     /// Milliseconds spent in such windows.
     pub livelock_ms: f64,
+    /// `[rank, operations, preemptions]` for the hottest keys (key 0 is rank 1 under zipfian and
+    /// hotspot distributions); empty for uniform keys.
+    pub by_key_rank: Vec<(u32, u64, u64)>,
 }
 
 /// Retries and timeouts.
@@ -368,6 +371,17 @@ impl ScenarioSummary {
                 dueling_episodes: protocol.duels,
                 livelock_windows: protocol.livelock_windows,
                 livelock_ms: protocol.livelock_ns as f64 / 1e6,
+                by_key_rank: if scenario.distribution == crate::config::KeyDistribution::Uniform {
+                    Vec::new()
+                } else {
+                    protocol
+                        .by_key
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (ops, _))| *ops > 0)
+                        .map(|(key, (ops, preemptions))| (key as u32 + 1, *ops, *preemptions))
+                        .collect()
+                },
             },
             retries: Retries {
                 retries_per_op: per(protocol.retries as f64, finished),

@@ -276,3 +276,31 @@ fn a_failed_run_never_leaves_a_folder_that_looks_complete() {
     );
     assert!(!partial.join("summary.json").exists());
 }
+
+#[test]
+fn skewed_keys_report_contention_by_key_rank() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: zipf\ntarget:\n  kind: sim\nworkload:\n  proposers: 16\n  keys: 1000\n  distribution: {zipfian: {theta: 1.1}}\n  warmup_s: 0\n  duration_s: 0.3\n";
+    let result = run_yaml(yaml, dir.path());
+    let ranks = &result.summary.scenarios[0].contention.by_key_rank;
+    assert!(ranks.len() > 10, "{ranks:?}");
+    let (rank, ops, preemptions) = ranks[0];
+    assert_eq!(rank, 1);
+    assert!(
+        ranks.iter().all(|(_, o, _)| *o <= ops),
+        "the hottest key gets the most operations"
+    );
+    let hot = preemptions as f64 / ops as f64;
+    let (_, cold_ops, cold_preemptions) = ranks[ranks.len() - 1];
+    assert!(
+        hot > cold_preemptions as f64 / cold_ops as f64,
+        "the hottest key is the most contended"
+    );
+    let svg = std::fs::read_to_string(result.dir.join("charts/key-ranks.svg")).unwrap();
+    roxmltree::Document::parse(&svg).unwrap();
+    assert!(
+        std::fs::read_to_string(result.dir.join("report.html"))
+            .unwrap()
+            .contains("id=\"chart-key-ranks\"")
+    );
+}
