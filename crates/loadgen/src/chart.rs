@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use plotters::coord::CoordTranslate;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::Value;
@@ -151,6 +152,38 @@ fn f(value: &Value) -> f64 {
     value.as_f64().unwrap_or(0.0)
 }
 
+/// Draws one line in palette colour `i`, labelled for the legend.
+fn labelled_line<DB: DrawingBackend, CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    i: usize,
+    label: &str,
+    points: impl IntoIterator<Item = (f64, f64)>,
+    point_size: u32,
+) -> DrawResult {
+    let c = color(i);
+    chart
+        .draw_series(LineSeries::new(points, c.stroke_width(2)).point_size(point_size))
+        .map_err(|e| e.to_string())?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    Ok(())
+}
+
+/// The legend box every chart uses.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(position)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 fn draw_spectrum<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     data: &ChartData,
@@ -190,21 +223,9 @@ fn draw_spectrum<DB: DrawingBackend>(
         .draw()
         .map_err(|e| e.to_string())?;
     for (i, (label, points)) in data.spectra.iter().enumerate() {
-        let c = color(i);
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        labelled_line(&mut chart, i, label.as_str(), points.iter().copied(), 0)?;
     }
-    chart
-        .configure_series_labels()
-        .label_font((FAMILY, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(|e| e.to_string())?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -378,13 +399,7 @@ fn draw_outcomes<DB: DrawingBackend>(
             .label(*name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
     }
-    chart
-        .configure_series_labels()
-        .label_font((FAMILY, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -428,20 +443,9 @@ fn draw_rounds<DB: DrawingBackend>(
         .draw()
         .map_err(|e| e.to_string())?;
     for (i, (label, points)) in series.iter().enumerate() {
-        let c = color(i);
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)).point_size(3))
-            .map_err(|e| e.to_string())?
-            .label(label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        labelled_line(&mut chart, i, label.as_str(), points.iter().copied(), 3)?;
     }
-    chart
-        .configure_series_labels()
-        .label_font((FAMILY, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -537,14 +541,7 @@ fn draw_headline<DB: DrawingBackend>(
             ))
             .map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .label_font((FAMILY, 12))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(|e| e.to_string())?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     let mut p99 = ChartBuilder::on(&right)
         .caption("p99 latency by ID scheme", (FAMILY, 17))
         .margin(10)
@@ -620,20 +617,9 @@ fn draw_key_ranks<DB: DrawingBackend>(
         .draw()
         .map_err(|e| e.to_string())?;
     for (i, (label, points)) in lines.iter().enumerate() {
-        let c = color(i);
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)).point_size(2))
-            .map_err(|e| e.to_string())?
-            .label(label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        labelled_line(&mut chart, i, label.as_str(), points.iter().copied(), 2)?;
     }
-    chart
-        .configure_series_labels()
-        .label_font((FAMILY, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(|e| e.to_string())
 }
 
