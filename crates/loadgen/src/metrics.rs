@@ -390,6 +390,11 @@ impl ProtocolMetrics {
         }
     }
 
+    /// Records a fault of the schedule, for the report and the over-time chart.
+    pub fn note_fault(&mut self, now: Time, what: String) {
+        self.faults.push((now, what));
+    }
+
     /// Closes contention windows still open at the end of the run.
     pub fn finish(&mut self, now: Time) {
         let open: Vec<Instance> = self.instances.keys().copied().collect();
@@ -545,7 +550,7 @@ impl Observer for ProtocolMetrics {
     }
 
     fn on_fault(&mut self, now: Time, fault: &Fault) {
-        self.faults.push((now, format!("{fault:?}")));
+        self.note_fault(now, format!("{fault:?}"));
     }
 }
 

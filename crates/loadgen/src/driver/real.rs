@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use paxbench_core::checker::{Checker, ChosenBy};
 use paxbench_core::proposer::{Proposer, ProposerEvent};
 use paxbench_core::sim::{Endpoint, Fate};
-use paxbench_core::sim::{Fault, Observer};
+use paxbench_core::sim::Observer;
 use paxbench_core::sim::{NextOp, OpOutcome, Workload};
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_quic::{
@@ -733,18 +733,12 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         }
     }
 
-    async fn apply_fault(
-        &mut self,
-        index: usize,
-        cluster: &mut Cluster,
-        inbox: &mut mpsc::Receiver<Inbound>,
-    ) {
+    /// Applies step `index` of the fault schedule: a process kill or restart, or fault-layer
+    /// settings for the generator and (through admin commands) the nodes.
+    fn apply_fault(&mut self, index: usize, cluster: &mut Cluster) {
         let step = self.scenario.faults[index].clone();
         let now = self.now();
-        self.protocol.on_fault(now, &Fault::Heal);
-        if let Some(last) = self.protocol.faults.last_mut() {
-            last.1 = format!("{:?}", step.action);
-        }
+        self.protocol.note_fault(now, format!("{:?}", step.action));
         info!(at_s = step.at_s, action = ?step.action, "fault");
         match &step.action {
             FaultAction::Kill(node) => cluster.kill_node(*node),
@@ -784,14 +778,13 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                             ..FaultSpec::default()
                         }
                     };
-                    self.set_node_faults(link, spec, inbox).await;
+                    self.set_node_faults(link, spec);
                 }
             }
             FaultAction::Heal => {
                 let _ = self.endpoint.faults().set(&FaultSpec::default());
                 for link in self.links.clone() {
-                    self.set_node_faults(&link, FaultSpec::default(), inbox)
-                        .await;
+                    self.set_node_faults(&link, FaultSpec::default());
                 }
             }
             FaultAction::SetDrop(p) => {
@@ -805,7 +798,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                 };
                 let _ = self.endpoint.faults().set(&spec);
                 for link in self.links.clone() {
-                    self.set_node_faults(&link, spec.clone(), inbox).await;
+                    self.set_node_faults(&link, spec.clone());
                 }
             }
             FaultAction::SetDelayUs(us) => {
@@ -818,7 +811,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                 };
                 let _ = self.endpoint.faults().set(&spec);
                 for link in self.links.clone() {
-                    self.set_node_faults(&link, spec.clone(), inbox).await;
+                    self.set_node_faults(&link, spec.clone());
                 }
             }
         }
@@ -826,12 +819,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
 
     /// Sends a fault setting without waiting for the answer: replies and Paxos traffic share the
     /// inbox, and the driver loop must keep serving proposers.
-    async fn set_node_faults(
-        &mut self,
-        link: &Link,
-        spec: FaultSpec,
-        _inbox: &mut mpsc::Receiver<Inbound>,
-    ) {
+    fn set_node_faults(&mut self, link: &Link, spec: FaultSpec) {
         let request = self.next_request;
         self.next_request += 1;
         link.send(Envelope::Admin {
@@ -880,7 +868,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                             self.mark(index);
                         }
                     }
-                    Timer::Fault(step) => self.apply_fault(step, cluster, inbox).await,
+                    Timer::Fault(step) => self.apply_fault(step, cluster),
                 }
             }
             self.pump_dirty();
