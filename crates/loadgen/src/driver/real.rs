@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use paxbench_core::checker::{Checker, ChosenBy};
 use paxbench_core::proposer::{Proposer, ProposerEvent};
-use paxbench_core::sim::{Endpoint, Fate};
 use paxbench_core::sim::Observer;
+use paxbench_core::sim::{Endpoint, Fate};
 use paxbench_core::sim::{NextOp, OpOutcome, Workload};
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_quic::{
