@@ -403,12 +403,24 @@ impl ProtocolMetrics {
         }
     }
 
+    /// Counts a message a proposer sent to `copies` acceptors: its size is measured once.
+    pub fn on_broadcast(&mut self, now: Time, message: &Message, copies: u64) {
+        if self.measuring(now) {
+            let size = Self::framed_size(message);
+            self.messages += copies;
+            self.bytes += size * copies;
+        }
+    }
+
+    fn framed_size(message: &Message) -> u64 {
+        const FRAME_OVERHEAD: u64 = paxbench_quic::frame::HEADER_LEN as u64 + 1;
+        postcard::experimental::serialized_size(message).map_or(0, |n| n as u64) + FRAME_OVERHEAD
+    }
+
     /// Counts a message and its framed size: the frame header, the envelope's variant tag, and
     /// the message, measured without encoding it.
     fn count_message(&mut self, message: &Message, from_acceptor: bool) {
-        const FRAME_OVERHEAD: u64 = paxbench_quic::frame::HEADER_LEN as u64 + 1;
-        let size = postcard::experimental::serialized_size(message).map_or(0, |n| n as u64)
-            + FRAME_OVERHEAD;
+        let size = Self::framed_size(message);
         if from_acceptor {
             self.acceptor_messages += 1;
             self.acceptor_bytes += size;
@@ -576,5 +588,8 @@ mod tests {
         let mut metrics = ProtocolMetrics::new(1, Time::ZERO, Duration::from_millis(1));
         metrics.count_message(&message, false);
         assert_eq!(metrics.bytes, framed.len() as u64);
+        metrics.on_broadcast(Time::ZERO, &message, 3);
+        assert_eq!(metrics.messages, 4);
+        assert_eq!(metrics.bytes, 4 * framed.len() as u64);
     }
 }

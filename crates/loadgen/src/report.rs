@@ -214,7 +214,6 @@ pub fn hlog(seconds: &[Histogram<u64>], tag: &str, start: SystemTime) -> Result<
     let mut out = Vec::new();
     let mut serializer = V2DeflateSerializer::new();
     {
-        let start_secs = start.duration_since(UNIX_EPOCH).unwrap_or_default();
         let mut writer = IntervalLogWriterBuilder::new()
             .add_comment("paxbench operation latency, microseconds, 1 s intervals")
             .with_start_time(start)
@@ -224,7 +223,6 @@ pub fn hlog(seconds: &[Histogram<u64>], tag: &str, start: SystemTime) -> Result<
             .map_err(|e| Error::Scenario(format!("writing the interval log: {e:?}")))?;
         let tag = hdrhistogram::serialization::interval_log::Tag::new(tag)
             .ok_or_else(|| Error::Scenario(format!("`{tag}` is not a valid interval-log tag")))?;
-        let _ = start_secs;
         for (i, histogram) in seconds.iter().enumerate() {
             writer
                 .write_histogram(

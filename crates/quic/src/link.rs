@@ -414,7 +414,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         while let Some(envelope) = next.take() {
             match encode_frame(&envelope, &mut buf) {
                 Ok(()) => frames += 1,
-                Err(e) => warn!(peer = %shared_peer_hint(&envelope), "cannot encode: {e}"),
+                Err(e) => warn!(kind = frame_kind(&envelope), "cannot encode a frame: {e}"),
             }
             if buf.len() < COALESCE_LIMIT {
                 next = rx.try_recv().ok();
@@ -429,7 +429,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     writer.shutdown().await
 }
 
-fn shared_peer_hint(envelope: &Envelope) -> &'static str {
+/// What a frame carries, for logs.
+fn frame_kind(envelope: &Envelope) -> &'static str {
     match envelope {
         Envelope::Hello { .. } => "hello",
         Envelope::Paxos(message) | Envelope::Reply { message, .. } => message.kind(),

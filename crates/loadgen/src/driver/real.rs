@@ -14,7 +14,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use paxbench_core::checker::{Checker, ChosenBy};
 use paxbench_core::proposer::{Proposer, ProposerEvent};
 use paxbench_core::sim::Observer;
-use paxbench_core::sim::{Endpoint, Fate};
 use paxbench_core::sim::{NextOp, OpOutcome, Workload};
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_quic::{
@@ -664,14 +663,9 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         let pid = ProposerId(self.id_base + index);
         while let Some(message) = self.proposers[i].poll_transmit() {
             let now = self.now();
-            for (link, node) in self.links.iter().zip(&self.node_ids) {
-                self.protocol.on_send(
-                    now,
-                    Endpoint::Proposer(ProposerId(index)),
-                    Endpoint::Node(NodeId(*node)),
-                    &message,
-                    Fate::Delivered(Duration::ZERO, None),
-                );
+            self.protocol
+                .on_broadcast(now, &message, self.links.len() as u64);
+            for link in &self.links {
                 link.send(Envelope::Paxos(message.clone()));
             }
         }
