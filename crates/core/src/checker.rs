@@ -356,6 +356,20 @@ impl Checker {
             .map(|(v, _)| v)
     }
 
+    /// Every instance seen chosen, with its value, in no particular order.
+    pub fn chosen_values(&self) -> impl Iterator<Item = (Instance, &Value)> {
+        self.instances
+            .iter()
+            .filter_map(|(instance, facts)| facts.chosen.as_ref().map(|(v, _)| (*instance, v)))
+    }
+
+    /// Whether `value` was proposed for `instance`.
+    pub fn was_proposed(&self, instance: Instance, value: &Value) -> bool {
+        self.instances
+            .get(&instance)
+            .is_some_and(|facts| facts.proposed.contains(value))
+    }
+
     /// Every violation so far, in the order found.
     pub fn violations(&self) -> &[Violation] {
         &self.violations

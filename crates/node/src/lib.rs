@@ -8,16 +8,18 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 mod error;
 pub mod server;
 pub mod storage;
 
+pub use audit::{AckLog, AuditReport, audit, read_stores};
 pub use config::{LearnerFanout, NodeConfig, NodeSettings, PeerAddr, StorageMode};
 pub use error::Error;
 pub use server::{CrashPoints, run_configured, run_node, shutdown_signal, stats_line};
-pub use storage::{MemoryStorage, RedbStorage, Storage};
+pub use storage::{DiskSwitch, FaultyDisk, MemoryStorage, RedbStorage, Storage};
 
 /// An error and its causes on one line, for a binary's last words: each cause is added only
 /// if the message so far does not already say it, and no backtrace is printed.

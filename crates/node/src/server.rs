@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{LearnerFanout, NodeConfig};
 use crate::error::Error;
-use crate::storage::Storage;
+use crate::storage::{DiskSwitch, FaultyDisk, Storage};
 
 /// Test-only fault points: ways to die at the worst moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,6 +45,7 @@ struct Node<T: Transport> {
     peers: Vec<Link>,
     proposers: HashMap<ProposerId, Link>,
     storage: Option<Box<dyn Storage>>,
+    disk: DiskSwitch,
     memory_storage: bool,
     commit: Option<Commit>,
     crash: CrashPoints,
@@ -69,6 +70,8 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     let records = storage.load()?;
     info!(node = %config.id, records = records.len(), "restored acceptor state");
     let acceptor = Acceptor::restore(config.id, acceptor_config, records);
+    let disk = DiskSwitch::default();
+    let storage: Box<dyn Storage> = Box::new(FaultyDisk::new(storage, disk.clone()));
     let faults = FaultLayer::new(&config.faults)?;
     let (endpoint, mut inbox) = Endpoint::new(transport, faults, &EndpointConfig::default());
     endpoint.serve();
@@ -86,6 +89,7 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
         proposers: HashMap::new(),
         memory_storage: config.storage == crate::config::StorageMode::Memory,
         storage: Some(storage),
+        disk,
         commit: None,
         crash,
         started: Instant::now(),
@@ -226,25 +230,34 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
         }
     }
 
+    /// Admin commands come only from the cluster's clients, named by a certificate the cluster
+    /// CA signed: plain TCP names peers by their own word, so it gets no admin at all.
     fn handle_admin(&mut self, peer: PeerName, command: AdminCommand) -> AdminReply {
+        let authenticated = self.endpoint.transport().kind().authenticates_peers();
+        if !(peer.is_client() && authenticated) {
+            let reason = if authenticated {
+                format!("{peer} is not a cluster client")
+            } else {
+                "admin commands need QUIC: plain TCP does not authenticate peers".to_string()
+            };
+            warn!(%peer, "refused an admin command: {reason}");
+            return AdminReply::Refused { reason };
+        }
         match command {
             AdminCommand::Stats => AdminReply::Stats(self.stats()),
-            AdminCommand::SetFaults(spec) if peer.is_client() => {
-                match self.endpoint.faults().set(&spec) {
-                    Ok(()) => {
-                        info!(%peer, ?spec, "fault settings changed");
-                        AdminReply::FaultsSet
-                    }
-                    Err(e) => AdminReply::Refused {
-                        reason: e.to_string(),
-                    },
+            AdminCommand::SetFaults(spec) => match self.endpoint.faults().set(&spec) {
+                Ok(()) => {
+                    info!(%peer, ?spec, "fault settings changed");
+                    AdminReply::FaultsSet
                 }
-            }
-            AdminCommand::SetFaults(_) => {
-                warn!(%peer, "refused a fault change: only cluster clients may change faults");
-                AdminReply::Refused {
-                    reason: format!("{peer} is not a cluster client"),
-                }
+                Err(e) => AdminReply::Refused {
+                    reason: e.to_string(),
+                },
+            },
+            AdminCommand::SetDiskFault(fault) => {
+                warn!(%peer, ?fault, "disk fault injected from the next commit on");
+                self.disk.set(fault);
+                AdminReply::FaultsSet
             }
         }
     }

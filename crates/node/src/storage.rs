@@ -9,10 +9,13 @@
 //! README's Performance section).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use paxbench_core::Instance;
 use paxbench_core::acceptor::{AcceptorState, Record};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use paxbench_quic::DiskFault;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use rustc_hash::FxHashMap;
 
 use crate::error::Error;
@@ -32,6 +35,9 @@ pub trait Storage: Send + 'static {
     fn load(&mut self) -> Result<Vec<Record>, Error>;
     /// Makes `records` durable; when this returns `Ok`, they survive a crash.
     fn commit(&mut self, records: &[Record]) -> Result<(), Error>;
+    /// Writes `records` without making them durable: what reaches the disk before a failed
+    /// fsync. Only [`FaultyDisk`] calls it.
+    fn write_unsynced(&mut self, records: &[Record]) -> Result<(), Error>;
 }
 
 /// Keeps nothing: a restarted node has forgotten every promise.
@@ -44,6 +50,10 @@ impl Storage for MemoryStorage {
     }
 
     fn commit(&mut self, _records: &[Record]) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn write_unsynced(&mut self, _records: &[Record]) -> Result<(), Error> {
         Ok(())
     }
 }
@@ -80,6 +90,52 @@ impl RedbStorage {
         };
         storage.next_sequence = storage.last_sequence()?.map_or(0, |last| last + 1);
         Ok(storage)
+    }
+
+    /// Opens the store in `data_dir` for reading, refusing to create one: an audit of a missing
+    /// store must fail, not find it empty.
+    pub fn open_existing(data_dir: &Path) -> Result<Self, Error> {
+        let path = data_dir.join(STORE_FILE);
+        if !path.exists() {
+            return Err(Error::Storage {
+                path,
+                message: "no store here".into(),
+            });
+        }
+        Self::open(data_dir)
+    }
+
+    /// Every record ever committed, in commit order: the acceptor's whole history, for audits.
+    pub fn history(&self) -> Result<Vec<Record>, Error> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let table = txn.open_table(ACCEPTOR_LOG).map_err(|e| self.error(e))?;
+        let mut records = Vec::new();
+        for entry in table.iter().map_err(|e| self.error(e))? {
+            let (sequence, value) = entry.map_err(|e| self.error(e))?;
+            records.push(
+                decode_record(value.value())
+                    .map_err(|e| self.error(format!("log entry {}: {e}", sequence.value())))?,
+            );
+        }
+        Ok(records)
+    }
+
+    fn write(&mut self, records: &[Record], durability: Durability) -> Result<(), Error> {
+        let mut txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        txn.set_durability(durability).map_err(|e| self.error(e))?;
+        {
+            let mut table = txn.open_table(ACCEPTOR_LOG).map_err(|e| self.error(e))?;
+            for (sequence, record) in (self.next_sequence..).zip(records) {
+                encode_record(record, &mut self.encoded).map_err(|e| self.error(e))?;
+                table
+                    .insert(sequence, self.encoded.as_slice())
+                    .map_err(|e| self.error(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.error(e))?;
+        // Only a committed batch moves the sequence on; a failed one is rewritten in full.
+        self.next_sequence += records.len() as u64;
+        Ok(())
     }
 
     fn last_sequence(&self) -> Result<Option<u64>, Error> {
@@ -151,13 +207,8 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, String> {
 
 impl Storage for RedbStorage {
     fn load(&mut self) -> Result<Vec<Record>, Error> {
-        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
-        let table = txn.open_table(ACCEPTOR_LOG).map_err(|e| self.error(e))?;
         let mut latest: FxHashMap<Instance, AcceptorState> = FxHashMap::default();
-        for entry in table.iter().map_err(|e| self.error(e))? {
-            let (sequence, value) = entry.map_err(|e| self.error(e))?;
-            let record = decode_record(value.value())
-                .map_err(|e| self.error(format!("log entry {}: {e}", sequence.value())))?;
+        for record in self.history()? {
             latest.insert(record.instance, record.state);
         }
         Ok(latest
@@ -167,20 +218,80 @@ impl Storage for RedbStorage {
     }
 
     fn commit(&mut self, records: &[Record]) -> Result<(), Error> {
-        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
-        {
-            let mut table = txn.open_table(ACCEPTOR_LOG).map_err(|e| self.error(e))?;
-            for (sequence, record) in (self.next_sequence..).zip(records) {
-                encode_record(record, &mut self.encoded).map_err(|e| self.error(e))?;
-                table
-                    .insert(sequence, self.encoded.as_slice())
-                    .map_err(|e| self.error(e))?;
+        self.write(records, Durability::Immediate)
+    }
+
+    fn write_unsynced(&mut self, records: &[Record]) -> Result<(), Error> {
+        // redb keeps a non-durable commit out of the file's committed state until a durable
+        // commit follows, so after a crash it is gone, as unsynced pages would be.
+        self.write(records, Durability::None)
+    }
+}
+
+/// The switch of a [`FaultyDisk`], shared with whoever injects the fault (the node's admin
+/// handler).
+#[derive(Clone, Debug, Default)]
+pub struct DiskSwitch(Arc<AtomicU8>);
+
+impl DiskSwitch {
+    /// Sets the fault in force from the next commit on.
+    pub fn set(&self, fault: DiskFault) {
+        let code = match fault {
+            DiskFault::None => 0,
+            DiskFault::FailWrite => 1,
+            DiskFault::FailFsync => 2,
+        };
+        self.0.store(code, Ordering::SeqCst);
+    }
+
+    /// The fault in force.
+    pub fn get(&self) -> DiskFault {
+        match self.0.load(Ordering::SeqCst) {
+            1 => DiskFault::FailWrite,
+            2 => DiskFault::FailFsync,
+            _ => DiskFault::None,
+        }
+    }
+}
+
+/// Wraps a store with a disk that fails on command: the write fails outright, or the data is
+/// written but its fsync fails. Either way the commit returns an error, as a real disk would.
+pub struct FaultyDisk {
+    inner: Box<dyn Storage>,
+    switch: DiskSwitch,
+}
+
+impl FaultyDisk {
+    /// `inner`, failing whenever `switch` says so.
+    pub fn new(inner: Box<dyn Storage>, switch: DiskSwitch) -> Self {
+        Self { inner, switch }
+    }
+}
+
+impl Storage for FaultyDisk {
+    fn load(&mut self) -> Result<Vec<Record>, Error> {
+        self.inner.load()
+    }
+
+    fn commit(&mut self, records: &[Record]) -> Result<(), Error> {
+        match self.switch.get() {
+            DiskFault::None => self.inner.commit(records),
+            DiskFault::FailWrite => Err(Error::Storage {
+                path: "injected".into(),
+                message: "write failed: Input/output error (injected disk fault)".into(),
+            }),
+            DiskFault::FailFsync => {
+                self.inner.write_unsynced(records)?;
+                Err(Error::Storage {
+                    path: "injected".into(),
+                    message: "fsync failed: Input/output error (injected disk fault)".into(),
+                })
             }
         }
-        txn.commit().map_err(|e| self.error(e))?;
-        // Only a committed batch moves the sequence on; a failed one is rewritten in full.
-        self.next_sequence += records.len() as u64;
-        Ok(())
+    }
+
+    fn write_unsynced(&mut self, records: &[Record]) -> Result<(), Error> {
+        self.inner.write_unsynced(records)
     }
 }
 
@@ -243,6 +354,43 @@ mod tests {
         std::fs::write(dir.path().join(STORE_FILE), b"not a database").unwrap();
         let err = RedbStorage::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains(STORE_FILE), "{err}");
+    }
+
+    #[test]
+    fn an_injected_fault_fails_the_commit_and_a_failed_write_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let switch = DiskSwitch::default();
+        {
+            let store = RedbStorage::open(dir.path()).unwrap();
+            let mut disk = FaultyDisk::new(Box::new(store), switch.clone());
+            disk.commit(&[record(1, 1, None)]).unwrap();
+            switch.set(DiskFault::FailWrite);
+            let err = disk.commit(&[record(2, 2, None)]).unwrap_err().to_string();
+            assert!(err.contains("write failed"), "{err}");
+            switch.set(DiskFault::FailFsync);
+            let err = disk.commit(&[record(3, 3, None)]).unwrap_err().to_string();
+            assert!(err.contains("fsync failed"), "{err}");
+        }
+        // The failed write never reached the store. The unsynced record may or may not have:
+        // redb makes it durable on a clean close, and a crash loses it. Either way its commit
+        // failed, so no reply ever rested on it.
+        let store = RedbStorage::open_existing(dir.path()).unwrap();
+        let history = store.history().unwrap();
+        assert_eq!(history[0], record(1, 1, None));
+        assert!(!history.contains(&record(2, 2, None)), "{history:?}");
+        assert!(RedbStorage::open_existing(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn the_history_keeps_every_record_in_commit_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = RedbStorage::open(dir.path()).unwrap();
+        store.commit(&[record(1, 1, None)]).unwrap();
+        store.commit(&[record(1, 2, Some(2))]).unwrap();
+        assert_eq!(
+            store.history().unwrap(),
+            vec![record(1, 1, None), record(1, 2, Some(2))]
+        );
     }
 
     #[test]

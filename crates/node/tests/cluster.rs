@@ -12,7 +12,9 @@ use common::{Cluster, Outcome, TestClient, decided, ops};
 use paxbench_core::message::{Message, Prepare};
 use paxbench_core::proposer::ProposerConfig;
 use paxbench_core::{Instance, NodeId, ProposalId, ProposerId};
-use paxbench_quic::{AdminCommand, AdminReply, Envelope, FaultSpec, PeerName, TlsFiles, Transport};
+use paxbench_quic::{
+    AdminCommand, AdminReply, DiskFault, Envelope, FaultSpec, PeerName, TlsFiles, Transport,
+};
 
 fn proposer_config(max_attempts: u32) -> ProposerConfig {
     ProposerConfig {
@@ -153,15 +155,22 @@ fn strangers_and_bad_frames_leave_the_cluster_serving() {
         cluster.log(1)
     );
 
-    // A node certificate may read stats but not change faults.
+    // A node certificate may neither read stats nor change faults or the disk.
     let node_files = TlsFiles::in_dir(&cluster.certs(), PeerName::Node(NodeId(3)));
     let mut impostor = TestClient::connect_as(&cluster, &node_files, PeerName::Node(NodeId(3)));
     assert!(impostor.wait_ready(1, Duration::from_secs(10)));
-    let reply = impostor.admin(1, AdminCommand::SetFaults(FaultSpec::default()));
-    assert!(
-        matches!(reply, Some(AdminReply::Refused { .. })),
-        "{reply:?}"
-    );
+    for command in [
+        AdminCommand::Stats,
+        AdminCommand::SetFaults(FaultSpec::default()),
+        AdminCommand::SetDiskFault(DiskFault::FailWrite),
+    ] {
+        let reply = impostor.admin(1, command);
+        assert!(
+            matches!(reply, Some(AdminReply::Refused { .. })),
+            "{reply:?}"
+        );
+    }
+    assert!(!client.stats(1).storage_failed);
     let reply = client.admin(1, AdminCommand::SetFaults(FaultSpec::default()));
     assert_eq!(reply, Some(AdminReply::FaultsSet));
 
@@ -231,43 +240,18 @@ fn durable_stores_hold_every_acknowledged_record_after_a_clean_shutdown() {
         assert!(status.success(), "node {id} exited with {status}");
         assert!(cluster.log(id).contains("shutting down"));
     }
-    let stores: Vec<_> = (1..=3).map(|id| cluster.stored(id)).collect();
     assert!(!client.acks.is_empty());
-    for ack in &client.acks {
-        let record = stores[ack.node.0 as usize - 1]
-            .get(&ack.instance)
-            .unwrap_or_else(|| panic!("{ack:?} has no record"));
-        assert!(record.state.promised >= ack.id, "{ack:?} vs {record:?}");
-        if let Some(value) = &ack.accepted {
-            let (id, stored) = record.state.accepted.as_ref().expect("accepted");
-            assert!(*id >= ack.id, "{ack:?} vs {record:?}");
-            if *id == ack.id {
-                assert_eq!(stored, value);
-            }
-        }
-    }
-    for ((instance, _), outcome) in work.iter().zip(&outcomes) {
-        let Outcome::Chosen(value) = outcome else {
-            unreachable!()
-        };
-        let holders = stores
-            .iter()
-            .filter(|s| {
-                s.get(instance)
-                    .and_then(|r| r.state.accepted.as_ref())
-                    .is_some_and(|(_, v)| v == value)
-            })
-            .count();
-        assert!(
-            holders >= 2,
-            "instance {instance}: chosen value held by {holders} stores"
-        );
-    }
+    let report = cluster.audit(&mut client);
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.stores, 3);
+    assert_eq!(report.acks_checked, client.acks.len() as u64);
+    assert_eq!(report.chosen_checked, 60);
+    assert_eq!(report.chosen_in_stores, 60);
 }
 
 #[test]
 fn tcp_and_memory_without_fanout_decide_too() {
-    let cluster = Cluster::start(
+    let mut cluster = Cluster::start(
         3,
         "memory",
         &["--transport", "tcp", "--learner-fanout", "proposer"],
@@ -282,13 +266,23 @@ fn tcp_and_memory_without_fanout_decide_too() {
         outcomes.iter().all(|o| matches!(o, Outcome::Chosen(_))),
         "{outcomes:?}"
     );
-    let stats = client.stats(1);
-    assert_eq!(
-        stats.chosen, 0,
-        "no fan-out: the node's learner hears nothing"
+    // Plain TCP does not authenticate peers, so no admin command is accepted over it.
+    match client.admin(1, AdminCommand::Stats) {
+        Some(AdminReply::Refused { reason }) => assert!(reason.contains("QUIC"), "{reason}"),
+        other => panic!("admin over TCP must be refused, got {other:?}"),
+    }
+    assert!(cluster.terminate(1).success());
+    // The final stats line, logged at shutdown.
+    let log = cluster.log(1);
+    assert!(
+        log.contains("chosen=0 "),
+        "no fan-out: the learner hears nothing\n{log}"
     );
-    assert_eq!(stats.records, 40 * 2, "one record per request: {stats:?}");
-    assert_eq!(stats.paxos_out, 40 * 2, "one reply per request: {stats:?}");
+    assert!(log.contains("records=80 "), "one record per request\n{log}");
+    assert!(
+        log.contains("paxos_out=80 "),
+        "one reply per request\n{log}"
+    );
 }
 
 #[test]

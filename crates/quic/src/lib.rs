@@ -30,4 +30,6 @@ pub use quic::QuicTransport;
 pub use tcp::TcpTransport;
 pub use tls::{Identity, TlsFiles, generate_cluster_certs};
 pub use transport::{Carrier, Transport, TransportKind};
-pub use wire::{AdminCommand, AdminReply, Envelope, LatencySummary, NodeStats, TransportCounters};
+pub use wire::{
+    AdminCommand, AdminReply, DiskFault, Envelope, LatencySummary, NodeStats, TransportCounters,
+};

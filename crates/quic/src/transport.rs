@@ -25,6 +25,14 @@ pub enum TransportKind {
     Tcp,
 }
 
+impl TransportKind {
+    /// Whether a peer's name is proven by a certificate the cluster CA signed. On plain TCP the
+    /// name comes from the peer's own `Hello`, so nodes refuse admin commands there.
+    pub fn authenticates_peers(self) -> bool {
+        self == TransportKind::Quic
+    }
+}
+
 /// How frames are laid onto streams.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

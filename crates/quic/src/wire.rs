@@ -62,6 +62,21 @@ pub enum AdminCommand {
     Stats,
     /// Replace the node's fault settings.
     SetFaults(FaultSpec),
+    /// Make the node's disk fail (or stop failing) from its next commit on.
+    SetDiskFault(DiskFault),
+}
+
+/// A disk fault a node injects into its own storage, for the fault campaign.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskFault {
+    /// The disk works.
+    #[default]
+    None,
+    /// Every write fails before anything reaches the file.
+    FailWrite,
+    /// Every write reaches the file, but the fsync that would make it durable fails.
+    FailFsync,
 }
 
 /// A node's answer to an admin command.

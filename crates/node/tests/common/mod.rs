@@ -13,7 +13,7 @@ use paxbench_core::acceptor::Record;
 use paxbench_core::checker::{Checker, ChosenBy};
 use paxbench_core::message::Message;
 use paxbench_core::proposer::{Proposer, ProposerConfig, ProposerEvent};
-use paxbench_core::{Instance, NodeId, ProposalId, ProposerId, Time, Value};
+use paxbench_core::{Instance, NodeId, ProposerId, Time, Value};
 use paxbench_node::Storage;
 use paxbench_quic::{
     AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, Identity, Inbound,
@@ -158,6 +158,17 @@ impl Cluster {
         std::fs::read_to_string(&self.nodes[id as usize - 1].log).unwrap_or_default()
     }
 
+    /// Audits every node's store against what `client` saw (the nodes must be stopped).
+    pub fn audit<T: Transport>(&self, client: &mut TestClient<T>) -> paxbench_node::AuditReport {
+        let dirs: Vec<(NodeId, PathBuf)> = self
+            .nodes
+            .iter()
+            .map(|n| (NodeId(n.id), n.data_dir.clone()))
+            .collect();
+        let stores = paxbench_node::read_stores(&dirs).unwrap();
+        paxbench_node::audit(&stores, self.nodes.len(), &mut client.checker, &client.acks)
+    }
+
     /// The records in node `id`'s durable store (the node must be stopped).
     pub fn stored(&self, id: u32) -> HashMap<Instance, Record> {
         let mut store =
@@ -203,22 +214,13 @@ pub enum Outcome {
     Unfinished,
 }
 
-/// A reply a node sent that promised something: it must be backed by its store.
-#[derive(Clone, Debug)]
-pub struct Ack {
-    pub node: NodeId,
-    pub instance: Instance,
-    pub id: ProposalId,
-    pub accepted: Option<Value>,
-}
-
 pub struct TestClient<T: Transport = QuicTransport> {
     pub runtime: tokio::runtime::Runtime,
     pub endpoint: Endpoint<T>,
     inbox: mpsc::Receiver<Inbound>,
     pub links: Vec<Link>,
     pub checker: Checker,
-    pub acks: Vec<Ack>,
+    pub acks: paxbench_node::AckLog,
     started: Instant,
     next_proposer: u32,
     next_request: u64,
@@ -274,7 +276,7 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
             inbox,
             links,
             checker: Checker::new(),
-            acks: Vec::new(),
+            acks: paxbench_node::AckLog::new(),
             started: Instant::now(),
             next_proposer: client * 1000,
             next_request: 0,
@@ -456,21 +458,7 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
         let Envelope::Reply { message, .. } = inbound.envelope else {
             return;
         };
-        match &message {
-            Message::Promise(p) => self.acks.push(Ack {
-                node: p.from,
-                instance: p.instance,
-                id: p.id,
-                accepted: None,
-            }),
-            Message::Accepted(a) => self.acks.push(Ack {
-                node: a.from,
-                instance: a.instance,
-                id: a.id,
-                accepted: Some(a.value.clone()),
-            }),
-            _ => {}
-        }
+        self.acks.on_reply(&message);
         if let Some((p, _)) = active.get(&message.instance()) {
             let now = self.now();
             let _ = proposers[*p].handle(now, &message);

@@ -1,0 +1,102 @@
+//! Disk faults on a real durable cluster: a node whose write or fsync fails stops replying at
+//! once and says so, never sends a reply its store does not back, and serves again once it is
+//! restarted on a healthy disk.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cluster, Outcome, TestClient, ops};
+use paxbench_core::proposer::ProposerConfig;
+use paxbench_quic::{AdminCommand, AdminReply, DiskFault};
+
+fn proposer_config() -> ProposerConfig {
+    ProposerConfig {
+        max_attempts: 50,
+        ..ProposerConfig::new(3)
+    }
+}
+
+fn all_chosen(outcomes: &[Outcome]) -> bool {
+    outcomes.iter().all(|o| matches!(o, Outcome::Chosen(_)))
+}
+
+fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault) {
+    let mut cluster = Cluster::start(3, "durable", &[]);
+    let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
+    client.wait_all_ready(&cluster);
+    let config = proposer_config();
+    let mut proposers: Vec<_> = (0..4).map(|_| client.proposer(config.clone())).collect();
+    let outcomes = client.drive(
+        &mut proposers,
+        &ops(0, 20, "before"),
+        Duration::from_secs(30),
+        |_| {},
+    );
+    assert!(all_chosen(&outcomes), "{outcomes:?}");
+    let replies_before = client.stats(1).paxos_out;
+
+    assert_eq!(
+        client.admin(1, AdminCommand::SetDiskFault(fault)),
+        Some(AdminReply::FaultsSet)
+    );
+    // Nodes 2 and 3 are a majority: the cluster decides without node 1.
+    let outcomes = client.drive(
+        &mut proposers,
+        &ops(20, 20, "during"),
+        Duration::from_secs(30),
+        |_| {},
+    );
+    assert!(all_chosen(&outcomes), "{outcomes:?}");
+    let stats = client.stats(1);
+    assert!(stats.storage_failed, "{stats:?}");
+    assert_eq!(
+        stats.paxos_out, replies_before,
+        "a node whose commit failed sent no Paxos reply"
+    );
+    let log = cluster.log(1);
+    assert!(log.contains("STORAGE FAILED"), "{log}");
+    assert!(log.contains("injected disk fault"), "{log}");
+
+    // Restarted, node 1 has a healthy disk again. With node 2 down, nothing is decided unless
+    // node 1 takes part.
+    cluster.kill(1);
+    cluster.spawn(1, &[]);
+    cluster.kill(2);
+    assert!(client.wait_ready(1, Duration::from_secs(20)));
+    let outcomes = client.drive(
+        &mut proposers,
+        &ops(40, 20, "after"),
+        Duration::from_secs(30),
+        |_| {},
+    );
+    assert!(all_chosen(&outcomes), "{outcomes:?}");
+    assert!(!client.stats(1).storage_failed);
+    assert!(
+        client.checker.violations().is_empty(),
+        "{:?}",
+        client.checker.violations()
+    );
+
+    cluster.spawn(2, &[]);
+    assert!(client.wait_ready(2, Duration::from_secs(20)));
+    for id in 1..=3 {
+        assert!(cluster.terminate(id).success());
+    }
+    // Every PROMISE and ACCEPTED any node sent, before, during and after the fault, is in its
+    // store; every decision is held by a majority of the stores.
+    let report = cluster.audit(&mut client);
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.chosen_checked, 60);
+}
+
+#[test]
+fn a_failed_write_silences_the_node_until_it_restarts() {
+    a_failing_disk_silences_the_node_until_it_restarts(DiskFault::FailWrite);
+}
+
+#[test]
+fn a_failed_fsync_silences_the_node_until_it_restarts() {
+    a_failing_disk_silences_the_node_until_it_restarts(DiskFault::FailFsync);
+}
