@@ -65,6 +65,10 @@ enum Command {
         /// Skip the charts and report.html (`paxbench chart DIR` draws them later).
         #[arg(long)]
         no_charts: bool,
+        /// Multiply every time in the config (warmup, duration, fault times) by this: 0.3 runs
+        /// the short version of a fault campaign.
+        #[arg(long, value_name = "FACTOR")]
+        time_scale: Option<f64>,
     },
     /// Draw the charts (SVG and PNG) and report.html of a results folder.
     Chart {
@@ -91,6 +95,28 @@ enum Command {
         /// The merged results folder.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+    },
+    /// The Reliability table of fault-campaign runs: faults injected, decisions, violations,
+    /// acknowledged records and chosen values lost, slowest recovery. Exits 3 if anything was
+    /// violated or lost.
+    Reliability {
+        /// Results folders.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The fuzzing record (`scripts/fuzz.sh` appends to it).
+        #[arg(long, value_name = "FILE", default_value = "fuzz/stats.tsv")]
+        fuzz_stats: PathBuf,
+    },
+    /// Audit stopped nodes' durable stores on their own: replay every log through the safety
+    /// checker and check that no two values were chosen. (Runs on spawned durable clusters are
+    /// audited against what the generator saw, automatically.) Exits 3 on a problem.
+    Audit {
+        /// The nodes' data directories, as `ID=DIR` (`1=/var/lib/paxbench/n1`).
+        #[arg(required = true, value_parser = parse_store)]
+        stores: Vec<(u32, PathBuf)>,
+        /// Nodes in the cluster, if some stores are not listed.
+        #[arg(long)]
+        nodes: Option<usize>,
     },
     /// Check configs without running them.
     Validate {
@@ -167,6 +193,48 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("merged: {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Reliability { dirs, fuzz_stats } => {
+            let rows = crate::reliability::rows(&dirs)?;
+            let fuzz = if fuzz_stats.exists() {
+                crate::reliability::read_fuzz_stats(&fuzz_stats)?
+            } else {
+                Vec::new()
+            };
+            print!("{}", crate::reliability::markdown(&rows, &fuzz));
+            if rows.iter().any(crate::reliability::Row::failed) {
+                eprintln!("RELIABILITY FAILURE: a scenario saw violations or lost records");
+                return Ok(ExitCode::from(EXIT_VIOLATIONS));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { stores, nodes } => {
+            let dirs: Vec<_> = stores
+                .iter()
+                .map(|(id, dir)| (paxbench_core::NodeId(*id), dir.clone()))
+                .collect();
+            let read = paxbench_node::read_stores(&dirs)?;
+            let report = paxbench_node::audit(
+                &read,
+                nodes.unwrap_or(dirs.len()),
+                &mut paxbench_core::checker::Checker::new(),
+                &paxbench_node::AckLog::new(),
+            );
+            println!(
+                "{} stores, {} records, {} instances, {} chosen by a majority of stores, {} replay violations",
+                report.stores,
+                report.records,
+                report.instances,
+                report.chosen_in_stores,
+                report.violations
+            );
+            for problem in &report.problems {
+                println!("  {problem}");
+            }
+            if !report.is_clean() {
+                return Ok(ExitCode::from(EXIT_VIOLATIONS));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema => {
             print!("{}", crate::summary::schema_json());
             Ok(ExitCode::SUCCESS)
@@ -190,11 +258,15 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             no_progress,
             no_charts,
+            time_scale,
         } => {
             init_logging();
             let mut config = BenchConfig::load(&config)?;
             if let Some(kind) = target {
                 config = config.with_target(kind)?;
+            }
+            if let Some(factor) = time_scale {
+                config = config.with_time_scale(factor)?;
             }
             let interrupt = Arc::new(AtomicBool::new(false));
             let flag = interrupt.clone();
@@ -243,6 +315,22 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                         eprintln!("  {example}");
                     }
                 }
+                if let Some(audit) = &scenario.reliability.audit {
+                    if audit.problems() == 0 {
+                        eprintln!(
+                            "store audit: scenario {}: nothing lost ({} chosen values and {} acknowledged states checked)",
+                            scenario.label, audit.chosen_checked, audit.acks_checked
+                        );
+                    } else {
+                        eprintln!(
+                            "STORE AUDIT FAILED: scenario {}: {} chosen values lost, {} acknowledged states lost, {} replay violations",
+                            scenario.label, audit.chosen_lost, audit.acks_lost, audit.violations
+                        );
+                        for problem in audit.problems.iter().take(3) {
+                            eprintln!("  {problem}");
+                        }
+                    }
+                }
             }
             if result.unexpected_violations() > 0 {
                 return Ok(ExitCode::from(EXIT_VIOLATIONS));
@@ -253,6 +341,14 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn parse_store(text: &str) -> Result<(u32, PathBuf), String> {
+    let (id, dir) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected ID=DIR, got {text:?}"))?;
+    let id = id.parse().map_err(|_| format!("{id:?} is not a node id"))?;
+    Ok((id, PathBuf::from(dir)))
 }
 
 /// The summary as a fixed-width table for a terminal.

@@ -10,11 +10,12 @@ use paxbench_core::backoff::BackoffPolicy;
 use paxbench_core::id::IdSchemeKind;
 use paxbench_core::sim::Latency;
 use paxbench_node::{LearnerFanout, PeerAddr, StorageMode};
-use paxbench_quic::{Carrier, TransportKind};
+use paxbench_quic::{Carrier, DiskFault, TransportKind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::sweep::Sweep;
+use crate::topology::Cuts;
 
 /// Where a scenario runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -454,14 +455,145 @@ pub enum FaultAction {
     Kill(u32),
     /// Restart a killed node with its data.
     Restart(u32),
+    /// Kill these nodes in turn, one at a time, each for `down_s`, every `every_s` seconds,
+    /// until `until_s`: a minority crash loop. Expands into `kill` and `restart` steps.
+    KillLoop(KillLoop),
     /// Cut these nodes off from everyone, the generator included.
     Isolate(Vec<u32>),
-    /// Undo every isolation and link fault.
+    /// Split the cluster into groups of nodes: a node reaches only the nodes it shares a group
+    /// with, and proposer `i` only the nodes of group `i mod groups`. Groups may overlap:
+    /// `[[1,2,3],[2,3,4],[3,4,5],[4,5,1],[5,1,2]]` is the majority ring of five nodes.
+    Partition(Vec<Vec<u32>>),
+    /// Undo every isolation, partition and link fault.
     Heal,
+    /// Step proposers' wall clocks, forward or back; timestamp IDs must stay unique and rising.
+    ClockJump(ClockJump),
+    /// Make a node's disk fail from its next commit on; the node then stops replying until it
+    /// is killed and restarted.
+    DiskFail(DiskFail),
     /// Drop this share of every message, everywhere.
     SetDrop(f64),
+    /// Deliver this share of every message twice, everywhere.
+    SetDuplicate(f64),
     /// Add this many microseconds to every message, everywhere.
     SetDelayUs(u64),
+}
+
+impl FaultAction {
+    /// A short name for reports: `kill node 3`, `partition [[1, 2], [3]]`.
+    pub fn label(&self) -> String {
+        match self {
+            FaultAction::Kill(n) => format!("kill node {n}"),
+            FaultAction::Restart(n) => format!("restart node {n}"),
+            FaultAction::KillLoop(l) => format!("kill loop {:?}", l.nodes),
+            FaultAction::Isolate(nodes) => format!("isolate {nodes:?}"),
+            FaultAction::Partition(groups) => format!("partition {groups:?}"),
+            FaultAction::Heal => "heal".into(),
+            FaultAction::ClockJump(jump) if jump.proposers.is_empty() => {
+                format!("clock jump {:+} ms, every proposer", jump.by_ms)
+            }
+            FaultAction::ClockJump(jump) => {
+                format!(
+                    "clock jump {:+} ms, proposers {:?}",
+                    jump.by_ms, jump.proposers
+                )
+            }
+            FaultAction::DiskFail(disk) => {
+                format!("disk {} on node {}", display_value(&disk.mode), disk.node)
+            }
+            FaultAction::SetDrop(p) => format!("drop {p}"),
+            FaultAction::SetDuplicate(p) => format!("duplicate {p}"),
+            FaultAction::SetDelayUs(us) => format!("delay {us} µs"),
+        }
+    }
+
+    /// The links this fault cuts, if it is an isolation or a partition.
+    pub fn cuts(&self, nodes: u32, proposers: u32) -> Option<Cuts> {
+        match self {
+            FaultAction::Isolate(isolated) => Some(Cuts::isolate(isolated, nodes, proposers)),
+            FaultAction::Partition(groups) => Some(Cuts::partition(groups, nodes, proposers)),
+            _ => None,
+        }
+    }
+}
+
+impl ClockJump {
+    /// The proposers whose clocks jump.
+    pub fn proposer_indexes(&self, proposers: u32) -> Vec<u32> {
+        if self.proposers.is_empty() {
+            (0..proposers).collect()
+        } else {
+            self.proposers.clone()
+        }
+    }
+}
+
+/// A minority crash loop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillLoop {
+    /// The nodes killed, in turn.
+    pub nodes: Vec<u32>,
+    /// Seconds between one kill and the next.
+    pub every_s: f64,
+    /// Seconds each node stays down.
+    pub down_s: f64,
+    /// No kill at or after this time (seconds from the start of the run).
+    pub until_s: f64,
+}
+
+/// A step of proposers' clocks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockJump {
+    /// Milliseconds; negative steps the clock back.
+    pub by_ms: f64,
+    /// Proposer indexes (from 0); empty means every proposer.
+    #[serde(default)]
+    pub proposers: Vec<u32>,
+}
+
+/// A disk fault on one node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskFail {
+    /// The node.
+    pub node: u32,
+    /// `fail-write` or `fail-fsync`.
+    pub mode: DiskFault,
+}
+
+/// The schedule as run: kill loops expanded into kills and restarts, in time order. A schedule
+/// that fails [`check_fault_order`] is returned as written, for validation to report.
+fn expand_faults(steps: &[FaultStep]) -> Vec<FaultStep> {
+    if check_fault_order(steps).is_err() {
+        return steps.to_vec();
+    }
+    let mut expanded = Vec::new();
+    for step in steps {
+        match &step.action {
+            FaultAction::KillLoop(kill_loop) => {
+                let mut at = step.at_s;
+                for &node in kill_loop.nodes.iter().cycle() {
+                    if at >= kill_loop.until_s {
+                        break;
+                    }
+                    expanded.push(FaultStep {
+                        at_s: at,
+                        action: FaultAction::Kill(node),
+                    });
+                    expanded.push(FaultStep {
+                        at_s: at + kill_loop.down_s,
+                        action: FaultAction::Restart(node),
+                    });
+                    at += kill_loop.every_s;
+                }
+            }
+            _ => expanded.push(step.clone()),
+        }
+    }
+    expanded.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    expanded
 }
 
 /// Measurement settings.
@@ -564,6 +696,9 @@ pub struct Scenario {
     /// Pings per node.
     pub pings: u32,
 }
+
+/// The most scenarios one config may sweep: beyond this a run would not end in a day.
+pub const MAX_SCENARIOS: u128 = 10_000;
 
 /// A loaded config: the file as written and its scenarios.
 #[derive(Clone, Debug)]
@@ -686,7 +821,7 @@ impl BenchFile {
             backoff: cell.pick("backoff", &p.backoff),
             max_attempts: cell.pick("max_attempts", &p.max_attempts),
             deadline: p.deadline_ms.map(millis),
-            faults: self.faults.clone(),
+            faults: expand_faults(&self.faults),
             expect_violations: self.expect_violations.applies_to(id_scheme),
             livelock_window: millis(self.measure.livelock_window_ms),
             pings: self.measure.pings,
@@ -704,6 +839,21 @@ impl BenchFile {
             swept: std::mem::take(&mut cell.swept),
             ..scenario
         }
+    }
+
+    /// How many scenarios the sweep makes, without making them.
+    pub fn scenario_count(&self) -> u128 {
+        let mut probe = Cell {
+            choice: &[],
+            next: 0,
+            lengths: Vec::new(),
+            swept: Vec::new(),
+        };
+        self.cell(0, &mut probe);
+        probe
+            .lengths
+            .iter()
+            .fold(1u128, |n, len| n.saturating_mul(*len as u128))
     }
 
     /// Every combination of the swept values, in order (the last field varies fastest).
@@ -835,20 +985,44 @@ impl Scenario {
                 return fail(field, format!("{p} is not a probability"));
             }
         }
-        let mut last = 0.0;
+        if let Err(message) = check_fault_order(&self.faults) {
+            return fail("faults", message);
+        }
         for step in &self.faults {
-            if step.at_s < last {
-                return fail(
-                    "faults",
-                    format!("steps must be in time order ({} after {last})", step.at_s),
-                );
-            }
-            last = step.at_s;
             let nodes: Vec<u32> = match &step.action {
                 FaultAction::Kill(n) | FaultAction::Restart(n) => vec![*n],
                 FaultAction::Isolate(ns) => ns.clone(),
-                FaultAction::SetDrop(p) if !(0.0..=1.0).contains(p) => {
-                    return fail("faults", format!("set-drop {p} is not a probability"));
+                FaultAction::Partition(groups) => {
+                    if groups.is_empty() || groups.iter().any(Vec::is_empty) {
+                        return fail("faults", "a partition needs non-empty groups".into());
+                    }
+                    groups.concat()
+                }
+                FaultAction::DiskFail(disk) => {
+                    if disk.mode == DiskFault::None {
+                        return fail(
+                            "faults",
+                            "disk-fail needs `fail-write` or `fail-fsync`".into(),
+                        );
+                    }
+                    vec![disk.node]
+                }
+                FaultAction::ClockJump(jump) => {
+                    if let Some(p) = jump.proposers.iter().find(|p| **p >= self.proposers) {
+                        return fail(
+                            "faults",
+                            format!(
+                                "proposer {p} does not exist (proposers are 0..{})",
+                                self.proposers
+                            ),
+                        );
+                    }
+                    Vec::new()
+                }
+                FaultAction::SetDrop(p) | FaultAction::SetDuplicate(p)
+                    if !(0.0..=1.0).contains(p) =>
+                {
+                    return fail("faults", format!("{p} is not a probability"));
                 }
                 _ => Vec::new(),
             };
@@ -858,17 +1032,56 @@ impl Scenario {
                     format!("node {n} does not exist (nodes are 1..={})", self.nodes),
                 );
             }
-            if self.target == TargetKind::Attach
-                && matches!(step.action, FaultAction::Kill(_) | FaultAction::Restart(_))
+            let spawned_only = matches!(
+                step.action,
+                FaultAction::Kill(_) | FaultAction::Restart(_) | FaultAction::DiskFail(_)
+            );
+            if self.target == TargetKind::Attach && spawned_only {
+                return fail(
+                    "faults",
+                    "kill, restart and disk-fail need a spawned cluster or the simulator".into(),
+                );
+            }
+            let needs_admin = !matches!(
+                step.action,
+                FaultAction::Kill(_) | FaultAction::Restart(_) | FaultAction::ClockJump(_)
+            );
+            if self.target != TargetKind::Sim && self.transport == TransportKind::Tcp && needs_admin
             {
                 return fail(
                     "faults",
-                    "kill and restart need a spawned cluster or the simulator".into(),
+                    "network and disk faults are set through admin commands, which need QUIC \
+                     (plain TCP does not authenticate the generator)"
+                        .into(),
                 );
             }
         }
         Ok(())
     }
+}
+
+/// Steps must be in time order; a kill loop must make progress.
+fn check_fault_order(steps: &[FaultStep]) -> Result<(), String> {
+    let mut last = 0.0;
+    for step in steps {
+        if step.at_s < last {
+            return Err(format!(
+                "steps must be in time order ({} after {last})",
+                step.at_s
+            ));
+        }
+        last = step.at_s;
+        if let FaultAction::KillLoop(kill_loop) = &step.action
+            && (kill_loop.nodes.is_empty()
+                || kill_loop.every_s <= 0.0
+                || !(0.0..kill_loop.every_s).contains(&kill_loop.down_s))
+        {
+            return Err(
+                "a kill loop needs nodes, `every_s` > 0 and 0 ≤ `down_s` < `every_s`".into(),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The line and column of `field` (a dotted path such as `workload.rate`) in block-style YAML,
@@ -923,6 +1136,15 @@ impl BenchConfig {
             path: path.into(),
             message: e.to_string(),
         })?;
+        let count = file.scenario_count();
+        if count > MAX_SCENARIOS {
+            return Err(Error::Config {
+                path: path.into(),
+                message: format!(
+                    "the sweeps make {count} scenarios; at most {MAX_SCENARIOS} fit in one run"
+                ),
+            });
+        }
         let scenarios = file.scenarios();
         for scenario in &scenarios {
             if let Err((field, message)) = scenario.validate() {
@@ -951,19 +1173,43 @@ impl BenchConfig {
     /// The same config on another target kind.
     pub fn with_target(mut self, kind: TargetKind) -> Result<Self, Error> {
         self.file.target.kind = kind;
-        let text = self.text.clone();
-        let path = self.path.clone();
+        self.rebuild(&format!("with --target {kind:?}"))
+    }
+
+    /// The same config with every time in it (warmup, duration, fault times) multiplied by
+    /// `factor`: the short version of a campaign, or a longer soak.
+    pub fn with_time_scale(mut self, factor: f64) -> Result<Self, Error> {
+        if !(factor > 0.0 && factor.is_finite()) {
+            return Err(Error::Config {
+                path: self.path,
+                message: format!("--time-scale must be positive, got {factor}"),
+            });
+        }
+        let workload = &mut self.file.workload;
+        workload.warmup_s *= factor;
+        workload.duration_s = workload.duration_s.map(|d| d * factor);
+        for step in &mut self.file.faults {
+            step.at_s *= factor;
+            if let FaultAction::KillLoop(kill_loop) = &mut step.action {
+                kill_loop.every_s *= factor;
+                kill_loop.down_s *= factor;
+                kill_loop.until_s *= factor;
+            }
+        }
+        self.rebuild(&format!("with --time-scale {factor}"))
+    }
+
+    fn rebuild(mut self, change: &str) -> Result<Self, Error> {
         let scenarios = self.file.scenarios();
         for scenario in &scenarios {
             if let Err((field, message)) = scenario.validate() {
                 return Err(Error::Config {
-                    path,
-                    message: format!("with --target {kind:?}: field `{field}`: {message}"),
+                    path: self.path,
+                    message: format!("{change}: field `{field}`: {message}"),
                 });
             }
         }
         self.scenarios = scenarios;
-        self.text = text;
         Ok(self)
     }
 }

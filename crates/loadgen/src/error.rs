@@ -27,6 +27,9 @@ pub enum Error {
     /// The transport failed.
     #[error(transparent)]
     Transport(#[from] paxbench_quic::Error),
+    /// A node's store could not be read for the audit.
+    #[error("audit: {0}")]
+    Audit(#[from] paxbench_node::Error),
     /// An I/O error.
     #[error("{context}: {source}")]
     Io {

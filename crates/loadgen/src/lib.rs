@@ -13,13 +13,16 @@ pub mod compare;
 pub mod config;
 pub mod driver;
 mod error;
+pub mod fuzzing;
 pub mod html;
 pub mod merge;
 pub mod metrics;
+pub mod reliability;
 pub mod report;
 pub mod run;
 pub mod summary;
 pub mod sweep;
+pub mod topology;
 pub mod workload;
 
 pub use error::Error;

@@ -279,9 +279,26 @@ pub struct ProtocolMetrics {
     pub seconds: Vec<Second>,
     /// Faults applied, with their time.
     pub faults: Vec<(Time, String)>,
+    /// Heals and restarts, and how long the cluster took to recover from each.
+    pub recoveries: Vec<Recovery>,
     /// Per key below [`KEY_RANKS`] (key 0 is the hottest under zipfian and hotspot
     /// distributions): measured operations started, and preemptions.
     pub by_key: Vec<(u64, u64)>,
+}
+
+/// A heal or a restart, and how long the cluster took to recover from it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recovery {
+    /// When it happened.
+    pub at: Time,
+    /// What it was.
+    pub what: String,
+    /// Nodes not heard from since (real targets).
+    waiting: Vec<u32>,
+    /// The first decision by an attempt that started after it: new work gets through.
+    pub first_decision: Option<Time>,
+    /// When every node it concerns had answered a proposer again (real targets).
+    pub nodes_back: Option<Time>,
 }
 
 /// Keys whose contention is reported one by one.
@@ -316,6 +333,7 @@ impl ProtocolMetrics {
             acceptor_bytes: 0,
             seconds: Vec::new(),
             faults: Vec::new(),
+            recoveries: Vec::new(),
             by_key: vec![(0, 0); KEY_RANKS],
         }
     }
@@ -393,6 +411,30 @@ impl ProtocolMetrics {
     /// Records a fault of the schedule, for the report and the over-time chart.
     pub fn note_fault(&mut self, now: Time, what: String) {
         self.faults.push((now, what));
+    }
+
+    /// Starts timing the recovery from a heal or restart that concerns `nodes` (empty when the
+    /// driver cannot tell when a node answers, as in the simulator).
+    pub fn start_recovery(&mut self, now: Time, what: String, nodes: Vec<u32>) {
+        self.recoveries.push(Recovery {
+            at: now,
+            what,
+            nodes_back: None,
+            waiting: nodes,
+            first_decision: None,
+        });
+    }
+
+    /// Node `node` answered a proposer.
+    pub fn on_node_reply(&mut self, now: Time, node: u32) {
+        for recovery in &mut self.recoveries {
+            if recovery.nodes_back.is_none() && !recovery.waiting.is_empty() {
+                recovery.waiting.retain(|n| *n != node);
+                if recovery.waiting.is_empty() {
+                    recovery.nodes_back = Some(now);
+                }
+            }
+        }
     }
 
     /// Closes contention windows still open at the end of the run.
@@ -532,6 +574,13 @@ impl Observer for ProtocolMetrics {
                 attempts,
                 ..
             } => {
+                if let Some(started) = self.proposers[index].attempt_started {
+                    for recovery in &mut self.recoveries {
+                        if recovery.first_decision.is_none() && started >= recovery.at {
+                            recovery.first_decision = Some(now);
+                        }
+                    }
+                }
                 if *own
                     && measuring
                     && let Some(promised) = self.proposers[index].promised_at
@@ -561,8 +610,16 @@ impl Observer for ProtocolMetrics {
         }
     }
 
+    /// The simulator's faults are noted by the driver from the schedule, under the names the
+    /// config gives them; here only recoveries start.
     fn on_fault(&mut self, now: Time, fault: &Fault) {
-        self.note_fault(now, format!("{fault:?}"));
+        match fault {
+            Fault::Restart(node) => {
+                self.start_recovery(now, format!("restart node {}", node.0 + 1), Vec::new());
+            }
+            Fault::Heal => self.start_recovery(now, "heal".into(), Vec::new()),
+            _ => {}
+        }
     }
 }
 

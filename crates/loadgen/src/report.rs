@@ -532,8 +532,54 @@ pub fn markdown(summary: &Summary) -> String {
                     .join("; ")
             );
         }
+        if let Some(audit) = &s.reliability.audit {
+            let _ = writeln!(
+                md,
+                "| store audit: chosen values lost, acknowledged states lost, replay violations | {}{} |",
+                if audit.problems() == 0 {
+                    format!(
+                        "0, 0, 0 ({} chosen values and {} acknowledged states checked in {} records of {} stores)",
+                        audit.chosen_checked, audit.acks_checked, audit.records, audit.stores
+                    )
+                } else {
+                    format!(
+                        "**{}, {}, {}**",
+                        audit.chosen_lost, audit.acks_lost, audit.violations
+                    )
+                },
+                if audit.problems() > 0 && !s.safety.expected {
+                    " — STORE AUDIT FAILED"
+                } else {
+                    ""
+                }
+            );
+        }
+        if !s.reliability.recoveries.is_empty() {
+            let ms = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.0} ms"));
+            let _ = writeln!(
+                md,
+                "| recovery: first new decision, every node answering | {} |",
+                s.reliability
+                    .recoveries
+                    .iter()
+                    .map(|r| format!(
+                        "{} at {:.1} s: {}, {}",
+                        r.what,
+                        r.at_s,
+                        ms(r.first_decision_ms),
+                        ms(r.nodes_back_ms)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
         for example in &s.safety.examples {
             let _ = writeln!(md, "\n> {example}");
+        }
+        if let Some(audit) = &s.reliability.audit {
+            for problem in &audit.problems {
+                let _ = writeln!(md, "\n> store audit: {problem}");
+            }
         }
         md.push('\n');
     }

@@ -5,6 +5,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use paxbench_core::Time;
+
 use crate::config::Scenario;
 use crate::driver::RunOutput;
 use crate::metrics::Percentiles;
@@ -92,8 +94,66 @@ pub struct ScenarioSummary {
     pub nodes: Vec<NodeSummary>,
     /// Faults applied: seconds from the end of the warmup (negative during it), and what.
     pub faults: Vec<(f64, String)>,
+    /// Recovery times, and the audit of the nodes' stores.
+    #[serde(default)]
+    pub reliability: Reliability,
     /// The raw counts behind the ratios, so that runs can be merged exactly.
     pub counts: Counts,
+}
+
+/// How the cluster came back from faults, and whether its stores kept every promise.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Reliability {
+    /// Each heal and restart.
+    pub recoveries: Vec<RecoverySummary>,
+    /// The post-run audit of every node's durable store (spawned durable clusters only).
+    pub audit: Option<AuditSummary>,
+}
+
+/// The recovery from one heal or restart.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct RecoverySummary {
+    /// Seconds from the end of the warmup.
+    pub at_s: f64,
+    /// What happened.
+    pub what: String,
+    /// Milliseconds until an attempt that started after it decided; `null`: none did.
+    pub first_decision_ms: Option<f64>,
+    /// Milliseconds until every node it concerned answered a proposer again; `null`: not all
+    /// did, or the target cannot tell (the simulator).
+    pub nodes_back_ms: Option<f64>,
+}
+
+/// The post-run audit of the nodes' stores.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AuditSummary {
+    /// Stores read.
+    pub stores: u64,
+    /// Records read over every store's whole log.
+    pub records: u64,
+    /// Instances a majority of stores accepted under one proposal.
+    pub chosen_in_stores: u64,
+    /// Values the generator saw chosen, checked against the stores.
+    pub chosen_checked: u64,
+    /// Of those, values no longer held by a majority of stores (must be 0).
+    pub chosen_lost: u64,
+    /// PROMISE and ACCEPTED replies the generator received.
+    pub replies: u64,
+    /// Acknowledged `(node, instance)` states checked against the node's store.
+    pub acks_checked: u64,
+    /// Of those, states the store no longer backs (must be 0).
+    pub acks_lost: u64,
+    /// Violations found by replaying the stores' logs through the checker (must be 0).
+    pub violations: u64,
+    /// The first problems found.
+    pub problems: Vec<String>,
+}
+
+impl AuditSummary {
+    /// Problems: lost values, lost acknowledgements, violations.
+    pub fn problems(&self) -> u64 {
+        self.chosen_lost + self.acks_lost + self.violations
+    }
 }
 
 /// Raw counts of measured operations.
@@ -293,6 +353,8 @@ impl ScenarioSummary {
         let ops = &output.ops;
         let protocol = &output.protocol;
         let measured_s = output.measured.as_secs_f64();
+        let warmup = scenario.warmup.as_secs_f64();
+        let since_warmup = |at: Time| at.0 as f64 / 1e9 - warmup;
         let rate = |n: u64| {
             if measured_s > 0.0 {
                 n as f64 / measured_s
@@ -445,20 +507,51 @@ impl ScenarioSummary {
                 .protocol
                 .faults
                 .iter()
-                .map(|(at, what)| {
-                    let warmup = scenario.warmup.as_secs_f64();
-                    (at.0 as f64 / 1e9 - warmup, what.clone())
-                })
+                .map(|(at, what)| (since_warmup(*at), what.clone()))
                 .collect(),
+            reliability: Reliability {
+                recoveries: output
+                    .protocol
+                    .recoveries
+                    .iter()
+                    .map(|r| {
+                        let after =
+                            |t: Option<Time>| t.map(|t| t.0.saturating_sub(r.at.0) as f64 / 1e6);
+                        RecoverySummary {
+                            at_s: since_warmup(r.at),
+                            what: r.what.clone(),
+                            first_decision_ms: after(r.first_decision),
+                            nodes_back_ms: after(r.nodes_back),
+                        }
+                    })
+                    .collect(),
+                audit: output.audit.as_ref().map(|a| AuditSummary {
+                    stores: a.stores as u64,
+                    records: a.records,
+                    chosen_in_stores: a.chosen_in_stores,
+                    chosen_checked: a.chosen_checked,
+                    chosen_lost: a.chosen_lost,
+                    replies: output.acked_replies,
+                    acks_checked: a.acks_checked,
+                    acks_lost: a.acks_lost,
+                    violations: a.violations,
+                    problems: a.problems.clone(),
+                }),
+            },
         }
     }
 
-    /// Violations that were not expected.
+    /// Violations that were not expected, the audit's problems included.
     pub fn unexpected_violations(&self) -> u64 {
         if self.safety.expected {
             0
         } else {
             self.safety.violations
+                + self
+                    .reliability
+                    .audit
+                    .as_ref()
+                    .map_or(0, AuditSummary::problems)
         }
     }
 }

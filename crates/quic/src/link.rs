@@ -64,9 +64,13 @@ impl Link {
         self.queue.is_closed()
     }
 
-    /// Queues `envelope`, through the fault layer. A frame for a closed link is dropped and
-    /// counted: Paxos treats it as lost.
+    /// Queues `envelope`, through the fault layer (control frames pass it untouched). A frame
+    /// for a closed link is dropped and counted: Paxos treats it as lost.
     pub fn send(&self, envelope: Envelope) {
+        if envelope.is_control() {
+            self.enqueue(envelope);
+            return;
+        }
         match self.shared.faults.outbound(self.peer) {
             Fate::Drop => Counters::add(&self.shared.counters().dropped, 1),
             Fate::Send { copies, delay } if delay.is_zero() => {
@@ -474,7 +478,7 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
             match decoder.next_envelope() {
                 Ok(Some(envelope)) => {
                     Counters::add(&shared.counters().frames_in, 1);
-                    if shared.faults.is_partitioned(peer) {
+                    if shared.faults.is_partitioned(peer) && !envelope.is_control() {
                         Counters::add(&shared.counters().dropped, 1);
                         continue;
                     }

@@ -72,8 +72,23 @@ impl QuicTransport {
             .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
         let mut client_config = quinn::ClientConfig::new(Arc::new(client_crypto));
         client_config.transport_config(transport_config);
-        let endpoint = quinn::Endpoint::server(server_config, addr)
-            .map_err(|e| Error::io(format!("cannot bind QUIC endpoint on {addr}"), e))?;
+        let bind_error = |e| Error::io(format!("cannot bind QUIC endpoint on {addr}"), e);
+        let socket = std::net::UdpSocket::bind(addr).map_err(bind_error)?;
+        // Both the reset key and the connection-ID key must survive a restart: quinn answers a
+        // packet for an unknown connection with a stateless reset only if its connection ID
+        // validates under the endpoint's key.
+        let (reset_key, cid_key) = identity.restart_stable_keys();
+        let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset_key));
+        endpoint_config.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
+        let endpoint = quinn::Endpoint::new(
+            endpoint_config,
+            Some(server_config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(bind_error)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 endpoint,

@@ -55,6 +55,14 @@ pub enum Envelope {
     },
 }
 
+impl Envelope {
+    /// Admin commands and their replies: the control plane, which the fault layer lets through,
+    /// so a partition or a lossy link can always be healed by the command that heals it.
+    pub fn is_control(&self) -> bool {
+        matches!(self, Envelope::Admin { .. } | Envelope::AdminReply { .. })
+    }
+}
+
 /// Commands a client may send to a node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AdminCommand {

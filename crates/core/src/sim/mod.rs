@@ -46,6 +46,9 @@ pub enum Fault {
     Restart(NodeId),
     /// Cuts every link between these endpoints and all others.
     Partition(Vec<Endpoint>),
+    /// Cuts these links, both ways, leaving every other link as it is: partitions in which sides
+    /// overlap, such as a ring where every node sees a different majority.
+    Cut(Vec<(Endpoint, Endpoint)>),
     /// Restores every cut link.
     Heal,
     /// Replaces the model of every link.
@@ -293,6 +296,12 @@ impl<W: Workload> Sim<W> {
                 Fault::Partition(side) => side.iter().all(|e| match e {
                     Endpoint::Node(n) => node_ok(n),
                     Endpoint::Proposer(p) => (p.0 as usize) < proposers.len(),
+                }),
+                Fault::Cut(pairs) => pairs.iter().all(|(a, b)| {
+                    [a, b].iter().all(|e| match e {
+                        Endpoint::Node(n) => node_ok(n),
+                        Endpoint::Proposer(p) => (p.0 as usize) < proposers.len(),
+                    })
                 }),
                 Fault::Heal | Fault::SetLinks(_) => true,
             };
@@ -685,6 +694,11 @@ impl<W: Workload> Sim<W> {
                     )
                     .collect();
                 self.network.partition(side, &everyone);
+            }
+            Fault::Cut(pairs) => {
+                for (a, b) in pairs {
+                    self.network.partition(&[*a], &[*b]);
+                }
             }
             Fault::Heal => self.network.heal(),
             Fault::SetLinks(model) => self.network.set_default(*model),

@@ -39,6 +39,10 @@ pub struct RunOutput {
     pub node_stats: Vec<NodeStats>,
     /// Messages and bytes the nodes sent (real targets; the simulator counts them itself).
     pub node_messages: (u64, u64),
+    /// The audit of the nodes' durable stores after the run (spawned durable clusters).
+    pub audit: Option<paxbench_node::AuditReport>,
+    /// PROMISE and ACCEPTED replies received, when they were logged for the audit.
+    pub acked_replies: u64,
     /// Whether Ctrl-C cut the scenario short.
     pub interrupted: bool,
     /// Operations that had not ended when the driver stopped.

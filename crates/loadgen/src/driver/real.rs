@@ -16,6 +16,7 @@ use paxbench_core::proposer::{Proposer, ProposerEvent};
 use paxbench_core::sim::Observer;
 use paxbench_core::sim::{NextOp, OpOutcome, Workload};
 use paxbench_core::{NodeId, ProposerId, Time};
+use paxbench_node::{AckLog, StorageMode};
 use paxbench_quic::{
     AdminCommand, AdminReply, Endpoint as LinkEndpoint, EndpointConfig, Envelope, FaultLayer,
     FaultSpec, Identity, Inbound, Link, NodeStats, PeerName, QuicTransport, TcpTransport, TlsFiles,
@@ -28,6 +29,7 @@ use super::{RunOutput, VIOLATION_EXAMPLES, proposer_clock, proposer_config};
 use crate::config::{FaultAction, Scenario, TargetKind};
 use crate::error::Error;
 use crate::metrics::{Percentiles, ProtocolMetrics, latency_histogram, record_ns};
+use crate::topology::Cuts;
 use crate::workload::Generator;
 
 /// How long nodes may take to answer their first ping.
@@ -40,6 +42,7 @@ pub const PROPOSER_IDS_PER_CLIENT: u32 = 65_536;
 struct NodeProcess {
     id: u32,
     addr: SocketAddr,
+    data_dir: PathBuf,
     child: Option<Child>,
     args: Vec<String>,
     log: PathBuf,
@@ -94,6 +97,7 @@ impl Cluster {
         for &(id, addr) in &addrs {
             let name = PeerName::Node(NodeId(id));
             let files = TlsFiles::in_dir(&certs, name);
+            let data_dir = dir.path().join(format!("data-{id}"));
             let mut args: Vec<String> = vec![
                 "node".into(),
                 "run".into(),
@@ -102,7 +106,7 @@ impl Cluster {
                 "--listen".into(),
                 addr.to_string(),
                 "--data-dir".into(),
-                dir.path().join(format!("data-{id}")).display().to_string(),
+                data_dir.display().to_string(),
                 "--stats-interval-ms".into(),
                 "0".into(),
                 "--ca".into(),
@@ -130,6 +134,7 @@ impl Cluster {
             processes.push(NodeProcess {
                 id,
                 addr,
+                data_dir,
                 child: None,
                 args,
                 log: dir.path().join(format!("node-{id}.log")),
@@ -238,6 +243,16 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// The data directory of every spawned node, for the audit.
+    fn data_dirs(&self) -> Vec<(NodeId, PathBuf)> {
+        self.spawned.as_ref().map_or_else(Vec::new, |s| {
+            s.processes
+                .iter()
+                .map(|p| (NodeId(p.id), p.data_dir.clone()))
+                .collect()
+        })
+    }
+
     /// Stops spawned nodes with SIGTERM (SIGKILL after 10 s); attached nodes are left alone.
     pub fn stop(&mut self) {
         let Some(spawned) = &mut self.spawned else {
@@ -308,6 +323,7 @@ pub fn run(
         Some((_, addr)) if !addr.ip().is_loopback() => SocketAddr::from(([0, 0, 0, 0], 0)),
         _ => SocketAddr::from(([127, 0, 0, 1], 0)),
     };
+    let audited = scenario.target == TargetKind::Spawn && scenario.storage == StorageMode::Durable;
     let result = match scenario.transport {
         TransportKind::Quic => {
             let files = cluster
@@ -317,7 +333,15 @@ pub fn run(
             let identity = Identity::load(&files)?;
             runtime.block_on(async {
                 let transport = QuicTransport::bind(localhost, &identity, me)?;
-                drive(scenario, transport, &mut cluster, interrupt, progress).await
+                drive(
+                    scenario,
+                    transport,
+                    &mut cluster,
+                    interrupt,
+                    progress,
+                    audited,
+                )
+                .await
             })
         }
         TransportKind::Tcp => runtime.block_on(drive(
@@ -326,10 +350,37 @@ pub fn run(
             &mut cluster,
             interrupt,
             progress,
+            audited,
         )),
     };
     cluster.stop();
-    result
+    let (mut output, evidence) = result?;
+    if let Some(Evidence {
+        mut checker,
+        acks,
+        nodes,
+    }) = evidence
+    {
+        let stores = paxbench_node::read_stores(&cluster.data_dirs())?;
+        let report = paxbench_node::audit(&stores, nodes, &mut checker, &acks);
+        info!(
+            records = report.records,
+            chosen = report.chosen_checked,
+            acks = report.acks_checked,
+            clean = report.is_clean(),
+            "audited the nodes' stores"
+        );
+        output.audit = Some(report);
+    }
+    Ok(output)
+}
+
+/// What the audit needs from a run: the checker's view of proposals and decisions, and every
+/// PROMISE and ACCEPTED received.
+struct Evidence {
+    checker: Checker,
+    acks: AckLog,
+    nodes: usize,
 }
 
 /// Timers of the driver loop, earliest first.
@@ -359,6 +410,8 @@ struct Driver<'a, T: Transport> {
     generator: Generator,
     protocol: ProtocolMetrics,
     checker: Checker,
+    acks: Option<AckLog>,
+    cuts: Cuts,
     next_request: u64,
 }
 
@@ -368,7 +421,8 @@ async fn drive<T: Transport + std::fmt::Debug>(
     cluster: &mut Cluster,
     interrupt: &AtomicBool,
     progress: &indicatif::ProgressBar,
-) -> Result<RunOutput, Error> {
+    audited: bool,
+) -> Result<(RunOutput, Option<Evidence>), Error> {
     let wall = Instant::now();
     let (endpoint, mut inbox) = LinkEndpoint::new(
         transport,
@@ -452,6 +506,8 @@ async fn drive<T: Transport + std::fmt::Debug>(
         generator,
         protocol: ProtocolMetrics::new(count, warmup_end, scenario.livelock_window),
         checker: Checker::new(),
+        acks: audited.then(AckLog::new),
+        cuts: Cuts::default(),
         next_request,
     };
     for (i, step) in scenario.faults.iter().enumerate() {
@@ -478,28 +534,41 @@ async fn drive<T: Transport + std::fmt::Debug>(
     let node_messages = node_stats.iter().fold((0, 0), |(m, b), s| {
         (m + s.paxos_out, b + s.transport.bytes_out)
     });
+    let evidence = driver.acks.take().map(|acks| Evidence {
+        checker: std::mem::take(&mut driver.checker),
+        acks,
+        nodes: driver.links.len(),
+    });
+    let checker_stats = evidence
+        .as_ref()
+        .map_or(driver.checker.stats(), |e| e.checker.stats());
+    let checker = evidence.as_ref().map_or(&driver.checker, |e| &e.checker);
+    let violation_counts = checker.violation_counts();
+    let violation_examples = checker
+        .violations()
+        .iter()
+        .take(VIOLATION_EXAMPLES)
+        .map(ToString::to_string)
+        .collect();
     let ops = driver.generator.metrics;
     let measured = Duration::from_nanos(ops.last_outcome.0.saturating_sub(warmup_end.0));
-    Ok(RunOutput {
+    let output = RunOutput {
         ops,
         protocol: driver.protocol,
-        checker: driver.checker.stats(),
-        violation_counts: driver.checker.violation_counts(),
-        violation_examples: driver
-            .checker
-            .violations()
-            .iter()
-            .take(VIOLATION_EXAMPLES)
-            .map(ToString::to_string)
-            .collect(),
+        checker: checker_stats,
+        violation_counts,
+        violation_examples,
         measured,
         wall: wall.elapsed(),
         floor,
         node_stats,
         node_messages,
+        audit: None,
+        acked_replies: evidence.as_ref().map_or(0, |e| e.acks.replies()),
         interrupted,
         unfinished,
-    })
+    };
+    Ok((output, evidence))
 }
 
 fn stats_delta(after: &NodeStats, before: Option<&NodeStats>) -> NodeStats {
@@ -663,11 +732,14 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         let pid = ProposerId(self.id_base + index);
         while let Some(message) = self.proposers[i].poll_transmit() {
             let now = self.now();
-            self.protocol
-                .on_broadcast(now, &message, self.links.len() as u64);
-            for link in &self.links {
-                link.send(Envelope::Paxos(message.clone()));
+            let mut sent = 0;
+            for (link, node) in self.links.iter().zip(&self.node_ids) {
+                if self.cuts.can_reach(index, *node) {
+                    link.send(Envelope::Paxos(message.clone()));
+                    sent += 1;
+                }
             }
+            self.protocol.on_broadcast(now, &message, sent);
         }
         let mut ended = false;
         while let Some(event) = self.proposers[i].poll_event() {
@@ -715,10 +787,20 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
 
     fn deliver(&mut self, inbound: Inbound) {
         if let Envelope::Reply { proposer, message } = inbound.envelope {
+            // Whatever happens to it here, the node sent it: its store must back it.
+            if let Some(acks) = &mut self.acks {
+                acks.on_reply(&message);
+            }
+            let PeerName::Node(node) = inbound.peer else {
+                return;
+            };
+            let now = self.now();
+            self.protocol.on_node_reply(now, node.0);
             let Some(index) = proposer.0.checked_sub(self.id_base) else {
                 return;
             };
-            if (index as usize) < self.proposers.len() {
+            // A reply already in flight when a partition began is lost with it.
+            if (index as usize) < self.proposers.len() && self.cuts.can_reach(index, node.0) {
                 let now = self.now();
                 // Replies to an operation that already ended are stale; the proposer says so.
                 let _ = self.proposers[index as usize].handle(now, &message);
@@ -727,66 +809,96 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         }
     }
 
-    /// Applies step `index` of the fault schedule: a process kill or restart, or fault-layer
-    /// settings for the generator and (through admin commands) the nodes.
+    /// Applies step `index` of the fault schedule: a process kill or restart, a clock step, or
+    /// fault-layer and disk settings for the generator and (through admin commands) the nodes.
     fn apply_fault(&mut self, index: usize, cluster: &mut Cluster) {
         let step = self.scenario.faults[index].clone();
         let now = self.now();
-        self.protocol.note_fault(now, format!("{:?}", step.action));
-        info!(at_s = step.at_s, action = ?step.action, "fault");
+        let label = step.action.label();
+        self.protocol.note_fault(now, label.clone());
+        info!(at_s = step.at_s, "fault: {label}");
         match &step.action {
             FaultAction::Kill(node) => cluster.kill_node(*node),
             FaultAction::Restart(node) => {
                 if let Err(e) = cluster.start_node(*node) {
                     warn!("restarting node {node}: {e}");
                 }
+                self.protocol.start_recovery(now, label, vec![*node]);
             }
-            FaultAction::Isolate(nodes) => {
-                let cut_off: Vec<String> = nodes
-                    .iter()
-                    .map(|n| PeerName::Node(NodeId(*n)).to_string())
-                    .collect();
-                let _ = self.endpoint.faults().set(&FaultSpec {
-                    partitioned: cut_off.clone(),
-                    ..FaultSpec::default()
-                });
+            FaultAction::Isolate(_) | FaultAction::Partition(_) => {
+                let nodes = self.node_ids.len() as u32;
+                self.cuts = step
+                    .action
+                    .cuts(nodes, self.scenario.proposers)
+                    .unwrap_or_default();
                 for (link, id) in self.links.clone().iter().zip(self.node_ids.clone()) {
-                    let spec = if nodes.contains(&id) {
-                        // The isolated side: everyone outside it, the generator included.
-                        let mut others: Vec<String> = self
-                            .node_ids
-                            .iter()
-                            .filter(|n| !nodes.contains(n))
-                            .map(|n| PeerName::Node(NodeId(*n)).to_string())
-                            .collect();
-                        others.push(
-                            PeerName::Client(self.id_base / PROPOSER_IDS_PER_CLIENT).to_string(),
-                        );
+                    let partitioned = self
+                        .cuts
+                        .cut_from(id)
+                        .into_iter()
+                        .map(|n| PeerName::Node(NodeId(n)).to_string())
+                        .collect();
+                    self.set_node_faults(
+                        link,
                         FaultSpec {
-                            partitioned: others,
+                            partitioned,
                             ..FaultSpec::default()
-                        }
-                    } else {
-                        FaultSpec {
-                            partitioned: cut_off.clone(),
-                            ..FaultSpec::default()
-                        }
-                    };
-                    self.set_node_faults(link, spec);
+                        },
+                    );
                 }
             }
             FaultAction::Heal => {
+                // Nodes some proposer could not reach must be heard from again; after a link
+                // fault, every node.
+                let mut concerned: Vec<u32> = self
+                    .node_ids
+                    .iter()
+                    .copied()
+                    .filter(|n| (0..self.scenario.proposers).any(|p| !self.cuts.can_reach(p, *n)))
+                    .collect();
+                if concerned.is_empty() {
+                    concerned = self.node_ids.clone();
+                }
+                self.cuts = Cuts::default();
                 let _ = self.endpoint.faults().set(&FaultSpec::default());
                 for link in self.links.clone() {
                     self.set_node_faults(&link, FaultSpec::default());
                 }
+                self.protocol.start_recovery(now, label, concerned);
             }
-            FaultAction::SetDrop(p) => {
+            FaultAction::ClockJump(jump) => {
+                let delta_ns = (jump.by_ms * 1e6) as i64;
+                for p in jump.proposer_indexes(self.scenario.proposers) {
+                    if let Some(proposer) = self.proposers.get_mut(p as usize) {
+                        proposer.clock_mut().step(delta_ns);
+                    }
+                }
+            }
+            FaultAction::DiskFail(disk) => {
+                if let Some(link) = self
+                    .node_ids
+                    .iter()
+                    .position(|n| *n == disk.node)
+                    .map(|i| self.links[i].clone())
+                {
+                    let request = self.next_request;
+                    self.next_request += 1;
+                    link.send(Envelope::Admin {
+                        request,
+                        command: AdminCommand::SetDiskFault(disk.mode),
+                    });
+                }
+            }
+            FaultAction::SetDrop(_) | FaultAction::SetDuplicate(_) | FaultAction::SetDelayUs(_) => {
+                let mut faults = paxbench_quic::LinkFaults::default();
+                match &step.action {
+                    FaultAction::SetDrop(p) => faults.drop = *p,
+                    FaultAction::SetDuplicate(p) => faults.duplicate = *p,
+                    FaultAction::SetDelayUs(us) => faults.delay_us = *us,
+                    _ => {}
+                }
                 let spec = FaultSpec {
-                    all: paxbench_quic::LinkFaults {
-                        drop: *p,
-                        ..Default::default()
-                    },
+                    all: faults,
                     seed: self.scenario.seed,
                     ..FaultSpec::default()
                 };
@@ -795,19 +907,8 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                     self.set_node_faults(&link, spec.clone());
                 }
             }
-            FaultAction::SetDelayUs(us) => {
-                let spec = FaultSpec {
-                    all: paxbench_quic::LinkFaults {
-                        delay_us: *us,
-                        ..Default::default()
-                    },
-                    ..FaultSpec::default()
-                };
-                let _ = self.endpoint.faults().set(&spec);
-                for link in self.links.clone() {
-                    self.set_node_faults(&link, spec.clone());
-                }
-            }
+            // Expanded into kills and restarts when the scenario was made.
+            FaultAction::KillLoop(_) => {}
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use paxbench_core::acceptor::AcceptorConfig;
 use paxbench_core::sim::{Endpoint, LinkModel};
 use paxbench_core::sim::{Fault, Sim, SimConfig, Storage};
-use paxbench_core::{NodeId, Time};
+use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_node::LearnerFanout;
 
 use super::{RunOutput, VIOLATION_EXAMPLES, proposer_clock, proposer_config};
@@ -23,13 +23,21 @@ const STEPS_PER_CHECK: u32 = 4096;
 /// so timestamp IDs look as they would on a real machine and runs stay reproducible.
 const SIM_EPOCH_NS: u64 = 1_767_225_600_000_000_000;
 
-fn links(scenario: &Scenario, extra_delay_us: f64, drop: Option<f64>) -> LinkModel {
+/// Link faults on top of the scenario's simulated network.
+#[derive(Default)]
+struct Extra {
+    delay_us: f64,
+    drop: Option<f64>,
+    duplicate: Option<f64>,
+}
+
+fn links(scenario: &Scenario, extra: Extra) -> LinkModel {
     let mut latency = scenario.sim.latency;
-    latency.mean_us += extra_delay_us;
+    latency.mean_us += extra.delay_us;
     LinkModel {
         latency: latency.to_latency(),
-        drop: drop.unwrap_or(scenario.sim.drop),
-        duplicate: scenario.sim.duplicate,
+        drop: extra.drop.unwrap_or(scenario.sim.drop),
+        duplicate: extra.duplicate.unwrap_or(scenario.sim.duplicate),
         ..LinkModel::default()
     }
 }
@@ -42,19 +50,63 @@ fn faults(scenario: &Scenario) -> Vec<(Time, Fault)> {
         match &step.action {
             FaultAction::Kill(n) => faults.push((at, Fault::Crash(node(*n)))),
             FaultAction::Restart(n) => faults.push((at, Fault::Restart(node(*n)))),
-            FaultAction::Isolate(nodes) => faults.push((
-                at,
-                Fault::Partition(nodes.iter().map(|n| Endpoint::Node(node(*n))).collect()),
-            )),
+            FaultAction::Isolate(_) | FaultAction::Partition(_) => {
+                let Some(cuts) = step.action.cuts(scenario.nodes, scenario.proposers) else {
+                    continue;
+                };
+                let proposer = |p: u32| Endpoint::Proposer(ProposerId(p));
+                let pairs = cuts
+                    .node_pairs()
+                    .iter()
+                    .map(|&(a, b)| (Endpoint::Node(node(a)), Endpoint::Node(node(b))))
+                    .chain(
+                        cuts.proposer_pairs(scenario.nodes)
+                            .into_iter()
+                            .map(|(p, n)| (proposer(p), Endpoint::Node(node(n)))),
+                    )
+                    .collect();
+                faults.push((at, Fault::Cut(pairs)));
+            }
+            FaultAction::ClockJump(jump) => {
+                let delta_ns = (jump.by_ms * 1e6) as i64;
+                for p in jump.proposer_indexes(scenario.proposers) {
+                    faults.push((
+                        at,
+                        Fault::ClockStep {
+                            proposer: ProposerId(p),
+                            delta_ns,
+                        },
+                    ));
+                }
+            }
+            // A node whose disk fails falls silent: in the simulator, a crash.
+            FaultAction::DiskFail(disk) => faults.push((at, Fault::Crash(node(disk.node)))),
+            // Expanded into kills and restarts when the scenario was made.
+            FaultAction::KillLoop(_) => {}
             FaultAction::Heal => {
                 faults.push((at, Fault::Heal));
-                faults.push((at, Fault::SetLinks(links(scenario, 0.0, None))));
+                faults.push((at, Fault::SetLinks(links(scenario, Extra::default()))));
             }
             FaultAction::SetDrop(p) => {
-                faults.push((at, Fault::SetLinks(links(scenario, 0.0, Some(*p)))))
+                let extra = Extra {
+                    drop: Some(*p),
+                    ..Extra::default()
+                };
+                faults.push((at, Fault::SetLinks(links(scenario, extra))));
+            }
+            FaultAction::SetDuplicate(p) => {
+                let extra = Extra {
+                    duplicate: Some(*p),
+                    ..Extra::default()
+                };
+                faults.push((at, Fault::SetLinks(links(scenario, extra))));
             }
             FaultAction::SetDelayUs(us) => {
-                faults.push((at, Fault::SetLinks(links(scenario, *us as f64, None))));
+                let extra = Extra {
+                    delay_us: *us as f64,
+                    ..Extra::default()
+                };
+                faults.push((at, Fault::SetLinks(links(scenario, extra))));
             }
         }
     }
@@ -78,7 +130,7 @@ pub fn run(
     };
     config.storage = Storage::Durable;
     config.fsync = Duration::from_micros(scenario.sim.fsync_us);
-    config.links = links(scenario, 0.0, None);
+    config.links = links(scenario, Extra::default());
     config.faults = faults(scenario);
     config.proposers = (0..scenario.proposers)
         .map(|i| {
@@ -118,6 +170,12 @@ pub fn run(
     }
     let end = sim.now().min(until);
     protocol.finish(end);
+    for step in &scenario.faults {
+        let at = Time((step.at_s * 1e9) as u64);
+        if at <= end {
+            protocol.note_fault(at, step.action.label());
+        }
+    }
     let checker = sim.checker().stats();
     let violation_counts = sim.checker().violation_counts();
     let violation_examples = sim
@@ -142,6 +200,8 @@ pub fn run(
         floor: Vec::new(),
         node_stats: Vec::new(),
         node_messages: (0, 0),
+        audit: None,
+        acked_replies: 0,
         interrupted,
         unfinished,
     })

@@ -36,6 +36,7 @@ pub struct Cluster {
     pub nodes: Vec<NodeProcess>,
     storage: String,
     extra: Vec<String>,
+    log_filter: String,
 }
 
 fn free_udp_port() -> SocketAddr {
@@ -48,6 +49,11 @@ fn free_udp_port() -> SocketAddr {
 impl Cluster {
     /// `n` nodes with the given storage mode and extra flags, all started.
     pub fn start(n: u32, storage: &str, extra: &[&str]) -> Self {
+        Self::start_logging(n, storage, extra, "info")
+    }
+
+    /// The same, with the nodes' `RUST_LOG` set to `filter`.
+    pub fn start_logging(n: u32, storage: &str, extra: &[&str], filter: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         paxbench_quic::generate_cluster_certs(&dir.path().join("certs"), n, 2).unwrap();
         let nodes = (1..=n)
@@ -64,6 +70,7 @@ impl Cluster {
             nodes,
             storage: storage.into(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            log_filter: filter.into(),
         };
         for id in 1..=n {
             cluster.spawn(id, &[]);
@@ -90,6 +97,7 @@ impl Cluster {
             .collect();
         let storage = self.storage.clone();
         let base_extra = self.extra.clone();
+        let log_filter = self.log_filter.clone();
         let node = self.node(id);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -119,7 +127,7 @@ impl Cluster {
             .args(peers.iter().flat_map(|p| ["--peer", p.as_str()]))
             .args(&base_extra)
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log_filter)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);

@@ -1,0 +1,4 @@
+//! Fuzz target: see `paxbench_loadgen::fuzzing::config`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| paxbench_loadgen::fuzzing::config(data));
