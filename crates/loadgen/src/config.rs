@@ -771,13 +771,30 @@ fn display_value<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value).map_or_else(|_| "?".into(), |v| compact(&v))
 }
 
+/// Saturates instead of panicking on absurd values; [`Scenario::validate`] then refuses anything
+/// above [`MAX_TIME`].
 fn seconds(value: f64) -> Duration {
-    Duration::from_secs_f64(value.max(0.0))
+    Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::MAX)
 }
 
 fn millis(value: f64) -> Duration {
-    Duration::from_secs_f64(value.max(0.0) / 1e3)
+    seconds(value / 1e3)
 }
+
+/// The most kills one kill loop may make.
+const MAX_LOOP_KILLS: f64 = 10_000.0;
+
+/// The largest value a proposer may propose: it must fit in a frame with room to spare.
+pub const MAX_VALUE_SIZE: u32 = 512 * 1024;
+
+/// The most nodes a cluster may have.
+pub const MAX_NODES: u32 = 1_000;
+
+/// The most proposers one generator runs.
+pub const MAX_PROPOSERS: u32 = 1_000_000;
+
+/// The longest time any setting may ask for: a week.
+pub const MAX_TIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl BenchFile {
     fn cell(&self, index: usize, cell: &mut Cell<'_>) -> Scenario {
@@ -897,8 +914,11 @@ impl Scenario {
     /// Checks what the types cannot. Errors name the field as written in the file.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let fail = |field: &str, message: String| Err((field.to_string(), message));
-        if self.nodes == 0 {
-            return fail("target.nodes", "a cluster needs at least one node".into());
+        if self.nodes == 0 || self.nodes > MAX_NODES {
+            return fail(
+                "target.nodes",
+                format!("a cluster has between 1 and {MAX_NODES} nodes"),
+            );
         }
         if self.target == TargetKind::Attach {
             match &self.attach {
@@ -922,8 +942,17 @@ impl Scenario {
                 Some(_) => {}
             }
         }
-        if self.proposers == 0 {
-            return fail("workload.proposers", "at least one proposer".into());
+        if self.proposers == 0 || self.proposers > MAX_PROPOSERS {
+            return fail(
+                "workload.proposers",
+                format!("between 1 and {MAX_PROPOSERS} proposers"),
+            );
+        }
+        if self.value_size > MAX_VALUE_SIZE {
+            return fail(
+                "workload.value_size",
+                format!("at most {MAX_VALUE_SIZE} bytes (a value travels in one frame)"),
+            );
         }
         if self.keys == 0 {
             return fail("workload.keys", "at least one key".into());
@@ -976,6 +1005,21 @@ impl Scenario {
         }
         if self.max_attempts == 0 {
             return fail("proposer.max_attempts", "at least one attempt".into());
+        }
+        for (field, time) in [
+            ("workload.warmup_s", Some(self.warmup)),
+            ("workload.duration_s", self.duration),
+            ("workload.think_time_us", Some(self.think_time)),
+            ("proposer.phase1_timeout_ms", Some(self.phase1_timeout)),
+            ("proposer.phase2_timeout_ms", Some(self.phase2_timeout)),
+            ("proposer.deadline_ms", self.deadline),
+        ] {
+            if time.is_some_and(|t| t > MAX_TIME) {
+                return fail(field, format!("at most {} s", MAX_TIME.as_secs()));
+            }
+        }
+        if let Some(step) = self.faults.iter().find(|s| !(s.at_s <= MAX_TIME.as_secs_f64())) {
+            return fail("faults", format!("at_s {} is past {} s", step.at_s, MAX_TIME.as_secs()));
         }
         for (field, p) in [
             ("target.sim.drop", self.sim.drop),
@@ -1071,14 +1115,21 @@ fn check_fault_order(steps: &[FaultStep]) -> Result<(), String> {
             ));
         }
         last = step.at_s;
-        if let FaultAction::KillLoop(kill_loop) = &step.action
-            && (kill_loop.nodes.is_empty()
-                || kill_loop.every_s <= 0.0
-                || !(0.0..kill_loop.every_s).contains(&kill_loop.down_s))
-        {
-            return Err(
-                "a kill loop needs nodes, `every_s` > 0 and 0 ≤ `down_s` < `every_s`".into(),
-            );
+        if let FaultAction::KillLoop(kill_loop) = &step.action {
+            if kill_loop.nodes.is_empty()
+                || !(kill_loop.every_s > 0.0)
+                || !(0.0..kill_loop.every_s).contains(&kill_loop.down_s)
+            {
+                return Err(
+                    "a kill loop needs nodes, `every_s` > 0 and 0 ≤ `down_s` < `every_s`".into(),
+                );
+            }
+            let kills = (kill_loop.until_s - step.at_s) / kill_loop.every_s;
+            if !(kills <= MAX_LOOP_KILLS) {
+                return Err(format!(
+                    "a kill loop may kill at most {MAX_LOOP_KILLS} times, this one {kills:.0}"
+                ));
+            }
         }
     }
     Ok(())
@@ -1220,6 +1271,27 @@ mod tests {
 
     fn parse(text: &str) -> Result<BenchConfig, String> {
         BenchConfig::parse(Path::new("bench.yaml"), text.to_string()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn absurd_sizes_and_times_are_refused_not_panicked_on() {
+        for (text, field) in [
+            ("name: t\nworkload:\n  warmup_s: 1e300\n", "workload.warmup_s"),
+            ("name: t\nworkload:\n  proposers: 4000000000\n", "workload.proposers"),
+            ("name: t\nworkload:\n  value_size: 4000000000\n", "workload.value_size"),
+            ("name: t\ntarget:\n  nodes: 100000\n", "target.nodes"),
+            (
+                "name: t\nfaults:\n  - {at_s: 0, kill-loop: {nodes: [1], every_s: 1e-9, down_s: 0, until_s: 10}}\n",
+                "faults",
+            ),
+            (
+                "name: t\nworkload:\n  proposers: [1,2,3,4,5,6,7,8,9,10]\n  keys: [1,2,3,4,5,6,7,8,9,10]\n  think_time_us: [1,2,3,4,5,6,7,8,9,10]\n  contenders: [2,3,4,5,6,7,8,9,10,11]\n  rate: [1,2,3,4,5,6,7,8,9,10]\n",
+                "scenarios",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(field), "{text}: {err}");
+        }
     }
 
     #[test]
