@@ -304,3 +304,47 @@ fn skewed_keys_report_contention_by_key_rank() {
             .contains("id=\"chart-key-ranks\"")
     );
 }
+
+/// The fault campaign's configs on the simulator: every fault maps (partitions and the majority
+/// ring to cut links, clock jumps to clock steps, disk faults to crashes), nothing is violated,
+/// and every heal and restart is followed by new decisions.
+#[test]
+fn the_fault_campaign_runs_on_the_simulator_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench-configs");
+    let mut ran = 0;
+    for entry in std::fs::read_dir(configs).unwrap() {
+        let path = entry.unwrap().path();
+        if !path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("faults-"))
+        {
+            continue;
+        }
+        let config = BenchConfig::load(&path)
+            .unwrap()
+            .with_target(paxbench_loadgen::config::TargetKind::Sim)
+            .unwrap()
+            .with_time_scale(0.2)
+            .unwrap();
+        let options = RunOptions {
+            results_dir: dir.path().into(),
+            out: None,
+            node_exe: env!("CARGO_BIN_EXE_paxbench").into(),
+            progress: false,
+            charts: false,
+        };
+        let result = run(&config, &options, &AtomicBool::new(false)).unwrap();
+        for s in &result.summary.scenarios {
+            let name = format!("{} {}", path.display(), s.label);
+            assert_eq!(s.safety.violations, 0, "{name}: {:?}", s.safety.examples);
+            assert!(s.outcomes.won > 0, "{name}");
+            assert!(!s.faults.is_empty(), "{name}");
+            for recovery in &s.reliability.recoveries {
+                assert!(recovery.first_decision_ms.is_some(), "{name}: {recovery:?}");
+            }
+        }
+        ran += 1;
+    }
+    assert!(ran >= 7);
+}
