@@ -858,8 +858,8 @@ impl BenchFile {
         }
     }
 
-    /// How many scenarios the sweep makes, without making them.
-    pub fn scenario_count(&self) -> u128 {
+    /// How many values each sweepable field has, in the order [`BenchFile::cell`] picks them.
+    fn sweep_lengths(&self) -> Vec<usize> {
         let mut probe = Cell {
             choice: &[],
             next: 0,
@@ -867,22 +867,19 @@ impl BenchFile {
             swept: Vec::new(),
         };
         self.cell(0, &mut probe);
-        probe
-            .lengths
+        probe.lengths
+    }
+
+    /// How many scenarios the sweep makes, without making them.
+    pub fn scenario_count(&self) -> u128 {
+        self.sweep_lengths()
             .iter()
             .fold(1u128, |n, len| n.saturating_mul(*len as u128))
     }
 
     /// Every combination of the swept values, in order (the last field varies fastest).
     pub fn scenarios(&self) -> Vec<Scenario> {
-        let mut probe = Cell {
-            choice: &[],
-            next: 0,
-            lengths: Vec::new(),
-            swept: Vec::new(),
-        };
-        self.cell(0, &mut probe);
-        let lengths = probe.lengths;
+        let lengths = self.sweep_lengths();
         let mut choice = vec![0usize; lengths.len()];
         let mut scenarios = Vec::new();
         loop {
@@ -1018,8 +1015,15 @@ impl Scenario {
                 return fail(field, format!("at most {} s", MAX_TIME.as_secs()));
             }
         }
-        if let Some(step) = self.faults.iter().find(|s| !(s.at_s <= MAX_TIME.as_secs_f64())) {
-            return fail("faults", format!("at_s {} is past {} s", step.at_s, MAX_TIME.as_secs()));
+        if let Some(step) = self
+            .faults
+            .iter()
+            .find(|s| s.at_s.is_nan() || s.at_s > MAX_TIME.as_secs_f64())
+        {
+            return fail(
+                "faults",
+                format!("at_s {} is past {} s", step.at_s, MAX_TIME.as_secs()),
+            );
         }
         for (field, p) in [
             ("target.sim.drop", self.sim.drop),
@@ -1117,7 +1121,8 @@ fn check_fault_order(steps: &[FaultStep]) -> Result<(), String> {
         last = step.at_s;
         if let FaultAction::KillLoop(kill_loop) = &step.action {
             if kill_loop.nodes.is_empty()
-                || !(kill_loop.every_s > 0.0)
+                || kill_loop.every_s.is_nan()
+                || kill_loop.every_s <= 0.0
                 || !(0.0..kill_loop.every_s).contains(&kill_loop.down_s)
             {
                 return Err(
@@ -1125,7 +1130,7 @@ fn check_fault_order(steps: &[FaultStep]) -> Result<(), String> {
                 );
             }
             let kills = (kill_loop.until_s - step.at_s) / kill_loop.every_s;
-            if !(kills <= MAX_LOOP_KILLS) {
+            if kills.is_nan() || kills > MAX_LOOP_KILLS {
                 return Err(format!(
                     "a kill loop may kill at most {MAX_LOOP_KILLS} times, this one {kills:.0}"
                 ));
@@ -1276,9 +1281,18 @@ mod tests {
     #[test]
     fn absurd_sizes_and_times_are_refused_not_panicked_on() {
         for (text, field) in [
-            ("name: t\nworkload:\n  warmup_s: 1e300\n", "workload.warmup_s"),
-            ("name: t\nworkload:\n  proposers: 4000000000\n", "workload.proposers"),
-            ("name: t\nworkload:\n  value_size: 4000000000\n", "workload.value_size"),
+            (
+                "name: t\nworkload:\n  warmup_s: 1e300\n",
+                "workload.warmup_s",
+            ),
+            (
+                "name: t\nworkload:\n  proposers: 4000000000\n",
+                "workload.proposers",
+            ),
+            (
+                "name: t\nworkload:\n  value_size: 4000000000\n",
+                "workload.value_size",
+            ),
             ("name: t\ntarget:\n  nodes: 100000\n", "target.nodes"),
             (
                 "name: t\nfaults:\n  - {at_s: 0, kill-loop: {nodes: [1], every_s: 1e-9, down_s: 0, until_s: 10}}\n",

@@ -93,7 +93,8 @@ mod tests {
         assert!(cuts.can_reach(0, 1) && cuts.can_reach(0, 2) && !cuts.can_reach(0, 3));
         assert!(cuts.can_reach(1, 3) && !cuts.can_reach(1, 1));
         assert_eq!(cuts.cut_from(3), vec![1, 2]);
-        assert_eq!(cuts.proposer_pairs(3).len(), 2 * 1 + 2 * 2);
+        // Proposers 0 and 2 lose node 3; proposers 1 and 3 lose nodes 1 and 2.
+        assert_eq!(cuts.proposer_pairs(3).len(), 2 + 2 * 2);
     }
 
     #[test]

@@ -18,8 +18,24 @@ fn proposer_config() -> ProposerConfig {
     }
 }
 
-fn all_chosen(outcomes: &[Outcome]) -> bool {
-    outcomes.iter().all(|o| matches!(o, Outcome::Chosen(_)))
+/// Drives one operation on each of `count` fresh keys from `first`; every one must be decided.
+fn decide_all(
+    client: &mut TestClient,
+    proposers: &mut [paxbench_core::proposer::Proposer],
+    first: u64,
+    count: u64,
+    tag: &str,
+) {
+    let outcomes = client.drive(
+        proposers,
+        &ops(first, count, tag),
+        Duration::from_secs(30),
+        |_| {},
+    );
+    assert!(
+        outcomes.iter().all(|o| matches!(o, Outcome::Chosen(_))),
+        "{tag}: {outcomes:?}"
+    );
 }
 
 fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault) {
@@ -28,13 +44,7 @@ fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault) {
     client.wait_all_ready(&cluster);
     let config = proposer_config();
     let mut proposers: Vec<_> = (0..4).map(|_| client.proposer(config.clone())).collect();
-    let outcomes = client.drive(
-        &mut proposers,
-        &ops(0, 20, "before"),
-        Duration::from_secs(30),
-        |_| {},
-    );
-    assert!(all_chosen(&outcomes), "{outcomes:?}");
+    decide_all(&mut client, &mut proposers, 0, 20, "before");
     let replies_before = client.stats(1).paxos_out;
 
     assert_eq!(
@@ -42,13 +52,7 @@ fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault) {
         Some(AdminReply::FaultsSet)
     );
     // Nodes 2 and 3 are a majority: the cluster decides without node 1.
-    let outcomes = client.drive(
-        &mut proposers,
-        &ops(20, 20, "during"),
-        Duration::from_secs(30),
-        |_| {},
-    );
-    assert!(all_chosen(&outcomes), "{outcomes:?}");
+    decide_all(&mut client, &mut proposers, 20, 20, "during");
     let stats = client.stats(1);
     assert!(stats.storage_failed, "{stats:?}");
     assert_eq!(
@@ -65,13 +69,7 @@ fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault) {
     cluster.spawn(1, &[]);
     cluster.kill(2);
     assert!(client.wait_ready(1, Duration::from_secs(20)));
-    let outcomes = client.drive(
-        &mut proposers,
-        &ops(40, 20, "after"),
-        Duration::from_secs(30),
-        |_| {},
-    );
-    assert!(all_chosen(&outcomes), "{outcomes:?}");
+    decide_all(&mut client, &mut proposers, 40, 20, "after");
     assert!(!client.stats(1).storage_failed);
     assert!(
         client.checker.violations().is_empty(),
