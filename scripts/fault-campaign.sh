@@ -6,7 +6,7 @@
 # Prints the Reliability table of the README and exits non-zero if anything was violated or lost.
 #
 #   scripts/fault-campaign.sh            # the full campaign (about 2 min of runs)
-#   scripts/fault-campaign.sh --short    # every scenario at 0.3x its times (what CI runs)
+#   scripts/fault-campaign.sh --short    # every scenario at 0.5x its times (what CI runs)
 #   scripts/fault-campaign.sh --no-netns # skip the network-namespace scenario
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ scale=1
 netns=1
 for arg in "$@"; do
   case "$arg" in
-    --short) scale=0.3 ;;
+    --short) scale=0.5 ;;
     --no-netns) netns=0 ;;
     *) echo "unknown argument: $arg (use --short, --no-netns)" >&2; exit 2 ;;
   esac

@@ -65,7 +65,7 @@ enum Command {
         /// Skip the charts and report.html (`paxbench chart DIR` draws them later).
         #[arg(long)]
         no_charts: bool,
-        /// Multiply every time in the config (warmup, duration, fault times) by this: 0.3 runs
+        /// Multiply every time in the config (warmup, duration, fault times) by this: 0.5 runs
         /// the short version of a fault campaign.
         #[arg(long, value_name = "FACTOR")]
         time_scale: Option<f64>,

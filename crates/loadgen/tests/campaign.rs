@@ -1,4 +1,4 @@
-//! The short fault campaign, in CI: every `bench-configs/faults-*.yaml` at 0.3× its times on
+//! The short fault campaign, in CI: every `bench-configs/faults-*.yaml` at 0.5× its times on
 //! spawned durable QUIC clusters of 3 and 5 nodes, each audited, then the Reliability table over
 //! all of them; plus, where root and iproute2 allow, the network-namespace cluster with netem.
 //! Nothing may be violated or lost, and every spawned run must have been audited.
@@ -35,7 +35,7 @@ fn the_short_fault_campaign_loses_nothing() {
             .arg(config)
             .args([
                 "--time-scale",
-                "0.3",
+                "0.5",
                 "--no-progress",
                 "--no-charts",
                 "--out",
@@ -55,7 +55,7 @@ fn the_short_fault_campaign_loses_nothing() {
     let netns = out.path().join("netns");
     let script = Command::new(repo().join("scripts/netns-cluster.sh"))
         .arg(&netns)
-        .arg("0.3")
+        .arg("0.5")
         .env("PAXBENCH", PAXBENCH)
         .output()
         .unwrap();

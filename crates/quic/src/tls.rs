@@ -247,6 +247,30 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_and_derived_keys_reveal_nothing_of_the_private_key() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_cluster_certs(dir.path(), 1, 0).unwrap();
+        let files = TlsFiles::in_dir(dir.path(), PeerName::Node(paxbench_core::NodeId(1)));
+        let identity = Identity::load(&files).unwrap();
+        let shown = format!("{identity:?}");
+        let secret = identity.key.secret_der();
+        let hex: String = secret[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let decimal = format!("{}, {}, {}", secret[0], secret[1], secret[2]);
+        assert!(
+            !shown.contains(&hex) && !shown.contains(&decimal),
+            "{shown}"
+        );
+        assert!(shown.contains("elided"), "{shown}");
+        // The restart-stable keys are the same for the same identity, different for another.
+        let (_, cid) = identity.restart_stable_keys();
+        let (_, again) = Identity::load(&files).unwrap().restart_stable_keys();
+        assert_eq!(cid, again);
+        generate_cluster_certs(dir.path(), 2, 0).unwrap();
+        let other = TlsFiles::in_dir(dir.path(), PeerName::Node(paxbench_core::NodeId(2)));
+        assert_ne!(Identity::load(&other).unwrap().restart_stable_keys().1, cid);
+    }
+
+    #[test]
     fn missing_files_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let files = TlsFiles::in_dir(dir.path(), PeerName::Client(0));
