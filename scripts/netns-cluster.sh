@@ -2,8 +2,10 @@
 # A durable 3-node QUIC cluster whose nodes each live in their own network namespace, joined by
 # a bridge, with `tc netem` delay (1 ms ± 0.2 ms) and 0.5% loss on every node's link; the
 # generator attaches from the host with addresses given explicitly (the only way paxbench talks
-# to anything outside loopback). Node 3 is isolated for a while and healed. Afterwards every
-# store is audited on its own (`paxbench audit`). Everything it creates is torn down on exit.
+# to anything outside loopback). Node 3 is isolated for a while and healed. Afterwards the nodes
+# are stopped and every store is audited against the evidence the run kept (`paxbench audit
+# --results`), which records the audit in the run's summary. Everything it creates is torn down
+# on exit.
 #
 #   scripts/netns-cluster.sh OUT_DIR [TIME_SCALE]
 #   PAXBENCH=target/debug/paxbench scripts/netns-cluster.sh OUT_DIR 0.3
@@ -104,6 +106,6 @@ status=0
 for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 for pid in "${pids[@]}"; do wait "$pid" || true; done
 pids=()
-"$paxbench" audit --nodes 3 1="$work/data-1" 2="$work/data-2" 3="$work/data-3" \
-  | tee "$out/store-audit.txt" || status=$?
+"$paxbench" audit --nodes 3 --results "$out" 1="$work/data-1" 2="$work/data-2" 3="$work/data-3" \
+  || status=$?
 exit $status

@@ -363,6 +363,14 @@ impl Checker {
             .filter_map(|(instance, facts)| facts.chosen.as_ref().map(|(v, _)| (*instance, v)))
     }
 
+    /// Every instance with the values proposed for it, in no particular order.
+    pub fn proposals(&self) -> impl Iterator<Item = (Instance, &[Value])> {
+        self.instances
+            .iter()
+            .filter(|(_, facts)| !facts.proposed.is_empty())
+            .map(|(instance, facts)| (*instance, facts.proposed.as_slice()))
+    }
+
     /// Whether `value` was proposed for `instance`.
     pub fn was_proposed(&self, instance: Instance, value: &Value) -> bool {
         self.instances

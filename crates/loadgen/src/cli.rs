@@ -107,9 +107,10 @@ enum Command {
         #[arg(long, value_name = "FILE", default_value = "fuzz/stats.tsv")]
         fuzz_stats: PathBuf,
     },
-    /// Audit stopped nodes' durable stores on their own: replay every log through the safety
-    /// checker and check that no two values were chosen. (Runs on spawned durable clusters are
-    /// audited against what the generator saw, automatically.) Exits 3 on a problem.
+    /// Audit stopped nodes' durable stores: replay every log through the safety checker and
+    /// check that no two values were chosen; with `--results`, also against what an attach run
+    /// saw (every chosen value held by a majority, every acknowledgement backed), recorded in
+    /// its summary. Spawned durable runs are audited automatically. Exits 3 on a problem.
     Audit {
         /// The nodes' data directories, as `ID=DIR` (`1=/var/lib/paxbench/n1`).
         #[arg(required = true, value_parser = parse_store)]
@@ -117,6 +118,12 @@ enum Command {
         /// Nodes in the cluster, if some stores are not listed.
         #[arg(long)]
         nodes: Option<usize>,
+        /// The results folder of an attach run against these nodes.
+        #[arg(long, value_name = "DIR")]
+        results: Option<PathBuf>,
+        /// Its scenario.
+        #[arg(long, default_value_t = 0)]
+        scenario: usize,
     },
     /// Check configs without running them.
     Validate {
@@ -207,15 +214,42 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit { stores, nodes } => {
+        Command::Audit {
+            stores,
+            nodes,
+            results,
+            scenario,
+        } => {
             let dirs: Vec<_> = stores
                 .iter()
                 .map(|(id, dir)| (paxbench_core::NodeId(*id), dir.clone()))
                 .collect();
+            let nodes = nodes.unwrap_or(dirs.len());
+            if let Some(results) = results {
+                let audit = crate::reliability::audit_attach_run(&results, scenario, &dirs, nodes)?;
+                println!(
+                    "{} stores, {} records: {} chosen values lost of {}, {} acknowledged states lost of {}, {} replay violations; recorded in {}",
+                    audit.stores,
+                    audit.records,
+                    audit.chosen_lost,
+                    audit.chosen_checked,
+                    audit.acks_lost,
+                    audit.acks_checked,
+                    audit.violations,
+                    results.join("summary.json").display()
+                );
+                for problem in &audit.problems {
+                    println!("  {problem}");
+                }
+                if audit.problems() > 0 {
+                    return Ok(ExitCode::from(EXIT_VIOLATIONS));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let read = paxbench_node::read_stores(&dirs)?;
             let report = paxbench_node::audit(
                 &read,
-                nodes.unwrap_or(dirs.len()),
+                nodes,
                 &mut paxbench_core::checker::Checker::new(),
                 &paxbench_node::AckLog::new(),
             );

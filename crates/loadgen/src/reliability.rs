@@ -7,7 +7,57 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::merge::load_summary;
-use crate::summary::ScenarioSummary;
+use crate::summary::{AuditSummary, ScenarioSummary};
+
+/// Audits the stores of an `attach` run's nodes (stopped since) against the evidence the run
+/// kept (`scenario-NN.evidence`), and records the audit in the run's `summary.json` and
+/// `summary.md`, as a spawned run would have. Returns the audit.
+pub fn audit_attach_run(
+    dir: &Path,
+    scenario: usize,
+    stores: &[(paxbench_core::NodeId, PathBuf)],
+    nodes: usize,
+) -> Result<AuditSummary, Error> {
+    let mut summary = load_summary(dir)?;
+    let evidence_path = dir.join(format!("scenario-{scenario:02}.evidence"));
+    let bytes = std::fs::read(&evidence_path).map_err(|source| Error::Io {
+        context: format!(
+            "reading {} (only attach runs keep evidence)",
+            evidence_path.display()
+        ),
+        source,
+    })?;
+    let evidence = paxbench_node::Evidence::decode(&bytes)
+        .map_err(|e| Error::Scenario(format!("{}: {e}", evidence_path.display())))?;
+    let read = paxbench_node::read_stores(stores)?;
+    let report = paxbench_node::audit(&read, nodes, &mut evidence.checker(), &evidence.acks);
+    let audit = AuditSummary::new(&report, evidence.acks.replies());
+    let entry = summary
+        .scenarios
+        .iter_mut()
+        .find(|s| s.index == scenario)
+        .ok_or_else(|| Error::Scenario(format!("{}: no scenario {scenario}", dir.display())))?;
+    entry.reliability.audit = Some(audit.clone());
+    let json = serde_json::to_string_pretty(&summary)
+        .map_err(|e| Error::Scenario(format!("encoding the summary: {e}")))?;
+    replace_file(&dir.join("summary.json"), (json + "\n").as_bytes())?;
+    replace_file(
+        &dir.join("summary.md"),
+        crate::report::markdown(&summary).as_bytes(),
+    )?;
+    Ok(audit)
+}
+
+/// Writes `path` through a temporary file and a rename, so a reader never sees half of it.
+fn replace_file(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, contents)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|source| Error::Io {
+            context: format!("writing {}", path.display()),
+            source,
+        })
+}
 
 /// One fuzz target's record, as `scripts/fuzz.sh` appends it to `fuzz/stats.tsv`.
 #[derive(Clone, Debug, PartialEq)]
@@ -155,11 +205,22 @@ pub fn markdown(rows: &[Row], fuzz: &[FuzzRecord]) -> String {
     if !fuzz.is_empty() {
         let execs: u64 = fuzz.iter().map(|f| f.execs).sum();
         let hours: f64 = fuzz.iter().map(|f| f.seconds).sum::<f64>() / 3600.0;
+        let mut by_target: Vec<(&str, u64, f64)> = Vec::new();
+        for record in fuzz {
+            match by_target.iter_mut().find(|(t, ..)| *t == record.target) {
+                Some((_, n, secs)) => {
+                    *n += record.execs;
+                    *secs += record.seconds;
+                }
+                None => by_target.push((&record.target, record.execs, record.seconds)),
+            }
+        }
         let _ = writeln!(
             md,
             "\nMalformed and arbitrary inputs tried by the fuzzers: {execs} in {hours:.2} fuzzing hours ({}).",
-            fuzz.iter()
-                .map(|f| format!("{}: {} in {:.0} s", f.target, f.execs, f.seconds))
+            by_target
+                .iter()
+                .map(|(target, n, secs)| format!("{target}: {n} in {secs:.0} s"))
                 .collect::<Vec<_>>()
                 .join("; ")
         );
@@ -210,7 +271,23 @@ mod tests {
             },
         ];
         assert!(!rows[0].failed() && rows[1].failed());
-        let md = markdown(&rows, &[]);
+        let fuzz = [
+            FuzzRecord {
+                target: "frames".into(),
+                seconds: 30.0,
+                execs: 10,
+            },
+            FuzzRecord {
+                target: "frames".into(),
+                seconds: 3570.0,
+                execs: 5,
+            },
+        ];
+        let md = markdown(&rows, &fuzz);
+        assert!(
+            md.contains("15 in 1.00 fuzzing hours (frames: 15 in 3600 s)"),
+            "{md}"
+        );
         assert!(
             md.contains("| **total** | | 2 | 15 | 0 | 1 | 0 | |"),
             "{md}"

@@ -152,6 +152,9 @@ fn run_into(
             &format!("{stem}.hlog"),
             &report::hlog(&seconds, &format!("scenario-{}", scenario.index), started)?,
         )?;
+        if let Some(evidence) = &output.evidence {
+            report.write(&format!("{stem}.evidence"), evidence)?;
+        }
         interrupted |= output.interrupted;
         summaries.push(summary);
         outputs.push(output);

@@ -150,6 +150,22 @@ pub struct AuditSummary {
 }
 
 impl AuditSummary {
+    /// The summary of `report`, for a run that received `replies` PROMISEs and ACCEPTEDs.
+    pub fn new(report: &paxbench_node::AuditReport, replies: u64) -> Self {
+        Self {
+            stores: report.stores as u64,
+            records: report.records,
+            chosen_in_stores: report.chosen_in_stores,
+            chosen_checked: report.chosen_checked,
+            chosen_lost: report.chosen_lost,
+            replies,
+            acks_checked: report.acks_checked,
+            acks_lost: report.acks_lost,
+            violations: report.violations,
+            problems: report.problems.clone(),
+        }
+    }
+
     /// Problems: lost values, lost acknowledgements, violations.
     pub fn problems(&self) -> u64 {
         self.chosen_lost + self.acks_lost + self.violations
@@ -525,18 +541,10 @@ impl ScenarioSummary {
                         }
                     })
                     .collect(),
-                audit: output.audit.as_ref().map(|a| AuditSummary {
-                    stores: a.stores as u64,
-                    records: a.records,
-                    chosen_in_stores: a.chosen_in_stores,
-                    chosen_checked: a.chosen_checked,
-                    chosen_lost: a.chosen_lost,
-                    replies: output.acked_replies,
-                    acks_checked: a.acks_checked,
-                    acks_lost: a.acks_lost,
-                    violations: a.violations,
-                    problems: a.problems.clone(),
-                }),
+                audit: output
+                    .audit
+                    .as_ref()
+                    .map(|a| AuditSummary::new(a, output.acked_replies)),
             },
         }
     }

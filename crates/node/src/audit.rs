@@ -10,6 +10,7 @@ use paxbench_core::checker::{Checker, ChosenBy};
 use paxbench_core::message::Message;
 use paxbench_core::{Instance, NodeId, ProposalId, Value};
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::storage::RedbStorage;
@@ -19,7 +20,7 @@ const PROBLEM_EXAMPLES: usize = 10;
 
 /// The strongest promise and acceptance each node acknowledged for each instance, from the
 /// replies a client received. Only PROMISE and ACCEPTED count: a NACK promises nothing.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct AckLog {
     acks: FxHashMap<(NodeId, Instance), AcceptorState>,
     replies: u64,
@@ -71,6 +72,64 @@ impl AckLog {
     /// Whether nothing was acknowledged.
     pub fn is_empty(&self) -> bool {
         self.acks.is_empty()
+    }
+}
+
+/// What a client saw, kept so that stores it could not stop itself (attached nodes) can be
+/// audited later: the values proposed and chosen, and every acknowledgement.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Evidence {
+    proposed: Vec<(Instance, Vec<Value>)>,
+    chosen: Vec<(Instance, Value)>,
+    /// The replies received.
+    pub acks: AckLog,
+}
+
+/// The first byte of an evidence file: its format.
+const EVIDENCE_FORMAT: u8 = 1;
+
+impl Evidence {
+    /// What `checker` saw, and `acks`.
+    pub fn new(checker: &Checker, acks: AckLog) -> Self {
+        Self {
+            proposed: checker
+                .proposals()
+                .map(|(instance, values)| (instance, values.to_vec()))
+                .collect(),
+            chosen: checker
+                .chosen_values()
+                .map(|(instance, value)| (instance, value.clone()))
+                .collect(),
+            acks,
+        }
+    }
+
+    /// A checker that knows the proposals and decisions again.
+    pub fn checker(&self) -> Checker {
+        let mut checker = Checker::new();
+        for (instance, values) in &self.proposed {
+            for value in values {
+                checker.on_proposed(*instance, value);
+            }
+        }
+        for (instance, value) in &self.chosen {
+            checker.on_chosen(*instance, value, ChosenBy::Learner(NodeId(0)));
+        }
+        checker
+    }
+
+    /// The file format: a format byte, then postcard.
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_extend(self, vec![EVIDENCE_FORMAT])
+    }
+
+    /// Reads what [`Evidence::encode`] wrote.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        match bytes.split_first() {
+            Some((&EVIDENCE_FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+            Some((format, _)) => Err(format!("unknown evidence format {format}")),
+            None => Err("empty evidence file".into()),
+        }
     }
 }
 
@@ -345,6 +404,26 @@ mod tests {
         let report = audit(&stores, 3, &mut Checker::new(), &AckLog::new());
         assert!(report.violations >= 1, "{report:?}");
         assert!(report.problems.iter().any(|p| p.contains("store replay")));
+    }
+
+    #[test]
+    fn evidence_survives_its_file_and_audits_the_same() {
+        let mut acks = AckLog::new();
+        acks.on_reply(&accepted(1, 1, "a"));
+        acks.on_reply(&accepted(2, 1, "a"));
+        let evidence = Evidence::new(&client_saw_chosen("a"), acks);
+        let again = Evidence::decode(&evidence.encode().unwrap()).unwrap();
+        let stores = vec![
+            (NodeId(1), vec![record(1, Some((1, "a")))]),
+            (NodeId(2), vec![record(1, None)]),
+            (NodeId(3), vec![]),
+        ];
+        let report = audit(&stores, 3, &mut again.checker(), &again.acks);
+        assert_eq!(
+            (report.acks_lost, report.chosen_lost, report.chosen_checked),
+            (1, 1, 1)
+        );
+        assert!(Evidence::decode(&[9]).is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod error;
 pub mod server;
 pub mod storage;
 
-pub use audit::{AckLog, AuditReport, audit, read_stores};
+pub use audit::{AckLog, AuditReport, Evidence, audit, read_stores};
 pub use config::{LearnerFanout, NodeConfig, NodeSettings, PeerAddr, StorageMode};
 pub use error::Error;
 pub use server::{CrashPoints, run_configured, run_node, shutdown_signal, stats_line};

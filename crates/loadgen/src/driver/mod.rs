@@ -43,6 +43,9 @@ pub struct RunOutput {
     pub audit: Option<paxbench_node::AuditReport>,
     /// PROMISE and ACCEPTED replies received, when they were logged for the audit.
     pub acked_replies: u64,
+    /// What the generator saw, encoded ([`paxbench_node::Evidence`]), for auditing attached
+    /// nodes' stores once they are stopped (`paxbench audit --results`).
+    pub evidence: Option<Vec<u8>>,
     /// Whether Ctrl-C cut the scenario short.
     pub interrupted: bool,
     /// Operations that had not ended when the driver stopped.

@@ -323,7 +323,9 @@ pub fn run(
         Some((_, addr)) if !addr.ip().is_loopback() => SocketAddr::from(([0, 0, 0, 0], 0)),
         _ => SocketAddr::from(([127, 0, 0, 1], 0)),
     };
+    // Spawned durable clusters are audited here; attached ones keep the evidence for later.
     let audited = scenario.target == TargetKind::Spawn && scenario.storage == StorageMode::Durable;
+    let keep_evidence = audited || scenario.target == TargetKind::Attach;
     let result = match scenario.transport {
         TransportKind::Quic => {
             let files = cluster
@@ -339,7 +341,7 @@ pub fn run(
                     &mut cluster,
                     interrupt,
                     progress,
-                    audited,
+                    keep_evidence,
                 )
                 .await
             })
@@ -350,12 +352,17 @@ pub fn run(
             &mut cluster,
             interrupt,
             progress,
-            audited,
+            keep_evidence,
         )),
     };
     cluster.stop();
     let (mut output, evidence) = result?;
-    if let Some(Evidence {
+    if !audited {
+        output.evidence = evidence
+            .map(|e| paxbench_node::Evidence::new(&e.checker, e.acks).encode())
+            .transpose()
+            .map_err(|e| Error::Scenario(format!("encoding the evidence: {e}")))?;
+    } else if let Some(Evidence {
         mut checker,
         acks,
         nodes,
@@ -421,7 +428,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
     cluster: &mut Cluster,
     interrupt: &AtomicBool,
     progress: &indicatif::ProgressBar,
-    audited: bool,
+    keep_evidence: bool,
 ) -> Result<(RunOutput, Option<Evidence>), Error> {
     let wall = Instant::now();
     let (endpoint, mut inbox) = LinkEndpoint::new(
@@ -506,7 +513,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
         generator,
         protocol: ProtocolMetrics::new(count, warmup_end, scenario.livelock_window),
         checker: Checker::new(),
-        acks: audited.then(AckLog::new),
+        acks: keep_evidence.then(AckLog::new),
         cuts: Cuts::default(),
         next_request,
     };
@@ -565,6 +572,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
         node_messages,
         audit: None,
         acked_replies: evidence.as_ref().map_or(0, |e| e.acks.replies()),
+        evidence: None,
         interrupted,
         unfinished,
     };

@@ -202,6 +202,7 @@ pub fn run(
         node_messages: (0, 0),
         audit: None,
         acked_replies: 0,
+        evidence: None,
         interrupted,
         unfinished,
     })
