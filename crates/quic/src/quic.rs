@@ -82,6 +82,10 @@ impl QuicTransport {
         endpoint_config.cid_generator(move || {
             Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
         });
+        // One reset per 20 ms (the default) is shared by every peer probing the restarted node;
+        // a peer whose probe lost that race backs off (its PTO doubles) before probing again.
+        // The hashed connection IDs above keep stray packets from drawing resets.
+        endpoint_config.min_reset_interval(Duration::from_millis(1));
         let endpoint = quinn::Endpoint::new(
             endpoint_config,
             Some(server_config),
