@@ -33,8 +33,10 @@ pub const EXIT_INTERRUPTED: u8 = 130;
         paxbench validate bench-configs/*.yaml\n  \
         paxbench chart results/2026-11-26T12-00-00Z-quickstart   # charts + report.html again\n  \
         paxbench compare results/A results/B --threshold 0.05\n  \
-        paxbench merge results/gen0 results/gen1 --out results/merged\n\n\
-        Exit codes: 0 ok, 1 error, 3 unexpected safety violations, 4 regression (compare), 130 interrupted."
+        paxbench merge results/gen0 results/gen1 --out results/merged\n  \
+        paxbench run bench-configs/faults-crash-3.yaml --time-scale 0.5   # a short fault run, audited\n  \
+        paxbench reliability results/campaign-*/*/                          # the Reliability table\n\n\
+        Exit codes: 0 ok, 1 error, 3 unexpected safety violations or a failed store audit, 4 regression (compare), 130 interrupted."
 )]
 struct Cli {
     #[command(subcommand)]

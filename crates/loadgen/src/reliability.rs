@@ -121,6 +121,8 @@ pub struct Row {
     pub chosen_lost: Option<u64>,
     /// The slowest recovery: milliseconds to the first new decision after a heal or restart.
     pub worst_recovery_ms: Option<f64>,
+    /// The slowest return of the nodes concerned: milliseconds until every one answered again.
+    pub worst_nodes_back_ms: Option<f64>,
 }
 
 impl Row {
@@ -144,6 +146,12 @@ impl Row {
                 .recoveries
                 .iter()
                 .map(|r| r.first_decision_ms.unwrap_or(f64::INFINITY))
+                .reduce(f64::max),
+            worst_nodes_back_ms: scenario
+                .reliability
+                .recoveries
+                .iter()
+                .map(|r| r.nodes_back_ms.unwrap_or(f64::INFINITY))
                 .reduce(f64::max),
         }
     }
@@ -170,8 +178,15 @@ pub fn rows(dirs: &[PathBuf]) -> Result<Vec<Row>, Error> {
 /// The table as Markdown, with a total row and the fuzzing record.
 pub fn markdown(rows: &[Row], fuzz: &[FuzzRecord]) -> String {
     let lost = |v: Option<u64>| v.map_or("not audited".to_string(), |n| n.to_string());
+    let ms = |v: f64| {
+        if v.is_finite() {
+            format!("{v:.0} ms")
+        } else {
+            "**never**".to_string()
+        }
+    };
     let mut md = String::from(
-        "| scenario | nodes | faults injected | decisions | violations | acknowledged records lost | chosen values lost | slowest recovery |\n\
+        "| scenario | nodes | faults injected | decisions | violations | acknowledged records lost | chosen values lost | slowest recovery: new decision / every node back |\n\
          | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for row in rows {
@@ -185,10 +200,9 @@ pub fn markdown(rows: &[Row], fuzz: &[FuzzRecord]) -> String {
             row.violations,
             lost(row.acks_lost),
             lost(row.chosen_lost),
-            match row.worst_recovery_ms {
-                None => "—".to_string(),
-                Some(ms) if ms.is_finite() => format!("{ms:.0} ms"),
-                Some(_) => "**never**".to_string(),
+            match (row.worst_recovery_ms, row.worst_nodes_back_ms) {
+                (Some(decision), Some(back)) => format!("{} / {}", ms(decision), ms(back)),
+                _ => "—".to_string(),
             }
         );
     }
@@ -260,6 +274,7 @@ mod tests {
                 acks_lost: Some(0),
                 chosen_lost: Some(0),
                 worst_recovery_ms: Some(12.0),
+                worst_nodes_back_ms: Some(20.0),
                 ..Row::default()
             },
             Row {
@@ -267,6 +282,7 @@ mod tests {
                 decisions: 5,
                 acks_lost: Some(1),
                 worst_recovery_ms: Some(f64::INFINITY),
+                worst_nodes_back_ms: Some(5.0),
                 ..Row::default()
             },
         ];
@@ -292,7 +308,8 @@ mod tests {
             md.contains("| **total** | | 2 | 15 | 0 | 1 | 0 | |"),
             "{md}"
         );
-        assert!(md.contains("**never**"), "{md}");
+        assert!(md.contains("| 12 ms / 20 ms |"), "{md}");
+        assert!(md.contains("**never** / 5 ms"), "{md}");
         assert!(md.contains("not audited"), "{md}");
     }
 }
