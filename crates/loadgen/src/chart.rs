@@ -62,15 +62,8 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
 
 /// Reads what the charts need from a results folder.
 pub fn load(dir: &Path) -> Result<ChartData, Error> {
-    let summary_path = dir.join("summary.json");
-    let text = fs::read_to_string(&summary_path)
-        .map_err(io(format!("reading {}", summary_path.display())))?;
-    let summary: Value = serde_json::from_str(&text).map_err(|e| {
-        Error::Scenario(format!(
-            "{}: not a paxbench summary: {e}",
-            summary_path.display()
-        ))
-    })?;
+    let summary = serde_json::to_value(crate::summary::Summary::load(dir)?)
+        .map_err(|e| Error::Scenario(format!("re-reading the summary: {e}")))?;
     let scenarios = summary["scenarios"].as_array().cloned().unwrap_or_default();
     let mut spectra = Vec::new();
     for scenario in &scenarios {

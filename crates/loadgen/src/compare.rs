@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::chart::{self, ChartData};
 use crate::error::Error;
 use crate::report::fmt_us;
+use crate::summary::Summary;
 
 /// One scenario of one run, as compared.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,16 +42,6 @@ pub struct ScenarioComparison {
     pub rows: Vec<Row>,
 }
 
-fn load_summary(dir: &Path) -> Result<Value, Error> {
-    let path = dir.join("summary.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-        context: format!("reading {}", path.display()),
-        source,
-    })?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Scenario(format!("{}: not a paxbench summary: {e}", path.display())))
-}
-
 fn run_name(dir: &Path) -> String {
     dir.file_name().map_or_else(
         || dir.display().to_string(),
@@ -67,36 +58,31 @@ fn ratio(value: f64, base: f64) -> f64 {
 pub fn compare(dirs: &[PathBuf], threshold: f64) -> Result<Vec<ScenarioComparison>, Error> {
     let summaries = dirs
         .iter()
-        .map(|d| load_summary(d))
+        .map(|d| Summary::load(d))
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::new();
     let Some(first) = summaries.first() else {
         return Ok(out);
     };
-    for scenario in first["scenarios"].as_array().cloned().unwrap_or_default() {
-        let label = scenario["label"].as_str().unwrap_or("?").to_string();
-        let base_rate = scenario["throughput"]["decisions_per_s"]
-            .as_f64()
-            .unwrap_or(0.0);
-        let base_p99 = scenario["latency_us"]["op"]["p99"].as_u64().unwrap_or(0) as f64;
+    for scenario in &first.scenarios {
+        let label = scenario.label.clone();
+        let base_rate = scenario.throughput.decisions_per_s;
+        let base_p99 = scenario.latency_us.op.p99 as f64;
         let mut rows = Vec::new();
         for (dir, summary) in dirs.iter().zip(&summaries) {
-            let Some(s) = summary["scenarios"].as_array().and_then(|all| {
-                all.iter()
-                    .find(|s| s["label"].as_str() == Some(label.as_str()))
-            }) else {
+            let Some(s) = summary.scenarios.iter().find(|s| s.label == label) else {
                 continue;
             };
-            let decisions_per_s = s["throughput"]["decisions_per_s"].as_f64().unwrap_or(0.0);
-            let p99_us = s["latency_us"]["op"]["p99"].as_u64().unwrap_or(0);
+            let decisions_per_s = s.throughput.decisions_per_s;
+            let p99_us = s.latency_us.op.p99;
             let throughput_ratio = ratio(decisions_per_s, base_rate);
             let p99_ratio = ratio(p99_us as f64, base_p99);
             rows.push(Row {
                 run: run_name(dir),
                 decisions_per_s,
-                p50_us: s["latency_us"]["op"]["p50"].as_u64().unwrap_or(0),
+                p50_us: s.latency_us.op.p50,
                 p99_us,
-                retries_per_op: s["retries"]["retries_per_op"].as_f64().unwrap_or(0.0),
+                retries_per_op: s.retries.retries_per_op,
                 throughput_ratio,
                 p99_ratio,
                 regression: throughput_ratio < 1.0 - threshold || p99_ratio > 1.0 + threshold,

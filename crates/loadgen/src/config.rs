@@ -10,7 +10,7 @@ use paxbench_core::backoff::BackoffPolicy;
 use paxbench_core::id::IdSchemeKind;
 use paxbench_core::sim::Latency;
 use paxbench_node::{LearnerFanout, PeerAddr, StorageMode};
-use paxbench_quic::{Carrier, DiskFault, TransportKind};
+use paxbench_quic::{Carrier, DiskFault, LinkFaults, TransportKind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -505,6 +505,19 @@ impl FaultAction {
             FaultAction::SetDuplicate(p) => format!("duplicate {p}"),
             FaultAction::SetDelayUs(us) => format!("delay {us} µs"),
         }
+    }
+
+    /// The faults this sets on every link, if it is `set-drop`, `set-duplicate` or
+    /// `set-delay-us`.
+    pub fn link_faults(&self) -> Option<LinkFaults> {
+        let mut faults = LinkFaults::default();
+        match self {
+            FaultAction::SetDrop(p) => faults.drop = *p,
+            FaultAction::SetDuplicate(p) => faults.duplicate = *p,
+            FaultAction::SetDelayUs(us) => faults.delay_us = *us,
+            _ => return None,
+        }
+        Some(faults)
     }
 
     /// The links this fault cuts, if it is an isolation or a partition.

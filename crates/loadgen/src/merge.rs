@@ -24,13 +24,6 @@ fn read(path: &Path) -> Result<String, Error> {
     })
 }
 
-/// A run's summary.
-pub fn load_summary(dir: &Path) -> Result<Summary, Error> {
-    let path = dir.join("summary.json");
-    serde_json::from_str(&read(&path)?)
-        .map_err(|e| Error::Scenario(format!("{}: not a paxbench summary: {e}", path.display())))
-}
-
 /// The settings that must agree, with what may differ between generators removed: their seed
 /// and client number.
 fn comparable_settings(settings: &Value) -> Value {
@@ -304,7 +297,7 @@ fn read_hlog(path: &Path) -> Result<Vec<Histogram<u64>>, Error> {
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, Error> {
     let runs = dirs
         .iter()
-        .map(|d| load_summary(d))
+        .map(|d| Summary::load(d))
         .collect::<Result<Vec<_>, _>>()?;
     check_compatible(dirs, &runs)?;
     let folder = report::ReportDir::create(out)?;

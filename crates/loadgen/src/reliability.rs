@@ -6,8 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::merge::load_summary;
-use crate::summary::{AuditSummary, ScenarioSummary};
+use crate::summary::{AuditSummary, ScenarioSummary, Summary};
 
 /// Audits the stores of an `attach` run's nodes (stopped since) against the evidence the run
 /// kept (`scenario-NN.evidence`), and records the audit in the run's `summary.json` and
@@ -18,7 +17,7 @@ pub fn audit_attach_run(
     stores: &[(paxbench_core::NodeId, PathBuf)],
     nodes: usize,
 ) -> Result<AuditSummary, Error> {
-    let mut summary = load_summary(dir)?;
+    let mut summary = Summary::load(dir)?;
     let evidence_path = dir.join(format!("scenario-{scenario:02}.evidence"));
     let bytes = std::fs::read(&evidence_path).map_err(|source| Error::Io {
         context: format!(
@@ -166,7 +165,7 @@ impl Row {
 pub fn rows(dirs: &[PathBuf]) -> Result<Vec<Row>, Error> {
     let mut rows = Vec::new();
     for dir in dirs {
-        let summary = load_summary(dir)?;
+        let summary = Summary::load(dir)?;
         let run = dir
             .file_name()
             .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into());

@@ -564,6 +564,24 @@ impl ScenarioSummary {
     }
 }
 
+impl Summary {
+    /// The `summary.json` of a results folder: the one reader that compare, merge, charts and
+    /// the reliability table share.
+    pub fn load(dir: &std::path::Path) -> Result<Self, crate::error::Error> {
+        let path = dir.join("summary.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| crate::error::Error::Io {
+            context: format!("reading {}", path.display()),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| {
+            crate::error::Error::Scenario(format!(
+                "{}: not a paxbench summary: {e}",
+                path.display()
+            ))
+        })
+    }
+}
+
 /// The JSON Schema of [`Summary`], pretty-printed.
 pub fn schema_json() -> String {
     let schema = schemars::schema_for!(Summary);

@@ -898,15 +898,8 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                 }
             }
             FaultAction::SetDrop(_) | FaultAction::SetDuplicate(_) | FaultAction::SetDelayUs(_) => {
-                let mut faults = paxbench_quic::LinkFaults::default();
-                match &step.action {
-                    FaultAction::SetDrop(p) => faults.drop = *p,
-                    FaultAction::SetDuplicate(p) => faults.duplicate = *p,
-                    FaultAction::SetDelayUs(us) => faults.delay_us = *us,
-                    _ => {}
-                }
                 let spec = FaultSpec {
-                    all: faults,
+                    all: step.action.link_faults().unwrap_or_default(),
                     seed: self.scenario.seed,
                     ..FaultSpec::default()
                 };

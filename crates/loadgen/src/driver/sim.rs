@@ -9,6 +9,7 @@ use paxbench_core::sim::{Endpoint, LinkModel};
 use paxbench_core::sim::{Fault, Sim, SimConfig, Storage};
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_node::LearnerFanout;
+use paxbench_quic::LinkFaults;
 
 use super::{RunOutput, VIOLATION_EXAMPLES, proposer_clock, proposer_config};
 use crate::config::{FaultAction, Scenario};
@@ -23,21 +24,16 @@ const STEPS_PER_CHECK: u32 = 4096;
 /// so timestamp IDs look as they would on a real machine and runs stay reproducible.
 const SIM_EPOCH_NS: u64 = 1_767_225_600_000_000_000;
 
-/// Link faults on top of the scenario's simulated network.
-#[derive(Default)]
-struct Extra {
-    delay_us: f64,
-    drop: Option<f64>,
-    duplicate: Option<f64>,
-}
-
-fn links(scenario: &Scenario, extra: Extra) -> LinkModel {
+/// The scenario's simulated network with `extra` faults on top: a fault's drop or duplicate
+/// share replaces the scenario's when set, its delay adds to the mean latency.
+fn links(scenario: &Scenario, extra: &LinkFaults) -> LinkModel {
     let mut latency = scenario.sim.latency;
-    latency.mean_us += extra.delay_us;
+    latency.mean_us += extra.delay_us as f64;
+    let share = |fault: f64, base: f64| if fault > 0.0 { fault } else { base };
     LinkModel {
         latency: latency.to_latency(),
-        drop: extra.drop.unwrap_or(scenario.sim.drop),
-        duplicate: extra.duplicate.unwrap_or(scenario.sim.duplicate),
+        drop: share(extra.drop, scenario.sim.drop),
+        duplicate: share(extra.duplicate, scenario.sim.duplicate),
         ..LinkModel::default()
     }
 }
@@ -85,28 +81,11 @@ fn faults(scenario: &Scenario) -> Vec<(Time, Fault)> {
             FaultAction::KillLoop(_) => {}
             FaultAction::Heal => {
                 faults.push((at, Fault::Heal));
-                faults.push((at, Fault::SetLinks(links(scenario, Extra::default()))));
+                faults.push((at, Fault::SetLinks(links(scenario, &LinkFaults::default()))));
             }
-            FaultAction::SetDrop(p) => {
-                let extra = Extra {
-                    drop: Some(*p),
-                    ..Extra::default()
-                };
-                faults.push((at, Fault::SetLinks(links(scenario, extra))));
-            }
-            FaultAction::SetDuplicate(p) => {
-                let extra = Extra {
-                    duplicate: Some(*p),
-                    ..Extra::default()
-                };
-                faults.push((at, Fault::SetLinks(links(scenario, extra))));
-            }
-            FaultAction::SetDelayUs(us) => {
-                let extra = Extra {
-                    delay_us: *us as f64,
-                    ..Extra::default()
-                };
-                faults.push((at, Fault::SetLinks(links(scenario, extra))));
+            FaultAction::SetDrop(_) | FaultAction::SetDuplicate(_) | FaultAction::SetDelayUs(_) => {
+                let extra = step.action.link_faults().unwrap_or_default();
+                faults.push((at, Fault::SetLinks(links(scenario, &extra))));
             }
         }
     }
@@ -130,7 +109,7 @@ pub fn run(
     };
     config.storage = Storage::Durable;
     config.fsync = Duration::from_micros(scenario.sim.fsync_us);
-    config.links = links(scenario, Extra::default());
+    config.links = links(scenario, &LinkFaults::default());
     config.faults = faults(scenario);
     config.proposers = (0..scenario.proposers)
         .map(|i| {
