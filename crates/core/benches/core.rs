@@ -12,7 +12,8 @@ use paxbench_core::checker::{Checker, ChosenBy};
 use paxbench_core::id::{IdGenerator, IdScheme, IdSchemeKind};
 use paxbench_core::message::{AcceptRequest, Message, Prepare};
 use paxbench_core::proposer::{Proposer, ProposerConfig, ProposerEvent};
-use paxbench_core::sim::{LinkModel, Sim, SimConfig, UniformWorkload};
+use paxbench_core::sim::{LinkModel, Sim, SimConfig};
+use paxbench_core::workload::UniformWorkload;
 use paxbench_core::{Instance, NodeId, ProposalId, ProposerId, Time, Value};
 
 fn ids(c: &mut Criterion) {

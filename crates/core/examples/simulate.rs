@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use paxbench_core::acceptor::RejectMode;
 use paxbench_core::id::IdSchemeKind;
-use paxbench_core::sim::{Latency, LinkModel, Sim, SimConfig, UniformWorkload};
+use paxbench_core::sim::{Latency, LinkModel, Sim, SimConfig};
+use paxbench_core::workload::UniformWorkload;
 
 struct Args {
     proposers: usize,

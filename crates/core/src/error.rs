@@ -38,6 +38,9 @@ pub enum Error {
         /// The largest proposer it can encode.
         max: u32,
     },
+    /// A proposer host was set up inconsistently.
+    #[error("invalid proposer host: {0}")]
+    InvalidHost(String),
     /// A simulation was set up inconsistently.
     #[error("invalid simulation: {0}")]
     InvalidSimulation(String),

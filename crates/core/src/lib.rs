@@ -9,6 +9,9 @@
 //! - Roles: [`acceptor::Acceptor`], [`proposer::Proposer`], [`learner::Learner`].
 //! - Wire vocabulary: [`message`], over the nouns in [`types`].
 //! - Remedies the harness compares: ID schemes in [`id`], retry delays in [`backoff`].
+//! - Hosting: [`host::ProposerHost`] owns many proposers, asks a [`workload::Workload`] for
+//!   their operations, keeps their timers and emits [`host::Transmit`]s with explicit
+//!   destinations; the simulator, the load generator and the node tests are I/O shells over it.
 //! - Verification: the online safety [`checker`] and the deterministic [`sim`]ulator.
 #![warn(missing_docs)]
 
@@ -16,6 +19,7 @@ pub mod acceptor;
 pub mod backoff;
 pub mod checker;
 mod error;
+pub mod host;
 pub mod id;
 pub mod learner;
 pub mod message;
@@ -24,7 +28,8 @@ pub mod rng;
 pub mod sim;
 pub mod time;
 pub mod types;
+pub mod workload;
 
 pub use error::Error;
 pub use time::Time;
-pub use types::{Instance, NodeId, ProposalId, ProposerId, Value, quorum};
+pub use types::{Instance, NodeId, ProposalId, ProposerId, ProposerIndex, Value, quorum};

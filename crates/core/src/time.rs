@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rng::DetRng;
+
 /// A point on the driver's monotonic timeline, in nanoseconds since the driver's epoch.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -22,6 +24,12 @@ impl Time {
     /// Nanoseconds since the epoch.
     pub const fn as_nanos(self) -> u64 {
         self.0
+    }
+
+    /// `secs` seconds after the epoch (config times are seconds); negative or NaN is the epoch,
+    /// and a time past `Time::MAX` saturates.
+    pub fn from_secs_f64(secs: f64) -> Time {
+        Time((secs * 1e9) as u64)
     }
 
     /// `self - earlier`, or zero when `earlier` is later.
@@ -80,6 +88,26 @@ impl ClockModel {
             resolution_ns: 1,
             stepped_ns: 0,
         }
+    }
+
+    /// A clock reading `epoch_ns` at time zero, at `resolution`, with an offset uniform in
+    /// `±max_offset` and a drift uniform in `±max_drift_ppm`, both drawn from `rng` (a
+    /// proposer's [`Stream::Clock`](crate::rng::Stream::Clock)).
+    pub fn skewed(
+        mut rng: DetRng,
+        epoch_ns: u64,
+        max_offset: Duration,
+        max_drift_ppm: f64,
+        resolution: Duration,
+    ) -> Self {
+        let max_offset = max_offset.as_nanos().min(i64::MAX as u128) as f64;
+        let offset = (rng.next_f64() * 2.0 - 1.0) * max_offset;
+        let drift = (rng.next_f64() * 2.0 - 1.0) * max_drift_ppm;
+        Self::ideal()
+            .with_epoch(epoch_ns)
+            .with_offset(offset as i64)
+            .with_drift_ppm(drift)
+            .with_resolution(resolution)
     }
 
     /// Sets the skew.

@@ -20,6 +20,14 @@ pub struct NodeId(pub u32);
 )]
 pub struct ProposerId(pub u32);
 
+/// A proposer's place among the proposers of one host, from 0. Workloads, metrics and faults
+/// speak of proposers by index; the wire and the ID schemes by [`ProposerId`], which is the
+/// host's first id plus the index, so that several generators never share an id.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct ProposerIndex(pub u32);
+
 /// One single-decree Paxos instance. Consensus is immutable, so writing a key again means
 /// deciding a new `slot` of that key, never re-deciding an old one.
 #[derive(

@@ -11,9 +11,8 @@ use common::ScriptedWorkload;
 use paxbench_core::acceptor::RejectMode;
 use paxbench_core::checker::Violation;
 use paxbench_core::id::IdSchemeKind;
-use paxbench_core::sim::{
-    Fault, Latency, LinkModel, OpOutcome, Sim, SimConfig, SimReport, Storage, UniformWorkload,
-};
+use paxbench_core::sim::{Durability, Fault, Latency, LinkModel, Sim, SimConfig, SimReport};
+use paxbench_core::workload::{OpOutcome, UniformWorkload};
 use paxbench_core::{Instance, NodeId, Time};
 
 const MS: Duration = Duration::from_millis(1);
@@ -126,10 +125,10 @@ fn the_same_run_with_slotted_timestamps_is_safe() {
 
 /// Proposer 0 gets "a" chosen; then every acceptor crashes and restarts; then proposer 1
 /// proposes "b" for the same instance.
-fn amnesia_scenario(storage: Storage) -> (Sim<ScriptedWorkload>, Vec<Violation>) {
+fn amnesia_scenario(durability: Durability) -> (Sim<ScriptedWorkload>, Vec<Violation>) {
     let instance = Instance::new(0, 0);
     let mut config = SimConfig::new(3, 2, 1);
-    config.storage = storage;
+    config.durability = durability;
     config.links = LinkModel::constant(50 * US);
     for n in 0..3 {
         config
@@ -150,7 +149,7 @@ fn amnesia_scenario(storage: Storage) -> (Sim<ScriptedWorkload>, Vec<Violation>)
 
 #[test]
 fn volatile_acceptors_that_crash_can_break_agreement() {
-    let (sim, violations) = amnesia_scenario(Storage::Volatile);
+    let (sim, violations) = amnesia_scenario(Durability::Volatile);
     assert!(
         violations
             .iter()
@@ -167,7 +166,7 @@ fn volatile_acceptors_that_crash_can_break_agreement() {
 
 #[test]
 fn durable_acceptors_remember_and_the_late_proposer_adopts_the_chosen_value() {
-    let (sim, violations) = amnesia_scenario(Storage::Durable);
+    let (sim, violations) = amnesia_scenario(Durability::Durable);
     assert!(violations.is_empty(), "{violations:?}");
     let outcomes: Vec<_> = sim.workload().outcomes.iter().map(|o| o.2).collect();
     assert_eq!(outcomes, [OpOutcome::Won, OpOutcome::Lost]);

@@ -11,8 +11,9 @@ use std::time::Duration;
 use paxbench_core::acceptor::RejectMode;
 use paxbench_core::backoff::BackoffPolicy;
 use paxbench_core::id::IdSchemeKind;
-use paxbench_core::sim::{Endpoint, Fault, Latency, LinkModel, Sim, SimConfig, UniformWorkload};
-use paxbench_core::{NodeId, ProposerId, Time};
+use paxbench_core::sim::{Endpoint, Fault, Latency, LinkModel, Sim, SimConfig};
+use paxbench_core::workload::UniformWorkload;
+use paxbench_core::{NodeId, ProposerId, ProposerIndex, Time};
 use proptest::prelude::*;
 
 const US: Duration = Duration::from_micros(1);
@@ -105,7 +106,7 @@ fn fault(acceptors: usize, proposers: usize) -> impl Strategy<Value = (Time, Fau
         links().prop_map(Fault::SetLinks),
         ((0..proposers as u32), -5_000_000i64..5_000_000).prop_map(|(p, delta_ns)| {
             Fault::ClockStep {
-                proposer: ProposerId(p),
+                proposer: ProposerIndex(p),
                 delta_ns,
             }
         }),

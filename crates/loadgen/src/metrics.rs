@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use paxbench_core::host::Observer;
 use paxbench_core::message::Message;
 use paxbench_core::proposer::{GiveUpReason, ProposerEvent};
-use paxbench_core::sim::OpOutcome;
-use paxbench_core::sim::{Endpoint, Fate};
-use paxbench_core::sim::{Fault, Observer};
-use paxbench_core::{Instance, ProposalId, ProposerId, Time};
+use paxbench_core::sim::{Endpoint, Fate, Fault, SimObserver};
+use paxbench_core::workload::OpOutcome;
+use paxbench_core::{Instance, ProposalId, ProposerIndex, Time};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
@@ -223,9 +223,9 @@ struct ProposerState {
 
 #[derive(Clone, Debug, Default)]
 struct ContentionState {
-    active: Vec<ProposerId>,
-    ids: Vec<(ProposalId, ProposerId)>,
-    last_preemption: Option<(ProposerId, ProposerId)>,
+    active: Vec<ProposerIndex>,
+    ids: Vec<(ProposalId, ProposerIndex)>,
+    last_preemption: Option<(ProposerIndex, ProposerIndex)>,
     dueling: bool,
     contended_since: Option<Time>,
 }
@@ -363,7 +363,7 @@ impl ProtocolMetrics {
     fn op_ended(
         &mut self,
         now: Time,
-        proposer: ProposerId,
+        proposer: ProposerIndex,
         instance: Instance,
         attempts: u32,
         decided: bool,
@@ -474,7 +474,7 @@ impl ProtocolMetrics {
 }
 
 impl Observer for ProtocolMetrics {
-    fn on_proposer_event(&mut self, now: Time, proposer: ProposerId, event: &ProposerEvent) {
+    fn on_proposer_event(&mut self, now: Time, proposer: ProposerIndex, event: &ProposerEvent) {
         let index = proposer.0 as usize;
         if index >= self.proposers.len() {
             return;
@@ -596,7 +596,9 @@ impl Observer for ProtocolMetrics {
             }
         }
     }
+}
 
+impl SimObserver for ProtocolMetrics {
     fn on_send(
         &mut self,
         now: Time,

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use paxbench_core::rng::DetRng;
-use paxbench_core::sim::{NextOp, OpOutcome, OpSpec, Workload};
-use paxbench_core::{Instance, ProposerId, Time, Value};
+use paxbench_core::rng::{DetRng, Stream};
+use paxbench_core::workload::{NextOp, OpOutcome, OpSpec, Workload};
+use paxbench_core::{Instance, ProposerIndex, Time, Value};
 use rustc_hash::FxHashMap;
 
 use crate::config::{Arrival, KeyDistribution, LoopMode, Scenario};
@@ -158,7 +158,7 @@ impl Generator {
             interval_ns: 1e9 / scenario.rate.max(1e-9),
             contenders: scenario.contenders,
             sampler: KeySampler::new(scenario.distribution, scenario.keys),
-            rng: DetRng::fork(scenario.seed, 0x10ad),
+            rng: Stream::Workload.rng(scenario.seed),
             value_size: scenario.value_size as usize,
             warmup_end,
             end: scenario
@@ -183,16 +183,6 @@ impl Generator {
         self.warmup_end
     }
 
-    /// When no new operation starts, if the scenario has a duration.
-    pub fn end(&self) -> Option<Time> {
-        self.end
-    }
-
-    /// Stops issuing operations (Ctrl-C, or a driver deadline).
-    pub fn stop(&mut self) {
-        self.stopped = true;
-    }
-
     /// Operations started and not yet ended.
     pub fn in_flight(&self) -> u64 {
         self.current.iter().filter(|c| c.is_some()).count() as u64
@@ -211,7 +201,7 @@ impl Generator {
                 .is_some_and(|limit| self.measured_ops_issued >= limit)
     }
 
-    fn value(&self, proposer: ProposerId, op: u64) -> Value {
+    fn value(&self, proposer: ProposerIndex, op: u64) -> Value {
         let mut bytes = Vec::with_capacity(self.value_size.max(12));
         bytes.extend_from_slice(&proposer.0.to_be_bytes());
         bytes.extend_from_slice(&op.to_be_bytes());
@@ -221,7 +211,7 @@ impl Generator {
 
     fn issue(
         &mut self,
-        proposer: ProposerId,
+        proposer: ProposerIndex,
         instance: Instance,
         intended: Time,
         now: Time,
@@ -264,7 +254,7 @@ impl Generator {
 }
 
 impl Workload for Generator {
-    fn next_op(&mut self, proposer: ProposerId, now: Time) -> NextOp {
+    fn next_op(&mut self, proposer: ProposerIndex, now: Time) -> NextOp {
         let index = proposer.0 as usize;
         if index >= self.current.len() || self.current[index].is_some() {
             return NextOp::Done;
@@ -308,7 +298,7 @@ impl Workload for Generator {
 
     fn on_outcome(
         &mut self,
-        proposer: ProposerId,
+        proposer: ProposerIndex,
         now: Time,
         instance: Instance,
         outcome: OpOutcome,
@@ -346,6 +336,14 @@ impl Workload for Generator {
                 group.round += 1;
             }
         }
+    }
+
+    fn end(&self) -> Option<Time> {
+        self.end
+    }
+
+    fn stop(&mut self) {
+        self.stopped = true;
     }
 }
 

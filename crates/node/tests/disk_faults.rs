@@ -21,7 +21,7 @@ fn proposer_config() -> ProposerConfig {
 /// Drives one operation on each of `count` fresh keys from `first`; every one must be decided.
 fn decide_all(
     client: &mut TestClient,
-    proposers: &mut [paxbench_core::proposer::Proposer],
+    proposers: &[ProposerConfig],
     first: u64,
     count: u64,
     tag: &str,
@@ -43,8 +43,8 @@ fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault) {
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     let config = proposer_config();
-    let mut proposers: Vec<_> = (0..4).map(|_| client.proposer(config.clone())).collect();
-    decide_all(&mut client, &mut proposers, 0, 20, "before");
+    let proposers = vec![config.clone(); 4];
+    decide_all(&mut client, &proposers, 0, 20, "before");
     let replies_before = client.stats(1).paxos_out;
 
     assert_eq!(
@@ -52,7 +52,7 @@ fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault) {
         Some(AdminReply::FaultsSet)
     );
     // Nodes 2 and 3 are a majority: the cluster decides without node 1.
-    decide_all(&mut client, &mut proposers, 20, 20, "during");
+    decide_all(&mut client, &proposers, 20, 20, "during");
     let stats = client.stats(1);
     assert!(stats.storage_failed, "{stats:?}");
     assert_eq!(
@@ -69,7 +69,7 @@ fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault) {
     cluster.spawn(1, &[]);
     cluster.kill(2);
     assert!(client.wait_ready(1, Duration::from_secs(20)));
-    decide_all(&mut client, &mut proposers, 40, 20, "after");
+    decide_all(&mut client, &proposers, 40, 20, "after");
     assert!(!client.stats(1).storage_failed);
     assert!(
         client.checker.violations().is_empty(),

@@ -64,9 +64,9 @@ fn keys_are_private_to_their_owner_and_never_logged() {
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     let config = ProposerConfig::new(3);
-    let mut proposers: Vec<_> = (0..2).map(|_| client.proposer(config.clone())).collect();
+    let proposers = vec![config.clone(); 2];
     let outcomes = client.drive(
-        &mut proposers,
+        &proposers,
         &ops(0, 10, "s"),
         Duration::from_secs(30),
         |_| {},

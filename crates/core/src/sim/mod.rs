@@ -1,35 +1,35 @@
-//! The deterministic simulator: acceptors, learners and proposers on a seeded virtual network,
-//! in virtual time, with crashes, partitions and clock faults on a schedule, and the safety
-//! checker fed at every step. The same [`SimConfig`] and workload give the same history, down
-//! to the [`Sim::digest`].
+//! The deterministic simulator: acceptors and learners on a seeded virtual network, in virtual
+//! time, with a [`ProposerHost`] for the proposers, crashes, partitions and clock faults on a
+//! schedule, and the safety checker fed at every step. It is an I/O shell: it moves the host's
+//! transmits through the network and fires its timers. The same [`SimConfig`] and workload give
+//! the same history, down to the [`Sim::digest`].
 
 mod network;
-mod workload;
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::hash::{Hash, Hasher};
-use std::mem;
 use std::time::Duration;
 
 use rustc_hash::{FxHashMap, FxHasher};
 
 pub use network::{Endpoint, Fate, Latency, LinkModel, Network};
-pub use workload::{NextOp, OpOutcome, OpSpec, UniformWorkload, Workload, unique_value};
 
 use crate::acceptor::{Acceptor, AcceptorConfig, Destination, Outgoing, Ready, Record};
 use crate::checker::{Checker, ChosenBy};
 use crate::error::Error;
+use crate::host::{Observer, ProposerHost, Transmit};
 use crate::learner::Learner;
 use crate::message::Message;
-use crate::proposer::{Proposer, ProposerConfig, ProposerEvent};
-use crate::rng::DetRng;
+use crate::proposer::{ProposerConfig, ProposerEvent};
+use crate::rng::{DetRng, Stream};
 use crate::time::{ClockModel, Time};
-use crate::types::{Instance, NodeId, ProposerId};
+use crate::types::{Instance, NodeId, ProposerId, ProposerIndex};
+use crate::workload::Workload;
 
 /// Whether acceptors keep their state across a crash.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Storage {
+pub enum Durability {
     /// Promises and accepts survive a crash, as Paxos assumes.
     #[default]
     Durable,
@@ -56,7 +56,7 @@ pub enum Fault {
     /// Steps a proposer's wall clock by this many nanoseconds (negative: back).
     ClockStep {
         /// The proposer.
-        proposer: ProposerId,
+        proposer: ProposerIndex,
         /// The step.
         delta_ns: i64,
     },
@@ -65,14 +65,14 @@ pub enum Fault {
 /// Everything a simulation needs besides its workload.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
-    /// Seeds the network, and, through forks, every proposer's backoff RNG.
+    /// Seeds the network and every proposer's backoff, each through its own [`Stream`].
     pub seed: u64,
     /// How many nodes (acceptor + learner each), numbered from 0.
     pub acceptors: usize,
     /// Acceptor settings, the same for all.
     pub acceptor: AcceptorConfig,
     /// Durable or volatile acceptor state.
-    pub storage: Storage,
+    pub durability: Durability,
     /// How long a persist takes; requests arriving meanwhile are batched into the next one.
     pub fsync: Duration,
     /// One entry per proposer, numbered from 0.
@@ -81,7 +81,8 @@ pub struct SimConfig {
     pub links: LinkModel,
     /// Faults, by time.
     pub faults: Vec<(Time, Fault)>,
-    /// The simulation stops at this time even if work remains.
+    /// The simulation stops at this time, or at the host's [`deadline`](ProposerHost::deadline)
+    /// if that comes first, even if work remains.
     pub until: Time,
 }
 
@@ -92,7 +93,7 @@ impl SimConfig {
             seed,
             acceptors,
             acceptor: AcceptorConfig::default(),
-            storage: Storage::Durable,
+            durability: Durability::Durable,
             fsync: Duration::ZERO,
             proposers: vec![ProposerConfig::new(acceptors); proposers],
             links: LinkModel::default(),
@@ -110,25 +111,22 @@ impl SimConfig {
         max_drift_ppm: f64,
         resolution: Duration,
     ) -> Self {
-        let mut rng = DetRng::fork(self.seed, 0xc10c);
-        let max_offset = max_offset.as_nanos().min(i64::MAX as u128) as i64;
-        for config in &mut self.proposers {
-            let offset = (rng.next_f64() * 2.0 - 1.0) * max_offset as f64;
-            let drift = (rng.next_f64() * 2.0 - 1.0) * max_drift_ppm;
-            config.clock = ClockModel::ideal()
-                .with_epoch(epoch_ns)
-                .with_offset(offset as i64)
-                .with_drift_ppm(drift)
-                .with_resolution(resolution);
+        for (index, config) in (0u32..).zip(&mut self.proposers) {
+            config.clock = ClockModel::skewed(
+                Stream::Clock(index).rng(self.seed),
+                epoch_ns,
+                max_offset,
+                max_drift_ppm,
+                resolution,
+            );
         }
         self
     }
 }
 
-/// Hooks for whoever wants more than the summary: every proposer event and every send.
-pub trait Observer {
-    /// A proposer reported `event`.
-    fn on_proposer_event(&mut self, _now: Time, _proposer: ProposerId, _event: &ProposerEvent) {}
+/// Hooks for whoever wants more than the summary: every proposer event (through
+/// [`Observer`]), every send and every fault.
+pub trait SimObserver: Observer {
     /// `message` was sent `from → to`, with its fate.
     fn on_send(
         &mut self,
@@ -143,7 +141,20 @@ pub trait Observer {
     fn on_fault(&mut self, _now: Time, _fault: &Fault) {}
 }
 
-impl Observer for () {}
+impl SimObserver for () {}
+
+/// Hashes every proposer event into the history digest on its way to the caller's observer.
+struct Tap<'a, O> {
+    digest: &'a mut FxHasher,
+    inner: &'a mut O,
+}
+
+impl<O: Observer> Observer for Tap<'_, O> {
+    fn on_proposer_event(&mut self, now: Time, proposer: ProposerIndex, event: &ProposerEvent) {
+        (now, proposer.0, event).hash(self.digest);
+        self.inner.on_proposer_event(now, proposer, event);
+    }
+}
 
 /// Counts of what happened in a simulation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -195,13 +206,9 @@ enum Event {
         to: Endpoint,
         message: Message,
     },
-    Timer {
-        proposer: u32,
+    /// The host asked to be woken at `at`; valid while it is the wake-up armed.
+    HostTimer {
         at: Time,
-    },
-    StartOp {
-        proposer: u32,
-        op: OpSpec,
     },
     PersistDone {
         node: u32,
@@ -244,36 +251,29 @@ struct SimNode {
     epoch: u64,
 }
 
-struct SimProposer {
-    proposer: Proposer,
-    armed: Option<Time>,
-}
-
 /// A simulation. Build it with [`Sim::new`], then [`Sim::run`] it (or [`Sim::step`] through it).
 pub struct Sim<W: Workload> {
     config: SimConfig,
-    workload: W,
+    host: ProposerHost<W>,
+    /// The host wake-up scheduled last, so that earlier ones superseded by it are ignored.
+    host_armed: Option<Time>,
+    started: bool,
     now: Time,
     seq: u64,
     queue: BinaryHeap<Scheduled>,
     rng: DetRng,
     network: Network,
     nodes: Vec<SimNode>,
-    proposers: Vec<SimProposer>,
-    checker: Checker,
     stats: SimStats,
     digest: FxHasher,
-    scratch: Vec<Message>,
-    waiting: Vec<u32>,
 }
 
 impl<W: Workload> Sim<W> {
-    /// Sets up the cluster and schedules each proposer's first operation and every fault.
+    /// Sets up the cluster, its proposers (ids from 0) and the fault schedule.
     pub fn new(config: SimConfig, workload: W) -> Result<Self, Error> {
         if config.acceptors == 0 {
             return Err(Error::InvalidSimulation("no acceptors".into()));
         }
-        let mut proposers = Vec::with_capacity(config.proposers.len());
         for (i, proposer_config) in config.proposers.iter().enumerate() {
             if proposer_config.acceptors != config.acceptors {
                 return Err(Error::InvalidSimulation(format!(
@@ -281,28 +281,19 @@ impl<W: Workload> Sim<W> {
                     proposer_config.acceptors, config.acceptors
                 )));
             }
-            let id = ProposerId(i as u32);
-            let seed = DetRng::fork(config.seed, 1 + i as u64).next_u64();
-            proposers.push(SimProposer {
-                proposer: Proposer::new(id, proposer_config.clone(), seed)?,
-                armed: None,
-            });
         }
+        let proposers = config.proposers.len();
+        let node_ok = |n: &NodeId| (n.0 as usize) < config.acceptors;
+        let endpoint_ok = |e: &Endpoint| match e {
+            Endpoint::Node(n) => node_ok(n),
+            Endpoint::Proposer(p) => (p.0 as usize) < proposers,
+        };
         for (_, fault) in &config.faults {
-            let node_ok = |n: &NodeId| (n.0 as usize) < config.acceptors;
             let ok = match fault {
                 Fault::Crash(n) | Fault::Restart(n) => node_ok(n),
-                Fault::ClockStep { proposer, .. } => (proposer.0 as usize) < proposers.len(),
-                Fault::Partition(side) => side.iter().all(|e| match e {
-                    Endpoint::Node(n) => node_ok(n),
-                    Endpoint::Proposer(p) => (p.0 as usize) < proposers.len(),
-                }),
-                Fault::Cut(pairs) => pairs.iter().all(|(a, b)| {
-                    [a, b].iter().all(|e| match e {
-                        Endpoint::Node(n) => node_ok(n),
-                        Endpoint::Proposer(p) => (p.0 as usize) < proposers.len(),
-                    })
-                }),
+                Fault::ClockStep { proposer, .. } => (proposer.0 as usize) < proposers,
+                Fault::Partition(side) => side.iter().all(endpoint_ok),
+                Fault::Cut(pairs) => pairs.iter().all(|(a, b)| endpoint_ok(a) && endpoint_ok(b)),
                 Fault::Heal | Fault::SetLinks(_) => true,
             };
             if !ok {
@@ -311,6 +302,12 @@ impl<W: Workload> Sim<W> {
                 )));
             }
         }
+        let host = ProposerHost::new(
+            config.proposers.clone(),
+            ProposerId(0),
+            config.seed,
+            workload,
+        )?;
         let nodes = (0..config.acceptors)
             .map(|n| SimNode {
                 id: NodeId(n as u32),
@@ -322,26 +319,21 @@ impl<W: Workload> Sim<W> {
             })
             .collect();
         let mut sim = Self {
-            rng: DetRng::fork(config.seed, 0),
+            rng: Stream::Network.rng(config.seed),
             network: Network::new(config.links),
-            workload,
+            host,
+            host_armed: None,
+            started: false,
             now: Time::ZERO,
             seq: 0,
             queue: BinaryHeap::new(),
             nodes,
-            proposers,
-            checker: Checker::new(),
-            waiting: Vec::new(),
             stats: SimStats::default(),
             digest: FxHasher::default(),
-            scratch: Vec::new(),
             config,
         };
         for (at, fault) in sim.config.faults.clone() {
             sim.schedule(at, Event::Fault(fault));
-        }
-        for p in 0..sim.proposers.len() as u32 {
-            sim.next_op(p);
         }
         Ok(sim)
     }
@@ -353,22 +345,32 @@ impl<W: Workload> Sim<W> {
 
     /// The safety checker, fed with everything so far.
     pub fn checker(&self) -> &Checker {
-        &self.checker
+        self.host.checker()
     }
 
     /// Counts so far.
     pub fn stats(&self) -> SimStats {
-        self.stats
+        let host = self.host.stats();
+        SimStats {
+            ops_started: host.ops_started,
+            ops_won: host.ops_won,
+            ops_lost: host.ops_lost,
+            ops_gave_up: host.ops_gave_up,
+            attempts: host.attempts,
+            preemptions: host.preemptions,
+            timeouts: host.timeouts,
+            ..self.stats
+        }
     }
 
     /// The workload.
     pub fn workload(&self) -> &W {
-        &self.workload
+        self.host.workload()
     }
 
     /// Stops the simulation and hands back the workload, with whatever it recorded.
     pub fn into_workload(self) -> W {
-        self.workload
+        self.host.into_parts().0
     }
 
     /// A digest of every delivery and proposer event so far, in order: equal digests mean
@@ -385,21 +387,37 @@ impl<W: Workload> Sim<W> {
             .flat_map(|n| n.store.values())
     }
 
-    /// Runs until no event remains or the next one is after `until`.
-    pub fn run(&mut self, observer: &mut impl Observer) -> SimReport {
+    /// When the simulation stops: `until`, or the host's drain deadline if earlier.
+    pub fn end(&self) -> Time {
+        self.host.deadline().map_or(self.config.until, |deadline| {
+            deadline.min(self.config.until)
+        })
+    }
+
+    /// Runs until no event remains or the next one is after [`Sim::end`].
+    pub fn run(&mut self, observer: &mut impl SimObserver) -> SimReport {
         while self.step(observer) {}
         SimReport {
             end: self.now,
-            stats: self.stats,
+            stats: self.stats(),
             digest: self.digest(),
             stopped_early: !self.queue.is_empty(),
         }
     }
 
-    /// Processes one event; false when there is none left before `until`.
-    pub fn step(&mut self, observer: &mut impl Observer) -> bool {
+    /// Processes one event; false when there is none left before [`Sim::end`].
+    pub fn step(&mut self, observer: &mut impl SimObserver) -> bool {
+        if !self.started {
+            self.started = true;
+            let mut tap = Tap {
+                digest: &mut self.digest,
+                inner: observer,
+            };
+            self.host.start(self.now, &mut tap);
+            self.flush_host(observer);
+        }
         match self.queue.peek() {
-            Some(next) if next.at <= self.config.until => {}
+            Some(next) if next.at <= self.end() => {}
             _ => return false,
         }
         let Some(Scheduled { at, event, .. }) = self.queue.pop() else {
@@ -408,21 +426,15 @@ impl<W: Workload> Sim<W> {
         self.now = at;
         match event {
             Event::Deliver { from, to, message } => self.deliver(from, to, message, observer),
-            Event::Timer { proposer, at } => {
-                let p = &mut self.proposers[proposer as usize];
-                if p.armed == Some(at) {
-                    p.armed = None;
-                    p.proposer.handle_timeout(at);
-                    self.pump_proposer(proposer, observer);
-                }
-            }
-            Event::StartOp { proposer, op } => {
-                self.stats.ops_started += 1;
-                self.checker.on_proposed(op.instance, &op.value);
-                let p = &mut self.proposers[proposer as usize];
-                // A proposer is asked for its next operation only once idle, so this cannot fail.
-                if p.proposer.propose(at, op.instance, op.value).is_ok() {
-                    self.pump_proposer(proposer, observer);
+            Event::HostTimer { at } => {
+                if self.host_armed == Some(at) {
+                    self.host_armed = None;
+                    let mut tap = Tap {
+                        digest: &mut self.digest,
+                        inner: observer,
+                    };
+                    self.host.handle_timeout(at, &mut tap);
+                    self.flush_host(observer);
                 }
             }
             Event::PersistDone { node, epoch, ready } => {
@@ -444,12 +456,31 @@ impl<W: Workload> Sim<W> {
         });
     }
 
+    /// Sends what the host has to send, and schedules its next wake-up.
+    fn flush_host(&mut self, observer: &mut impl SimObserver) {
+        while let Some(Transmit { from, to, message }) = self.host.poll_transmit() {
+            let from = Endpoint::Proposer(self.host.id_of(from));
+            for node in (0..self.nodes.len() as u32).map(NodeId) {
+                if to.includes(node) {
+                    self.send(from, Endpoint::Node(node), message.clone(), observer);
+                }
+            }
+        }
+        let wake = self.host.poll_timeout();
+        if wake.is_some() && wake != self.host_armed {
+            self.host_armed = wake;
+            if let Some(at) = wake {
+                self.schedule(at, Event::HostTimer { at });
+            }
+        }
+    }
+
     fn send(
         &mut self,
         from: Endpoint,
         to: Endpoint,
         message: Message,
-        observer: &mut impl Observer,
+        observer: &mut impl SimObserver,
     ) {
         self.stats.sent += 1;
         let fate = self.network.fate(from, to, &mut self.rng);
@@ -480,7 +511,7 @@ impl<W: Workload> Sim<W> {
         from: Endpoint,
         to: Endpoint,
         message: Message,
-        observer: &mut impl Observer,
+        observer: &mut impl SimObserver,
     ) {
         (self.now, from, to, &message).hash(&mut self.digest);
         match to {
@@ -496,7 +527,7 @@ impl<W: Workload> Sim<W> {
                     Message::AcceptRequest(m) => acceptor.handle_accept_request(m),
                     Message::Accepted(m) => {
                         if let Some(chosen) = node.learner.handle_accepted(m) {
-                            self.checker.on_chosen(
+                            self.host.checker_mut().on_chosen(
                                 chosen.instance,
                                 &chosen.value,
                                 ChosenBy::Learner(node.id),
@@ -510,15 +541,17 @@ impl<W: Workload> Sim<W> {
             }
             Endpoint::Proposer(p) => {
                 self.stats.delivered += 1;
-                let proposer = &mut self.proposers[p.0 as usize].proposer;
-                if proposer.handle(self.now, &message).is_ok() {
-                    self.pump_proposer(p.0, observer);
-                }
+                let mut tap = Tap {
+                    digest: &mut self.digest,
+                    inner: observer,
+                };
+                self.host.handle_reply(self.now, p, &message, &mut tap);
+                self.flush_host(observer);
             }
         }
     }
 
-    fn flush_node(&mut self, node: u32, observer: &mut impl Observer) {
+    fn flush_node(&mut self, node: u32, observer: &mut impl SimObserver) {
         let n = &mut self.nodes[node as usize];
         if n.persisting {
             return;
@@ -545,13 +578,13 @@ impl<W: Workload> Sim<W> {
         }
     }
 
-    fn complete_persist(&mut self, node: u32, ready: Ready, observer: &mut impl Observer) {
+    fn complete_persist(&mut self, node: u32, ready: Ready, observer: &mut impl SimObserver) {
         let n = &mut self.nodes[node as usize];
         if !ready.records().is_empty() {
             self.stats.persists += 1;
         }
         for record in ready.records() {
-            self.checker.on_acceptor_record(n.id, record);
+            self.host.checker_mut().on_acceptor_record(n.id, record);
             n.store.insert(record.instance, record.clone());
         }
         n.persisting = false;
@@ -559,12 +592,12 @@ impl<W: Workload> Sim<W> {
         self.flush_node(node, observer);
     }
 
-    fn route(&mut self, node: u32, outgoing: Vec<Outgoing>, observer: &mut impl Observer) {
+    fn route(&mut self, node: u32, outgoing: Vec<Outgoing>, observer: &mut impl SimObserver) {
         let from = Endpoint::Node(NodeId(node));
         for Outgoing { to, message } in outgoing {
             match to {
                 Destination::Proposer(p) => {
-                    if (p.0 as usize) < self.proposers.len() {
+                    if (p.0 as usize) < self.host.len() {
                         self.send(from, Endpoint::Proposer(p), message, observer);
                     }
                 }
@@ -578,92 +611,7 @@ impl<W: Workload> Sim<W> {
         }
     }
 
-    fn pump_proposer(&mut self, index: u32, observer: &mut impl Observer) {
-        let id = ProposerId(index);
-        let mut transmits = mem::take(&mut self.scratch);
-        transmits.extend(std::iter::from_fn(|| {
-            self.proposers[index as usize].proposer.poll_transmit()
-        }));
-        for message in transmits.drain(..) {
-            for node in 0..self.nodes.len() as u32 {
-                let to = Endpoint::Node(NodeId(node));
-                self.send(Endpoint::Proposer(id), to, message.clone(), observer);
-            }
-        }
-        self.scratch = transmits;
-        while let Some(event) = self.proposers[index as usize].proposer.poll_event() {
-            (self.now, index, &event).hash(&mut self.digest);
-            observer.on_proposer_event(self.now, id, &event);
-            match &event {
-                ProposerEvent::AttemptStarted {
-                    instance, id: pid, ..
-                } => {
-                    self.stats.attempts += 1;
-                    self.checker.on_id_issued(id, *instance, *pid);
-                }
-                ProposerEvent::Preempted { .. } => self.stats.preemptions += 1,
-                ProposerEvent::TimedOut { .. } => self.stats.timeouts += 1,
-                ProposerEvent::Chosen {
-                    instance, value, ..
-                } => {
-                    self.checker
-                        .on_chosen(*instance, value, ChosenBy::Proposer(id));
-                }
-                ProposerEvent::GaveUp { .. } => {}
-                ProposerEvent::Promised { .. } | ProposerEvent::BackingOff { .. } => {}
-            }
-            if let Some((instance, outcome)) = OpOutcome::of_event(&event) {
-                match outcome {
-                    OpOutcome::Won => self.stats.ops_won += 1,
-                    OpOutcome::Lost => self.stats.ops_lost += 1,
-                    OpOutcome::GaveUp(_) => self.stats.ops_gave_up += 1,
-                }
-                self.workload.on_outcome(id, self.now, instance, outcome);
-                self.next_op(index);
-                self.wake_waiting();
-            }
-        }
-        let p = &mut self.proposers[index as usize];
-        let timeout = p.proposer.poll_timeout();
-        if timeout.is_some() && timeout != p.armed {
-            p.armed = timeout;
-            if let Some(at) = timeout {
-                self.schedule(
-                    at,
-                    Event::Timer {
-                        proposer: index,
-                        at,
-                    },
-                );
-            }
-        }
-    }
-
-    fn next_op(&mut self, index: u32) {
-        match self.workload.next_op(ProposerId(index), self.now) {
-            NextOp::Start(op) => {
-                let at = op.at.max(self.now);
-                self.schedule(
-                    at,
-                    Event::StartOp {
-                        proposer: index,
-                        op,
-                    },
-                );
-            }
-            NextOp::Wait => self.waiting.push(index),
-            NextOp::Done => {}
-        }
-    }
-
-    /// After an operation ends, proposers that were told to wait are asked again, in order.
-    fn wake_waiting(&mut self) {
-        for index in std::mem::take(&mut self.waiting) {
-            self.next_op(index);
-        }
-    }
-
-    fn apply_fault(&mut self, fault: Fault, observer: &mut impl Observer) {
+    fn apply_fault(&mut self, fault: Fault, observer: &mut impl SimObserver) {
         self.stats.faults += 1;
         (self.now, format!("{fault:?}")).hash(&mut self.digest);
         observer.on_fault(self.now, &fault);
@@ -674,7 +622,7 @@ impl<W: Workload> Sim<W> {
                 node.learner = Learner::new(self.config.acceptors);
                 node.persisting = false;
                 node.epoch += 1;
-                if self.config.storage == Storage::Volatile {
+                if self.config.durability == Durability::Volatile {
                     node.store.clear();
                 }
             }
@@ -689,9 +637,7 @@ impl<W: Workload> Sim<W> {
             Fault::Partition(side) => {
                 let everyone: Vec<Endpoint> = (0..self.nodes.len() as u32)
                     .map(|n| Endpoint::Node(NodeId(n)))
-                    .chain(
-                        (0..self.proposers.len() as u32).map(|p| Endpoint::Proposer(ProposerId(p))),
-                    )
+                    .chain((0..self.host.len() as u32).map(|p| Endpoint::Proposer(ProposerId(p))))
                     .collect();
                 self.network.partition(side, &everyone);
             }
@@ -703,10 +649,7 @@ impl<W: Workload> Sim<W> {
             Fault::Heal => self.network.heal(),
             Fault::SetLinks(model) => self.network.set_default(*model),
             Fault::ClockStep { proposer, delta_ns } => {
-                self.proposers[proposer.0 as usize]
-                    .proposer
-                    .clock_mut()
-                    .step(*delta_ns);
+                self.host.step_clock(*proposer, *delta_ns);
             }
         }
     }

@@ -3,14 +3,14 @@
 
 use std::collections::VecDeque;
 
-use paxbench_core::sim::{NextOp, OpOutcome, OpSpec, Workload};
-use paxbench_core::{Instance, ProposerId, Time, Value};
+use paxbench_core::workload::{NextOp, OpOutcome, OpSpec, Workload};
+use paxbench_core::{Instance, ProposerIndex, Time, Value};
 
 /// Operations given up front: each proposer runs its own list in order, each at its time.
 #[derive(Default)]
 pub struct ScriptedWorkload {
-    ops: Vec<(ProposerId, VecDeque<OpSpec>)>,
-    pub outcomes: Vec<(ProposerId, Instance, OpOutcome)>,
+    ops: Vec<(ProposerIndex, VecDeque<OpSpec>)>,
+    pub outcomes: Vec<(ProposerIndex, Instance, OpOutcome)>,
 }
 
 impl ScriptedWorkload {
@@ -20,7 +20,7 @@ impl ScriptedWorkload {
             value: Value::from(value.as_bytes().to_vec()),
             at,
         };
-        let id = ProposerId(proposer);
+        let id = ProposerIndex(proposer);
         match self.ops.iter_mut().find(|(p, _)| *p == id) {
             Some((_, list)) => list.push_back(spec),
             None => self.ops.push((id, VecDeque::from([spec]))),
@@ -30,7 +30,7 @@ impl ScriptedWorkload {
 }
 
 impl Workload for ScriptedWorkload {
-    fn next_op(&mut self, proposer: ProposerId, now: Time) -> NextOp {
+    fn next_op(&mut self, proposer: ProposerIndex, now: Time) -> NextOp {
         let Some((_, list)) = self.ops.iter_mut().find(|(p, _)| *p == proposer) else {
             return NextOp::Done;
         };
@@ -45,7 +45,7 @@ impl Workload for ScriptedWorkload {
 
     fn on_outcome(
         &mut self,
-        proposer: ProposerId,
+        proposer: ProposerIndex,
         _: Time,
         instance: Instance,
         outcome: OpOutcome,

@@ -2,6 +2,7 @@
 //! [`sim`] in the core's simulator (virtual time), [`real`] against QUIC or TCP nodes.
 //! Both feed the same workload, metrics and checker, so their results compare directly.
 
+pub mod fault_plan;
 pub mod real;
 pub mod sim;
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use paxbench_core::checker::CheckerStats;
 use paxbench_core::proposer::ProposerConfig;
-use paxbench_core::rng::DetRng;
+use paxbench_core::rng::Stream;
 use paxbench_core::time::ClockModel;
 use paxbench_quic::NodeStats;
 
@@ -56,7 +57,7 @@ pub struct RunOutput {
 pub const VIOLATION_EXAMPLES: usize = 5;
 
 /// The core proposer settings of a scenario (the clock is set per proposer).
-pub fn proposer_config(scenario: &Scenario, acceptors: usize) -> ProposerConfig {
+fn proposer_config(scenario: &Scenario, acceptors: usize) -> ProposerConfig {
     ProposerConfig {
         acceptors,
         phase1_timeout: scenario.phase1_timeout,
@@ -69,16 +70,23 @@ pub fn proposer_config(scenario: &Scenario, acceptors: usize) -> ProposerConfig 
     }
 }
 
-/// Proposer `index`'s clock: offset and drift drawn from the scenario's seed within its skew
-/// bounds, at its resolution, reading `epoch_ns` at time zero.
-pub fn proposer_clock(scenario: &Scenario, index: u32, epoch_ns: u64) -> ClockModel {
-    let mut rng = DetRng::fork(scenario.seed, 0xc10c_0000 + u64::from(index));
-    let skew = scenario.clock_skew.as_nanos() as f64;
-    let offset = (rng.next_f64() * 2.0 - 1.0) * skew;
-    let drift = (rng.next_f64() * 2.0 - 1.0) * scenario.clock_drift_ppm;
-    ClockModel::ideal()
-        .with_epoch(epoch_ns)
-        .with_offset(offset as i64)
-        .with_drift_ppm(drift)
-        .with_resolution(scenario.clock_resolution)
+/// Every proposer's settings, each with its own clock: offset and drift drawn from its
+/// [`Stream::Clock`] within the scenario's skew bounds, reading `epoch_ns` at time zero.
+pub fn proposer_configs(
+    scenario: &Scenario,
+    acceptors: usize,
+    epoch_ns: u64,
+) -> Vec<ProposerConfig> {
+    (0..scenario.proposers)
+        .map(|index| ProposerConfig {
+            clock: ClockModel::skewed(
+                Stream::Clock(index).rng(scenario.seed),
+                epoch_ns,
+                scenario.clock_skew,
+                scenario.clock_drift_ppm,
+                scenario.clock_resolution,
+            ),
+            ..proposer_config(scenario, acceptors)
+        })
+        .collect()
 }

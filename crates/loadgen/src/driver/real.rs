@@ -3,18 +3,15 @@
 //! one current-thread task; all share one link per node with coalesced writes. Faults of the
 //! schedule become process kills and restarts or fault-layer settings.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use paxbench_core::checker::{Checker, ChosenBy};
-use paxbench_core::proposer::{Proposer, ProposerEvent};
-use paxbench_core::sim::Observer;
-use paxbench_core::sim::{NextOp, OpOutcome, Workload};
+use paxbench_core::checker::Checker;
+use paxbench_core::host::{ProposerHost, Transmit};
+use paxbench_core::rng::Stream;
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_node::{AckLog, StorageMode};
 use paxbench_quic::{
@@ -25,8 +22,9 @@ use paxbench_quic::{
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{RunOutput, VIOLATION_EXAMPLES, proposer_clock, proposer_config};
-use crate::config::{FaultAction, Scenario, TargetKind};
+use super::fault_plan::{FaultPlan, Planned};
+use super::{RunOutput, VIOLATION_EXAMPLES, proposer_configs};
+use crate::config::{Scenario, TargetKind};
 use crate::error::Error;
 use crate::metrics::{Percentiles, ProtocolMetrics, latency_histogram, record_ns};
 use crate::topology::Cuts;
@@ -34,8 +32,6 @@ use crate::workload::Generator;
 
 /// How long nodes may take to answer their first ping.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
-/// After the last operation is issued, how long those in flight may take to finish.
-const DRAIN: Duration = Duration::from_secs(10);
 /// Proposer ids of client N start at N × this, so several generators never share an id.
 pub const PROPOSER_IDS_PER_CLIENT: u32 = 65_536;
 
@@ -390,33 +386,18 @@ struct Evidence {
     nodes: usize,
 }
 
-/// Timers of the driver loop, earliest first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    Fault(usize),
-    /// A proposer's next operation is due.
-    Start(u32),
-    /// A proposer's phase timeout or backoff, valid while it is the one armed.
-    Timeout(u32),
-}
-
+/// The I/O shell over the core's proposer host: links to the nodes, the wall clock, the fault
+/// plan, and the partition filter on each proposer's traffic.
 struct Driver<'a, T: Transport> {
     scenario: &'a Scenario,
     started: Instant,
     endpoint: LinkEndpoint<T>,
     links: Vec<Link>,
     node_ids: Vec<u32>,
-    proposers: Vec<Proposer>,
-    id_base: u32,
-    armed: Vec<Option<Time>>,
-    pending: Vec<Option<paxbench_core::sim::OpSpec>>,
-    waiting: Vec<u32>,
-    timers: BinaryHeap<Reverse<(Time, Timer)>>,
-    dirty: Vec<u32>,
-    is_dirty: Vec<bool>,
-    generator: Generator,
+    host: ProposerHost<Generator>,
+    plan: FaultPlan,
+    next_fault: usize,
     protocol: ProtocolMetrics,
-    checker: Checker,
     acks: Option<AckLog>,
     cuts: Cuts,
     next_request: u64,
@@ -482,19 +463,12 @@ async fn drive<T: Transport + std::fmt::Debug>(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let id_base = cluster.client * PROPOSER_IDS_PER_CLIENT;
-    let mut proposers = Vec::with_capacity(scenario.proposers as usize);
-    for i in 0..scenario.proposers {
-        let mut config = proposer_config(scenario, acceptors);
-        config.clock = proposer_clock(scenario, i, epoch_ns);
-        let seed = scenario.seed ^ (u64::from(i) << 32) ^ 0x5eed;
-        proposers.push(
-            Proposer::new(ProposerId(id_base + i), config, seed)
-                .map_err(|e| Error::Scenario(e.to_string()))?,
-        );
-    }
+    let first_id = ProposerId(cluster.client * PROPOSER_IDS_PER_CLIENT);
     let generator = Generator::new(scenario);
     let warmup_end = generator.warmup_end();
+    let configs = proposer_configs(scenario, acceptors, epoch_ns);
+    let host = ProposerHost::new(configs, first_id, scenario.seed, generator)
+        .map_err(|e| Error::Scenario(e.to_string()))?;
     let count = scenario.proposers as usize;
     let mut driver = Driver {
         scenario,
@@ -502,35 +476,24 @@ async fn drive<T: Transport + std::fmt::Debug>(
         endpoint,
         links,
         node_ids,
-        proposers,
-        id_base,
-        armed: vec![None; count],
-        pending: vec![None; count],
-        waiting: Vec::new(),
-        timers: BinaryHeap::new(),
-        dirty: Vec::new(),
-        is_dirty: vec![false; count],
-        generator,
+        host,
+        plan: FaultPlan::new(scenario),
+        next_fault: 0,
         protocol: ProtocolMetrics::new(count, warmup_end, scenario.livelock_window),
-        checker: Checker::new(),
         acks: keep_evidence.then(AckLog::new),
         cuts: Cuts::default(),
         next_request,
     };
-    for (i, step) in scenario.faults.iter().enumerate() {
-        driver
-            .timers
-            .push(Reverse((Time((step.at_s * 1e9) as u64), Timer::Fault(i))));
-    }
-    for i in 0..count as u32 {
-        driver.ask(i);
-    }
+    let now = driver.now();
+    driver.host.start(now, &mut driver.protocol);
+    driver.flush();
     let interrupted = driver.run(&mut inbox, cluster, interrupt, progress).await;
     next_request = driver.next_request;
     let stats_after = node_stats(&driver.links, &mut inbox, &mut next_request).await;
     let now = driver.now();
     driver.protocol.finish(now);
-    let unfinished = driver.generator.in_flight();
+    let (generator, checker) = driver.host.into_parts();
+    let unfinished = generator.in_flight();
     let node_stats: Vec<NodeStats> = stats_after
         .iter()
         .map(|after| {
@@ -541,15 +504,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
     let node_messages = node_stats.iter().fold((0, 0), |(m, b), s| {
         (m + s.paxos_out, b + s.transport.bytes_out)
     });
-    let evidence = driver.acks.take().map(|acks| Evidence {
-        checker: std::mem::take(&mut driver.checker),
-        acks,
-        nodes: driver.links.len(),
-    });
-    let checker_stats = evidence
-        .as_ref()
-        .map_or(driver.checker.stats(), |e| e.checker.stats());
-    let checker = evidence.as_ref().map_or(&driver.checker, |e| &e.checker);
+    let checker_stats = checker.stats();
     let violation_counts = checker.violation_counts();
     let violation_examples = checker
         .violations()
@@ -557,7 +512,12 @@ async fn drive<T: Transport + std::fmt::Debug>(
         .take(VIOLATION_EXAMPLES)
         .map(ToString::to_string)
         .collect();
-    let ops = driver.generator.metrics;
+    let evidence = driver.acks.take().map(|acks| Evidence {
+        checker,
+        acks,
+        nodes: driver.links.len(),
+    });
+    let ops = generator.metrics;
     let measured = Duration::from_nanos(ops.last_outcome.0.saturating_sub(warmup_end.0));
     let output = RunOutput {
         ops,
@@ -676,9 +636,10 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
     }
 
     fn show_progress(&self, progress: &indicatif::ProgressBar) {
-        let ops = &self.generator.metrics;
+        let generator = self.host.workload();
+        let ops = &generator.metrics;
         let now = self.now();
-        let phase = if now < self.generator.warmup_end() {
+        let phase = if now < generator.warmup_end() {
             "warmup"
         } else {
             "measuring"
@@ -693,103 +654,18 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         ));
     }
 
-    fn mark(&mut self, index: u32) {
-        if !self.is_dirty[index as usize] {
-            self.is_dirty[index as usize] = true;
-            self.dirty.push(index);
-        }
-    }
-
-    /// Asks the workload what proposer `index` does next.
-    fn ask(&mut self, index: u32) {
-        let now = self.now();
-        match self.generator.next_op(ProposerId(index), now) {
-            NextOp::Start(op) => {
-                let at = op.at;
-                self.pending[index as usize] = Some(op);
-                if at <= now {
-                    self.start(index);
-                } else {
-                    self.timers.push(Reverse((at, Timer::Start(index))));
-                }
-            }
-            NextOp::Wait => self.waiting.push(index),
-            NextOp::Done => {}
-        }
-    }
-
-    fn start(&mut self, index: u32) {
-        let Some(op) = self.pending[index as usize].take() else {
-            return;
-        };
-        let now = self.now();
-        self.checker.on_proposed(op.instance, &op.value);
-        if self.proposers[index as usize]
-            .propose(now, op.instance, op.value)
-            .is_ok()
-        {
-            self.mark(index);
-        }
-    }
-
-    /// Drains proposer `index`'s output: messages to every node, events to metrics, checker
-    /// and workload; then re-arms its timer.
-    fn pump(&mut self, index: u32) {
-        let i = index as usize;
-        self.is_dirty[i] = false;
-        let pid = ProposerId(self.id_base + index);
-        while let Some(message) = self.proposers[i].poll_transmit() {
+    /// Sends what the host has to send, except across a partition.
+    fn flush(&mut self) {
+        while let Some(Transmit { from, to, message }) = self.host.poll_transmit() {
             let now = self.now();
             let mut sent = 0;
             for (link, node) in self.links.iter().zip(&self.node_ids) {
-                if self.cuts.can_reach(index, *node) {
+                if to.includes(NodeId(*node)) && self.cuts.can_reach(from.0, *node) {
                     link.send(Envelope::Paxos(message.clone()));
                     sent += 1;
                 }
             }
             self.protocol.on_broadcast(now, &message, sent);
-        }
-        let mut ended = false;
-        while let Some(event) = self.proposers[i].poll_event() {
-            let now = self.now();
-            self.protocol
-                .on_proposer_event(now, ProposerId(index), &event);
-            match &event {
-                ProposerEvent::AttemptStarted { instance, id, .. } => {
-                    self.checker.on_id_issued(pid, *instance, *id);
-                }
-                ProposerEvent::Chosen {
-                    instance, value, ..
-                } => {
-                    self.checker
-                        .on_chosen(*instance, value, ChosenBy::Proposer(pid));
-                }
-                _ => {}
-            }
-            if let Some((instance, outcome)) = OpOutcome::of_event(&event) {
-                self.generator
-                    .on_outcome(ProposerId(index), now, instance, outcome);
-                ended = true;
-            }
-        }
-        if ended {
-            self.ask(index);
-            for waiting in std::mem::take(&mut self.waiting) {
-                self.ask(waiting);
-            }
-        }
-        let timeout = self.proposers[i].poll_timeout();
-        if timeout != self.armed[i] {
-            self.armed[i] = timeout;
-            if let Some(at) = timeout {
-                self.timers.push(Reverse((at, Timer::Timeout(index))));
-            }
-        }
-    }
-
-    fn pump_dirty(&mut self) {
-        while let Some(index) = self.dirty.pop() {
-            self.pump(index);
         }
     }
 
@@ -804,41 +680,34 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
             };
             let now = self.now();
             self.protocol.on_node_reply(now, node.0);
-            let Some(index) = proposer.0.checked_sub(self.id_base) else {
-                return;
-            };
             // A reply already in flight when a partition began is lost with it.
-            if (index as usize) < self.proposers.len() && self.cuts.can_reach(index, node.0) {
-                let now = self.now();
-                // Replies to an operation that already ended are stale; the proposer says so.
-                let _ = self.proposers[index as usize].handle(now, &message);
-                self.mark(index);
+            if let Some(index) = self.host.index_of(proposer)
+                && self.cuts.can_reach(index.0, node.0)
+            {
+                self.host
+                    .handle_reply(now, proposer, &message, &mut self.protocol);
             }
         }
     }
 
-    /// Applies step `index` of the fault schedule: a process kill or restart, a clock step, or
+    /// Applies step `index` of the fault plan: a process kill or restart, a clock step, or
     /// fault-layer and disk settings for the generator and (through admin commands) the nodes.
     fn apply_fault(&mut self, index: usize, cluster: &mut Cluster) {
-        let step = self.scenario.faults[index].clone();
+        let step = self.plan.steps[index].clone();
         let now = self.now();
-        let label = step.action.label();
+        let label = step.label;
         self.protocol.note_fault(now, label.clone());
-        info!(at_s = step.at_s, "fault: {label}");
-        match &step.action {
-            FaultAction::Kill(node) => cluster.kill_node(*node),
-            FaultAction::Restart(node) => {
-                if let Err(e) = cluster.start_node(*node) {
+        info!(at_ns = step.at.0, "fault: {label}");
+        match step.action {
+            Planned::Kill(node) => cluster.kill_node(node),
+            Planned::Restart(node) => {
+                if let Err(e) = cluster.start_node(node) {
                     warn!("restarting node {node}: {e}");
                 }
-                self.protocol.start_recovery(now, label, vec![*node]);
+                self.protocol.start_recovery(now, label, vec![node]);
             }
-            FaultAction::Isolate(_) | FaultAction::Partition(_) => {
-                let nodes = self.node_ids.len() as u32;
-                self.cuts = step
-                    .action
-                    .cuts(nodes, self.scenario.proposers)
-                    .unwrap_or_default();
+            Planned::Cut(cuts) => {
+                self.cuts = cuts;
                 for (link, id) in self.links.clone().iter().zip(self.node_ids.clone()) {
                     let partitioned = self
                         .cuts
@@ -855,7 +724,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                     );
                 }
             }
-            FaultAction::Heal => {
+            Planned::Heal => {
                 // Nodes some proposer could not reach must be heard from again; after a link
                 // fault, every node.
                 let mut concerned: Vec<u32> = self
@@ -874,15 +743,15 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                 }
                 self.protocol.start_recovery(now, label, concerned);
             }
-            FaultAction::ClockJump(jump) => {
-                let delta_ns = (jump.by_ms * 1e6) as i64;
-                for p in jump.proposer_indexes(self.scenario.proposers) {
-                    if let Some(proposer) = self.proposers.get_mut(p as usize) {
-                        proposer.clock_mut().step(delta_ns);
-                    }
+            Planned::ClockStep {
+                proposers,
+                delta_ns,
+            } => {
+                for proposer in proposers {
+                    self.host.step_clock(proposer, delta_ns);
                 }
             }
-            FaultAction::DiskFail(disk) => {
+            Planned::DiskFail(disk) => {
                 if let Some(link) = self
                     .node_ids
                     .iter()
@@ -897,10 +766,10 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                     });
                 }
             }
-            FaultAction::SetDrop(_) | FaultAction::SetDuplicate(_) | FaultAction::SetDelayUs(_) => {
+            Planned::Links(all) => {
                 let spec = FaultSpec {
-                    all: step.action.link_faults().unwrap_or_default(),
-                    seed: self.scenario.seed,
+                    all,
+                    seed: Stream::Faults.seed(self.scenario.seed),
                     ..FaultSpec::default()
                 };
                 let _ = self.endpoint.faults().set(&spec);
@@ -908,8 +777,6 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                     self.set_node_faults(&link, spec.clone());
                 }
             }
-            // Expanded into kills and restarts when the scenario was made.
-            FaultAction::KillLoop(_) => {}
         }
     }
 
@@ -924,8 +791,8 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         });
     }
 
-    /// The loop: start due operations, deliver replies, fire timers, until the workload is done,
-    /// the drain deadline passes, or Ctrl-C. Returns whether it was interrupted.
+    /// The loop: apply due faults, fire the host's timers, deliver replies, until the host is
+    /// finished, its drain deadline passes, or Ctrl-C. Returns whether it was interrupted.
     async fn run(
         &mut self,
         inbox: &mut mpsc::Receiver<Inbound>,
@@ -933,72 +800,55 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         interrupt: &AtomicBool,
         progress: &indicatif::ProgressBar,
     ) -> bool {
-        let hard_end = self.generator.end().map(|end| end + DRAIN);
-        let mut interrupted = false;
+        let deadline = self.host.deadline();
         let mut next_progress = Instant::now();
         loop {
             if Instant::now() >= next_progress {
                 next_progress = Instant::now() + Duration::from_millis(250);
                 self.show_progress(progress);
             }
-            self.pump_dirty();
             let now = self.now();
-            while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
-                if at > now {
-                    break;
-                }
-                self.timers.pop();
-                match timer {
-                    Timer::Start(index) => {
-                        let i = index as usize;
-                        let due = self.pending[i].as_ref().is_some_and(|op| op.at <= now);
-                        if due && self.proposers[i].busy_with().is_none() {
-                            self.start(index);
-                        }
-                    }
-                    Timer::Timeout(index) => {
-                        let i = index as usize;
-                        if self.armed[i] == Some(at) {
-                            self.armed[i] = None;
-                            self.proposers[i].handle_timeout(now);
-                            self.mark(index);
-                        }
-                    }
-                    Timer::Fault(step) => self.apply_fault(step, cluster),
-                }
+            while let Some(step) = self.plan.steps.get(self.next_fault)
+                && step.at <= now
+            {
+                self.next_fault += 1;
+                self.apply_fault(self.next_fault - 1, cluster);
             }
-            self.pump_dirty();
-            if self.generator.is_finished() {
-                break;
+            if self.host.poll_timeout().is_some_and(|at| at <= now) {
+                self.host.handle_timeout(now, &mut self.protocol);
+                self.flush();
             }
-            if interrupt.load(Ordering::Relaxed) && !interrupted {
-                interrupted = true;
-                self.generator.stop();
-                for proposer in &mut self.proposers {
-                    proposer.cancel();
-                }
-                break;
+            if self.host.is_finished() {
+                return false;
             }
-            if hard_end.is_some_and(|end| now >= end) {
-                self.generator.stop();
-                break;
+            if interrupt.load(Ordering::Relaxed) {
+                self.host.stop();
+                return true;
             }
-            let next = self.timers.peek().map(|Reverse((at, _))| *at);
-            let wait = next.map_or(Duration::from_millis(50), |at| {
-                Duration::from_nanos(at.0.saturating_sub(now.0))
-            });
-            let wait = wait.min(Duration::from_millis(50));
+            if deadline.is_some_and(|end| now >= end) {
+                self.host.stop();
+                return false;
+            }
+            let next_fault = self.plan.steps.get(self.next_fault).map(|step| step.at);
+            let wake = match (self.host.poll_timeout(), next_fault) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            // Wake at least every 50 ms for the progress bar, Ctrl-C and the deadline.
+            let wait = wake
+                .map_or(Duration::MAX, |at| at.saturating_since(now))
+                .min(Duration::from_millis(50));
             match tokio::time::timeout(wait, inbox.recv()).await {
                 Ok(Some(inbound)) => {
                     self.deliver(inbound);
                     while let Ok(inbound) = inbox.try_recv() {
                         self.deliver(inbound);
                     }
+                    self.flush();
                 }
-                Ok(None) => break,
+                Ok(None) => return false,
                 Err(_) => {}
             }
         }
-        interrupted
     }
 }

@@ -5,14 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use paxbench_core::acceptor::AcceptorConfig;
-use paxbench_core::sim::{Endpoint, LinkModel};
-use paxbench_core::sim::{Fault, Sim, SimConfig, Storage};
+use paxbench_core::sim::{Durability, Endpoint, Fault, LinkModel, Sim, SimConfig};
 use paxbench_core::{NodeId, ProposerId, Time};
-use paxbench_node::LearnerFanout;
+use paxbench_node::{LearnerFanout, StorageMode};
 use paxbench_quic::LinkFaults;
 
-use super::{RunOutput, VIOLATION_EXAMPLES, proposer_clock, proposer_config};
-use crate::config::{FaultAction, Scenario};
+use super::fault_plan::{FaultPlan, Planned};
+use super::{RunOutput, VIOLATION_EXAMPLES, proposer_configs};
+use crate::config::Scenario;
 use crate::error::Error;
 use crate::metrics::ProtocolMetrics;
 use crate::workload::Generator;
@@ -23,6 +23,9 @@ const STEPS_PER_CHECK: u32 = 4096;
 /// The epoch of simulated proposer clocks: a fixed, realistic wall-clock reading (2026-01-01),
 /// so timestamp IDs look as they would on a real machine and runs stay reproducible.
 const SIM_EPOCH_NS: u64 = 1_767_225_600_000_000_000;
+
+/// A run bounded by operation count alone stops here in virtual time.
+const SIM_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
 /// The scenario's simulated network with `extra` faults on top: a fault's drop or duplicate
 /// share replaces the scenario's when set, its delay adds to the mean latency.
@@ -38,18 +41,16 @@ fn links(scenario: &Scenario, extra: &LinkFaults) -> LinkModel {
     }
 }
 
-fn faults(scenario: &Scenario) -> Vec<(Time, Fault)> {
+/// The plan as core faults. Nodes are numbered from 0 in the simulator.
+fn faults(scenario: &Scenario, plan: &FaultPlan) -> Vec<(Time, Fault)> {
+    let node = |n: u32| NodeId(n - 1);
     let mut faults = Vec::new();
-    for step in &scenario.faults {
-        let at = Time((step.at_s * 1e9) as u64);
-        let node = |n: u32| NodeId(n - 1);
+    for step in &plan.steps {
+        let at = step.at;
         match &step.action {
-            FaultAction::Kill(n) => faults.push((at, Fault::Crash(node(*n)))),
-            FaultAction::Restart(n) => faults.push((at, Fault::Restart(node(*n)))),
-            FaultAction::Isolate(_) | FaultAction::Partition(_) => {
-                let Some(cuts) = step.action.cuts(scenario.nodes, scenario.proposers) else {
-                    continue;
-                };
+            Planned::Kill(n) => faults.push((at, Fault::Crash(node(*n)))),
+            Planned::Restart(n) => faults.push((at, Fault::Restart(node(*n)))),
+            Planned::Cut(cuts) => {
                 let proposer = |p: u32| Endpoint::Proposer(ProposerId(p));
                 let pairs = cuts
                     .node_pairs()
@@ -63,30 +64,25 @@ fn faults(scenario: &Scenario) -> Vec<(Time, Fault)> {
                     .collect();
                 faults.push((at, Fault::Cut(pairs)));
             }
-            FaultAction::ClockJump(jump) => {
-                let delta_ns = (jump.by_ms * 1e6) as i64;
-                for p in jump.proposer_indexes(scenario.proposers) {
-                    faults.push((
-                        at,
-                        Fault::ClockStep {
-                            proposer: ProposerId(p),
-                            delta_ns,
-                        },
-                    ));
-                }
-            }
+            Planned::ClockStep {
+                proposers,
+                delta_ns,
+            } => faults.extend(proposers.iter().map(|&proposer| {
+                (
+                    at,
+                    Fault::ClockStep {
+                        proposer,
+                        delta_ns: *delta_ns,
+                    },
+                )
+            })),
             // A node whose disk fails falls silent: in the simulator, a crash.
-            FaultAction::DiskFail(disk) => faults.push((at, Fault::Crash(node(disk.node)))),
-            // Expanded into kills and restarts when the scenario was made.
-            FaultAction::KillLoop(_) => {}
-            FaultAction::Heal => {
+            Planned::DiskFail(disk) => faults.push((at, Fault::Crash(node(disk.node)))),
+            Planned::Heal => {
                 faults.push((at, Fault::Heal));
                 faults.push((at, Fault::SetLinks(links(scenario, &LinkFaults::default()))));
             }
-            FaultAction::SetDrop(_) | FaultAction::SetDuplicate(_) | FaultAction::SetDelayUs(_) => {
-                let extra = step.action.link_faults().unwrap_or_default();
-                faults.push((at, Fault::SetLinks(links(scenario, &extra))));
-            }
+            Planned::Links(extra) => faults.push((at, Fault::SetLinks(links(scenario, extra)))),
         }
     }
     faults
@@ -107,27 +103,22 @@ pub fn run(
         reject_mode: scenario.reject_mode,
         notify_learners: scenario.learner_fanout == LearnerFanout::All,
     };
-    config.storage = Storage::Durable;
+    // A memory node that crashes comes back empty, in the simulator as on a real cluster.
+    config.durability = match scenario.storage {
+        StorageMode::Durable => Durability::Durable,
+        StorageMode::Memory => Durability::Volatile,
+    };
     config.fsync = Duration::from_micros(scenario.sim.fsync_us);
     config.links = links(scenario, &LinkFaults::default());
-    config.faults = faults(scenario);
-    config.proposers = (0..scenario.proposers)
-        .map(|i| {
-            let mut proposer = proposer_config(scenario, nodes);
-            proposer.clock = proposer_clock(scenario, i, SIM_EPOCH_NS);
-            proposer
-        })
-        .collect();
-    // Operations stop being issued at the scenario's end; give those in flight time to finish.
-    let drain = Duration::from_secs(30);
-    config.until = match scenario.duration {
-        Some(duration) => Time(((scenario.warmup + duration + drain).as_nanos()) as u64),
-        None => Time(Duration::from_secs(24 * 3600).as_nanos() as u64),
-    };
-    let until = config.until;
+    let plan = FaultPlan::new(scenario);
+    config.faults = faults(scenario, &plan);
+    config.proposers = proposer_configs(scenario, nodes, SIM_EPOCH_NS);
+    // The host's drain deadline ends a timed run; this bounds one counted in operations.
+    config.until = Time::ZERO + SIM_LIMIT;
     let generator = Generator::new(scenario);
     let warmup_end = generator.warmup_end();
     let mut sim = Sim::new(config, generator).map_err(|e| Error::Scenario(e.to_string()))?;
+    let until = sim.end();
     let mut protocol = ProtocolMetrics::new(proposers, warmup_end, scenario.livelock_window);
     let mut interrupted = false;
     'run: loop {
@@ -149,10 +140,9 @@ pub fn run(
     }
     let end = sim.now().min(until);
     protocol.finish(end);
-    for step in &scenario.faults {
-        let at = Time((step.at_s * 1e9) as u64);
-        if at <= end {
-            protocol.note_fault(at, step.action.label());
+    for step in &plan.steps {
+        if step.at <= end {
+            protocol.note_fault(step.at, step.label.clone());
         }
     }
     let checker = sim.checker().stats();

@@ -10,10 +10,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use paxbench_core::acceptor::Record;
-use paxbench_core::checker::{Checker, ChosenBy};
+use paxbench_core::checker::Checker;
+use paxbench_core::host::{ProposerHost, Transmit};
 use paxbench_core::message::Message;
-use paxbench_core::proposer::{Proposer, ProposerConfig, ProposerEvent};
-use paxbench_core::{Instance, NodeId, ProposerId, Time, Value};
+use paxbench_core::proposer::ProposerConfig;
+use paxbench_core::workload::{NextOp, OpOutcome, OpSpec, Workload};
+use paxbench_core::{Instance, NodeId, ProposerId, ProposerIndex, Time, Value};
 use paxbench_node::Storage;
 use paxbench_quic::{
     AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, Identity, Inbound,
@@ -214,6 +216,35 @@ impl Drop for Cluster {
     }
 }
 
+/// A test's operations, handed out in order to whichever hosted proposer is idle.
+pub struct OpQueue {
+    ops: VecDeque<(usize, (Instance, Value))>,
+    running: HashMap<ProposerIndex, usize>,
+    ended: Vec<Option<OpOutcome>>,
+    finished: usize,
+}
+
+impl Workload for OpQueue {
+    fn next_op(&mut self, proposer: ProposerIndex, now: Time) -> NextOp {
+        let Some((op, (instance, value))) = self.ops.pop_front() else {
+            return NextOp::Done;
+        };
+        self.running.insert(proposer, op);
+        NextOp::Start(OpSpec {
+            instance,
+            value,
+            at: now,
+        })
+    }
+
+    fn on_outcome(&mut self, proposer: ProposerIndex, _: Time, _: Instance, outcome: OpOutcome) {
+        if let Some(op) = self.running.remove(&proposer) {
+            self.ended[op] = Some(outcome);
+            self.finished += 1;
+        }
+    }
+}
+
 /// What a decision ended as.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -227,6 +258,7 @@ pub struct TestClient<T: Transport = QuicTransport> {
     pub endpoint: Endpoint<T>,
     inbox: mpsc::Receiver<Inbound>,
     pub links: Vec<Link>,
+    node_ids: Vec<NodeId>,
     pub checker: Checker,
     pub acks: paxbench_node::AckLog,
     started: Instant,
@@ -283,6 +315,7 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
             endpoint,
             inbox,
             links,
+            node_ids: cluster.nodes.iter().map(|n| NodeId(n.id)).collect(),
             checker: Checker::new(),
             acks: paxbench_node::AckLog::new(),
             started: Instant::now(),
@@ -368,120 +401,96 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
         }
     }
 
-    pub fn proposer(&mut self, config: ProposerConfig) -> Proposer {
-        let id = ProposerId(self.next_proposer);
-        self.next_proposer += 1;
-        Proposer::new(id, config, u64::from(id.0)).unwrap()
-    }
-
-    /// Runs `ops` on `proposers` concurrently (one op per proposer at a time). After every
-    /// finished op, `after_each(decided_so_far)` runs (to kill or restart nodes mid-run).
-    /// Stops at `budget`; returns each op's outcome, in op order.
+    /// Runs `ops` on one hosted proposer per config, concurrently (one op per proposer at a
+    /// time). After every finished op, `after_each(decided_so_far)` runs (to kill or restart
+    /// nodes mid-run). Stops at `budget`; returns each op's outcome, in op order.
     pub fn drive(
         &mut self,
-        proposers: &mut [Proposer],
+        proposers: &[ProposerConfig],
         ops: &[(Instance, Value)],
         budget: Duration,
         mut after_each: impl FnMut(usize),
     ) -> Vec<Outcome> {
+        let first_id = ProposerId(self.next_proposer);
+        self.next_proposer += proposers.len() as u32;
+        let queue = OpQueue {
+            ops: ops.iter().cloned().enumerate().collect(),
+            running: HashMap::new(),
+            ended: vec![None; ops.len()],
+            finished: 0,
+        };
+        let mut host =
+            ProposerHost::new(proposers.to_vec(), first_id, u64::from(first_id.0), queue).unwrap();
+        // One checker across drives, so that later probes are checked against earlier decisions.
+        std::mem::swap(host.checker_mut(), &mut self.checker);
         let deadline = Instant::now() + budget;
-        let mut outcomes = vec![Outcome::Unfinished; ops.len()];
-        let mut queue: VecDeque<usize> = (0..ops.len()).collect();
-        let mut active: HashMap<Instance, (usize, usize)> = HashMap::new();
-        let mut finished = 0;
-        while finished < ops.len() && Instant::now() < deadline {
-            for (p, proposer) in proposers.iter_mut().enumerate() {
-                if proposer.busy_with().is_none()
-                    && let Some(op) = queue.pop_front()
-                {
-                    let (instance, value) = &ops[op];
-                    self.checker.on_proposed(*instance, value);
-                    proposer
-                        .propose(self.now(), *instance, value.clone())
-                        .unwrap();
-                    active.insert(*instance, (p, op));
-                }
-                while let Some(message) = proposer.poll_transmit() {
-                    for link in &self.links {
+        let mut reported = 0;
+        host.start(self.now(), &mut ());
+        while !host.is_finished() && Instant::now() < deadline {
+            while let Some(Transmit { to, message, .. }) = host.poll_transmit() {
+                for (link, node) in self.links.iter().zip(&self.node_ids) {
+                    if to.includes(*node) {
                         link.send(Envelope::Paxos(message.clone()));
                     }
                 }
-                while let Some(event) = proposer.poll_event() {
-                    match event {
-                        ProposerEvent::AttemptStarted { instance, id, .. } => {
-                            self.checker.on_id_issued(proposer.id(), instance, id);
-                        }
-                        ProposerEvent::Chosen {
-                            instance, value, ..
-                        } => {
-                            self.checker.on_chosen(
-                                instance,
-                                &value,
-                                ChosenBy::Proposer(proposer.id()),
-                            );
-                            if let Some((_, op)) = active.remove(&instance) {
-                                outcomes[op] = Outcome::Chosen(value);
-                                finished += 1;
-                                after_each(finished);
-                            }
-                        }
-                        ProposerEvent::GaveUp { instance, .. } => {
-                            if let Some((_, op)) = active.remove(&instance) {
-                                outcomes[op] = Outcome::GaveUp;
-                                finished += 1;
-                                after_each(finished);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+            }
+            while reported < host.workload().finished {
+                reported += 1;
+                after_each(reported);
             }
             let now = self.now();
-            let next_timer = proposers.iter().filter_map(Proposer::poll_timeout).min();
-            let wait = next_timer.map_or(Duration::from_millis(20), |t| {
-                Duration::from_nanos(t.as_nanos().saturating_sub(now.as_nanos()))
-            });
-            if let Some(inbound) = self.recv(wait.min(Duration::from_millis(20))) {
-                self.deliver(proposers, &active, inbound);
+            let wait = host
+                .poll_timeout()
+                .map_or(Duration::MAX, |at| at.saturating_since(now))
+                .min(Duration::from_millis(20));
+            if let Some(inbound) = self.recv(wait) {
+                self.deliver(&mut host, inbound);
                 while let Ok(inbound) = self.inbox.try_recv() {
-                    self.deliver(proposers, &active, inbound);
+                    self.deliver(&mut host, inbound);
                 }
             }
             let now = self.now();
-            for proposer in proposers.iter_mut() {
-                if proposer.poll_timeout().is_some_and(|t| t <= now) {
-                    proposer.handle_timeout(now);
-                }
+            if host.poll_timeout().is_some_and(|at| at <= now) {
+                host.handle_timeout(now, &mut ());
             }
         }
-        outcomes
+        host.stop();
+        std::mem::swap(host.checker_mut(), &mut self.checker);
+        let (queue, _) = host.into_parts();
+        queue
+            .ended
+            .iter()
+            .zip(ops)
+            .map(|(ended, (instance, _))| match ended {
+                None => Outcome::Unfinished,
+                Some(OpOutcome::GaveUp(_)) => Outcome::GaveUp,
+                Some(OpOutcome::Won | OpOutcome::Lost) => Outcome::Chosen(
+                    self.checker
+                        .chosen(*instance)
+                        .cloned()
+                        .expect("a decided instance has a chosen value"),
+                ),
+            })
+            .collect()
     }
 
-    fn deliver(
-        &mut self,
-        proposers: &mut [Proposer],
-        active: &HashMap<Instance, (usize, usize)>,
-        inbound: Inbound,
-    ) {
-        let Envelope::Reply { message, .. } = inbound.envelope else {
+    fn deliver(&mut self, host: &mut ProposerHost<OpQueue>, inbound: Inbound) {
+        let Envelope::Reply { proposer, message } = inbound.envelope else {
             return;
         };
         self.acks.on_reply(&message);
-        if let Some((p, _)) = active.get(&message.instance()) {
-            let now = self.now();
-            let _ = proposers[*p].handle(now, &message);
-        }
+        host.handle_reply(self.now(), proposer, &message, &mut ());
     }
 
     /// Proposes a different value on every instance that was decided: the proposer must learn
     /// the value already chosen. This is how a test proves no decision changed.
     pub fn verify_decisions(&mut self, decided: &[(Instance, Value)], config: &ProposerConfig) {
-        let mut proposers: Vec<Proposer> = (0..8).map(|_| self.proposer(config.clone())).collect();
+        let proposers = vec![config.clone(); 8];
         let probes: Vec<(Instance, Value)> = decided
             .iter()
             .map(|(instance, _)| (*instance, Value::from(format!("probe-{instance}"))))
             .collect();
-        let outcomes = self.drive(&mut proposers, &probes, Duration::from_secs(60), |_| {});
+        let outcomes = self.drive(&proposers, &probes, Duration::from_secs(60), |_| {});
         for ((instance, value), outcome) in decided.iter().zip(outcomes) {
             assert_eq!(
                 outcome,

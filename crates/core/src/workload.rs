@@ -1,5 +1,6 @@
-//! What the simulated proposers propose: the [`Workload`] trait the simulator asks for each
-//! proposer's next operation, and [`UniformWorkload`], a closed loop over uniformly chosen keys.
+//! What hosted proposers propose: the [`Workload`] trait the [`ProposerHost`](crate::host)
+//! asks for each proposer's next operation, and [`UniformWorkload`], a closed loop over
+//! uniformly chosen keys.
 //! The load generator brings richer workloads (zipfian keys, races, open loop) through the trait.
 
 use std::time::Duration;
@@ -7,9 +8,9 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 
 use crate::proposer::{GiveUpReason, ProposerEvent};
-use crate::rng::DetRng;
+use crate::rng::{DetRng, Stream};
 use crate::time::Time;
-use crate::types::{Instance, ProposerId, Value};
+use crate::types::{Instance, ProposerId, ProposerIndex, Value};
 
 /// One operation: propose `value` for `instance` at time `at`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,19 +73,26 @@ impl From<Option<OpSpec>> for NextOp {
     }
 }
 
-/// A source of operations for the simulator (and for the load generator's real-cluster driver,
-/// which asks the same questions).
+/// A source of operations for the proposers of a [`ProposerHost`](crate::host::ProposerHost),
+/// whichever shell drives it.
 pub trait Workload {
     /// The next operation for `proposer`, now idle at `now`.
-    fn next_op(&mut self, proposer: ProposerId, now: Time) -> NextOp;
+    fn next_op(&mut self, proposer: ProposerIndex, now: Time) -> NextOp;
     /// How `proposer`'s operation on `instance` ended.
     fn on_outcome(
         &mut self,
-        proposer: ProposerId,
+        proposer: ProposerIndex,
         now: Time,
         instance: Instance,
         outcome: OpOutcome,
     );
+    /// When no new operation starts, if the workload is bounded in time; the host lets
+    /// operations in flight drain for [`DRAIN`](crate::host::DRAIN) after it.
+    fn end(&self) -> Option<Time> {
+        None
+    }
+    /// Stop issuing operations (Ctrl-C, or the drain deadline passed).
+    fn stop(&mut self) {}
 }
 
 /// A value no other operation proposes: the proposer and its operation number.
@@ -107,7 +115,7 @@ pub struct UniformWorkload {
     start_spread: Duration,
     rng: DetRng,
     next_slot: FxHashMap<u64, u64>,
-    issued: FxHashMap<ProposerId, u64>,
+    issued: FxHashMap<ProposerIndex, u64>,
 }
 
 impl UniformWorkload {
@@ -125,7 +133,7 @@ impl UniformWorkload {
             ops_per_proposer,
             think_time,
             start_spread,
-            rng: DetRng::fork(seed, 0x5eed),
+            rng: Stream::Workload.rng(seed),
             next_slot: FxHashMap::default(),
             issued: FxHashMap::default(),
         }
@@ -133,7 +141,7 @@ impl UniformWorkload {
 }
 
 impl Workload for UniformWorkload {
-    fn next_op(&mut self, proposer: ProposerId, now: Time) -> NextOp {
+    fn next_op(&mut self, proposer: ProposerIndex, now: Time) -> NextOp {
         let issued = self.issued.entry(proposer).or_insert(0);
         if *issued >= self.ops_per_proposer {
             return NextOp::Done;
@@ -149,12 +157,12 @@ impl Workload for UniformWorkload {
         let slot = self.next_slot.get(&key).copied().unwrap_or(0);
         NextOp::Start(OpSpec {
             instance: Instance::new(key, slot),
-            value: unique_value(proposer, op),
+            value: unique_value(ProposerId(proposer.0), op),
             at,
         })
     }
 
-    fn on_outcome(&mut self, _: ProposerId, _: Time, instance: Instance, outcome: OpOutcome) {
+    fn on_outcome(&mut self, _: ProposerIndex, _: Time, instance: Instance, outcome: OpOutcome) {
         if matches!(outcome, OpOutcome::Won | OpOutcome::Lost) {
             let next = self.next_slot.entry(instance.key).or_insert(0);
             *next = (*next).max(instance.slot + 1);
@@ -169,7 +177,7 @@ mod tests {
     #[test]
     fn runs_the_budget_and_moves_slots_after_a_decision() {
         let mut w = UniformWorkload::new(1, 2, Duration::from_millis(1), Duration::ZERO, 3);
-        let p = ProposerId(4);
+        let p = ProposerIndex(4);
         let NextOp::Start(first) = w.next_op(p, Time::ZERO) else {
             panic!("an operation")
         };

@@ -1,0 +1,576 @@
+//! The proposer host: many proposers, the workload that feeds them, their timers and the safety
+//! checker behind one sans-IO object, as quinn-proto's `Endpoint` stands over its
+//! `Connection`s. The simulator, the load generator's real driver and the node tests are thin
+//! I/O shells over it, so hosting rules (timers, drain, seeding) exist once.
+//!
+//! # Driving a host
+//! - Build it with [`ProposerHost::new`], then call [`ProposerHost::start`] once.
+//! - Inputs: [`ProposerHost::handle_reply`] for every PROMISE, NACK or ACCEPTED addressed to one
+//!   of its proposers, and [`ProposerHost::handle_timeout`] once `now` reaches
+//!   [`ProposerHost::poll_timeout`]. Commands: [`ProposerHost::stop`] and
+//!   [`ProposerHost::step_clock`].
+//! - Outputs, drained after every input or command:
+//!   1. [`ProposerHost::poll_transmit`]: messages, each naming its sender and its recipients;
+//!   2. [`ProposerHost::poll_timeout`]: when to call `handle_timeout` next (`None`: no timer).
+//!
+//!   Proposer events go to the [`Observer`] passed with each input, as they happen; the host
+//!   feeds its own [`Checker`] with proposals, issued IDs and decisions.
+//! - The run is over once [`ProposerHost::is_finished`]; a shell that reaches
+//!   [`ProposerHost::deadline`] first calls [`ProposerHost::stop`].
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::Duration;
+
+use crate::checker::{Checker, ChosenBy};
+use crate::error::Error;
+use crate::message::Message;
+use crate::proposer::{Proposer, ProposerConfig, ProposerEvent};
+use crate::rng::Stream;
+use crate::time::Time;
+use crate::types::{NodeId, ProposerId, ProposerIndex};
+use crate::workload::{NextOp, OpOutcome, OpSpec, Workload};
+
+/// After the workload's [`end`](Workload::end), how long operations in flight may take to
+/// finish. Under the default retry budget (50 attempts of at most a 50 ms phase plus a 100 ms
+/// backoff) an operation ends within 7.5 s, so what is still running after 10 s is stuck
+/// behind a fault, and waiting longer would only stretch the run.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// Who a [`Transmit`] is for. Every output names its recipients, so that a protocol mode can
+/// send to a leader or a quorum as easily as to every acceptor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Recipients {
+    /// Every acceptor of the cluster.
+    Acceptors,
+    /// One node.
+    Node(NodeId),
+    /// These nodes (a chosen quorum).
+    Nodes(Vec<NodeId>),
+}
+
+impl Recipients {
+    /// Whether `node` is one of the recipients.
+    pub fn includes(&self, node: NodeId) -> bool {
+        match self {
+            Recipients::Acceptors => true,
+            Recipients::Node(only) => *only == node,
+            Recipients::Nodes(nodes) => nodes.contains(&node),
+        }
+    }
+}
+
+/// A message to send.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Transmit {
+    /// The hosted proposer that sends it.
+    pub from: ProposerIndex,
+    /// Who it is for.
+    pub to: Recipients,
+    /// The message.
+    pub message: Message,
+}
+
+/// Hooks for whoever wants every proposer event as it happens: metrics, tracing, digests.
+pub trait Observer {
+    /// Hosted proposer `proposer` reported `event` at `now`.
+    fn on_proposer_event(&mut self, _now: Time, _proposer: ProposerIndex, _event: &ProposerEvent) {}
+}
+
+impl Observer for () {}
+
+/// Counts of what the hosted proposers did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HostStats {
+    /// Operations started.
+    pub ops_started: u64,
+    /// Operations whose own value was chosen.
+    pub ops_won: u64,
+    /// Operations that saw another value chosen.
+    pub ops_lost: u64,
+    /// Operations that gave up.
+    pub ops_gave_up: u64,
+    /// Attempts (PREPAREs with a new ID) across all operations.
+    pub attempts: u64,
+    /// Attempts preempted by NACKs.
+    pub preemptions: u64,
+    /// Phase timeouts.
+    pub timeouts: u64,
+}
+
+/// A host timer. At equal times, due operations start before phase timeouts fire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// The proposer's pending operation is due.
+    Start(u32),
+    /// The proposer's phase timeout or backoff, valid while it is the one armed.
+    Proposer(u32),
+}
+
+#[derive(Debug)]
+struct Slot {
+    proposer: Proposer,
+    armed: Option<Time>,
+    pending: Option<OpSpec>,
+    done: bool,
+    dirty: bool,
+}
+
+/// Many proposers, their workload and their timers. See the [module documentation](self).
+#[derive(Debug)]
+pub struct ProposerHost<W> {
+    slots: Vec<Slot>,
+    first_id: u32,
+    workload: W,
+    checker: Checker,
+    stats: HostStats,
+    timers: BinaryHeap<Reverse<(Time, Timer)>>,
+    transmits: VecDeque<Transmit>,
+    dirty: Vec<u32>,
+    waiting: Vec<u32>,
+    done: usize,
+}
+
+impl<W: Workload> ProposerHost<W> {
+    /// One proposer per config, with ids `first_id`, `first_id + 1`, …, each with backoff jitter
+    /// from its own [`Stream::Proposer`] of `seed`.
+    pub fn new(
+        configs: Vec<ProposerConfig>,
+        first_id: ProposerId,
+        seed: u64,
+        workload: W,
+    ) -> Result<Self, Error> {
+        let last = u32::try_from(configs.len().saturating_sub(1))
+            .ok()
+            .and_then(|last| first_id.0.checked_add(last));
+        if last.is_none() {
+            return Err(Error::InvalidHost(format!(
+                "{} proposers from id {first_id} overflow a 32-bit proposer id",
+                configs.len()
+            )));
+        }
+        let mut slots = Vec::with_capacity(configs.len());
+        for (index, config) in (0u32..).zip(configs) {
+            let seed = Stream::Proposer(index).seed(seed);
+            slots.push(Slot {
+                proposer: Proposer::new(ProposerId(first_id.0 + index), config, seed)?,
+                armed: None,
+                pending: None,
+                done: false,
+                dirty: false,
+            });
+        }
+        Ok(Self {
+            slots,
+            first_id: first_id.0,
+            workload,
+            checker: Checker::new(),
+            stats: HostStats::default(),
+            timers: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            dirty: Vec::new(),
+            waiting: Vec::new(),
+            done: 0,
+        })
+    }
+
+    /// Asks the workload for every proposer's first operation.
+    pub fn start(&mut self, now: Time, observer: &mut impl Observer) {
+        for index in 0..self.slots.len() as u32 {
+            self.ask(index, now);
+        }
+        self.pump(now, observer);
+    }
+
+    /// A reply from an acceptor to proposer `to`. Returns false when `to` is not hosted here.
+    /// Replies to an operation that already ended are stale; the proposer ignores them.
+    pub fn handle_reply(
+        &mut self,
+        now: Time,
+        to: ProposerId,
+        message: &Message,
+        observer: &mut impl Observer,
+    ) -> bool {
+        let Some(index) = self.index_of(to) else {
+            return false;
+        };
+        if self.slots[index.0 as usize]
+            .proposer
+            .handle(now, message)
+            .is_ok()
+        {
+            self.mark(index.0);
+            self.pump(now, observer);
+        }
+        true
+    }
+
+    /// Fires every timer due at `now`: starts due operations, times out phases and backoffs.
+    pub fn handle_timeout(&mut self, now: Time, observer: &mut impl Observer) {
+        while let Some(&Reverse((at, timer))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::Start(index) => {
+                    let slot = &self.slots[index as usize];
+                    let due = slot.pending.as_ref().is_some_and(|op| op.at <= now);
+                    if due && slot.proposer.busy_with().is_none() {
+                        self.start_pending(index, now);
+                    }
+                }
+                Timer::Proposer(index) => {
+                    let slot = &mut self.slots[index as usize];
+                    if slot.armed == Some(at) {
+                        slot.armed = None;
+                        slot.proposer.handle_timeout(now);
+                        self.mark(index);
+                    }
+                }
+            }
+        }
+        self.pump(now, observer);
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// When [`ProposerHost::handle_timeout`] must be called next; `None` when no timer is set.
+    pub fn poll_timeout(&mut self) -> Option<Time> {
+        while let Some(&Reverse((at, timer))) = self.timers.peek() {
+            let live = match timer {
+                Timer::Start(index) => self.slots[index as usize].pending.is_some(),
+                Timer::Proposer(index) => self.slots[index as usize].armed == Some(at),
+            };
+            if live {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// Stops the run: the workload issues nothing more and every operation in progress is
+    /// dropped without an outcome (the workload still counts it as in flight).
+    pub fn stop(&mut self) {
+        self.workload.stop();
+        for slot in &mut self.slots {
+            slot.proposer.cancel();
+            slot.pending = None;
+            slot.armed = None;
+            slot.done = true;
+        }
+        self.done = self.slots.len();
+        self.timers.clear();
+        self.waiting.clear();
+    }
+
+    /// Steps proposer `index`'s wall clock by `delta_ns` (negative: back), as a clock fault.
+    pub fn step_clock(&mut self, index: ProposerIndex, delta_ns: i64) {
+        if let Some(slot) = self.slots.get_mut(index.0 as usize) {
+            slot.proposer.clock_mut().step(delta_ns);
+        }
+    }
+
+    /// Whether every proposer is idle and the workload has nothing more for any of them.
+    pub fn is_finished(&self) -> bool {
+        self.done == self.slots.len()
+    }
+
+    /// When a shell should stop waiting for operations in flight: the workload's end plus
+    /// [`DRAIN`]; `None` for a workload bounded only by its operation count.
+    pub fn deadline(&self) -> Option<Time> {
+        self.workload.end().map(|end| end + DRAIN)
+    }
+
+    /// How many proposers are hosted.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no proposer is hosted.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The global id of hosted proposer `index`.
+    pub fn id_of(&self, index: ProposerIndex) -> ProposerId {
+        ProposerId(self.first_id + index.0)
+    }
+
+    /// The index of proposer `id`, if it is hosted here.
+    pub fn index_of(&self, id: ProposerId) -> Option<ProposerIndex> {
+        let index = id.0.checked_sub(self.first_id)?;
+        ((index as usize) < self.slots.len()).then_some(ProposerIndex(index))
+    }
+
+    /// Hosted proposer `index`.
+    pub fn proposer(&self, index: ProposerIndex) -> Option<&Proposer> {
+        self.slots.get(index.0 as usize).map(|slot| &slot.proposer)
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> HostStats {
+        self.stats
+    }
+
+    /// The safety checker, fed with every proposal, issued ID and decision so far.
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    /// The checker, for a shell that also feeds it (acceptor records, learners' decisions).
+    pub fn checker_mut(&mut self) -> &mut Checker {
+        &mut self.checker
+    }
+
+    /// The workload.
+    pub fn workload(&self) -> &W {
+        &self.workload
+    }
+
+    /// Ends the host, handing back the workload and the checker with what they recorded.
+    pub fn into_parts(self) -> (W, Checker) {
+        (self.workload, self.checker)
+    }
+
+    fn mark(&mut self, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        if !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push(index);
+        }
+    }
+
+    /// Asks the workload what idle proposer `index` does next.
+    fn ask(&mut self, index: u32, now: Time) {
+        match self.workload.next_op(ProposerIndex(index), now) {
+            NextOp::Start(op) => {
+                let at = op.at;
+                self.slots[index as usize].pending = Some(op);
+                if at <= now {
+                    self.start_pending(index, now);
+                } else {
+                    self.timers.push(Reverse((at, Timer::Start(index))));
+                }
+            }
+            NextOp::Wait => self.waiting.push(index),
+            NextOp::Done => {
+                let slot = &mut self.slots[index as usize];
+                if !slot.done {
+                    slot.done = true;
+                    self.done += 1;
+                }
+            }
+        }
+    }
+
+    fn start_pending(&mut self, index: u32, now: Time) {
+        let slot = &mut self.slots[index as usize];
+        let Some(op) = slot.pending.take() else {
+            return;
+        };
+        self.checker.on_proposed(op.instance, &op.value);
+        // A proposer is asked for its next operation only once idle, so this cannot fail.
+        if slot.proposer.propose(now, op.instance, op.value).is_ok() {
+            self.stats.ops_started += 1;
+            self.mark(index);
+        }
+    }
+
+    fn pump(&mut self, now: Time, observer: &mut impl Observer) {
+        while let Some(index) = self.dirty.pop() {
+            self.pump_one(index, now, observer);
+        }
+    }
+
+    /// Drains proposer `index`: its messages to the transmit queue, its events to the observer,
+    /// the checker and the workload; then asks for its next operation if one ended, and re-arms
+    /// its timer.
+    fn pump_one(&mut self, index: u32, now: Time, observer: &mut impl Observer) {
+        let from = ProposerIndex(index);
+        let id = self.id_of(from);
+        let slot = &mut self.slots[index as usize];
+        slot.dirty = false;
+        while let Some(message) = slot.proposer.poll_transmit() {
+            self.transmits.push_back(Transmit {
+                from,
+                to: Recipients::Acceptors,
+                message,
+            });
+        }
+        let mut ended = false;
+        while let Some(event) = self.slots[index as usize].proposer.poll_event() {
+            observer.on_proposer_event(now, from, &event);
+            match &event {
+                ProposerEvent::AttemptStarted {
+                    instance, id: pid, ..
+                } => {
+                    self.stats.attempts += 1;
+                    self.checker.on_id_issued(id, *instance, *pid);
+                }
+                ProposerEvent::Preempted { .. } => self.stats.preemptions += 1,
+                ProposerEvent::TimedOut { .. } => self.stats.timeouts += 1,
+                ProposerEvent::Chosen {
+                    instance, value, ..
+                } => self
+                    .checker
+                    .on_chosen(*instance, value, ChosenBy::Proposer(id)),
+                ProposerEvent::Promised { .. }
+                | ProposerEvent::BackingOff { .. }
+                | ProposerEvent::GaveUp { .. } => {}
+            }
+            if let Some((instance, outcome)) = OpOutcome::of_event(&event) {
+                match outcome {
+                    OpOutcome::Won => self.stats.ops_won += 1,
+                    OpOutcome::Lost => self.stats.ops_lost += 1,
+                    OpOutcome::GaveUp(_) => self.stats.ops_gave_up += 1,
+                }
+                self.workload.on_outcome(from, now, instance, outcome);
+                ended = true;
+            }
+        }
+        if ended {
+            self.ask(index, now);
+            for waiting in std::mem::take(&mut self.waiting) {
+                self.ask(waiting, now);
+            }
+        }
+        let slot = &mut self.slots[index as usize];
+        let timeout = slot.proposer.poll_timeout();
+        if timeout != slot.armed {
+            slot.armed = timeout;
+            if let Some(at) = timeout {
+                self.timers.push(Reverse((at, Timer::Proposer(index))));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Accepted, Promise};
+    use crate::types::{Instance, ProposalId, Value};
+    use crate::workload::UniformWorkload;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn host(proposers: usize, ops: u64) -> ProposerHost<UniformWorkload> {
+        let workload = UniformWorkload::new(1_000, ops, Duration::ZERO, Duration::ZERO, 1);
+        ProposerHost::new(
+            vec![ProposerConfig::new(3); proposers],
+            ProposerId(100),
+            7,
+            workload,
+        )
+        .unwrap()
+    }
+
+    fn drain(host: &mut ProposerHost<UniformWorkload>) -> Vec<Transmit> {
+        std::iter::from_fn(|| host.poll_transmit()).collect()
+    }
+
+    /// Answers every transmit as three healthy acceptors would, at `now`.
+    fn answer(host: &mut ProposerHost<UniformWorkload>, now: Time, sent: &[Transmit]) {
+        for transmit in sent {
+            let to = host.id_of(transmit.from);
+            for node in 0..3 {
+                let reply = match &transmit.message {
+                    Message::Prepare(m) => Message::Promise(Promise {
+                        instance: m.instance,
+                        id: m.id,
+                        from: NodeId(node),
+                        accepted: None,
+                    }),
+                    Message::AcceptRequest(m) => Message::Accepted(Accepted {
+                        instance: m.instance,
+                        id: m.id,
+                        value: m.value.clone(),
+                        from: NodeId(node),
+                    }),
+                    _ => continue,
+                };
+                assert!(host.handle_reply(now, to, &reply, &mut ()));
+            }
+        }
+    }
+
+    #[test]
+    fn runs_every_operation_to_a_decision_and_finishes() {
+        let mut host = host(4, 3);
+        host.start(Time::ZERO, &mut ());
+        let mut now = Time::ZERO;
+        for _ in 0..100 {
+            let sent = drain(&mut host);
+            if sent.is_empty() {
+                break;
+            }
+            assert!(sent.iter().all(|t| t.to == Recipients::Acceptors));
+            now = now + MS;
+            answer(&mut host, now, &sent);
+        }
+        assert!(host.is_finished());
+        assert_eq!(host.stats().ops_started, 12);
+        assert_eq!(host.stats().ops_won + host.stats().ops_lost, 12);
+        assert_eq!(host.poll_timeout(), None, "no timer outlives the work");
+        assert!(host.checker().violations().is_empty());
+    }
+
+    #[test]
+    fn unanswered_attempts_time_out_and_retry_with_a_higher_id() {
+        let mut host = host(1, 1);
+        host.start(Time::ZERO, &mut ());
+        let first = drain(&mut host);
+        let timeout = host.poll_timeout().unwrap();
+        assert_eq!(timeout, Time::ZERO + 50 * MS);
+        host.handle_timeout(Time(timeout.0 - 1), &mut ());
+        assert!(drain(&mut host).is_empty(), "an early call fires nothing");
+        host.handle_timeout(timeout, &mut ());
+        assert_eq!(host.stats().timeouts, 1);
+        // The default policy backs off first; the retry goes out when that timer fires.
+        let backoff = host.poll_timeout().unwrap();
+        host.handle_timeout(backoff, &mut ());
+        let retry = drain(&mut host);
+        assert!(retry[0].message.id() > first[0].message.id());
+    }
+
+    #[test]
+    fn replies_for_other_hosts_are_refused_and_stale_ones_ignored() {
+        let mut host = host(2, 1);
+        host.start(Time::ZERO, &mut ());
+        let stale = Message::Promise(Promise {
+            instance: Instance::new(5, 5),
+            id: ProposalId::new(1, 100),
+            from: NodeId(0),
+            accepted: Some((ProposalId::new(1, 1), Value::from_static(b"x"))),
+        });
+        assert!(!host.handle_reply(Time::ZERO, ProposerId(99), &stale, &mut ()));
+        assert!(!host.handle_reply(Time::ZERO, ProposerId(102), &stale, &mut ()));
+        assert!(host.handle_reply(Time::ZERO, ProposerId(101), &stale, &mut ()));
+        assert_eq!(host.stats().ops_won, 0);
+    }
+
+    #[test]
+    fn stop_ends_the_run_and_clears_every_timer() {
+        let mut host = host(3, 10);
+        host.start(Time::ZERO, &mut ());
+        assert!(!host.is_finished());
+        host.stop();
+        assert!(host.is_finished());
+        assert_eq!(host.poll_timeout(), None);
+    }
+
+    #[test]
+    fn ids_overflowing_32_bits_are_refused() {
+        let workload = UniformWorkload::new(1, 1, Duration::ZERO, Duration::ZERO, 1);
+        let configs = vec![ProposerConfig::new(3); 2];
+        assert!(matches!(
+            ProposerHost::new(configs, ProposerId(u32::MAX), 1, workload),
+            Err(Error::InvalidHost(_))
+        ));
+    }
+}
