@@ -148,13 +148,19 @@ fn flush(host: &mut ProposerHost<TimedLoop>, cluster: &mut Cluster, now: Time, t
     }
 }
 
-/// Wakes exactly at each arrival and host timer, as the simulator schedules them.
-fn discrete_event_shell(silent: &[u32], max_attempts: u32) -> (Trace, Time) {
+/// A host with its first operations sent to the cluster at time zero.
+fn started(silent: &[u32], max_attempts: u32) -> (ProposerHost<TimedLoop>, Cluster, Trace) {
     let mut host = host(max_attempts);
     let mut cluster = Cluster::new(silent);
     let mut trace = Trace::default();
     host.start(Time::ZERO, &mut trace);
     flush(&mut host, &mut cluster, Time::ZERO, &mut trace);
+    (host, cluster, trace)
+}
+
+/// Wakes exactly at each arrival and host timer, as the simulator schedules them.
+fn discrete_event_shell(silent: &[u32], max_attempts: u32) -> (Trace, Time) {
+    let (mut host, mut cluster, mut trace) = started(silent, max_attempts);
     let deadline = host.deadline().unwrap();
     let mut now = Time::ZERO;
     while !host.is_finished() {
@@ -184,11 +190,7 @@ fn discrete_event_shell(silent: &[u32], max_attempts: u32) -> (Trace, Time) {
 /// Wakes at the next arrival, host timer, or after 50 ms, whichever is first, and fires what
 /// is due, as the real driver's loop does.
 fn polling_shell(silent: &[u32], max_attempts: u32) -> (Trace, Time) {
-    let mut host = host(max_attempts);
-    let mut cluster = Cluster::new(silent);
-    let mut trace = Trace::default();
-    host.start(Time::ZERO, &mut trace);
-    flush(&mut host, &mut cluster, Time::ZERO, &mut trace);
+    let (mut host, mut cluster, mut trace) = started(silent, max_attempts);
     let deadline = host.deadline().unwrap();
     let mut now = Time::ZERO;
     loop {

@@ -43,14 +43,14 @@ fn a_clean_cluster_decides_every_operation_safely() {
     assert!(violations.is_empty(), "{violations:?}");
     assert!(!report.stopped_early);
     let s = report.stats;
-    assert_eq!(s.ops_started, 100);
-    assert_eq!(s.ops_won + s.ops_lost, 100, "{s:?}");
-    assert_eq!(s.ops_gave_up, 0);
+    assert_eq!(s.host.ops_started, 100);
+    assert_eq!(s.host.ops_won + s.host.ops_lost, 100, "{s:?}");
+    assert_eq!(s.host.ops_gave_up, 0);
     assert!(
-        s.ops_lost > 0,
+        s.host.ops_lost > 0,
         "five proposers on three keys must lose some races: {s:?}"
     );
-    assert!(s.attempts >= 100);
+    assert!(s.host.attempts >= 100);
     assert_eq!(s.lost, 0, "perfect links lose nothing");
 }
 
@@ -120,7 +120,7 @@ fn the_same_run_with_slotted_timestamps_is_safe() {
         sim.checker().violations()
     );
     assert_eq!(sim.checker().stats().id_collisions, 0);
-    assert_eq!(sim.stats().ops_won + sim.stats().ops_lost, 180);
+    assert_eq!(sim.stats().host.ops_won + sim.stats().host.ops_lost, 180);
 }
 
 /// Proposer 0 gets "a" chosen; then every acceptor crashes and restarts; then proposer 1
@@ -191,7 +191,7 @@ fn group_commit_shares_persists_between_concurrent_requests() {
         });
         let (report, violations) = uniform_run(config, 64, 10);
         assert!(violations.is_empty(), "{violations:?}");
-        assert_eq!(report.stats.ops_gave_up, 0);
+        assert_eq!(report.stats.host.ops_gave_up, 0);
         report.stats
     };
     let immediate = run(Duration::ZERO);
@@ -216,7 +216,7 @@ fn a_partitioned_minority_does_not_stop_the_majority() {
     ));
     let (report, violations) = uniform_run(config, 4, 10);
     assert!(violations.is_empty(), "{violations:?}");
-    assert_eq!(report.stats.ops_won + report.stats.ops_lost, 30);
+    assert_eq!(report.stats.host.ops_won + report.stats.host.ops_lost, 30);
     assert!(report.stats.lost > 0, "messages to the minority are cut");
 }
 

@@ -202,9 +202,14 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
         report.stats
     );
     let st = report.stats;
-    prop_assert_eq!(st.ops_started, s.proposers as u64 * s.ops);
-    prop_assert_eq!(st.ops_won + st.ops_lost, st.ops_started, "{:?}", st);
-    prop_assert_eq!(st.ops_gave_up, 0);
+    prop_assert_eq!(st.host.ops_started, s.proposers as u64 * s.ops);
+    prop_assert_eq!(
+        st.host.ops_won + st.host.ops_lost,
+        st.host.ops_started,
+        "{:?}",
+        st
+    );
+    prop_assert_eq!(st.host.ops_gave_up, 0);
     Ok(())
 }
 

@@ -27,9 +27,9 @@ pub enum Error {
     /// The transport failed.
     #[error(transparent)]
     Transport(#[from] paxbench_quic::Error),
-    /// A node's store could not be read for the audit.
-    #[error("audit: {0}")]
-    Audit(#[from] paxbench_node::Error),
+    /// A node could not be started, or its store read for the audit.
+    #[error(transparent)]
+    Node(#[from] paxbench_node::Error),
     /// An I/O error.
     #[error("{context}: {source}")]
     Io {

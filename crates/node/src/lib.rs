@@ -12,12 +12,14 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 mod error;
+pub mod local;
 pub mod server;
 pub mod storage;
 
 pub use audit::{AckLog, AuditReport, Evidence, audit, read_stores};
 pub use config::{LearnerFanout, NodeConfig, NodeSettings, PeerAddr, StorageMode};
 pub use error::Error;
+pub use local::{LocalCluster, LocalClusterSpec, LocalNode};
 pub use server::{CrashPoints, run_configured, run_node, shutdown_signal, stats_line};
 pub use storage::{DiskSwitch, FaultyDisk, MemoryStorage, RedbStorage, Storage};
 

@@ -8,12 +8,15 @@ mod common;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use common::{Cluster, Outcome, TestClient, decided, ops};
+use common::{Cluster, Outcome, TestClient, decided, nodes, ops};
+use paxbench_core::acceptor::RejectMode;
 use paxbench_core::message::{Message, Prepare};
 use paxbench_core::proposer::ProposerConfig;
 use paxbench_core::{Instance, NodeId, ProposalId, ProposerId};
+use paxbench_node::{LearnerFanout, NodeSettings, StorageMode};
 use paxbench_quic::{
     AdminCommand, AdminReply, DiskFault, Envelope, FaultSpec, PeerName, TlsFiles, Transport,
+    TransportKind,
 };
 
 fn proposer_config(max_attempts: u32) -> ProposerConfig {
@@ -25,7 +28,7 @@ fn proposer_config(max_attempts: u32) -> ProposerConfig {
 
 #[test]
 fn a_node_killed_mid_run_loses_nothing_and_rejoins() {
-    let mut cluster = Cluster::start(3, "durable", &[]);
+    let mut cluster = Cluster::start(3, nodes(StorageMode::Durable));
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     let config = proposer_config(200);
@@ -63,7 +66,7 @@ fn a_node_killed_mid_run_loses_nothing_and_rejoins() {
 
 #[test]
 fn without_a_majority_nothing_is_decided_until_it_returns() {
-    let mut cluster = Cluster::start(3, "durable", &[]);
+    let mut cluster = Cluster::start(3, nodes(StorageMode::Durable));
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     cluster.kill(2);
@@ -89,7 +92,13 @@ fn without_a_majority_nothing_is_decided_until_it_returns() {
 
 #[test]
 fn a_promise_persisted_just_before_a_crash_survives_the_restart() {
-    let mut cluster = Cluster::start(3, "durable", &["--reject-mode", "nack"]);
+    let mut cluster = Cluster::start(
+        3,
+        NodeSettings {
+            reject_mode: Some(RejectMode::Nack),
+            ..nodes(StorageMode::Durable)
+        },
+    );
     cluster.kill(1);
     cluster.spawn(1, &["--crash-after-persisting", "1"]);
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
@@ -136,7 +145,7 @@ fn a_promise_persisted_just_before_a_crash_survives_the_restart() {
 
 #[test]
 fn strangers_and_bad_frames_leave_the_cluster_serving() {
-    let cluster = Cluster::start(3, "memory", &[]);
+    let cluster = Cluster::start(3, nodes(StorageMode::Memory));
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
 
@@ -175,7 +184,7 @@ fn strangers_and_bad_frames_leave_the_cluster_serving() {
     assert_eq!(reply, Some(AdminReply::FaultsSet));
 
     // Garbage, a truncated frame and an oversized frame, each on its own stream.
-    let addr = cluster.nodes[0].addr;
+    let addr = cluster.nodes()[0].addr;
     let transport = client.endpoint.transport().clone();
     let mut frame = Vec::new();
     paxbench_quic::frame::encode_frame(&Envelope::Ping { nonce: 1 }, &mut frame).unwrap();
@@ -219,7 +228,7 @@ fn strangers_and_bad_frames_leave_the_cluster_serving() {
 
 #[test]
 fn durable_stores_hold_every_acknowledged_record_after_a_clean_shutdown() {
-    let mut cluster = Cluster::start(3, "durable", &[]);
+    let mut cluster = Cluster::start(3, nodes(StorageMode::Durable));
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     let config = proposer_config(100);
@@ -253,8 +262,11 @@ fn durable_stores_hold_every_acknowledged_record_after_a_clean_shutdown() {
 fn tcp_and_memory_without_fanout_decide_too() {
     let mut cluster = Cluster::start(
         3,
-        "memory",
-        &["--transport", "tcp", "--learner-fanout", "proposer"],
+        NodeSettings {
+            transport: Some(TransportKind::Tcp),
+            learner_fanout: Some(LearnerFanout::Proposer),
+            ..nodes(StorageMode::Memory)
+        },
     );
     let mut client = TestClient::connect_tcp(&cluster, 0);
     client.wait_all_ready(&cluster);

@@ -10,8 +10,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Cluster, Outcome, TestClient, ops};
+use common::{Cluster, Outcome, TestClient, nodes, ops};
 use paxbench_core::proposer::ProposerConfig;
+use paxbench_node::StorageMode;
 
 /// Every run of 16 or more base64 characters of each private key's PEM body.
 fn key_fragments(certs: &Path) -> Vec<String> {
@@ -60,7 +61,7 @@ fn keys_are_private_to_their_owner_and_never_logged() {
     assert_eq!(keys, 1 + 3 + 1, "the CA, three nodes and one client");
 
     // Trace-level logs of a cluster that handshakes, decides, restarts and shuts down.
-    let mut cluster = Cluster::start_logging(3, "durable", &[], "trace");
+    let mut cluster = Cluster::start_logging(3, nodes(StorageMode::Durable), "trace");
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     let config = ProposerConfig::new(3);

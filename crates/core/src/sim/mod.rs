@@ -18,7 +18,7 @@ pub use network::{Endpoint, Fate, Latency, LinkModel, Network};
 use crate::acceptor::{Acceptor, AcceptorConfig, Destination, Outgoing, Ready, Record};
 use crate::checker::{Checker, ChosenBy};
 use crate::error::Error;
-use crate::host::{Observer, ProposerHost, Transmit};
+use crate::host::{HostStats, Observer, ProposerHost, Transmit};
 use crate::learner::Learner;
 use crate::message::Message;
 use crate::proposer::{ProposerConfig, ProposerEvent};
@@ -167,24 +167,12 @@ pub struct SimStats {
     pub lost: u64,
     /// Extra copies made by duplication.
     pub duplicated: u64,
-    /// Operations started.
-    pub ops_started: u64,
-    /// Operations whose own value was chosen.
-    pub ops_won: u64,
-    /// Operations that saw another value chosen.
-    pub ops_lost: u64,
-    /// Operations that gave up.
-    pub ops_gave_up: u64,
-    /// Attempts (PREPAREs with a new ID) across all operations.
-    pub attempts: u64,
-    /// Attempts preempted by NACKs.
-    pub preemptions: u64,
-    /// Phase timeouts.
-    pub timeouts: u64,
     /// Persist batches written (group commits).
     pub persists: u64,
     /// Faults applied.
     pub faults: u64,
+    /// What the proposers did.
+    pub host: HostStats,
 }
 
 /// A finished (or stopped) simulation's results.
@@ -350,15 +338,8 @@ impl<W: Workload> Sim<W> {
 
     /// Counts so far.
     pub fn stats(&self) -> SimStats {
-        let host = self.host.stats();
         SimStats {
-            ops_started: host.ops_started,
-            ops_won: host.ops_won,
-            ops_lost: host.ops_lost,
-            ops_gave_up: host.ops_gave_up,
-            attempts: host.attempts,
-            preemptions: host.preemptions,
-            timeouts: host.timeouts,
+            host: self.host.stats(),
             ..self.stats
         }
     }

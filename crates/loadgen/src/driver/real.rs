@@ -3,9 +3,8 @@
 //! one current-thread task; all share one link per node with coalesced writes. Faults of the
 //! schedule become process kills and restarts or fault-layer settings.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +12,7 @@ use paxbench_core::checker::Checker;
 use paxbench_core::host::{ProposerHost, Transmit};
 use paxbench_core::rng::Stream;
 use paxbench_core::{NodeId, ProposerId, Time};
-use paxbench_node::{AckLog, StorageMode};
+use paxbench_node::{AckLog, LocalCluster, LocalClusterSpec, NodeSettings, StorageMode};
 use paxbench_quic::{
     AdminCommand, AdminReply, Endpoint as LinkEndpoint, EndpointConfig, Envelope, FaultLayer,
     FaultSpec, Identity, Inbound, Link, NodeStats, PeerName, QuicTransport, TcpTransport, TlsFiles,
@@ -35,121 +34,38 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Proposer ids of client N start at N × this, so several generators never share an id.
 pub const PROPOSER_IDS_PER_CLIENT: u32 = 65_536;
 
-struct NodeProcess {
-    id: u32,
-    addr: SocketAddr,
-    data_dir: PathBuf,
-    child: Option<Child>,
-    args: Vec<String>,
-    log: PathBuf,
-}
-
 /// The nodes a scenario runs against.
 pub struct Cluster {
     nodes: Vec<(u32, SocketAddr)>,
     client_tls: Option<TlsFiles>,
     client: u32,
-    spawned: Option<Spawned>,
-}
-
-struct Spawned {
-    exe: PathBuf,
-    processes: Vec<NodeProcess>,
-    _dir: tempfile::TempDir,
-}
-
-fn free_port(transport: TransportKind) -> Result<SocketAddr, Error> {
-    let io = |e| Error::Io {
-        context: "finding a free port on 127.0.0.1".into(),
-        source: e,
-    };
-    match transport {
-        TransportKind::Quic => UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map_err(io),
-        TransportKind::Tcp => TcpListener::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map_err(io),
-    }
+    spawned: Option<LocalCluster>,
 }
 
 impl Cluster {
-    /// Starts `scenario.nodes` node processes (`exe node run …`) in a temporary directory, with
-    /// freshly generated certificates.
+    /// Starts `scenario.nodes` node processes (`exe node run --config …`) in a temporary
+    /// directory, with freshly generated certificates.
     pub fn spawn(scenario: &Scenario, exe: &Path) -> Result<Self, Error> {
-        let dir = tempfile::Builder::new()
-            .prefix("paxbench-cluster-")
-            .tempdir()
-            .map_err(|e| Error::Io {
-                context: "creating the cluster directory".into(),
-                source: e,
-            })?;
-        let certs = dir.path().join("certs");
-        paxbench_quic::generate_cluster_certs(&certs, scenario.nodes, 1)?;
-        let addrs = (1..=scenario.nodes)
-            .map(|id| Ok((id, free_port(scenario.transport)?)))
-            .collect::<Result<Vec<_>, Error>>()?;
-        let mut processes = Vec::new();
-        for &(id, addr) in &addrs {
-            let name = PeerName::Node(NodeId(id));
-            let files = TlsFiles::in_dir(&certs, name);
-            let data_dir = dir.path().join(format!("data-{id}"));
-            let mut args: Vec<String> = vec![
-                "node".into(),
-                "run".into(),
-                "--id".into(),
-                id.to_string(),
-                "--listen".into(),
-                addr.to_string(),
-                "--data-dir".into(),
-                data_dir.display().to_string(),
-                "--stats-interval-ms".into(),
-                "0".into(),
-                "--ca".into(),
-                files.ca.display().to_string(),
-                "--cert".into(),
-                files.cert.display().to_string(),
-                "--key".into(),
-                files.key.display().to_string(),
-            ];
-            for (flag, value) in [
-                ("--storage", serde_name(&scenario.storage)),
-                ("--transport", serde_name(&scenario.transport)),
-                ("--reject-mode", serde_name(&scenario.reject_mode)),
-                ("--learner-fanout", serde_name(&scenario.learner_fanout)),
-            ] {
-                args.push(flag.into());
-                args.push(value);
-            }
-            for &(peer, peer_addr) in &addrs {
-                if peer != id {
-                    args.push("--peer".into());
-                    args.push(format!("{peer}={peer_addr}"));
-                }
-            }
-            processes.push(NodeProcess {
-                id,
-                addr,
-                data_dir,
-                child: None,
-                args,
-                log: dir.path().join(format!("node-{id}.log")),
-            });
-        }
-        let mut cluster = Self {
-            nodes: addrs,
-            client_tls: Some(TlsFiles::in_dir(&certs, PeerName::Client(0))),
+        let local = LocalCluster::start(LocalClusterSpec {
+            nodes: scenario.nodes,
+            clients: 1,
+            shared: NodeSettings {
+                storage: Some(scenario.storage),
+                transport: Some(scenario.transport),
+                reject_mode: Some(scenario.reject_mode),
+                learner_fanout: Some(scenario.learner_fanout),
+                ..NodeSettings::default()
+            },
+            program: exe.into(),
+            program_args: vec!["node".into(), "run".into()],
+            log_filter: std::env::var("PAXBENCH_NODE_LOG").unwrap_or_else(|_| "info".into()),
+        })?;
+        Ok(Self {
+            nodes: local.nodes().iter().map(|n| (n.id, n.addr)).collect(),
+            client_tls: Some(local.client_tls(0)),
             client: 0,
-            spawned: Some(Spawned {
-                exe: exe.into(),
-                processes,
-                _dir: dir,
-            }),
-        };
-        for id in 1..=scenario.nodes {
-            cluster.start_node(id)?;
-        }
-        Ok(cluster)
+            spawned: Some(local),
+        })
     }
 
     /// Running nodes, as the scenario's `attach` section lists them.
@@ -178,55 +94,17 @@ impl Cluster {
     }
 
     fn start_node(&mut self, id: u32) -> Result<(), Error> {
-        let Some(spawned) = &mut self.spawned else {
-            return Err(Error::Scenario(
+        match &mut self.spawned {
+            Some(local) => Ok(local.start_node(id, &[])?),
+            None => Err(Error::Scenario(
                 "only a spawned cluster can start nodes".into(),
-            ));
-        };
-        let process = spawned
-            .processes
-            .iter_mut()
-            .find(|p| p.id == id)
-            .ok_or_else(|| Error::Scenario(format!("no node {id}")))?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&process.log)
-            .map_err(|e| Error::Io {
-                context: format!("opening {}", process.log.display()),
-                source: e,
-            })?;
-        let log_err = log.try_clone().map_err(|e| Error::Io {
-            context: "cloning a log handle".into(),
-            source: e,
-        })?;
-        let child = Command::new(&spawned.exe)
-            .args(&process.args)
-            .env(
-                "RUST_LOG",
-                std::env::var("PAXBENCH_NODE_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| Error::Io {
-                context: format!("starting node {id} ({})", spawned.exe.display()),
-                source: e,
-            })?;
-        info!(node = id, addr = %process.addr, pid = child.id(), "node started");
-        process.child = Some(child);
-        Ok(())
+            )),
+        }
     }
 
     fn kill_node(&mut self, id: u32) {
-        if let Some(spawned) = &mut self.spawned
-            && let Some(process) = spawned.processes.iter_mut().find(|p| p.id == id)
-            && let Some(mut child) = process.child.take()
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-            info!(node = id, "node killed");
+        if let Some(local) = &mut self.spawned {
+            local.kill(id);
         }
     }
 
@@ -234,59 +112,22 @@ impl Cluster {
     fn node_log(&self, id: u32) -> String {
         self.spawned
             .as_ref()
-            .and_then(|s| s.processes.iter().find(|p| p.id == id))
-            .and_then(|p| std::fs::read_to_string(&p.log).ok())
+            .map(|local| local.log(id))
             .unwrap_or_default()
     }
 
     /// The data directory of every spawned node, for the audit.
     fn data_dirs(&self) -> Vec<(NodeId, PathBuf)> {
-        self.spawned.as_ref().map_or_else(Vec::new, |s| {
-            s.processes
-                .iter()
-                .map(|p| (NodeId(p.id), p.data_dir.clone()))
-                .collect()
-        })
+        self.spawned
+            .as_ref()
+            .map_or_else(Vec::new, LocalCluster::data_dirs)
     }
 
     /// Stops spawned nodes with SIGTERM (SIGKILL after 10 s); attached nodes are left alone.
     pub fn stop(&mut self) {
-        let Some(spawned) = &mut self.spawned else {
-            return;
-        };
-        for process in &mut spawned.processes {
-            if let Some(child) = &process.child {
-                let _ = Command::new("kill")
-                    .args(["-TERM", &child.id().to_string()])
-                    .status();
-            }
+        if let Some(local) = &mut self.spawned {
+            local.stop();
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for process in &mut spawned.processes {
-            if let Some(mut child) = process.child.take() {
-                while Instant::now() < deadline {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn serde_name<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
     }
 }
 

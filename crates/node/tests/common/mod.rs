@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use paxbench_core::acceptor::Record;
@@ -16,7 +16,7 @@ use paxbench_core::message::Message;
 use paxbench_core::proposer::ProposerConfig;
 use paxbench_core::workload::{NextOp, OpOutcome, OpSpec, Workload};
 use paxbench_core::{Instance, NodeId, ProposerId, ProposerIndex, Time, Value};
-use paxbench_node::Storage;
+use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings, Storage, StorageMode};
 use paxbench_quic::{
     AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, Identity, Inbound,
     Link, NodeStats, PeerName, QuicTransport, TlsFiles, Transport,
@@ -25,194 +25,85 @@ use tokio::sync::mpsc;
 
 pub const NODE_BIN: &str = env!("CARGO_BIN_EXE_paxbench-node");
 
-pub struct NodeProcess {
-    pub id: u32,
-    pub addr: SocketAddr,
-    pub data_dir: PathBuf,
-    pub log: PathBuf,
-    child: Option<Child>,
+/// Settings for every node of a test cluster, with this storage mode.
+pub fn nodes(storage: StorageMode) -> NodeSettings {
+    NodeSettings {
+        storage: Some(storage),
+        ..NodeSettings::default()
+    }
 }
 
-pub struct Cluster {
-    pub dir: tempfile::TempDir,
-    pub nodes: Vec<NodeProcess>,
-    storage: String,
-    extra: Vec<String>,
-    log_filter: String,
+/// The library's local cluster of `paxbench-node` processes, with test conveniences: each
+/// failure panics with what went wrong.
+pub struct Cluster(LocalCluster);
+
+impl Deref for Cluster {
+    type Target = LocalCluster;
+    fn deref(&self) -> &LocalCluster {
+        &self.0
+    }
 }
 
-fn free_udp_port() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+impl DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut LocalCluster {
+        &mut self.0
+    }
 }
 
 impl Cluster {
-    /// `n` nodes with the given storage mode and extra flags, all started.
-    pub fn start(n: u32, storage: &str, extra: &[&str]) -> Self {
-        Self::start_logging(n, storage, extra, "info")
+    /// `n` nodes sharing `settings`, all started.
+    pub fn start(n: u32, settings: NodeSettings) -> Self {
+        Self::start_logging(n, settings, "info")
     }
 
     /// The same, with the nodes' `RUST_LOG` set to `filter`.
-    pub fn start_logging(n: u32, storage: &str, extra: &[&str], filter: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        paxbench_quic::generate_cluster_certs(&dir.path().join("certs"), n, 2).unwrap();
-        let nodes = (1..=n)
-            .map(|id| NodeProcess {
-                id,
-                addr: free_udp_port(),
-                data_dir: dir.path().join(format!("n{id}")),
-                log: dir.path().join(format!("n{id}.log")),
-                child: None,
+    pub fn start_logging(n: u32, settings: NodeSettings, filter: &str) -> Self {
+        Self(
+            LocalCluster::start(LocalClusterSpec {
+                nodes: n,
+                clients: 2,
+                shared: settings,
+                program: NODE_BIN.into(),
+                program_args: vec!["run".into()],
+                log_filter: filter.into(),
             })
-            .collect();
-        let mut cluster = Self {
-            dir,
-            nodes,
-            storage: storage.into(),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            log_filter: filter.into(),
-        };
-        for id in 1..=n {
-            cluster.spawn(id, &[]);
-        }
-        cluster
-    }
-
-    pub fn certs(&self) -> PathBuf {
-        self.dir.path().join("certs")
-    }
-
-    fn node(&mut self, id: u32) -> &mut NodeProcess {
-        &mut self.nodes[id as usize - 1]
+            .unwrap(),
+        )
     }
 
     /// Starts node `id` (again), with `extra` flags for this start only.
     pub fn spawn(&mut self, id: u32, extra: &[&str]) {
-        let certs = self.certs();
-        let peers: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|n| n.id != id)
-            .map(|n| format!("{}={}", n.id, n.addr))
-            .collect();
-        let storage = self.storage.clone();
-        let base_extra = self.extra.clone();
-        let log_filter = self.log_filter.clone();
-        let node = self.node(id);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&node.log)
-            .unwrap();
-        let mut command = Command::new(NODE_BIN);
-        command
-            .args([
-                "run",
-                "--id",
-                &id.to_string(),
-                "--listen",
-                &node.addr.to_string(),
-            ])
-            .args(["--data-dir", node.data_dir.to_str().unwrap()])
-            .args(["--storage", &storage, "--stats-interval-ms", "0"])
-            .args(["--ca", certs.join("ca.pem").to_str().unwrap()])
-            .args([
-                "--cert",
-                certs.join(format!("node-{id}.pem")).to_str().unwrap(),
-            ])
-            .args([
-                "--key",
-                certs.join(format!("node-{id}.key")).to_str().unwrap(),
-            ])
-            .args(peers.iter().flat_map(|p| ["--peer", p.as_str()]))
-            .args(&base_extra)
-            .args(extra)
-            .env("RUST_LOG", log_filter)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        node.child = Some(command.spawn().unwrap());
-    }
-
-    /// SIGKILL, and wait for the process to be gone.
-    pub fn kill(&mut self, id: u32) {
-        if let Some(mut child) = self.node(id).child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.0.start_node(id, extra).unwrap();
     }
 
     /// SIGTERM, and the exit status.
     pub fn terminate(&mut self, id: u32) -> ExitStatus {
-        let mut child = self.node(id).child.take().expect("node running");
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        wait_with_timeout(&mut child, Duration::from_secs(10)).expect("node exits on SIGTERM")
-    }
-
-    /// Waits for node `id` to exit by itself.
-    pub fn wait_exit(&mut self, id: u32, timeout: Duration) -> Option<ExitStatus> {
-        let node = self.node(id);
-        let status = wait_with_timeout(node.child.as_mut()?, timeout);
-        if status.is_some() {
-            node.child = None;
-        }
-        status
-    }
-
-    pub fn log(&self, id: u32) -> String {
-        std::fs::read_to_string(&self.nodes[id as usize - 1].log).unwrap_or_default()
+        self.0
+            .terminate(id, Duration::from_secs(10))
+            .expect("node exits on SIGTERM")
     }
 
     /// Audits every node's store against what `client` saw (the nodes must be stopped).
     pub fn audit<T: Transport>(&self, client: &mut TestClient<T>) -> paxbench_node::AuditReport {
-        let dirs: Vec<(NodeId, PathBuf)> = self
-            .nodes
-            .iter()
-            .map(|n| (NodeId(n.id), n.data_dir.clone()))
-            .collect();
-        let stores = paxbench_node::read_stores(&dirs).unwrap();
-        paxbench_node::audit(&stores, self.nodes.len(), &mut client.checker, &client.acks)
+        let stores = paxbench_node::read_stores(&self.data_dirs()).unwrap();
+        paxbench_node::audit(
+            &stores,
+            self.nodes().len(),
+            &mut client.checker,
+            &client.acks,
+        )
     }
 
     /// The records in node `id`'s durable store (the node must be stopped).
     pub fn stored(&self, id: u32) -> HashMap<Instance, Record> {
         let mut store =
-            paxbench_node::RedbStorage::open(&self.nodes[id as usize - 1].data_dir).unwrap();
+            paxbench_node::RedbStorage::open(&self.nodes()[id as usize - 1].data_dir).unwrap();
         store
             .load()
             .unwrap()
             .into_iter()
             .map(|r| (r.instance, r))
             .collect()
-    }
-}
-
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
     }
 }
 
@@ -305,7 +196,7 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
         });
         let links = runtime.block_on(async {
             cluster
-                .nodes
+                .nodes()
                 .iter()
                 .map(|n| endpoint.dial(n.addr, PeerName::Node(NodeId(n.id))))
                 .collect()
@@ -315,7 +206,7 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
             endpoint,
             inbox,
             links,
-            node_ids: cluster.nodes.iter().map(|n| NodeId(n.id)).collect(),
+            node_ids: cluster.nodes().iter().map(|n| NodeId(n.id)).collect(),
             checker: Checker::new(),
             acks: paxbench_node::AckLog::new(),
             started: Instant::now(),
@@ -369,7 +260,7 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
     }
 
     pub fn wait_all_ready(&mut self, cluster: &Cluster) {
-        for node in &cluster.nodes {
+        for node in cluster.nodes() {
             assert!(
                 self.wait_ready(node.id, Duration::from_secs(20)),
                 "node {} never answered",
