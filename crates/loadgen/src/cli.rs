@@ -11,8 +11,8 @@ use clap::{Parser, Subcommand};
 use paxbench_node::cli::NodeCommand;
 
 use crate::config::{BenchConfig, TargetKind};
+use crate::report::summary::Summary;
 use crate::run::{RunOptions, run};
-use crate::summary::Summary;
 
 /// Exit code when a scenario saw safety violations it did not expect.
 pub const EXIT_VIOLATIONS: u8 = 3;
@@ -169,7 +169,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Chart { dir } => {
-            for file in crate::chart::render(&dir)? {
+            for file in crate::report::chart::render(&dir)? {
                 println!("{}", file.display());
             }
             Ok(ExitCode::SUCCESS)
@@ -179,10 +179,13 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             threshold,
             out,
         } => {
-            let comparisons = crate::compare::compare(&dirs, threshold)?;
-            print!("{}", crate::compare::markdown(&comparisons, threshold));
+            let comparisons = crate::analysis::compare::compare(&dirs, threshold)?;
+            print!(
+                "{}",
+                crate::analysis::compare::markdown(&comparisons, threshold)
+            );
             if let Some(out) = out {
-                crate::compare::write(&dirs, &comparisons, threshold, &out)?;
+                crate::analysis::compare::write(&dirs, &comparisons, threshold, &out)?;
                 println!("written to {}", out.display());
             }
             let regressions = comparisons
@@ -197,20 +200,20 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Merge { dirs, out } => {
-            let merged = crate::merge::merge(&dirs, &out)?;
+            let merged = crate::analysis::merge::merge(&dirs, &out)?;
             print!("{}", table(&merged));
             println!("merged: {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Reliability { dirs, fuzz_stats } => {
-            let rows = crate::reliability::rows(&dirs)?;
+            let rows = crate::analysis::reliability::rows(&dirs)?;
             let fuzz = if fuzz_stats.exists() {
-                crate::reliability::read_fuzz_stats(&fuzz_stats)?
+                crate::analysis::reliability::read_fuzz_stats(&fuzz_stats)?
             } else {
                 Vec::new()
             };
-            print!("{}", crate::reliability::markdown(&rows, &fuzz));
-            if rows.iter().any(crate::reliability::Row::failed) {
+            print!("{}", crate::analysis::reliability::markdown(&rows, &fuzz));
+            if rows.iter().any(crate::analysis::reliability::Row::failed) {
                 eprintln!("RELIABILITY FAILURE: a scenario saw violations or lost records");
                 return Ok(ExitCode::from(EXIT_VIOLATIONS));
             }
@@ -228,7 +231,9 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 .collect();
             let nodes = nodes.unwrap_or(dirs.len());
             if let Some(results) = results {
-                let audit = crate::reliability::audit_attach_run(&results, scenario, &dirs, nodes)?;
+                let audit = crate::analysis::reliability::audit_attach_run(
+                    &results, scenario, &dirs, nodes,
+                )?;
                 println!(
                     "{} stores, {} records: {} chosen values lost of {}, {} acknowledged states lost of {}, {} replay violations; recorded in {}",
                     audit.stores,
@@ -272,7 +277,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
-            print!("{}", crate::summary::schema_json());
+            print!("{}", crate::report::summary::schema_json());
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { configs } => {
@@ -389,48 +394,14 @@ fn parse_store(text: &str) -> Result<(u32, PathBuf), String> {
 
 /// The summary as a fixed-width table for a terminal.
 pub fn table(summary: &Summary) -> String {
-    let mut out = format!(
-        "{}{}\n{:<40} {:>11} {:>9} {:>9} {:>8} {:>8} {:>7} {:>9} {:>9} {:>6} {:>10} {:>10}\n",
+    let interrupted = if summary.interrupted {
+        " (INTERRUPTED)"
+    } else {
+        ""
+    };
+    format!(
+        "{}{interrupted}\n{}",
         summary.name,
-        if summary.interrupted {
-            " (INTERRUPTED)"
-        } else {
-            ""
-        },
-        "scenario",
-        "decisions/s",
-        "p50",
-        "p99",
-        "won",
-        "lost",
-        "gaveup",
-        "retry/op",
-        "preempt/op",
-        "duels",
-        "collisions",
-        "violations"
-    );
-    let us = crate::report::fmt_us;
-    for s in &summary.scenarios {
-        let mut label = s.label.clone();
-        if label.chars().count() > 40 {
-            label = label.chars().take(39).collect::<String>() + "…";
-        }
-        out.push_str(&format!(
-            "{:<40} {:>11.0} {:>9} {:>9} {:>8} {:>8} {:>7} {:>9.3} {:>9.3} {:>6} {:>10} {:>10}\n",
-            label,
-            s.throughput.decisions_per_s,
-            us(s.latency_us.op.p50),
-            us(s.latency_us.op.p99),
-            s.outcomes.won,
-            s.outcomes.lost_race,
-            s.outcomes.gave_up + s.outcomes.timed_out,
-            s.retries.retries_per_op,
-            s.contention.preemptions_per_op,
-            s.contention.dueling_episodes,
-            s.ids.collisions,
-            s.safety.violations,
-        ));
-    }
-    out
+        crate::report::table::terminal(&summary.scenarios)
+    )
 }

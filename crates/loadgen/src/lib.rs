@@ -1,28 +1,22 @@
 //! paxbench's load generator: bench configs, workloads, concurrent proposers on a real cluster
-//! (spawned or attached, over QUIC or TCP) or in the deterministic simulator, measurement, and
-//! reports.
+//! (spawned or attached, over QUIC or TCP) or in the deterministic simulator, measurement,
+//! reports and their analysis.
 //!
-//! Data flows one way: [`config`] → [`config::Scenario`] → [`driver`] (with the [`workload`]) →
-//! events → [`metrics`] and the core's checker → [`summary`] and [`report`].
+//! The folders follow the data, which flows one way: [`config`] (files, sweeps, scenarios) →
+//! [`driver`] (an I/O shell over the core's proposer host, fed by the workload) → [`measure`]
+//! (events into metrics, decisions into the checker) → [`report`] (the typed summary, then files,
+//! tables, charts and html) → [`analysis`] (compare, merge and reliability read summaries).
 
 #![warn(missing_docs)]
 
-pub mod chart;
+pub mod analysis;
 pub mod cli;
-pub mod compare;
 pub mod config;
 pub mod driver;
 mod error;
 pub mod fuzzing;
-pub mod html;
-pub mod merge;
-pub mod metrics;
-pub mod reliability;
+pub mod measure;
 pub mod report;
 pub mod run;
-pub mod summary;
-pub mod sweep;
-pub mod topology;
-pub mod workload;
 
 pub use error::Error;

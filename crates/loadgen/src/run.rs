@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::config::{BenchConfig, TargetKind};
 use crate::driver::{RunOutput, real, sim};
 use crate::error::Error;
+use crate::report::summary::{SCHEMA_VERSION, ScenarioSummary, Summary};
 use crate::report::{self, ReportDir};
-use crate::summary::{SCHEMA_VERSION, ScenarioSummary, Summary};
 
 /// How to run.
 #[derive(Clone, Debug)]
@@ -185,7 +185,7 @@ fn run_into(
         (serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n").as_bytes(),
     )?;
     if options.charts {
-        crate::chart::render(report.path())?;
+        crate::report::chart::render(report.path())?;
     }
     Ok((summary, interrupted))
 }

@@ -5,10 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+use paxbench_loadgen::analysis::{compare, merge};
 use paxbench_loadgen::config::BenchConfig;
-use paxbench_loadgen::metrics::latency_histogram;
+use paxbench_loadgen::measure::latency_histogram;
+use paxbench_loadgen::report;
 use paxbench_loadgen::run::{RunOptions, run};
-use paxbench_loadgen::{compare, merge, report};
 use serde_json::{Value, json};
 
 const CONFIG: &str = "name: part\ntarget:\n  kind: sim\nworkload:\n  proposers: 4\n  keys: 100\n  warmup_s: 0\n  duration_s: 0.2\n";
@@ -129,6 +130,14 @@ fn merge_adds_histograms_and_counters_exactly() {
         "(5 + 15) / (10 + 30)"
     );
     assert_eq!(s.contention.rounds, vec![(1, 40)]);
+    let one_generator = report::summary::Summary::load(&template).unwrap().scenarios[0]
+        .setup
+        .proposers;
+    assert_eq!(
+        s.setup.proposers,
+        2 * one_generator,
+        "two generators' proposers together"
+    );
     let dir = root.path().join("merged");
     for file in [
         "summary.json",

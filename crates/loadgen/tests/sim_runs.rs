@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use paxbench_loadgen::config::BenchConfig;
+use paxbench_loadgen::report::summary::ScenarioSummary;
 use paxbench_loadgen::run::{RunOptions, RunResult, run};
-use paxbench_loadgen::summary::ScenarioSummary;
 
 fn run_yaml(yaml: &str, dir: &Path) -> RunResult {
     let config = BenchConfig::parse(Path::new("test.yaml"), yaml.to_string()).unwrap();
@@ -231,7 +231,7 @@ fn the_committed_schema_matches_the_summary_types() {
         .expect("docs/summary.schema.json exists (regenerate with `paxbench schema > docs/summary.schema.json`)");
     assert_eq!(
         committed,
-        paxbench_loadgen::summary::schema_json(),
+        paxbench_loadgen::report::summary::schema_json(),
         "regenerate with `cargo run --bin paxbench -- schema > docs/summary.schema.json`"
     );
 }

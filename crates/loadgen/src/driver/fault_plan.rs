@@ -6,7 +6,7 @@ use paxbench_core::{ProposerIndex, Time};
 use paxbench_quic::LinkFaults;
 
 use crate::config::{DiskFail, FaultAction, Scenario};
-use crate::topology::Cuts;
+use crate::driver::topology::Cuts;
 
 /// One step of the plan.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,10 +1,14 @@
 //! Drivers run one scenario's proposers against a target and hand back what was measured:
-//! [`sim`] in the core's simulator (virtual time), [`real`] against QUIC or TCP nodes.
-//! Both feed the same workload, metrics and checker, so their results compare directly.
+//! [`sim`] in the core's simulator (virtual time), [`real`] against QUIC or TCP nodes. Both are
+//! I/O shells over the core's proposer host, fed by the same [`workload`], applying the same
+//! [`fault_plan`] and [`topology`], and reporting to the same metrics and checker, so their
+//! results compare directly.
 
 pub mod fault_plan;
 pub mod real;
 pub mod sim;
+pub mod topology;
+pub mod workload;
 
 use std::time::Duration;
 
@@ -15,7 +19,7 @@ use paxbench_core::time::ClockModel;
 use paxbench_quic::NodeStats;
 
 use crate::config::Scenario;
-use crate::metrics::{OpMetrics, Percentiles, ProtocolMetrics};
+use crate::measure::{OpMetrics, Percentiles, ProtocolMetrics};
 
 /// Everything a driver measured in one scenario.
 #[derive(Debug)]

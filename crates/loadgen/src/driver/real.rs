@@ -24,10 +24,10 @@ use tracing::{info, warn};
 use super::fault_plan::{FaultPlan, Planned};
 use super::{RunOutput, VIOLATION_EXAMPLES, proposer_configs};
 use crate::config::{Scenario, TargetKind};
+use crate::driver::topology::Cuts;
+use crate::driver::workload::Generator;
 use crate::error::Error;
-use crate::metrics::{Percentiles, ProtocolMetrics, latency_histogram, record_ns};
-use crate::topology::Cuts;
-use crate::workload::Generator;
+use crate::measure::{Percentiles, ProtocolMetrics, latency_histogram, record_ns};
 
 /// How long nodes may take to answer their first ping.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);

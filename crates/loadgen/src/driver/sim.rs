@@ -13,9 +13,9 @@ use paxbench_quic::LinkFaults;
 use super::fault_plan::{FaultPlan, Planned};
 use super::{RunOutput, VIOLATION_EXAMPLES, proposer_configs};
 use crate::config::Scenario;
+use crate::driver::workload::Generator;
 use crate::error::Error;
-use crate::metrics::ProtocolMetrics;
-use crate::workload::Generator;
+use crate::measure::ProtocolMetrics;
 
 /// Simulated steps between checks of the interrupt flag.
 const STEPS_PER_CHECK: u32 = 4096;

@@ -5,12 +5,10 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
-use crate::chart::{self, ChartData};
 use crate::error::Error;
+use crate::report::chart::{self, ChartData};
 use crate::report::fmt_us;
-use crate::summary::Summary;
+use crate::report::summary::Summary;
 
 /// One scenario of one run, as compared.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,6 +131,7 @@ pub fn write(
     let mut spectra = Vec::new();
     let mut timeseries = Vec::new();
     let mut scenarios = Vec::new();
+    let mut first = None;
     for dir in dirs {
         let data = chart::load(dir)?;
         let run = run_name(dir);
@@ -140,17 +139,21 @@ pub fn write(
             spectra.push((format!("{run}: {label}"), points.clone()));
             timeseries.push((format!("{run}: {label}"), rows));
         }
-        for mut s in data.summary["scenarios"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-        {
-            s["label"] = Value::String(format!("{run}: {}", s["label"].as_str().unwrap_or("?")));
+        for mut s in data.summary.scenarios.iter().cloned() {
+            s.label = format!("{run}: {}", s.label);
             scenarios.push(s);
         }
+        first.get_or_insert(data.summary);
     }
+    let Some(first) = first else {
+        return Ok(());
+    };
     let overlaid = ChartData {
-        summary: serde_json::json!({"name": "compare", "scenarios": scenarios}),
+        summary: Summary {
+            name: "compare".into(),
+            scenarios,
+            ..first
+        },
         spectra,
         timeseries,
     };

@@ -9,12 +9,12 @@ use std::sync::Once;
 use plotters::coord::CoordTranslate;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use serde_json::Value;
 
 use crate::error::Error;
+use crate::report::summary::{ScenarioSummary, Summary};
 
 /// The font every chart uses, committed with its licence (`assets/DejaVuSans-LICENSE.txt`).
-const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 const SIZE: (u32, u32) = (960, 540);
 
@@ -48,8 +48,8 @@ pub type SecondRows = Vec<(f64, f64, f64)>;
 /// What the charts are drawn from: `summary.json`, the `.hgrm` spectra and `timeseries.csv`.
 #[derive(Clone, Debug)]
 pub struct ChartData {
-    /// The parsed summary.
-    pub summary: Value,
+    /// The summary.
+    pub summary: Summary,
     /// Per scenario: (label, points of (1/(1−p), latency in ms)).
     pub spectra: Vec<(String, Vec<(f64, f64)>)>,
     /// Per scenario: (label, rows of (second, decisions/s, p99 in ms)).
@@ -62,13 +62,12 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
 
 /// Reads what the charts need from a results folder.
 pub fn load(dir: &Path) -> Result<ChartData, Error> {
-    let summary = serde_json::to_value(crate::summary::Summary::load(dir)?)
-        .map_err(|e| Error::Scenario(format!("re-reading the summary: {e}")))?;
-    let scenarios = summary["scenarios"].as_array().cloned().unwrap_or_default();
+    let summary = Summary::load(dir)?;
+    let scenarios = &summary.scenarios;
     let mut spectra = Vec::new();
-    for scenario in &scenarios {
-        let index = scenario["index"].as_u64().unwrap_or(0);
-        let label = scenario["label"].as_str().unwrap_or("?").to_string();
+    for scenario in scenarios {
+        let index = scenario.index;
+        let label = scenario.label.clone();
         let path = dir.join(format!("scenario-{index:02}.hgrm"));
         let hgrm = fs::read_to_string(&path).map_err(io(format!("reading {}", path.display())))?;
         let points = hgrm
@@ -87,7 +86,7 @@ pub fn load(dir: &Path) -> Result<ChartData, Error> {
         fs::read_to_string(&csv_path).map_err(io(format!("reading {}", csv_path.display())))?;
     let mut timeseries: Vec<(String, SecondRows)> = scenarios
         .iter()
-        .map(|s| (s["label"].as_str().unwrap_or("?").to_string(), Vec::new()))
+        .map(|s| (s.label.clone(), Vec::new()))
         .collect();
     for line in csv.lines().skip(1) {
         // scenario,"label",second,ops_per_s,decisions_per_s,p50_us,p99_us,retries,preemptions
@@ -107,8 +106,8 @@ pub fn load(dir: &Path) -> Result<ChartData, Error> {
         }
     }
     // The last second of a scenario is usually partial; drawn, it would look like a collapse.
-    for ((_, rows), scenario) in timeseries.iter_mut().zip(&scenarios) {
-        let measured = scenario["measured_s"].as_f64().unwrap_or(f64::MAX);
+    for ((_, rows), scenario) in timeseries.iter_mut().zip(scenarios) {
+        let measured = scenario.measured_s;
         rows.retain(|(second, _, _)| second + 1.0 <= measured + 1e-6);
     }
     Ok(ChartData {
@@ -134,15 +133,8 @@ fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
-fn scenarios(data: &ChartData) -> Vec<Value> {
-    data.summary["scenarios"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn f(value: &Value) -> f64 {
-    value.as_f64().unwrap_or(0.0)
+fn scenarios(data: &ChartData) -> &[ScenarioSummary] {
+    &data.summary.scenarios
 }
 
 /// Draws one line in palette colour `i`, labelled for the legend.
@@ -246,11 +238,9 @@ fn draw_over_time<DB: DrawingBackend>(
         .flat_map(|(_, rows)| rows.iter().map(|r| r.2))
         .fold(0.01f64, f64::max);
     let faults: Vec<(f64, String)> = scenarios(data)
-        .iter()
-        .take(1)
-        .flat_map(|s| s["faults"].as_array().cloned().unwrap_or_default())
-        .filter_map(|f| Some((f[0].as_f64()?, f[1].as_str()?.to_string())))
-        .collect();
+        .first()
+        .map(|s| s.faults.clone())
+        .unwrap_or_default();
     for (area, max_y, y_desc, pick, caption) in [
         (
             &top,
@@ -334,15 +324,10 @@ fn draw_outcomes<DB: DrawingBackend>(
     let rows: Vec<(String, [f64; 4])> = scenarios(data)
         .iter()
         .map(|s| {
-            let o = &s["outcomes"];
+            let o = &s.outcomes;
             (
-                s["label"].as_str().unwrap_or("?").to_string(),
-                [
-                    f(&o["won"]),
-                    f(&o["lost_race"]),
-                    f(&o["gave_up"]),
-                    f(&o["timed_out"]),
-                ],
+                s.label.clone(),
+                [o.won, o.lost_race, o.gave_up, o.timed_out].map(|n| n as f64),
             )
         })
         .collect();
@@ -405,16 +390,13 @@ fn draw_rounds<DB: DrawingBackend>(
     let series: Vec<(String, Vec<(f64, f64)>)> = scenarios(data)
         .iter()
         .map(|s| {
-            let rounds = s["contention"]["rounds"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let total: f64 = rounds.iter().map(|r| f(&r[1])).sum::<f64>().max(1.0);
+            let rounds = &s.contention.rounds;
+            let total = (rounds.iter().map(|(_, ops)| ops).sum::<u64>() as f64).max(1.0);
             let points = rounds
                 .iter()
-                .map(|r| (f(&r[0]), 100.0 * f(&r[1]) / total))
+                .map(|&(attempts, ops)| (f64::from(attempts), 100.0 * ops as f64 / total))
                 .collect();
-            (s["label"].as_str().unwrap_or("?").to_string(), points)
+            (s.label.clone(), points)
         })
         .collect();
     let max_rounds = series
@@ -449,15 +431,12 @@ type SchemePoint = (f64, f64, f64, f64);
 fn by_scheme(data: &ChartData) -> Vec<(String, Vec<SchemePoint>)> {
     let mut lines: Vec<(String, Vec<SchemePoint>)> = Vec::new();
     for s in scenarios(data) {
-        let scheme = s["settings"]["id_scheme"]
-            .as_str()
-            .unwrap_or("?")
-            .to_string();
+        let scheme = s.setup.id_scheme.clone();
         let point = (
-            f(&s["settings"]["proposers"]),
-            f(&s["retries"]["retries_per_op"]),
-            f(&s["contention"]["preemptions_per_op"]),
-            f(&s["latency_us"]["op"]["p99"]) / 1e3,
+            f64::from(s.setup.proposers),
+            s.retries.retries_per_op,
+            s.contention.preemptions_per_op,
+            s.latency_us.op.p99 as f64 / 1e3,
         );
         match lines.iter_mut().find(|(name, _)| *name == scheme) {
             Some((_, points)) => points.push(point),
@@ -559,11 +538,9 @@ fn draw_headline<DB: DrawingBackend>(
 }
 
 fn has_key_ranks(data: &ChartData) -> bool {
-    scenarios(data).iter().any(|s| {
-        s["contention"]["by_key_rank"]
-            .as_array()
-            .is_some_and(|r| r.len() >= 2)
-    })
+    scenarios(data)
+        .iter()
+        .any(|s| s.contention.by_key_rank.len() >= 2)
 }
 
 fn draw_key_ranks<DB: DrawingBackend>(
@@ -575,15 +552,14 @@ fn draw_key_ranks<DB: DrawingBackend>(
     let lines: Vec<(String, Vec<(f64, f64)>)> = scenarios(data)
         .iter()
         .map(|s| {
-            let points = s["contention"]["by_key_rank"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
+            let points = s
+                .contention
+                .by_key_rank
                 .iter()
-                .filter(|r| f(&r[1]) > 0.0)
-                .map(|r| (f(&r[0]), f(&r[2]) / f(&r[1])))
+                .filter(|(_, ops, _)| *ops > 0)
+                .map(|&(rank, ops, preemptions)| (f64::from(rank), preemptions as f64 / ops as f64))
                 .collect();
-            (s["label"].as_str().unwrap_or("?").to_string(), points)
+            (s.label.clone(), points)
         })
         .filter(|(_, points): &(String, Vec<(f64, f64)>)| !points.is_empty())
         .collect();
@@ -648,7 +624,7 @@ pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
     register_font()?;
     let out = dir.join("charts");
     fs::create_dir_all(&out).map_err(io(format!("creating {}", out.display())))?;
-    let name = data.summary["name"].as_str().unwrap_or("run");
+    let name = data.summary.name.as_str();
     let mut charts = Vec::new();
     if has_headline(data) {
         charts.push((
@@ -715,7 +691,7 @@ pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
 pub fn render(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let data = load(dir)?;
     let charts = draw_all(&data, dir)?;
-    let page = crate::html::page(&data, &charts);
+    let page = crate::report::html::page(&data, &charts);
     let page_path = dir.join("report.html");
     fs::write(&page_path, page).map_err(io(format!("writing {}", page_path.display())))?;
     let mut files: Vec<PathBuf> = charts

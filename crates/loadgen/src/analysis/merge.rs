@@ -13,9 +13,12 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::metrics::{Percentiles, interval_histogram, latency_histogram};
+use crate::measure::{Percentiles, interval_histogram, latency_histogram};
 use crate::report;
-use crate::summary::{ScenarioSummary, Summary};
+use crate::report::summary::{
+    Contention, Counts, Ids, Latencies, Messages, Outcomes, Retries, Safety, ScenarioSummary,
+    Setup, Summary, Throughput,
+};
 
 fn read(path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path).map_err(|source| Error::Io {
@@ -147,11 +150,16 @@ fn per(numerator: f64, denominator: u64) -> f64 {
 }
 
 /// Merges one scenario of every run; `histograms` are the runs' named histograms.
+///
+/// Every struct is built field by field, without `..`: a field added to the summary does not
+/// compile here until merge decides how to combine it.
 pub fn merge_scenario(
     parts: &[&ScenarioSummary],
     histograms: &[Vec<(String, Histogram<u64>)>],
 ) -> Result<(ScenarioSummary, BTreeMap<String, Histogram<u64>>), Error> {
-    let mut merged = parts[0].clone();
+    let Some(first) = parts.first() else {
+        return Err(Error::Scenario("nothing to merge".into()));
+    };
     let mut sums: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
     for run in histograms {
         for (name, histogram) in run {
@@ -160,112 +168,183 @@ pub fn merge_scenario(
         }
     }
     let sum = |f: &dyn Fn(&ScenarioSummary) -> u64| parts.iter().map(|p| f(p)).sum::<u64>();
+    let max = |f: &dyn Fn(&ScenarioSummary) -> u64| parts.iter().map(|p| f(p)).max().unwrap_or(0);
     let max_f =
         |f: &dyn Fn(&ScenarioSummary) -> f64| parts.iter().map(|p| f(p)).fold(0.0, f64::max);
-    let o = &mut merged.outcomes;
-    o.started = sum(&|p| p.outcomes.started);
-    o.won = sum(&|p| p.outcomes.won);
-    o.lost_race = sum(&|p| p.outcomes.lost_race);
-    o.gave_up = sum(&|p| p.outcomes.gave_up);
-    o.timed_out = sum(&|p| p.outcomes.timed_out);
-    o.unfinished = sum(&|p| p.outcomes.unfinished);
-    let c = &mut merged.counts;
-    c.ops_finished = sum(&|p| p.counts.ops_finished);
-    c.attempts = sum(&|p| p.counts.attempts);
-    c.retries = sum(&|p| p.counts.retries);
-    c.preemptions = sum(&|p| p.counts.preemptions);
-    c.ops_preempted = sum(&|p| p.counts.ops_preempted);
-    c.timeouts = sum(&|p| p.counts.timeouts);
-    c.backoff_ns = sum(&|p| p.counts.backoff_ns);
-    c.livelock_ns = sum(&|p| p.counts.livelock_ns);
-    c.bytes_from_proposers = sum(&|p| p.counts.bytes_from_proposers);
-    // The nodes' counters cover the whole cluster, and every generator read them all.
-    c.bytes_from_acceptors = parts
-        .iter()
-        .map(|p| p.counts.bytes_from_acceptors)
-        .max()
-        .unwrap_or(0);
-    merged.interrupted = parts.iter().any(|p| p.interrupted);
-    merged.measured_s = max_f(&|p| p.measured_s);
-    merged.wall_s = max_f(&|p| p.wall_s);
-    let finished = merged.counts.ops_finished;
-    let decisions = merged.outcomes.won;
-    let completed =
-        decisions + merged.outcomes.lost_race + merged.outcomes.gave_up + merged.outcomes.timed_out;
+    let ScenarioSummary {
+        index,
+        label,
+        swept,
+        target,
+        setup,
+        settings,
+        interrupted: _,
+        measured_s: _,
+        wall_s: _,
+        outcomes: _,
+        throughput: _,
+        latency_us,
+        contention: _,
+        retries: _,
+        ids,
+        messages: _,
+        safety,
+        nodes,
+        faults,
+        reliability,
+        counts: _,
+    } = (*first).clone();
+    let outcomes = Outcomes {
+        started: sum(&|p| p.outcomes.started),
+        won: sum(&|p| p.outcomes.won),
+        lost_race: sum(&|p| p.outcomes.lost_race),
+        gave_up: sum(&|p| p.outcomes.gave_up),
+        timed_out: sum(&|p| p.outcomes.timed_out),
+        unfinished: sum(&|p| p.outcomes.unfinished),
+    };
+    let counts = Counts {
+        ops_finished: sum(&|p| p.counts.ops_finished),
+        attempts: sum(&|p| p.counts.attempts),
+        retries: sum(&|p| p.counts.retries),
+        preemptions: sum(&|p| p.counts.preemptions),
+        ops_preempted: sum(&|p| p.counts.ops_preempted),
+        timeouts: sum(&|p| p.counts.timeouts),
+        backoff_ns: sum(&|p| p.counts.backoff_ns),
+        livelock_ns: sum(&|p| p.counts.livelock_ns),
+        bytes_from_proposers: sum(&|p| p.counts.bytes_from_proposers),
+        // The nodes' counters cover the whole cluster, and every generator read them all.
+        bytes_from_acceptors: max(&|p| p.counts.bytes_from_acceptors),
+    };
+    let measured_s = max_f(&|p| p.measured_s);
+    let finished = counts.ops_finished;
+    let decisions = outcomes.won;
+    let completed = decisions + outcomes.lost_race + outcomes.gave_up + outcomes.timed_out;
     let rate = |n: u64| {
-        if merged.measured_s > 0.0 {
-            n as f64 / merged.measured_s
+        if measured_s > 0.0 {
+            n as f64 / measured_s
         } else {
             0.0
         }
     };
-    merged.throughput.decisions_per_s = rate(decisions);
-    merged.throughput.ops_per_s = rate(completed);
-    if merged.throughput.target_rate.is_some() {
-        merged.throughput.target_rate =
-            Some(parts.iter().filter_map(|p| p.throughput.target_rate).sum());
-        merged.throughput.achieved_rate = Some(rate(merged.outcomes.started));
-        merged.throughput.fell_behind = parts.iter().any(|p| p.throughput.fell_behind);
-    }
+    let open_loop = first.throughput.target_rate.is_some();
+    let throughput = Throughput {
+        decisions_per_s: rate(decisions),
+        ops_per_s: rate(completed),
+        target_rate: open_loop.then(|| parts.iter().filter_map(|p| p.throughput.target_rate).sum()),
+        achieved_rate: open_loop.then(|| rate(outcomes.started)),
+        fell_behind: parts.iter().any(|p| p.throughput.fell_behind),
+    };
     let percentiles = |name: &str| sums.get(name).map(Percentiles::of).unwrap_or_default();
-    merged.latency_us.op = percentiles("op");
-    merged.latency_us.service = percentiles("service");
-    merged.latency_us.start_lag = percentiles("start_lag");
-    merged.latency_us.phase1 = percentiles("phase1");
-    merged.latency_us.phase2 = percentiles("phase2");
+    let Latencies { floor, .. } = latency_us;
+    let latency_us = Latencies {
+        op: percentiles("op"),
+        service: percentiles("service"),
+        start_lag: percentiles("start_lag"),
+        phase1: percentiles("phase1"),
+        phase2: percentiles("phase2"),
+        // Each generator pinged the nodes before its run; the first one's floor stands for all.
+        floor,
+    };
     let mut rounds: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut by_rank: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     for p in parts {
         for (attempts, n) in &p.contention.rounds {
             *rounds.entry(*attempts).or_default() += n;
         }
-    }
-    merged.contention.rounds = rounds.into_iter().collect();
-    let mut by_rank: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-    for p in parts {
         for (rank, ops, preemptions) in &p.contention.by_key_rank {
             let entry = by_rank.entry(*rank).or_default();
             entry.0 += ops;
             entry.1 += preemptions;
         }
     }
-    merged.contention.by_key_rank = by_rank.into_iter().map(|(r, (o, p))| (r, o, p)).collect();
-    merged.contention.preemptions_per_op = per(merged.counts.preemptions as f64, finished);
-    merged.contention.preempted_share = per(merged.counts.ops_preempted as f64, finished);
-    merged.contention.dueling_episodes = sum(&|p| p.contention.dueling_episodes);
-    merged.contention.livelock_windows = sum(&|p| p.contention.livelock_windows);
-    merged.contention.livelock_ms = merged.counts.livelock_ns as f64 / 1e6;
-    merged.retries.retries_per_op = per(merged.counts.retries as f64, finished);
-    merged.retries.timeouts_per_op = per(merged.counts.timeouts as f64, finished);
-    merged.retries.backoff_ms_per_op = per(merged.counts.backoff_ns as f64 / 1e6, finished);
-    merged.ids.collisions = sum(&|p| p.ids.collisions);
-    merged.ids.reused = sum(&|p| p.ids.reused);
-    merged.messages.from_proposers = sum(&|p| p.messages.from_proposers);
-    merged.messages.from_acceptors = parts
-        .iter()
-        .map(|p| p.messages.from_acceptors)
-        .max()
-        .unwrap_or(0);
-    merged.messages.per_decision = per(
-        (merged.messages.from_proposers + merged.messages.from_acceptors) as f64,
-        decisions,
-    );
-    merged.messages.bytes_per_decision = per(
-        (merged.counts.bytes_from_proposers + merged.counts.bytes_from_acceptors) as f64,
-        decisions,
-    );
+    let contention = Contention {
+        preemptions_per_op: per(counts.preemptions as f64, finished),
+        preempted_share: per(counts.ops_preempted as f64, finished),
+        rounds: rounds.into_iter().collect(),
+        dueling_episodes: sum(&|p| p.contention.dueling_episodes),
+        livelock_windows: sum(&|p| p.contention.livelock_windows),
+        livelock_ms: counts.livelock_ns as f64 / 1e6,
+        by_key_rank: by_rank.into_iter().map(|(r, (o, p))| (r, o, p)).collect(),
+    };
+    let retries = Retries {
+        retries_per_op: per(counts.retries as f64, finished),
+        timeouts_per_op: per(counts.timeouts as f64, finished),
+        backoff_ms_per_op: per(counts.backoff_ns as f64 / 1e6, finished),
+    };
+    let Ids { highest, .. } = ids;
+    let ids = Ids {
+        collisions: sum(&|p| p.ids.collisions),
+        reused: sum(&|p| p.ids.reused),
+        high_growth_per_s: max_f(&|p| p.ids.high_growth_per_s),
+        // IDs are ordered by their numbers, not by this text; the first run's stands.
+        highest,
+    };
+    let from_proposers = sum(&|p| p.messages.from_proposers);
+    let from_acceptors = max(&|p| p.messages.from_acceptors);
+    let messages = Messages {
+        from_proposers,
+        from_acceptors,
+        per_decision: per((from_proposers + from_acceptors) as f64, decisions),
+        bytes_per_decision: per(
+            (counts.bytes_from_proposers + counts.bytes_from_acceptors) as f64,
+            decisions,
+        ),
+    };
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     for p in parts {
         for (kind, n) in &p.safety.by_kind {
             *kinds.entry(kind.clone()).or_default() += n;
         }
     }
-    merged.safety.by_kind = kinds.into_iter().collect();
-    merged.safety.violations = sum(&|p| p.safety.violations);
-    merged.safety.examples = parts
-        .iter()
-        .flat_map(|p| p.safety.examples.clone())
-        .take(5)
-        .collect();
+    let safety = Safety {
+        violations: sum(&|p| p.safety.violations),
+        by_kind: kinds.into_iter().collect(),
+        examples: parts
+            .iter()
+            .flat_map(|p| p.safety.examples.clone())
+            .take(5)
+            .collect(),
+        expected: safety.expected,
+    };
+    let Setup {
+        nodes: cluster_nodes,
+        proposers: _,
+        keys,
+        id_scheme,
+        storage,
+    } = setup;
+    let setup = Setup {
+        nodes: cluster_nodes,
+        proposers: parts.iter().map(|p| p.setup.proposers).sum(),
+        keys,
+        id_scheme,
+        storage,
+    };
+    let merged = ScenarioSummary {
+        index,
+        label,
+        swept,
+        target,
+        setup,
+        settings,
+        interrupted: parts.iter().any(|p| p.interrupted),
+        measured_s,
+        wall_s: max_f(&|p| p.wall_s),
+        outcomes,
+        throughput,
+        latency_us,
+        contention,
+        retries,
+        ids,
+        messages,
+        safety,
+        // The nodes, the fault schedule and the recoveries are the cluster's: every generator
+        // saw the same ones, so the first run's stand.
+        nodes,
+        faults,
+        reliability,
+        counts,
+    };
     Ok((merged, sums))
 }
 
@@ -400,7 +479,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, Error> {
         "summary.json",
         (serde_json::to_string_pretty(&merged).unwrap_or_default() + "\n").as_bytes(),
     )?;
-    crate::chart::render(folder.path())?;
+    crate::report::chart::render(folder.path())?;
     folder.finish(merged.interrupted)?;
     Ok(merged)
 }

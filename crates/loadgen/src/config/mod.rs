@@ -14,8 +14,10 @@ use paxbench_quic::{Carrier, DiskFault, LinkFaults, TransportKind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::sweep::Sweep;
-use crate::topology::Cuts;
+pub mod sweep;
+
+use crate::driver::topology::Cuts;
+use sweep::Sweep;
 
 /// Where a scenario runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -748,7 +750,7 @@ impl Cell<'_> {
 }
 
 /// A value as a short label: `counter`, `8`, `full-jitter:0.2-50ms`, `zipfian:0.99`.
-fn display_value<T: Serialize>(value: &T) -> String {
+pub(crate) fn display_value<T: Serialize>(value: &T) -> String {
     fn compact(value: &serde_json::Value) -> String {
         match value {
             serde_json::Value::String(s) => s.clone(),

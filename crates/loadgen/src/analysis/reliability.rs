@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::summary::{AuditSummary, ScenarioSummary, Summary};
+use crate::report::summary::{AuditSummary, ScenarioSummary, Summary};
 
 /// Audits the stores of an `attach` run's nodes (stopped since) against the evidence the run
 /// kept (`scenario-NN.evidence`), and records the audit in the run's `summary.json` and
@@ -127,7 +127,7 @@ pub struct Row {
 impl Row {
     fn of(run: &str, scenario: &ScenarioSummary) -> Self {
         let audit = scenario.reliability.audit.as_ref();
-        let nodes = scenario.settings["nodes"].as_u64().unwrap_or(0);
+        let nodes = u64::from(scenario.setup.nodes);
         Self {
             name: if scenario.label == "default" {
                 run.to_string()

@@ -11,7 +11,7 @@ use paxbench_core::{Instance, ProposerIndex, Time, Value};
 use rustc_hash::FxHashMap;
 
 use crate::config::{Arrival, KeyDistribution, LoopMode, Scenario};
-use crate::metrics::OpMetrics;
+use crate::measure::OpMetrics;
 
 /// Keys used by races start here, far above any configured key range.
 const RACE_KEY_BASE: u64 = 1 << 48;

@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use paxbench_core::Time;
 
-use crate::config::Scenario;
+use crate::config::{Scenario, display_value};
 use crate::driver::RunOutput;
-use crate::metrics::Percentiles;
+use crate::measure::Percentiles;
 
 /// The version of this schema; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A whole run.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -55,7 +55,7 @@ pub struct Environment {
 }
 
 /// One scenario (a cell of the sweep).
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ScenarioSummary {
     /// Position in the sweep.
     pub index: usize,
@@ -65,7 +65,10 @@ pub struct ScenarioSummary {
     pub swept: Vec<(String, String)>,
     /// `spawn`, `attach` or `sim`.
     pub target: String,
-    /// Every setting of the scenario, as run.
+    /// The settings reports group and label scenarios by.
+    pub setup: Setup,
+    /// Every setting of the scenario, as run: an echo for people and scripts. Reports read
+    /// only the typed fields.
     #[schemars(with = "serde_json::Value")]
     pub settings: serde_json::Value,
     /// Whether Ctrl-C cut this scenario short.
@@ -99,6 +102,34 @@ pub struct ScenarioSummary {
     pub reliability: Reliability,
     /// The raw counts behind the ratios, so that runs can be merged exactly.
     pub counts: Counts,
+}
+
+/// The settings reports group and label scenarios by.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Setup {
+    /// Nodes in the cluster.
+    pub nodes: u32,
+    /// Proposers of this generator.
+    pub proposers: u32,
+    /// Keys of the workload.
+    pub keys: u64,
+    /// The ID scheme, as the config names it (`counter`, `timestamp`, …).
+    pub id_scheme: String,
+    /// The nodes' storage, as the config names it (`memory`, `durable`).
+    pub storage: String,
+}
+
+impl Setup {
+    /// The setup of `scenario`.
+    pub fn of(scenario: &Scenario) -> Self {
+        Self {
+            nodes: scenario.nodes,
+            proposers: scenario.proposers,
+            keys: scenario.keys,
+            id_scheme: display_value(&scenario.id_scheme),
+            storage: display_value(&scenario.storage),
+        }
+    }
 }
 
 /// How the cluster came back from faults, and whether its stores kept every promise.
@@ -402,6 +433,7 @@ impl ScenarioSummary {
             label: scenario.label.clone(),
             swept: scenario.swept.clone(),
             target: format!("{:?}", scenario.target).to_lowercase(),
+            setup: Setup::of(scenario),
             settings: serde_json::to_value(scenario).unwrap_or(serde_json::Value::Null),
             interrupted: output.interrupted,
             measured_s,
@@ -573,12 +605,23 @@ impl Summary {
             context: format!("reading {}", path.display()),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|e| {
-            crate::error::Error::Scenario(format!(
-                "{}: not a paxbench summary: {e}",
-                path.display()
-            ))
-        })
+        let fail = |message: String| {
+            crate::error::Error::Scenario(format!("{}: {message}", path.display()))
+        };
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: u32,
+        }
+        let version: Version = serde_json::from_str(&text)
+            .map_err(|e| fail(format!("not a paxbench summary: {e}")))?;
+        if version.schema_version != SCHEMA_VERSION {
+            return Err(fail(format!(
+                "summary schema {}, this paxbench reads schema {SCHEMA_VERSION}: run it again \
+                 with this version",
+                version.schema_version
+            )));
+        }
+        serde_json::from_str(&text).map_err(|e| fail(format!("not a paxbench summary: {e}")))
     }
 }
 
@@ -586,4 +629,24 @@ impl Summary {
 pub fn schema_json() -> String {
     let schema = schemars::schema_for!(Summary);
     serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_of_another_schema_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("summary.json"),
+            r#"{"schema_version": 1, "name": "old"}"#,
+        )
+        .unwrap();
+        let error = Summary::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("summary.json") && error.contains("summary schema 1"),
+            "{error}"
+        );
+    }
 }

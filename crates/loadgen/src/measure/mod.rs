@@ -1,0 +1,11 @@
+//! Measurement: operation timings from the workload ([`OpMetrics`]) and everything the proposers
+//! do and send from the host's observer hooks ([`ProtocolMetrics`]), the same on every target.
+
+mod ops;
+mod protocol;
+
+pub use ops::{
+    MAX_LATENCY_US, OpMetrics, Percentiles, Second, interval_histogram, latency_histogram,
+    record_ns,
+};
+pub use protocol::{KEY_RANKS, ProtocolMetrics, Recovery};

@@ -1,0 +1,209 @@
+//! Operation timings, which only the workload knows (intended start, actual start, outcome):
+//! hdrhistograms in microseconds (1 µs to 1 h, 3 significant digits), per run and per second.
+//! Percentiles are read from histograms, never averaged.
+
+use hdrhistogram::Histogram;
+use paxbench_core::Time;
+use paxbench_core::proposer::GiveUpReason;
+use paxbench_core::workload::OpOutcome;
+use serde::Serialize;
+
+/// The largest latency recorded: one hour, in microseconds.
+pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// A histogram of microseconds with the project's bounds.
+pub fn latency_histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts; a failure here is a programming error.
+    #[allow(clippy::expect_used)]
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
+}
+
+/// A histogram that grows as needed, for per-second intervals (most stay small).
+pub fn interval_histogram() -> Histogram<u64> {
+    #[allow(clippy::expect_used)]
+    let mut histogram = Histogram::new(3).expect("valid histogram precision");
+    histogram.auto(true);
+    histogram
+}
+
+/// Records `ns` nanoseconds as microseconds, clamped to the histogram's range.
+pub fn record_ns(histogram: &mut Histogram<u64>, ns: u64) {
+    let us = (ns / 1_000).clamp(1, MAX_LATENCY_US);
+    // Clamped into range, so this cannot fail.
+    let _ = histogram.record(us);
+}
+
+/// Percentiles of a histogram, in microseconds.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Smallest.
+    pub min: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// Reads a histogram.
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: histogram.len(),
+            min: histogram.min(),
+            mean: histogram.mean(),
+            p50: histogram.value_at_quantile(0.5),
+            p90: histogram.value_at_quantile(0.9),
+            p99: histogram.value_at_quantile(0.99),
+            p999: histogram.value_at_quantile(0.999),
+            max: histogram.max(),
+        }
+    }
+}
+
+/// One second of the run.
+#[derive(Clone, Debug)]
+pub struct Second {
+    /// Operations that ended in this second.
+    pub completed: u64,
+    /// Of those, the ones whose own value was chosen: each decided instance has exactly one
+    /// (unless agreement broke).
+    pub won: u64,
+    /// Latency of the operations that ended in this second.
+    pub latency: Histogram<u64>,
+    /// Retries started in this second.
+    pub retries: u64,
+    /// Preemptions seen in this second.
+    pub preemptions: u64,
+}
+
+impl Default for Second {
+    fn default() -> Self {
+        Self {
+            completed: 0,
+            won: 0,
+            latency: interval_histogram(),
+            retries: 0,
+            preemptions: 0,
+        }
+    }
+}
+
+pub(super) fn second_of(
+    seconds: &mut Vec<Second>,
+    at: Time,
+    warmup_end: Time,
+) -> Option<&mut Second> {
+    if at < warmup_end {
+        return None;
+    }
+    let index = ((at.0 - warmup_end.0) / 1_000_000_000) as usize;
+    if index >= seconds.len() {
+        seconds.resize_with(index + 1, Second::default);
+    }
+    seconds.get_mut(index)
+}
+
+/// Per-operation measurements, kept by the workload.
+#[derive(Debug)]
+pub struct OpMetrics {
+    warmup_end: Time,
+    /// Intended start to outcome: what a user waits, including time queued behind a slow system.
+    pub latency: Histogram<u64>,
+    /// Actual start to outcome.
+    pub service: Histogram<u64>,
+    /// Actual start minus intended start (open loop): how far the generator fell behind.
+    pub lag: Histogram<u64>,
+    /// Measured operations started.
+    pub started: u64,
+    /// Won: their own value was chosen.
+    pub won: u64,
+    /// Lost the race: another value was chosen.
+    pub lost: u64,
+    /// Gave up after the retry budget.
+    pub gave_up: u64,
+    /// Gave up at the deadline.
+    pub timed_out: u64,
+    /// The last outcome recorded.
+    pub last_outcome: Time,
+    /// Per-second buckets, from the end of the warmup.
+    pub seconds: Vec<Second>,
+}
+
+impl OpMetrics {
+    /// Empty, measuring from `warmup_end`.
+    pub fn new(warmup_end: Time) -> Self {
+        Self {
+            warmup_end,
+            latency: latency_histogram(),
+            service: latency_histogram(),
+            lag: latency_histogram(),
+            started: 0,
+            won: 0,
+            lost: 0,
+            gave_up: 0,
+            timed_out: 0,
+            last_outcome: warmup_end,
+            seconds: Vec::new(),
+        }
+    }
+
+    /// A measured operation intended at `intended` starts at `started`.
+    pub fn on_start(&mut self, intended: Time, started: Time) {
+        self.started += 1;
+        record_ns(
+            &mut self.lag,
+            started.0.saturating_sub(intended.0).max(1_000),
+        );
+    }
+
+    /// A measured operation ended.
+    pub fn on_outcome(&mut self, now: Time, intended: Time, started: Time, outcome: OpOutcome) {
+        let latency = now.0.saturating_sub(intended.0);
+        record_ns(&mut self.latency, latency);
+        record_ns(&mut self.service, now.0.saturating_sub(started.0));
+        let won = match outcome {
+            OpOutcome::Won => {
+                self.won += 1;
+                true
+            }
+            OpOutcome::Lost => {
+                self.lost += 1;
+                false
+            }
+            OpOutcome::GaveUp(GiveUpReason::RetryBudget) => {
+                self.gave_up += 1;
+                false
+            }
+            OpOutcome::GaveUp(GiveUpReason::Deadline) => {
+                self.timed_out += 1;
+                false
+            }
+        };
+        self.last_outcome = self.last_outcome.max(now);
+        if let Some(second) = second_of(&mut self.seconds, now, self.warmup_end) {
+            second.completed += 1;
+            second.won += u64::from(won);
+            record_ns(&mut second.latency, latency);
+        }
+    }
+
+    /// Operations that ended.
+    pub fn completed(&self) -> u64 {
+        self.won + self.lost + self.gave_up + self.timed_out
+    }
+}

@@ -1,0 +1,256 @@
+//! `summary.md`: the comparison table across the sweep, then a table per scenario.
+
+use std::fmt::Write as _;
+
+use crate::report::summary::Summary;
+
+/// Microseconds for people: `480 µs`, `12.5 ms`.
+pub fn fmt_us(us: u64) -> String {
+    if us >= 10_000 {
+        format!("{:.1} ms", us as f64 / 1e3)
+    } else {
+        format!("{us} µs")
+    }
+}
+
+/// `summary.md`: a table per scenario, and a comparison table across the sweep.
+pub fn markdown(summary: &Summary) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# paxbench run: {}\n", summary.name);
+    if summary.interrupted {
+        let _ = writeln!(
+            md,
+            "**INTERRUPTED**: Ctrl-C stopped this run; what was measured is below.\n"
+        );
+    }
+    if !summary.description.is_empty() {
+        let _ = writeln!(md, "{}\n", summary.description.trim());
+    }
+    let env = &summary.environment;
+    let _ = writeln!(
+        md,
+        "Started {} · config `{}` · seed {} · {} ({} cores) · {} · commit `{}`\n",
+        summary.started_utc, summary.config, env.seed, env.cpu, env.cores, env.os, env.git_commit
+    );
+    if summary.scenarios.len() > 1 {
+        let _ = writeln!(md, "## Comparison\n");
+        md.push_str(&crate::report::table::markdown(&summary.scenarios));
+        md.push('\n');
+    }
+    for s in &summary.scenarios {
+        let _ = writeln!(md, "## Scenario {}: {}\n", s.index, s.label);
+        if s.interrupted {
+            let _ = writeln!(md, "**Interrupted.**\n");
+        }
+        let l = &s.latency_us;
+        let _ = writeln!(md, "| measure | value |\n|---|---|");
+        let rows: Vec<(&str, String)> = vec![
+            ("target", s.target.clone()),
+            (
+                "measured",
+                format!("{:.2} s ({:.1} s wall)", s.measured_s, s.wall_s),
+            ),
+            (
+                "decisions/s",
+                format!("{:.0}", s.throughput.decisions_per_s),
+            ),
+            (
+                "ops started / won / lost race / gave up / timed out / unfinished",
+                format!(
+                    "{} / {} / {} / {} / {} / {}",
+                    s.outcomes.started,
+                    s.outcomes.won,
+                    s.outcomes.lost_race,
+                    s.outcomes.gave_up,
+                    s.outcomes.timed_out,
+                    s.outcomes.unfinished
+                ),
+            ),
+            (
+                "op latency p50 / p90 / p99 / p99.9 / max",
+                format!(
+                    "{} / {} / {} / {} / {}",
+                    fmt_us(l.op.p50),
+                    fmt_us(l.op.p90),
+                    fmt_us(l.op.p99),
+                    fmt_us(l.op.p999),
+                    fmt_us(l.op.max)
+                ),
+            ),
+            (
+                "service time p50 / p99",
+                format!("{} / {}", fmt_us(l.service.p50), fmt_us(l.service.p99)),
+            ),
+            (
+                "phase 1 / phase 2 p50",
+                format!("{} / {}", fmt_us(l.phase1.p50), fmt_us(l.phase2.p50)),
+            ),
+            (
+                "transport floor p50 (ping)",
+                l.floor
+                    .iter()
+                    .map(|f| format!("n{} {}", f.node, fmt_us(f.rtt.p50)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            (
+                "preemptions/op, preempted share",
+                format!(
+                    "{:.3}, {:.1}%",
+                    s.contention.preemptions_per_op,
+                    100.0 * s.contention.preempted_share
+                ),
+            ),
+            (
+                "rounds per op",
+                s.contention
+                    .rounds
+                    .iter()
+                    .map(|(r, n)| format!("{r}:{n}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            (
+                "dueling episodes, livelock windows (time)",
+                format!(
+                    "{}, {} ({:.1} ms)",
+                    s.contention.dueling_episodes,
+                    s.contention.livelock_windows,
+                    s.contention.livelock_ms
+                ),
+            ),
+            (
+                "retries/op, timeouts/op, backoff/op",
+                format!(
+                    "{:.3}, {:.3}, {:.2} ms",
+                    s.retries.retries_per_op,
+                    s.retries.timeouts_per_op,
+                    s.retries.backoff_ms_per_op
+                ),
+            ),
+            (
+                "ID collisions, reuses, growth of high part/s",
+                format!(
+                    "{}, {}, {:.3e}",
+                    s.ids.collisions, s.ids.reused, s.ids.high_growth_per_s
+                ),
+            ),
+            (
+                "messages/decision, bytes/decision",
+                format!(
+                    "{:.1}, {:.0}",
+                    s.messages.per_decision, s.messages.bytes_per_decision
+                ),
+            ),
+            (
+                "safety violations",
+                if s.safety.violations == 0 {
+                    "0".into()
+                } else {
+                    format!(
+                        "{} ({}){}",
+                        s.safety.violations,
+                        s.safety
+                            .by_kind
+                            .iter()
+                            .map(|(k, n)| format!("{n} {k}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        if s.safety.expected {
+                            ", expected: this is the finding"
+                        } else {
+                            ""
+                        }
+                    )
+                },
+            ),
+        ];
+        if let (Some(target), Some(achieved)) =
+            (s.throughput.target_rate, s.throughput.achieved_rate)
+        {
+            let _ = writeln!(
+                md,
+                "| open loop: target / achieved rate, start lag p99 | {target:.0} / {achieved:.0} ops/s, {}{} |",
+                fmt_us(l.start_lag.p99),
+                if s.throughput.fell_behind {
+                    " (**generator fell behind**)"
+                } else {
+                    ""
+                }
+            );
+        }
+        for (name, value) in rows {
+            let _ = writeln!(md, "| {name} | {value} |");
+        }
+        if !s.nodes.is_empty() {
+            let _ = writeln!(
+                md,
+                "| nodes: records per commit (max), commit p50 / p99, frames per write | {} |",
+                s.nodes
+                    .iter()
+                    .map(|n| format!(
+                        "n{}: {:.1} ({}), {} / {}, {:.1}",
+                        n.node,
+                        n.records_per_batch,
+                        n.max_batch,
+                        fmt_us(n.commit_p50_us),
+                        fmt_us(n.commit_p99_us),
+                        n.frames_per_write
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+        if let Some(audit) = &s.reliability.audit {
+            let _ = writeln!(
+                md,
+                "| store audit: chosen values lost, acknowledged states lost, replay violations | {}{} |",
+                if audit.problems() == 0 {
+                    format!(
+                        "0, 0, 0 ({} chosen values and {} acknowledged states checked in {} records of {} stores)",
+                        audit.chosen_checked, audit.acks_checked, audit.records, audit.stores
+                    )
+                } else {
+                    format!(
+                        "**{}, {}, {}**",
+                        audit.chosen_lost, audit.acks_lost, audit.violations
+                    )
+                },
+                if audit.problems() > 0 && !s.safety.expected {
+                    " — STORE AUDIT FAILED"
+                } else {
+                    ""
+                }
+            );
+        }
+        if !s.reliability.recoveries.is_empty() {
+            let ms = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.0} ms"));
+            let _ = writeln!(
+                md,
+                "| recovery: first new decision, every node answering | {} |",
+                s.reliability
+                    .recoveries
+                    .iter()
+                    .map(|r| format!(
+                        "{} at {:.1} s: {}, {}",
+                        r.what,
+                        r.at_s,
+                        ms(r.first_decision_ms),
+                        ms(r.nodes_back_ms)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+        for example in &s.safety.examples {
+            let _ = writeln!(md, "\n> {example}");
+        }
+        if let Some(audit) = &s.reliability.audit {
+            for problem in &audit.problems {
+                let _ = writeln!(md, "\n> store audit: {problem}");
+            }
+        }
+        md.push('\n');
+    }
+    md
+}

@@ -1,0 +1,15 @@
+//! Everything a run writes, from the typed [`summary::Summary`]: the results folder and its
+//! files ([`files`]), the scenario table for terminals, Markdown and HTML ([`table`]),
+//! `summary.md` ([`markdown`]), the charts ([`chart`]) and `report.html` ([`html`]).
+
+pub mod chart;
+pub mod files;
+pub mod html;
+pub mod markdown;
+pub mod summary;
+pub mod table;
+
+pub use files::{
+    ReportDir, environment, hgrm, histograms_file, hlog, read_histograms, timeseries, utc_stamp,
+};
+pub use markdown::{fmt_us, markdown};
