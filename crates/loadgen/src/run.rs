@@ -118,7 +118,7 @@ fn run_into(
             break;
         }
         let bar = scenario_bar(options.progress, scenario.index, count, &scenario.label);
-        let output = match scenario.target {
+        let output = match scenario.target.kind {
             TargetKind::Sim => sim::run(scenario, interrupt, &bar)?,
             TargetKind::Spawn | TargetKind::Attach => {
                 real::run(scenario, &options.node_exe, interrupt, &bar)?

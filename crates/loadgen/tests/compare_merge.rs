@@ -63,8 +63,8 @@ fn part(root: &Path, template: &Path, name: &str, known: Known) -> PathBuf {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let s = &mut summary["scenarios"][0];
     s["target"] = json!("attach");
-    s["settings"]["target"] = json!("attach");
-    s["settings"]["attach"] = json!({"nodes": [{"id": 1, "addr": "10.0.0.1:7001"}], "ca": "ca.pem", "cert": format!("client-{client}.pem"), "key": format!("client-{client}.key"), "client": client});
+    s["settings"]["target"]["kind"] = json!("attach");
+    s["settings"]["target"]["attach"] = json!({"nodes": [{"id": 1, "addr": "10.0.0.1:7001"}], "ca": "ca.pem", "cert": format!("client-{client}.pem"), "key": format!("client-{client}.key"), "client": client});
     s["settings"]["seed"] = json!(client + 100);
     s["outcomes"] = json!({"started": won, "won": won, "lost_race": 0, "gave_up": 0, "timed_out": 0, "unfinished": 0});
     s["measured_s"] = json!(measured_s);
@@ -183,18 +183,21 @@ fn merge_refuses_runs_that_differ() {
     let path = b.join("summary.json");
     let original = std::fs::read_to_string(&path).unwrap();
     let mut changed: Value = serde_json::from_str(&original).unwrap();
-    changed["scenarios"][0]["settings"]["proposers"] = json!(99);
+    changed["scenarios"][0]["settings"]["workload"]["proposers"] = json!(99);
     std::fs::write(&path, changed.to_string()).unwrap();
     let err = merge::merge(&[a.clone(), b.clone()], &root.path().join("m1"))
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("configs differ") && err.contains("`proposers`") && err.contains("99"),
+        err.contains("configs differ")
+            && err.contains("`workload.proposers`")
+            && err.contains("99"),
         "{err}"
     );
     // Another cluster.
     let mut changed: Value = serde_json::from_str(&original).unwrap();
-    changed["scenarios"][0]["settings"]["attach"]["nodes"][0]["addr"] = json!("10.0.0.9:7001");
+    changed["scenarios"][0]["settings"]["target"]["attach"]["nodes"][0]["addr"] =
+        json!("10.0.0.9:7001");
     std::fs::write(&path, changed.to_string()).unwrap();
     let err = merge::merge(&[a.clone(), b], &root.path().join("m2"))
         .unwrap_err()

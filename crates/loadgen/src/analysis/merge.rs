@@ -34,7 +34,11 @@ fn comparable_settings(settings: &Value) -> Value {
     if let Some(object) = settings.as_object_mut() {
         object.remove("seed");
         object.remove("index");
-        if let Some(attach) = object.get_mut("attach").and_then(Value::as_object_mut) {
+        if let Some(attach) = object
+            .get_mut("target")
+            .and_then(|target| target.get_mut("attach"))
+            .and_then(Value::as_object_mut)
+        {
             attach.remove("client");
             attach.remove("cert");
             attach.remove("key");
@@ -121,7 +125,7 @@ pub fn check_compatible(dirs: &[PathBuf], runs: &[Summary]) -> Result<(), Error>
                 &comparable_settings(&b.settings),
                 "",
             ) {
-                let kind = if field.starts_with("attach") {
+                let kind = if field.starts_with("target.attach") {
                     "the clusters differ"
                 } else {
                     "the configs differ"

@@ -60,13 +60,14 @@ impl FaultPlan {
                 let action = match &step.action {
                     FaultAction::Kill(node) => Planned::Kill(*node),
                     FaultAction::Restart(node) => Planned::Restart(*node),
-                    FaultAction::Isolate(_) | FaultAction::Partition(_) => {
-                        Planned::Cut(step.action.cuts(scenario.nodes, scenario.proposers)?)
-                    }
+                    FaultAction::Isolate(_) | FaultAction::Partition(_) => Planned::Cut(
+                        step.action
+                            .cuts(scenario.target.nodes, scenario.workload.proposers)?,
+                    ),
                     FaultAction::Heal => Planned::Heal,
                     FaultAction::ClockJump(jump) => Planned::ClockStep {
                         proposers: jump
-                            .proposer_indexes(scenario.proposers)
+                            .proposer_indexes(scenario.workload.proposers)
                             .into_iter()
                             .map(ProposerIndex)
                             .collect(),

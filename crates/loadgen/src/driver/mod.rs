@@ -64,12 +64,12 @@ pub const VIOLATION_EXAMPLES: usize = 5;
 fn proposer_config(scenario: &Scenario, acceptors: usize) -> ProposerConfig {
     ProposerConfig {
         acceptors,
-        phase1_timeout: scenario.phase1_timeout,
-        phase2_timeout: scenario.phase2_timeout,
-        backoff: scenario.backoff.to_policy(),
-        max_attempts: scenario.max_attempts,
-        deadline: scenario.deadline,
-        id_scheme: scenario.id_scheme,
+        phase1_timeout: scenario.proposer.phase1_timeout,
+        phase2_timeout: scenario.proposer.phase2_timeout,
+        backoff: scenario.proposer.backoff.to_policy(),
+        max_attempts: scenario.proposer.max_attempts,
+        deadline: scenario.proposer.deadline,
+        id_scheme: scenario.proposer.id_scheme,
         clock: ClockModel::ideal(),
     }
 }
@@ -81,14 +81,14 @@ pub fn proposer_configs(
     acceptors: usize,
     epoch_ns: u64,
 ) -> Vec<ProposerConfig> {
-    (0..scenario.proposers)
+    (0..scenario.workload.proposers)
         .map(|index| ProposerConfig {
             clock: ClockModel::skewed(
                 Stream::Clock(index).rng(scenario.seed),
                 epoch_ns,
-                scenario.clock_skew,
-                scenario.clock_drift_ppm,
-                scenario.clock_resolution,
+                scenario.proposer.clock_skew,
+                scenario.proposer.clock_drift_ppm,
+                scenario.proposer.clock_resolution,
             ),
             ..proposer_config(scenario, acceptors)
         })

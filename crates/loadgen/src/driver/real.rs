@@ -47,13 +47,13 @@ impl Cluster {
     /// directory, with freshly generated certificates.
     pub fn spawn(scenario: &Scenario, exe: &Path) -> Result<Self, Error> {
         let local = LocalCluster::start(LocalClusterSpec {
-            nodes: scenario.nodes,
+            nodes: scenario.target.nodes,
             clients: 1,
             shared: NodeSettings {
-                storage: Some(scenario.storage),
-                transport: Some(scenario.transport),
-                reject_mode: Some(scenario.reject_mode),
-                learner_fanout: Some(scenario.learner_fanout),
+                storage: Some(scenario.target.storage),
+                transport: Some(scenario.target.transport),
+                reject_mode: Some(scenario.target.reject_mode),
+                learner_fanout: Some(scenario.target.learner_fanout),
                 ..NodeSettings::default()
             },
             program: exe.into(),
@@ -70,11 +70,16 @@ impl Cluster {
 
     /// Running nodes, as the scenario's `attach` section lists them.
     pub fn attach(scenario: &Scenario) -> Result<Self, Error> {
-        let attach = scenario
-            .attach
-            .as_ref()
-            .ok_or_else(|| Error::Scenario("attach target without an `attach` section".into()))?;
-        let client_tls = match (scenario.transport, &attach.ca, &attach.cert, &attach.key) {
+        let attach =
+            scenario.target.attach.as_ref().ok_or_else(|| {
+                Error::Scenario("attach target without an `attach` section".into())
+            })?;
+        let client_tls = match (
+            scenario.target.transport,
+            &attach.ca,
+            &attach.cert,
+            &attach.key,
+        ) {
             (TransportKind::Quic, Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
                 ca: ca.clone(),
                 cert: cert.clone(),
@@ -138,7 +143,7 @@ pub fn run(
     interrupt: &AtomicBool,
     progress: &indicatif::ProgressBar,
 ) -> Result<RunOutput, Error> {
-    let mut cluster = match scenario.target {
+    let mut cluster = match scenario.target.kind {
         TargetKind::Spawn => Cluster::spawn(scenario, node_exe)?,
         TargetKind::Attach => Cluster::attach(scenario)?,
         TargetKind::Sim => {
@@ -161,9 +166,10 @@ pub fn run(
         _ => SocketAddr::from(([127, 0, 0, 1], 0)),
     };
     // Spawned durable clusters are audited here; attached ones keep the evidence for later.
-    let audited = scenario.target == TargetKind::Spawn && scenario.storage == StorageMode::Durable;
-    let keep_evidence = audited || scenario.target == TargetKind::Attach;
-    let result = match scenario.transport {
+    let audited = scenario.target.kind == TargetKind::Spawn
+        && scenario.target.storage == StorageMode::Durable;
+    let keep_evidence = audited || scenario.target.kind == TargetKind::Attach;
+    let result = match scenario.target.transport {
         TransportKind::Quic => {
             let files = cluster
                 .client_tls
@@ -257,7 +263,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
         transport,
         FaultLayer::default(),
         &EndpointConfig {
-            carrier: scenario.carrier,
+            carrier: scenario.target.carrier,
             ..EndpointConfig::default()
         },
     );
@@ -289,7 +295,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
     let mut floor = Vec::new();
     for (i, id) in node_ids.iter().enumerate() {
         let mut histogram = latency_histogram();
-        for _ in 0..scenario.pings {
+        for _ in 0..scenario.measure.pings {
             if let Some(rtt) = ping(&links[i], &mut inbox, 1, Duration::from_secs(2)).await {
                 record_ns(&mut histogram, rtt.as_nanos() as u64);
             }
@@ -310,7 +316,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
     let configs = proposer_configs(scenario, acceptors, epoch_ns);
     let host = ProposerHost::new(configs, first_id, scenario.seed, generator)
         .map_err(|e| Error::Scenario(e.to_string()))?;
-    let count = scenario.proposers as usize;
+    let count = scenario.workload.proposers as usize;
     let mut driver = Driver {
         scenario,
         started: Instant::now(),
@@ -320,7 +326,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
         host,
         plan: FaultPlan::new(scenario),
         next_fault: 0,
-        protocol: ProtocolMetrics::new(count, warmup_end, scenario.livelock_window),
+        protocol: ProtocolMetrics::new(count, warmup_end, scenario.measure.livelock_window),
         acks: keep_evidence.then(AckLog::new),
         cuts: Cuts::default(),
         next_request,
@@ -572,7 +578,9 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                     .node_ids
                     .iter()
                     .copied()
-                    .filter(|n| (0..self.scenario.proposers).any(|p| !self.cuts.can_reach(p, *n)))
+                    .filter(|n| {
+                        (0..self.scenario.workload.proposers).any(|p| !self.cuts.can_reach(p, *n))
+                    })
                     .collect();
                 if concerned.is_empty() {
                     concerned = self.node_ids.clone();

@@ -30,13 +30,13 @@ const SIM_LIMIT: Duration = Duration::from_secs(24 * 3600);
 /// The scenario's simulated network with `extra` faults on top: a fault's drop or duplicate
 /// share replaces the scenario's when set, its delay adds to the mean latency.
 fn links(scenario: &Scenario, extra: &LinkFaults) -> LinkModel {
-    let mut latency = scenario.sim.latency;
+    let mut latency = scenario.target.sim.latency;
     latency.mean_us += extra.delay_us as f64;
     let share = |fault: f64, base: f64| if fault > 0.0 { fault } else { base };
     LinkModel {
         latency: latency.to_latency(),
-        drop: share(extra.drop, scenario.sim.drop),
-        duplicate: share(extra.duplicate, scenario.sim.duplicate),
+        drop: share(extra.drop, scenario.target.sim.drop),
+        duplicate: share(extra.duplicate, scenario.target.sim.duplicate),
         ..LinkModel::default()
     }
 }
@@ -57,7 +57,7 @@ fn faults(scenario: &Scenario, plan: &FaultPlan) -> Vec<(Time, Fault)> {
                     .iter()
                     .map(|&(a, b)| (Endpoint::Node(node(a)), Endpoint::Node(node(b))))
                     .chain(
-                        cuts.proposer_pairs(scenario.nodes)
+                        cuts.proposer_pairs(scenario.target.nodes)
                             .into_iter()
                             .map(|(p, n)| (proposer(p), Endpoint::Node(node(n)))),
                     )
@@ -96,19 +96,19 @@ pub fn run(
     progress: &indicatif::ProgressBar,
 ) -> Result<RunOutput, Error> {
     let started = Instant::now();
-    let nodes = scenario.nodes as usize;
-    let proposers = scenario.proposers as usize;
+    let nodes = scenario.target.nodes as usize;
+    let proposers = scenario.workload.proposers as usize;
     let mut config = SimConfig::new(nodes, proposers, scenario.seed);
     config.acceptor = AcceptorConfig {
-        reject_mode: scenario.reject_mode,
-        notify_learners: scenario.learner_fanout == LearnerFanout::All,
+        reject_mode: scenario.target.reject_mode,
+        notify_learners: scenario.target.learner_fanout == LearnerFanout::All,
     };
     // A memory node that crashes comes back empty, in the simulator as on a real cluster.
-    config.durability = match scenario.storage {
+    config.durability = match scenario.target.storage {
         StorageMode::Durable => Durability::Durable,
         StorageMode::Memory => Durability::Volatile,
     };
-    config.fsync = Duration::from_micros(scenario.sim.fsync_us);
+    config.fsync = Duration::from_micros(scenario.target.sim.fsync_us);
     config.links = links(scenario, &LinkFaults::default());
     let plan = FaultPlan::new(scenario);
     config.faults = faults(scenario, &plan);
@@ -119,7 +119,8 @@ pub fn run(
     let warmup_end = generator.warmup_end();
     let mut sim = Sim::new(config, generator).map_err(|e| Error::Scenario(e.to_string()))?;
     let until = sim.end();
-    let mut protocol = ProtocolMetrics::new(proposers, warmup_end, scenario.livelock_window);
+    let mut protocol =
+        ProtocolMetrics::new(proposers, warmup_end, scenario.measure.livelock_window);
     let mut interrupted = false;
     'run: loop {
         for _ in 0..STEPS_PER_CHECK {

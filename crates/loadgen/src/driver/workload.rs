@@ -144,27 +144,28 @@ pub struct Generator {
 impl Generator {
     /// The workload of `scenario`, with proposers `0..proposers`.
     pub fn new(scenario: &Scenario) -> Self {
-        let proposers = scenario.proposers as usize;
-        let warmup_end = Time(scenario.warmup.as_nanos() as u64);
-        let groups = if scenario.mode == LoopMode::Race {
-            proposers.div_ceil(scenario.contenders as usize)
+        let proposers = scenario.workload.proposers as usize;
+        let warmup_end = Time(scenario.workload.warmup.as_nanos() as u64);
+        let groups = if scenario.workload.mode == LoopMode::Race {
+            proposers.div_ceil(scenario.workload.contenders as usize)
         } else {
             0
         };
         Self {
-            mode: scenario.mode,
-            arrival: scenario.arrival,
-            think_time: scenario.think_time,
-            interval_ns: 1e9 / scenario.rate.max(1e-9),
-            contenders: scenario.contenders,
-            sampler: KeySampler::new(scenario.distribution, scenario.keys),
+            mode: scenario.workload.mode,
+            arrival: scenario.workload.arrival,
+            think_time: scenario.workload.think_time,
+            interval_ns: 1e9 / scenario.workload.rate.max(1e-9),
+            contenders: scenario.workload.contenders,
+            sampler: KeySampler::new(scenario.workload.distribution, scenario.workload.keys),
             rng: Stream::Workload.rng(scenario.seed),
-            value_size: scenario.value_size as usize,
+            value_size: scenario.workload.value_size as usize,
             warmup_end,
             end: scenario
+                .workload
                 .duration
                 .map(|d| Time(warmup_end.0 + d.as_nanos() as u64)),
-            measured_ops_limit: scenario.ops,
+            measured_ops_limit: scenario.workload.ops,
             measured_ops_issued: 0,
             next_arrival: 0.0,
             next_slot: FxHashMap::default(),

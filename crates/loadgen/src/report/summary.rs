@@ -123,11 +123,11 @@ impl Setup {
     /// The setup of `scenario`.
     pub fn of(scenario: &Scenario) -> Self {
         Self {
-            nodes: scenario.nodes,
-            proposers: scenario.proposers,
-            keys: scenario.keys,
-            id_scheme: display_value(&scenario.id_scheme),
-            storage: display_value(&scenario.storage),
+            nodes: scenario.target.nodes,
+            proposers: scenario.workload.proposers,
+            keys: scenario.workload.keys,
+            id_scheme: display_value(&scenario.proposer.id_scheme),
+            storage: display_value(&scenario.target.storage),
         }
     }
 }
@@ -400,7 +400,7 @@ impl ScenarioSummary {
         let ops = &output.ops;
         let protocol = &output.protocol;
         let measured_s = output.measured.as_secs_f64();
-        let warmup = scenario.warmup.as_secs_f64();
+        let warmup = scenario.workload.warmup.as_secs_f64();
         let since_warmup = |at: Time| at.0 as f64 / 1e9 - warmup;
         let rate = |n: u64| {
             if measured_s > 0.0 {
@@ -411,7 +411,7 @@ impl ScenarioSummary {
         };
         let decisions = ops.won;
         let finished = protocol.ops_finished;
-        let open = scenario.mode == crate::config::LoopMode::Open;
+        let open = scenario.workload.mode == crate::config::LoopMode::Open;
         let lag = Percentiles::of(&ops.lag);
         let achieved = rate(ops.started);
         let (from_acceptors, acceptor_bytes) = if output.node_stats.is_empty() {
@@ -432,7 +432,7 @@ impl ScenarioSummary {
             index: scenario.index,
             label: scenario.label.clone(),
             swept: scenario.swept.clone(),
-            target: format!("{:?}", scenario.target).to_lowercase(),
+            target: format!("{:?}", scenario.target.kind).to_lowercase(),
             setup: Setup::of(scenario),
             settings: serde_json::to_value(scenario).unwrap_or(serde_json::Value::Null),
             interrupted: output.interrupted,
@@ -449,9 +449,9 @@ impl ScenarioSummary {
             throughput: Throughput {
                 decisions_per_s: rate(decisions),
                 ops_per_s: rate(ops.completed()),
-                target_rate: open.then_some(scenario.rate),
+                target_rate: open.then_some(scenario.workload.rate),
                 achieved_rate: open.then_some(achieved),
-                fell_behind: open && (lag.p99 > 1_000 || achieved < 0.95 * scenario.rate),
+                fell_behind: open && (lag.p99 > 1_000 || achieved < 0.95 * scenario.workload.rate),
             },
             latency_us: Latencies {
                 op: Percentiles::of(&ops.latency),
@@ -481,7 +481,9 @@ impl ScenarioSummary {
                 dueling_episodes: protocol.duels,
                 livelock_windows: protocol.livelock_windows,
                 livelock_ms: protocol.livelock_ns as f64 / 1e6,
-                by_key_rank: if scenario.distribution == crate::config::KeyDistribution::Uniform {
+                by_key_rank: if scenario.workload.distribution
+                    == crate::config::KeyDistribution::Uniform
+                {
                     Vec::new()
                 } else {
                     protocol

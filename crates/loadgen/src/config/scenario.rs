@@ -1,0 +1,125 @@
+//! One fully specified scenario: a cell of the sweep, with every setting resolved. It nests as
+//! the file does (target, workload, proposer, measure), so a new sweepable field is one field
+//! of one part, and its validation.
+
+use std::time::Duration;
+
+use paxbench_core::acceptor::RejectMode;
+use paxbench_core::id::IdSchemeKind;
+use paxbench_node::{LearnerFanout, StorageMode};
+use paxbench_quic::{Carrier, TransportKind};
+use serde::Serialize;
+
+use super::faults::FaultStep;
+use super::file::{
+    Arrival, AttachSpec, BackoffSpec, KeyDistribution, LoopMode, SimSpec, TargetKind,
+};
+
+/// One fully specified scenario: a cell of the sweep.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scenario {
+    /// Position in the sweep, from 0.
+    pub index: usize,
+    /// `field=value` for each swept field, or `default` when nothing is swept.
+    pub label: String,
+    /// The swept fields and their values in this cell.
+    pub swept: Vec<(String, String)>,
+    /// The seed.
+    pub seed: u64,
+    /// The cluster.
+    pub target: TargetSettings,
+    /// What the proposers do.
+    pub workload: WorkloadSettings,
+    /// How each proposer behaves.
+    pub proposer: ProposerSettings,
+    /// Fault schedule, kill loops expanded.
+    pub faults: Vec<FaultStep>,
+    /// Whether safety violations are this scenario's expected finding.
+    pub expect_violations: bool,
+    /// Measurement settings.
+    pub measure: MeasureSettings,
+}
+
+/// The cluster a scenario runs against.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetSettings {
+    /// Spawned, attached or simulated.
+    pub kind: TargetKind,
+    /// Nodes.
+    pub nodes: u32,
+    /// Storage of spawned nodes.
+    pub storage: StorageMode,
+    /// Reject mode of spawned and simulated nodes.
+    pub reject_mode: RejectMode,
+    /// Learner fan-out.
+    pub learner_fanout: LearnerFanout,
+    /// Transport.
+    pub transport: TransportKind,
+    /// Carrier.
+    pub carrier: Carrier,
+    /// Attach settings.
+    pub attach: Option<AttachSpec>,
+    /// Simulator settings.
+    pub sim: SimSpec,
+}
+
+/// What the proposers do.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkloadSettings {
+    /// Proposers.
+    pub proposers: u32,
+    /// Keys.
+    pub keys: u64,
+    /// Key distribution.
+    pub distribution: KeyDistribution,
+    /// Loop mode.
+    pub mode: LoopMode,
+    /// Think time.
+    pub think_time: Duration,
+    /// Open-loop rate.
+    pub rate: f64,
+    /// Open-loop arrivals.
+    pub arrival: Arrival,
+    /// Race contenders.
+    pub contenders: u32,
+    /// Value size.
+    pub value_size: u32,
+    /// Warmup.
+    pub warmup: Duration,
+    /// Measured duration limit.
+    pub duration: Option<Duration>,
+    /// Measured op limit.
+    pub ops: Option<u64>,
+}
+
+/// How each proposer behaves.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProposerSettings {
+    /// ID scheme.
+    pub id_scheme: IdSchemeKind,
+    /// Clock resolution.
+    pub clock_resolution: Duration,
+    /// Clock skew bound.
+    pub clock_skew: Duration,
+    /// Clock drift bound.
+    pub clock_drift_ppm: f64,
+    /// Phase-1 timeout.
+    pub phase1_timeout: Duration,
+    /// Phase-2 timeout.
+    pub phase2_timeout: Duration,
+    /// Backoff.
+    pub backoff: BackoffSpec,
+    /// Retry budget.
+    pub max_attempts: u32,
+    /// Operation deadline.
+    pub deadline: Option<Duration>,
+}
+
+/// Measurement settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct MeasureSettings {
+    /// Livelock window.
+    pub livelock_window: Duration,
+    /// Pings per node.
+    pub pings: u32,
+}

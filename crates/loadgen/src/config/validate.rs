@@ -1,0 +1,244 @@
+//! What the types cannot check: ranges, combinations and the fault schedule of a scenario.
+//! Errors name the field as written in the file, so the loader can point at its line.
+
+use std::time::Duration;
+
+use paxbench_quic::{DiskFault, TransportKind};
+
+use super::faults::{FaultAction, check_fault_order};
+use super::file::*;
+use super::scenario::Scenario;
+
+/// The largest value a proposer may propose: it must fit in a frame with room to spare.
+pub const MAX_VALUE_SIZE: u32 = 512 * 1024;
+
+/// The most nodes a cluster may have.
+pub const MAX_NODES: u32 = 1_000;
+
+/// The most proposers one generator runs.
+pub const MAX_PROPOSERS: u32 = 1_000_000;
+
+/// The longest time any setting may ask for: a week.
+pub const MAX_TIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl Scenario {
+    /// Checks what the types cannot. Errors name the field as written in the file.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |field: &str, message: String| Err((field.to_string(), message));
+        if self.target.nodes == 0 || self.target.nodes > MAX_NODES {
+            return fail(
+                "target.nodes",
+                format!("a cluster has between 1 and {MAX_NODES} nodes"),
+            );
+        }
+        if self.target.kind == TargetKind::Attach {
+            match &self.target.attach {
+                None => {
+                    return fail(
+                        "target.attach",
+                        "`kind: attach` needs an `attach` section with the nodes".into(),
+                    );
+                }
+                Some(attach) if attach.nodes.is_empty() => {
+                    return fail("target.attach.nodes", "list at least one node".into());
+                }
+                Some(attach)
+                    if self.target.transport == TransportKind::Quic
+                        && (attach.ca.is_none()
+                            || attach.cert.is_none()
+                            || attach.key.is_none()) =>
+                {
+                    return fail("target.attach", "QUIC needs `ca`, `cert` and `key`".into());
+                }
+                Some(_) => {}
+            }
+        }
+        if self.workload.proposers == 0 || self.workload.proposers > MAX_PROPOSERS {
+            return fail(
+                "workload.proposers",
+                format!("between 1 and {MAX_PROPOSERS} proposers"),
+            );
+        }
+        if self.workload.value_size > MAX_VALUE_SIZE {
+            return fail(
+                "workload.value_size",
+                format!("at most {MAX_VALUE_SIZE} bytes (a value travels in one frame)"),
+            );
+        }
+        if self.workload.keys == 0 {
+            return fail("workload.keys", "at least one key".into());
+        }
+        match self.workload.distribution {
+            KeyDistribution::Zipfian { theta } if !(theta > 0.0 && theta.is_finite()) => {
+                return fail(
+                    "workload.distribution",
+                    format!("zipfian theta must be positive, got {theta}"),
+                );
+            }
+            KeyDistribution::Hotspot {
+                fraction,
+                probability,
+            } if !(fraction > 0.0 && fraction <= 1.0 && (0.0..=1.0).contains(&probability)) => {
+                return fail(
+                    "workload.distribution",
+                    "hotspot needs 0 < fraction ≤ 1 and 0 ≤ probability ≤ 1".into(),
+                );
+            }
+            _ => {}
+        }
+        if self.workload.mode == LoopMode::Open
+            && !(self.workload.rate > 0.0 && self.workload.rate.is_finite())
+        {
+            return fail(
+                "workload.rate",
+                format!(
+                    "the open loop needs a positive rate, got {}",
+                    self.workload.rate
+                ),
+            );
+        }
+        if self.workload.mode == LoopMode::Race
+            && (self.workload.contenders < 2 || self.workload.contenders > self.workload.proposers)
+        {
+            return fail(
+                "workload.contenders",
+                format!(
+                    "a race needs 2 ≤ contenders ≤ proposers ({}), got {}",
+                    self.workload.proposers, self.workload.contenders
+                ),
+            );
+        }
+        if self.workload.duration.is_none() && self.workload.ops.is_none() {
+            return fail(
+                "workload.duration_s",
+                "set `duration_s`, `ops`, or both".into(),
+            );
+        }
+        if self.proposer.phase1_timeout.is_zero() || self.proposer.phase2_timeout.is_zero() {
+            return fail(
+                "proposer.phase1_timeout_ms",
+                "phase timeouts must be positive".into(),
+            );
+        }
+        if self.proposer.max_attempts == 0 {
+            return fail("proposer.max_attempts", "at least one attempt".into());
+        }
+        for (field, time) in [
+            ("workload.warmup_s", Some(self.workload.warmup)),
+            ("workload.duration_s", self.workload.duration),
+            ("workload.think_time_us", Some(self.workload.think_time)),
+            (
+                "proposer.phase1_timeout_ms",
+                Some(self.proposer.phase1_timeout),
+            ),
+            (
+                "proposer.phase2_timeout_ms",
+                Some(self.proposer.phase2_timeout),
+            ),
+            ("proposer.deadline_ms", self.proposer.deadline),
+        ] {
+            if time.is_some_and(|t| t > MAX_TIME) {
+                return fail(field, format!("at most {} s", MAX_TIME.as_secs()));
+            }
+        }
+        if let Some(step) = self
+            .faults
+            .iter()
+            .find(|s| s.at_s.is_nan() || s.at_s > MAX_TIME.as_secs_f64())
+        {
+            return fail(
+                "faults",
+                format!("at_s {} is past {} s", step.at_s, MAX_TIME.as_secs()),
+            );
+        }
+        for (field, p) in [
+            ("target.sim.drop", self.target.sim.drop),
+            ("target.sim.duplicate", self.target.sim.duplicate),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return fail(field, format!("{p} is not a probability"));
+            }
+        }
+        if let Err(message) = check_fault_order(&self.faults) {
+            return fail("faults", message);
+        }
+        for step in &self.faults {
+            let nodes: Vec<u32> = match &step.action {
+                FaultAction::Kill(n) | FaultAction::Restart(n) => vec![*n],
+                FaultAction::Isolate(ns) => ns.clone(),
+                FaultAction::Partition(groups) => {
+                    if groups.is_empty() || groups.iter().any(Vec::is_empty) {
+                        return fail("faults", "a partition needs non-empty groups".into());
+                    }
+                    groups.concat()
+                }
+                FaultAction::DiskFail(disk) => {
+                    if disk.mode == DiskFault::None {
+                        return fail(
+                            "faults",
+                            "disk-fail needs `fail-write` or `fail-fsync`".into(),
+                        );
+                    }
+                    vec![disk.node]
+                }
+                FaultAction::ClockJump(jump) => {
+                    if let Some(p) = jump
+                        .proposers
+                        .iter()
+                        .find(|p| **p >= self.workload.proposers)
+                    {
+                        return fail(
+                            "faults",
+                            format!(
+                                "proposer {p} does not exist (proposers are 0..{})",
+                                self.workload.proposers
+                            ),
+                        );
+                    }
+                    Vec::new()
+                }
+                FaultAction::SetDrop(p) | FaultAction::SetDuplicate(p)
+                    if !(0.0..=1.0).contains(p) =>
+                {
+                    return fail("faults", format!("{p} is not a probability"));
+                }
+                _ => Vec::new(),
+            };
+            if let Some(n) = nodes.iter().find(|n| **n == 0 || **n > self.target.nodes) {
+                return fail(
+                    "faults",
+                    format!(
+                        "node {n} does not exist (nodes are 1..={})",
+                        self.target.nodes
+                    ),
+                );
+            }
+            let spawned_only = matches!(
+                step.action,
+                FaultAction::Kill(_) | FaultAction::Restart(_) | FaultAction::DiskFail(_)
+            );
+            if self.target.kind == TargetKind::Attach && spawned_only {
+                return fail(
+                    "faults",
+                    "kill, restart and disk-fail need a spawned cluster or the simulator".into(),
+                );
+            }
+            let needs_admin = !matches!(
+                step.action,
+                FaultAction::Kill(_) | FaultAction::Restart(_) | FaultAction::ClockJump(_)
+            );
+            if self.target.kind != TargetKind::Sim
+                && self.target.transport == TransportKind::Tcp
+                && needs_admin
+            {
+                return fail(
+                    "faults",
+                    "network and disk faults are set through admin commands, which need QUIC \
+                     (plain TCP does not authenticate the generator)"
+                        .into(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
