@@ -1,5 +1,5 @@
 //! The proposer host: many proposers, the workload that feeds them, their timers and the safety
-//! checker behind one sans-IO object, as quinn-proto's `Endpoint` stands over its
+//! checker behind one sans-IO object, as quinn-proto's `Address` stands over its
 //! `Connection`s. The simulator, the load generator's real driver and the node tests are thin
 //! I/O shells over it, so hosting rules (timers, drain, seeding) exist once.
 //!

@@ -64,7 +64,7 @@ impl Observer for Trace {
 }
 
 /// Three acceptors answering with fixed per-node delays; `silent` nodes never answer.
-struct Cluster {
+struct ScriptedAcceptors {
     acceptors: Vec<Acceptor>,
     silent: Vec<u32>,
     /// Replies in flight, by delivery time (then by send order).
@@ -72,7 +72,7 @@ struct Cluster {
     sent: u64,
 }
 
-impl Cluster {
+impl ScriptedAcceptors {
     fn new(silent: &[u32]) -> Self {
         let config = AcceptorConfig {
             reject_mode: RejectMode::Nack,
@@ -142,16 +142,24 @@ fn host(max_attempts: u32) -> ProposerHost<TimedLoop> {
     ProposerHost::new(vec![config; 4], ProposerId(40), 11, workload).unwrap()
 }
 
-fn flush(host: &mut ProposerHost<TimedLoop>, cluster: &mut Cluster, now: Time, trace: &mut Trace) {
+fn flush(
+    host: &mut ProposerHost<TimedLoop>,
+    cluster: &mut ScriptedAcceptors,
+    now: Time,
+    trace: &mut Trace,
+) {
     while let Some(transmit) = host.poll_transmit() {
         cluster.send(now, &transmit, trace);
     }
 }
 
 /// A host with its first operations sent to the cluster at time zero.
-fn started(silent: &[u32], max_attempts: u32) -> (ProposerHost<TimedLoop>, Cluster, Trace) {
+fn started(
+    silent: &[u32],
+    max_attempts: u32,
+) -> (ProposerHost<TimedLoop>, ScriptedAcceptors, Trace) {
     let mut host = host(max_attempts);
-    let mut cluster = Cluster::new(silent);
+    let mut cluster = ScriptedAcceptors::new(silent);
     let mut trace = Trace::default();
     host.start(Time::ZERO, &mut trace);
     flush(&mut host, &mut cluster, Time::ZERO, &mut trace);

@@ -210,8 +210,8 @@ fn a_partitioned_minority_does_not_stop_the_majority() {
     config.faults.push((
         Time::ZERO,
         Fault::Partition(vec![
-            paxbench_core::sim::Endpoint::Node(NodeId(0)),
-            paxbench_core::sim::Endpoint::Node(NodeId(1)),
+            paxbench_core::sim::Address::Node(NodeId(0)),
+            paxbench_core::sim::Address::Node(NodeId(1)),
         ]),
     ));
     let (report, violations) = uniform_run(config, 4, 10);

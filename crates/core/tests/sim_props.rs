@@ -11,7 +11,7 @@ use std::time::Duration;
 use paxbench_core::acceptor::RejectMode;
 use paxbench_core::backoff::BackoffPolicy;
 use paxbench_core::id::IdSchemeKind;
-use paxbench_core::sim::{Endpoint, Fault, Latency, LinkModel, Sim, SimConfig};
+use paxbench_core::sim::{Address, Fault, Latency, LinkModel, Sim, SimConfig};
 use paxbench_core::workload::UniformWorkload;
 use paxbench_core::{NodeId, ProposerId, ProposerIndex, Time};
 use proptest::prelude::*;
@@ -95,8 +95,8 @@ fn fault(acceptors: usize, proposers: usize) -> impl Strategy<Value = (Time, Fau
     let at = (0..FAULTS_END.as_micros() as u64).prop_map(|n| Time::ZERO + us(n));
     let node = (0..acceptors as u32).prop_map(NodeId);
     let endpoint = prop_oneof![
-        (0..acceptors as u32).prop_map(|n| Endpoint::Node(NodeId(n))),
-        (0..proposers as u32).prop_map(|p| Endpoint::Proposer(ProposerId(p))),
+        (0..acceptors as u32).prop_map(|n| Address::Node(NodeId(n))),
+        (0..proposers as u32).prop_map(|p| Address::Proposer(ProposerId(p))),
     ];
     let fault = prop_oneof![
         node.clone().prop_map(Fault::Crash),

@@ -13,7 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hdrhistogram::Histogram;
 use paxbench_core::proposer::{Proposer, ProposerConfig, ProposerEvent};
 use paxbench_core::{Instance, NodeId, ProposerId, Time};
-use paxbench_node::{CrashPoints, NodeSettings, PeerAddr, RedbStorage, Storage, run_node};
+use paxbench_node::{AcceptorStore, CrashPoints, NodeSettings, PeerAddr, RedbStorage, run_node};
 use paxbench_quic::{
     Endpoint, EndpointConfig, Envelope, FaultLayer, Identity, Inbound, Link, PeerName,
     QuicTransport, TlsFiles, Transport, generate_cluster_certs,
@@ -45,7 +45,7 @@ fn start_cluster(certs: &Path, data: Option<&Path>) -> Vec<SocketAddr> {
                     QuicTransport::bind("127.0.0.1:0".parse().unwrap(), &identity, me).unwrap();
                 addr_send.send(transport.local_addr().unwrap()).unwrap();
                 let peers = peers_recv.recv().unwrap();
-                let storage: Box<dyn Storage> = match &data_dir {
+                let storage: Box<dyn AcceptorStore> = match &data_dir {
                     Some(dir) => Box::new(RedbStorage::open(dir).unwrap()),
                     None => Box::new(paxbench_node::MemoryStorage),
                 };

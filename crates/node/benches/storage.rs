@@ -6,7 +6,7 @@ use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use paxbench_core::acceptor::{AcceptorState, Record};
 use paxbench_core::{Instance, ProposalId};
-use paxbench_node::{RedbStorage, Storage};
+use paxbench_node::{AcceptorStore, RedbStorage};
 
 fn records(first: u64, count: u64) -> Vec<Record> {
     (first..first + count)

@@ -21,7 +21,7 @@ pub use config::{LearnerFanout, NodeConfig, NodeSettings, PeerAddr, StorageMode}
 pub use error::Error;
 pub use local::{LocalCluster, LocalClusterSpec, LocalNode};
 pub use server::{CrashPoints, run_configured, run_node, shutdown_signal, stats_line};
-pub use storage::{DiskSwitch, FaultyDisk, MemoryStorage, RedbStorage, Storage};
+pub use storage::{AcceptorStore, DiskSwitch, FaultyDisk, MemoryStorage, RedbStorage};
 
 /// An error and its causes on one line, for a binary's last words: each cause is added only
 /// if the message so far does not already say it, and no backtrace is printed.

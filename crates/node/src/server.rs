@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{LearnerFanout, NodeConfig};
 use crate::error::Error;
-use crate::storage::{DiskSwitch, FaultyDisk, Storage};
+use crate::storage::{AcceptorStore, DiskSwitch, FaultyDisk};
 
 /// Test-only fault points: ways to die at the worst moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub struct CrashPoints {
 const MAX_FRAMES_PER_TURN: usize = 4096;
 
 /// What a commit task hands back: the storage, the batch, and how long the commit took.
-type Committed = (Box<dyn Storage>, Ready, Result<Duration, Error>);
+type Committed = (Box<dyn AcceptorStore>, Ready, Result<Duration, Error>);
 type Commit = JoinHandle<Committed>;
 
 struct Node<T: Transport> {
@@ -44,7 +44,7 @@ struct Node<T: Transport> {
     learner: Learner,
     peers: Vec<Link>,
     proposers: HashMap<ProposerId, Link>,
-    storage: Option<Box<dyn Storage>>,
+    storage: Option<Box<dyn AcceptorStore>>,
     disk: DiskSwitch,
     memory_storage: bool,
     commit: Option<Commit>,
@@ -59,7 +59,7 @@ struct Node<T: Transport> {
 pub async fn run_node<T: Transport + std::fmt::Debug>(
     config: &NodeConfig,
     transport: T,
-    mut storage: Box<dyn Storage>,
+    mut storage: Box<dyn AcceptorStore>,
     crash: CrashPoints,
     shutdown: impl Future<Output = ()>,
 ) -> Result<NodeStats, Error> {
@@ -71,7 +71,7 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     info!(node = %config.id, records = records.len(), "restored acceptor state");
     let acceptor = Acceptor::restore(config.id, acceptor_config, records);
     let disk = DiskSwitch::default();
-    let storage: Box<dyn Storage> = Box::new(FaultyDisk::new(storage, disk.clone()));
+    let storage: Box<dyn AcceptorStore> = Box::new(FaultyDisk::new(storage, disk.clone()));
     let faults = FaultLayer::new(&config.faults)?;
     let (endpoint, mut inbox) = Endpoint::new(transport, faults, &EndpointConfig::default());
     endpoint.serve();
@@ -442,7 +442,7 @@ pub async fn run_configured(
     crash: CrashPoints,
     shutdown: impl Future<Output = ()>,
 ) -> Result<NodeStats, Error> {
-    let storage: Box<dyn Storage> = match config.storage {
+    let storage: Box<dyn AcceptorStore> = match config.storage {
         crate::config::StorageMode::Durable => {
             let dir = config.data_dir.as_deref().ok_or_else(|| Error::Config {
                 origin: "config".into(),

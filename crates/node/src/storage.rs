@@ -30,7 +30,7 @@ const RECORD_FORMAT: u8 = 1;
 pub const STORE_FILE: &str = "acceptor.redb";
 
 /// Where an acceptor keeps its promises and accepted proposals.
-pub trait Storage: Send + 'static {
+pub trait AcceptorStore: Send + 'static {
     /// Every record stored, to restore the acceptor at start.
     fn load(&mut self) -> Result<Vec<Record>, Error>;
     /// Makes `records` durable; when this returns `Ok`, they survive a crash.
@@ -44,7 +44,7 @@ pub trait Storage: Send + 'static {
 #[derive(Debug, Default)]
 pub struct MemoryStorage;
 
-impl Storage for MemoryStorage {
+impl AcceptorStore for MemoryStorage {
     fn load(&mut self) -> Result<Vec<Record>, Error> {
         Ok(Vec::new())
     }
@@ -205,7 +205,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, String> {
     }
 }
 
-impl Storage for RedbStorage {
+impl AcceptorStore for RedbStorage {
     fn load(&mut self) -> Result<Vec<Record>, Error> {
         let mut latest: FxHashMap<Instance, AcceptorState> = FxHashMap::default();
         for record in self.history()? {
@@ -257,18 +257,18 @@ impl DiskSwitch {
 /// Wraps a store with a disk that fails on command: the write fails outright, or the data is
 /// written but its fsync fails. Either way the commit returns an error, as a real disk would.
 pub struct FaultyDisk {
-    inner: Box<dyn Storage>,
+    inner: Box<dyn AcceptorStore>,
     switch: DiskSwitch,
 }
 
 impl FaultyDisk {
     /// `inner`, failing whenever `switch` says so.
-    pub fn new(inner: Box<dyn Storage>, switch: DiskSwitch) -> Self {
+    pub fn new(inner: Box<dyn AcceptorStore>, switch: DiskSwitch) -> Self {
         Self { inner, switch }
     }
 }
 
-impl Storage for FaultyDisk {
+impl AcceptorStore for FaultyDisk {
     fn load(&mut self) -> Result<Vec<Record>, Error> {
         self.inner.load()
     }

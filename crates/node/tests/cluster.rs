@@ -8,7 +8,7 @@ mod common;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use common::{Cluster, Outcome, TestClient, decided, nodes, ops};
+use common::{Outcome, TestClient, TestCluster, decided, nodes, ops};
 use paxbench_core::acceptor::RejectMode;
 use paxbench_core::message::{Message, Prepare};
 use paxbench_core::proposer::ProposerConfig;
@@ -28,7 +28,7 @@ fn proposer_config(max_attempts: u32) -> ProposerConfig {
 
 #[test]
 fn a_node_killed_mid_run_loses_nothing_and_rejoins() {
-    let mut cluster = Cluster::start(3, nodes(StorageMode::Durable));
+    let mut cluster = TestCluster::start(3, nodes(StorageMode::Durable));
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     let config = proposer_config(200);
@@ -66,7 +66,7 @@ fn a_node_killed_mid_run_loses_nothing_and_rejoins() {
 
 #[test]
 fn without_a_majority_nothing_is_decided_until_it_returns() {
-    let mut cluster = Cluster::start(3, nodes(StorageMode::Durable));
+    let mut cluster = TestCluster::start(3, nodes(StorageMode::Durable));
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     cluster.kill(2);
@@ -92,7 +92,7 @@ fn without_a_majority_nothing_is_decided_until_it_returns() {
 
 #[test]
 fn a_promise_persisted_just_before_a_crash_survives_the_restart() {
-    let mut cluster = Cluster::start(
+    let mut cluster = TestCluster::start(
         3,
         NodeSettings {
             reject_mode: Some(RejectMode::Nack),
@@ -145,7 +145,7 @@ fn a_promise_persisted_just_before_a_crash_survives_the_restart() {
 
 #[test]
 fn strangers_and_bad_frames_leave_the_cluster_serving() {
-    let cluster = Cluster::start(3, nodes(StorageMode::Memory));
+    let cluster = TestCluster::start(3, nodes(StorageMode::Memory));
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
 
@@ -228,7 +228,7 @@ fn strangers_and_bad_frames_leave_the_cluster_serving() {
 
 #[test]
 fn durable_stores_hold_every_acknowledged_record_after_a_clean_shutdown() {
-    let mut cluster = Cluster::start(3, nodes(StorageMode::Durable));
+    let mut cluster = TestCluster::start(3, nodes(StorageMode::Durable));
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     let config = proposer_config(100);
@@ -260,7 +260,7 @@ fn durable_stores_hold_every_acknowledged_record_after_a_clean_shutdown() {
 
 #[test]
 fn tcp_and_memory_without_fanout_decide_too() {
-    let mut cluster = Cluster::start(
+    let mut cluster = TestCluster::start(
         3,
         NodeSettings {
             transport: Some(TransportKind::Tcp),

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, Outcome, TestClient, nodes, ops};
+use common::{Outcome, TestClient, TestCluster, nodes, ops};
 use paxbench_core::proposer::ProposerConfig;
 use paxbench_node::StorageMode;
 use paxbench_quic::{AdminCommand, AdminReply, DiskFault};
@@ -40,7 +40,7 @@ fn decide_all(
 }
 
 fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault) {
-    let mut cluster = Cluster::start(3, nodes(StorageMode::Durable));
+    let mut cluster = TestCluster::start(3, nodes(StorageMode::Durable));
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     let config = proposer_config();

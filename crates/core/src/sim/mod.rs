@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rustc_hash::{FxHashMap, FxHasher};
 
-pub use network::{Endpoint, Fate, Latency, LinkModel, Network};
+pub use network::{Address, Delivery, Latency, LinkModel, Network};
 
 use crate::acceptor::{Acceptor, AcceptorConfig, Destination, Outgoing, Ready, Record};
 use crate::checker::{Checker, ChosenBy};
@@ -45,10 +45,10 @@ pub enum Fault {
     /// The node comes back with what it had persisted.
     Restart(NodeId),
     /// Cuts every link between these endpoints and all others.
-    Partition(Vec<Endpoint>),
+    Partition(Vec<Address>),
     /// Cuts these links, both ways, leaving every other link as it is: partitions in which sides
     /// overlap, such as a ring where every node sees a different majority.
-    Cut(Vec<(Endpoint, Endpoint)>),
+    Cut(Vec<(Address, Address)>),
     /// Restores every cut link.
     Heal,
     /// Replaces the model of every link.
@@ -131,10 +131,10 @@ pub trait SimObserver: Observer {
     fn on_send(
         &mut self,
         _now: Time,
-        _from: Endpoint,
-        _to: Endpoint,
+        _from: Address,
+        _to: Address,
         _message: &Message,
-        _fate: Fate,
+        _fate: Delivery,
     ) {
     }
     /// A scheduled fault was applied.
@@ -190,8 +190,8 @@ pub struct SimReport {
 
 enum Event {
     Deliver {
-        from: Endpoint,
-        to: Endpoint,
+        from: Address,
+        to: Address,
         message: Message,
     },
     /// The host asked to be woken at `at`; valid while it is the wake-up armed.
@@ -272,9 +272,9 @@ impl<W: Workload> Sim<W> {
         }
         let proposers = config.proposers.len();
         let node_ok = |n: &NodeId| (n.0 as usize) < config.acceptors;
-        let endpoint_ok = |e: &Endpoint| match e {
-            Endpoint::Node(n) => node_ok(n),
-            Endpoint::Proposer(p) => (p.0 as usize) < proposers,
+        let endpoint_ok = |e: &Address| match e {
+            Address::Node(n) => node_ok(n),
+            Address::Proposer(p) => (p.0 as usize) < proposers,
         };
         for (_, fault) in &config.faults {
             let ok = match fault {
@@ -440,10 +440,10 @@ impl<W: Workload> Sim<W> {
     /// Sends what the host has to send, and schedules its next wake-up.
     fn flush_host(&mut self, observer: &mut impl SimObserver) {
         while let Some(Transmit { from, to, message }) = self.host.poll_transmit() {
-            let from = Endpoint::Proposer(self.host.id_of(from));
+            let from = Address::Proposer(self.host.id_of(from));
             for node in (0..self.nodes.len() as u32).map(NodeId) {
                 if to.includes(node) {
-                    self.send(from, Endpoint::Node(node), message.clone(), observer);
+                    self.send(from, Address::Node(node), message.clone(), observer);
                 }
             }
         }
@@ -458,8 +458,8 @@ impl<W: Workload> Sim<W> {
 
     fn send(
         &mut self,
-        from: Endpoint,
-        to: Endpoint,
+        from: Address,
+        to: Address,
         message: Message,
         observer: &mut impl SimObserver,
     ) {
@@ -467,11 +467,11 @@ impl<W: Workload> Sim<W> {
         let fate = self.network.fate(from, to, &mut self.rng);
         observer.on_send(self.now, from, to, &message, fate);
         match fate {
-            Fate::Lost => self.stats.lost += 1,
-            Fate::Delivered(delay, None) => {
+            Delivery::Lost => self.stats.lost += 1,
+            Delivery::Delivered(delay, None) => {
                 self.schedule(self.now + delay, Event::Deliver { from, to, message });
             }
-            Fate::Delivered(delay, Some(again)) => {
+            Delivery::Delivered(delay, Some(again)) => {
                 self.stats.duplicated += 1;
                 let copy = message.clone();
                 self.schedule(self.now + delay, Event::Deliver { from, to, message });
@@ -489,14 +489,14 @@ impl<W: Workload> Sim<W> {
 
     fn deliver(
         &mut self,
-        from: Endpoint,
-        to: Endpoint,
+        from: Address,
+        to: Address,
         message: Message,
         observer: &mut impl SimObserver,
     ) {
         (self.now, from, to, &message).hash(&mut self.digest);
         match to {
-            Endpoint::Node(n) => {
+            Address::Node(n) => {
                 let node = &mut self.nodes[n.0 as usize];
                 let Some(acceptor) = node.acceptor.as_mut() else {
                     self.stats.lost += 1;
@@ -520,7 +520,7 @@ impl<W: Workload> Sim<W> {
                 }
                 self.flush_node(n.0, observer);
             }
-            Endpoint::Proposer(p) => {
+            Address::Proposer(p) => {
                 self.stats.delivered += 1;
                 let mut tap = Tap {
                     digest: &mut self.digest,
@@ -574,17 +574,17 @@ impl<W: Workload> Sim<W> {
     }
 
     fn route(&mut self, node: u32, outgoing: Vec<Outgoing>, observer: &mut impl SimObserver) {
-        let from = Endpoint::Node(NodeId(node));
+        let from = Address::Node(NodeId(node));
         for Outgoing { to, message } in outgoing {
             match to {
                 Destination::Proposer(p) => {
                     if (p.0 as usize) < self.host.len() {
-                        self.send(from, Endpoint::Proposer(p), message, observer);
+                        self.send(from, Address::Proposer(p), message, observer);
                     }
                 }
                 Destination::Learners => {
                     for learner in 0..self.nodes.len() as u32 {
-                        let to = Endpoint::Node(NodeId(learner));
+                        let to = Address::Node(NodeId(learner));
                         self.send(from, to, message.clone(), observer);
                     }
                 }
@@ -616,9 +616,9 @@ impl<W: Workload> Sim<W> {
                 }
             }
             Fault::Partition(side) => {
-                let everyone: Vec<Endpoint> = (0..self.nodes.len() as u32)
-                    .map(|n| Endpoint::Node(NodeId(n)))
-                    .chain((0..self.host.len() as u32).map(|p| Endpoint::Proposer(ProposerId(p))))
+                let everyone: Vec<Address> = (0..self.nodes.len() as u32)
+                    .map(|n| Address::Node(NodeId(n)))
+                    .chain((0..self.host.len() as u32).map(|p| Address::Proposer(ProposerId(p))))
                     .collect();
                 self.network.partition(side, &everyone);
             }

@@ -10,7 +10,7 @@ use crate::types::{NodeId, ProposerId};
 
 /// A simulated host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Endpoint {
+pub enum Address {
     /// A node: one acceptor and one learner.
     Node(NodeId),
     /// A proposer.
@@ -104,7 +104,7 @@ impl Default for LinkModel {
 
 /// What happens to one message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fate {
+pub enum Delivery {
     /// Lost (dropped, or across a partition).
     Lost,
     /// Delivered after the delay, and a second copy after the other one if duplicated.
@@ -115,8 +115,8 @@ pub enum Fate {
 #[derive(Clone, Debug)]
 pub struct Network {
     default: LinkModel,
-    links: FxHashMap<(Endpoint, Endpoint), LinkModel>,
-    cut: FxHashSet<(Endpoint, Endpoint)>,
+    links: FxHashMap<(Address, Address), LinkModel>,
+    cut: FxHashSet<(Address, Address)>,
 }
 
 impl Network {
@@ -135,12 +135,12 @@ impl Network {
     }
 
     /// Gives the directed link `from → to` its own model.
-    pub fn set_link(&mut self, from: Endpoint, to: Endpoint, model: LinkModel) {
+    pub fn set_link(&mut self, from: Address, to: Address, model: LinkModel) {
         self.links.insert((from, to), model);
     }
 
     /// Cuts every link, both ways, between `side` and `others`.
-    pub fn partition(&mut self, side: &[Endpoint], others: &[Endpoint]) {
+    pub fn partition(&mut self, side: &[Address], others: &[Address]) {
         for &a in side {
             for &b in others {
                 if !side.contains(&b) {
@@ -157,14 +157,14 @@ impl Network {
     }
 
     /// Whether `from → to` is cut.
-    pub fn is_cut(&self, from: Endpoint, to: Endpoint) -> bool {
+    pub fn is_cut(&self, from: Address, to: Address) -> bool {
         !self.cut.is_empty() && self.cut.contains(&(from, to))
     }
 
     /// Decides what happens to a message sent `from → to`.
-    pub fn fate(&self, from: Endpoint, to: Endpoint, rng: &mut DetRng) -> Fate {
+    pub fn fate(&self, from: Address, to: Address, rng: &mut DetRng) -> Delivery {
         if self.is_cut(from, to) {
-            return Fate::Lost;
+            return Delivery::Lost;
         }
         let model = if self.links.is_empty() {
             &self.default
@@ -172,7 +172,7 @@ impl Network {
             self.links.get(&(from, to)).unwrap_or(&self.default)
         };
         if rng.chance(model.drop) {
-            return Fate::Lost;
+            return Delivery::Lost;
         }
         let delay = |rng: &mut DetRng| {
             let mut d = model.latency.sample(rng);
@@ -183,7 +183,7 @@ impl Network {
         };
         let first = delay(rng);
         let second = rng.chance(model.duplicate).then(|| delay(rng));
-        Fate::Delivered(first, second)
+        Delivery::Delivered(first, second)
     }
 }
 
@@ -191,8 +191,8 @@ impl Network {
 mod tests {
     use super::*;
 
-    const A: Endpoint = Endpoint::Node(NodeId(0));
-    const B: Endpoint = Endpoint::Proposer(ProposerId(0));
+    const A: Address = Address::Node(NodeId(0));
+    const B: Address = Address::Proposer(ProposerId(0));
 
     #[test]
     fn latency_samples_stay_in_range() {
@@ -219,11 +219,11 @@ mod tests {
         let mut net = Network::new(LinkModel::default());
         let mut rng = DetRng::new(1);
         net.partition(&[A], &[A, B]);
-        assert_eq!(net.fate(A, B, &mut rng), Fate::Lost);
-        assert_eq!(net.fate(B, A, &mut rng), Fate::Lost);
+        assert_eq!(net.fate(A, B, &mut rng), Delivery::Lost);
+        assert_eq!(net.fate(B, A, &mut rng), Delivery::Lost);
         assert!(!net.is_cut(A, A));
         net.heal();
-        assert!(matches!(net.fate(A, B, &mut rng), Fate::Delivered(..)));
+        assert!(matches!(net.fate(A, B, &mut rng), Delivery::Delivered(..)));
     }
 
     #[test]
@@ -237,9 +237,9 @@ mod tests {
         let (mut lost, mut dup) = (0, 0);
         for _ in 0..10_000 {
             match net.fate(A, B, &mut rng) {
-                Fate::Lost => lost += 1,
-                Fate::Delivered(_, Some(_)) => dup += 1,
-                Fate::Delivered(_, None) => {}
+                Delivery::Lost => lost += 1,
+                Delivery::Delivered(_, Some(_)) => dup += 1,
+                Delivery::Delivered(_, None) => {}
             }
         }
         assert!((2_200..2_800).contains(&lost), "{lost}");
@@ -247,7 +247,7 @@ mod tests {
         net.set_link(A, B, LinkModel::constant(Duration::ZERO));
         assert_eq!(
             net.fate(A, B, &mut rng),
-            Fate::Delivered(Duration::ZERO, None)
+            Delivery::Delivered(Duration::ZERO, None)
         );
     }
 }

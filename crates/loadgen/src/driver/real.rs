@@ -14,9 +14,9 @@ use paxbench_core::rng::Stream;
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_node::{AckLog, LocalCluster, LocalClusterSpec, NodeSettings, StorageMode};
 use paxbench_quic::{
-    AdminCommand, AdminReply, Endpoint as LinkEndpoint, EndpointConfig, Envelope, FaultLayer,
-    FaultSpec, Identity, Inbound, Link, NodeStats, PeerName, QuicTransport, TcpTransport, TlsFiles,
-    Transport, TransportKind,
+    AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec, Identity,
+    Inbound, Link, NodeStats, PeerName, QuicTransport, TcpTransport, TlsFiles, Transport,
+    TransportKind,
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -35,14 +35,14 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 pub const PROPOSER_IDS_PER_CLIENT: u32 = 65_536;
 
 /// The nodes a scenario runs against.
-pub struct Cluster {
+pub struct TargetCluster {
     nodes: Vec<(u32, SocketAddr)>,
     client_tls: Option<TlsFiles>,
     client: u32,
     spawned: Option<LocalCluster>,
 }
 
-impl Cluster {
+impl TargetCluster {
     /// Starts `scenario.nodes` node processes (`exe node run --config …`) in a temporary
     /// directory, with freshly generated certificates.
     pub fn spawn(scenario: &Scenario, exe: &Path) -> Result<Self, Error> {
@@ -144,8 +144,8 @@ pub fn run(
     progress: &indicatif::ProgressBar,
 ) -> Result<RunOutput, Error> {
     let mut cluster = match scenario.target.kind {
-        TargetKind::Spawn => Cluster::spawn(scenario, node_exe)?,
-        TargetKind::Attach => Cluster::attach(scenario)?,
+        TargetKind::Spawn => TargetCluster::spawn(scenario, node_exe)?,
+        TargetKind::Attach => TargetCluster::attach(scenario)?,
         TargetKind::Sim => {
             return Err(Error::Scenario("the simulator is not a real target".into()));
         }
@@ -238,7 +238,7 @@ struct Evidence {
 struct Driver<'a, T: Transport> {
     scenario: &'a Scenario,
     started: Instant,
-    endpoint: LinkEndpoint<T>,
+    endpoint: Endpoint<T>,
     links: Vec<Link>,
     node_ids: Vec<u32>,
     host: ProposerHost<Generator>,
@@ -253,13 +253,13 @@ struct Driver<'a, T: Transport> {
 async fn drive<T: Transport + std::fmt::Debug>(
     scenario: &Scenario,
     transport: T,
-    cluster: &mut Cluster,
+    cluster: &mut TargetCluster,
     interrupt: &AtomicBool,
     progress: &indicatif::ProgressBar,
     keep_evidence: bool,
 ) -> Result<(RunOutput, Option<Evidence>), Error> {
     let wall = Instant::now();
-    let (endpoint, mut inbox) = LinkEndpoint::new(
+    let (endpoint, mut inbox) = Endpoint::new(
         transport,
         FaultLayer::default(),
         &EndpointConfig {
@@ -539,7 +539,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
 
     /// Applies step `index` of the fault plan: a process kill or restart, a clock step, or
     /// fault-layer and disk settings for the generator and (through admin commands) the nodes.
-    fn apply_fault(&mut self, index: usize, cluster: &mut Cluster) {
+    fn apply_fault(&mut self, index: usize, cluster: &mut TargetCluster) {
         let step = self.plan.steps[index].clone();
         let now = self.now();
         let label = step.label;
@@ -645,7 +645,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
     async fn run(
         &mut self,
         inbox: &mut mpsc::Receiver<Inbound>,
-        cluster: &mut Cluster,
+        cluster: &mut TargetCluster,
         interrupt: &AtomicBool,
         progress: &indicatif::ProgressBar,
     ) -> bool {

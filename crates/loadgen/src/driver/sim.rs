@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use paxbench_core::acceptor::AcceptorConfig;
-use paxbench_core::sim::{Durability, Endpoint, Fault, LinkModel, Sim, SimConfig};
+use paxbench_core::sim::{Address, Durability, Fault, LinkModel, Sim, SimConfig};
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_node::{LearnerFanout, StorageMode};
 use paxbench_quic::LinkFaults;
@@ -51,15 +51,15 @@ fn faults(scenario: &Scenario, plan: &FaultPlan) -> Vec<(Time, Fault)> {
             Planned::Kill(n) => faults.push((at, Fault::Crash(node(*n)))),
             Planned::Restart(n) => faults.push((at, Fault::Restart(node(*n)))),
             Planned::Cut(cuts) => {
-                let proposer = |p: u32| Endpoint::Proposer(ProposerId(p));
+                let proposer = |p: u32| Address::Proposer(ProposerId(p));
                 let pairs = cuts
                     .node_pairs()
                     .iter()
-                    .map(|&(a, b)| (Endpoint::Node(node(a)), Endpoint::Node(node(b))))
+                    .map(|&(a, b)| (Address::Node(node(a)), Address::Node(node(b))))
                     .chain(
                         cuts.proposer_pairs(scenario.target.nodes)
                             .into_iter()
-                            .map(|(p, n)| (proposer(p), Endpoint::Node(node(n)))),
+                            .map(|(p, n)| (proposer(p), Address::Node(node(n)))),
                     )
                     .collect();
                 faults.push((at, Fault::Cut(pairs)));

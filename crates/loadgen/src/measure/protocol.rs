@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use paxbench_core::host::Observer;
 use paxbench_core::message::Message;
 use paxbench_core::proposer::ProposerEvent;
-use paxbench_core::sim::{Endpoint, Fate, Fault, SimObserver};
+use paxbench_core::sim::{Address, Delivery, Fault, SimObserver};
 use paxbench_core::{Instance, ProposalId, ProposerIndex, Time};
 use rustc_hash::FxHashMap;
 
@@ -405,13 +405,13 @@ impl SimObserver for ProtocolMetrics {
     fn on_send(
         &mut self,
         now: Time,
-        from: Endpoint,
-        _to: Endpoint,
+        from: Address,
+        _to: Address,
         message: &Message,
-        _fate: Fate,
+        _fate: Delivery,
     ) {
         if self.measuring(now) {
-            self.count_message(message, matches!(from, Endpoint::Node(_)));
+            self.count_message(message, matches!(from, Address::Node(_)));
         }
     }
 

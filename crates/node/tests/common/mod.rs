@@ -16,7 +16,7 @@ use paxbench_core::message::Message;
 use paxbench_core::proposer::ProposerConfig;
 use paxbench_core::workload::{NextOp, OpOutcome, OpSpec, Workload};
 use paxbench_core::{Instance, NodeId, ProposerId, ProposerIndex, Time, Value};
-use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings, Storage, StorageMode};
+use paxbench_node::{AcceptorStore, LocalCluster, LocalClusterSpec, NodeSettings, StorageMode};
 use paxbench_quic::{
     AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, Identity, Inbound,
     Link, NodeStats, PeerName, QuicTransport, TlsFiles, Transport,
@@ -35,22 +35,22 @@ pub fn nodes(storage: StorageMode) -> NodeSettings {
 
 /// The library's local cluster of `paxbench-node` processes, with test conveniences: each
 /// failure panics with what went wrong.
-pub struct Cluster(LocalCluster);
+pub struct TestCluster(LocalCluster);
 
-impl Deref for Cluster {
+impl Deref for TestCluster {
     type Target = LocalCluster;
     fn deref(&self) -> &LocalCluster {
         &self.0
     }
 }
 
-impl DerefMut for Cluster {
+impl DerefMut for TestCluster {
     fn deref_mut(&mut self) -> &mut LocalCluster {
         &mut self.0
     }
 }
 
-impl Cluster {
+impl TestCluster {
     /// `n` nodes sharing `settings`, all started.
     pub fn start(n: u32, settings: NodeSettings) -> Self {
         Self::start_logging(n, settings, "info")
@@ -159,7 +159,7 @@ pub struct TestClient<T: Transport = QuicTransport> {
 
 impl TestClient<QuicTransport> {
     /// A QUIC client with certificate `client-N` from `certs`.
-    pub fn connect(cluster: &Cluster, certs: &Path, client: u32) -> Self {
+    pub fn connect(cluster: &TestCluster, certs: &Path, client: u32) -> Self {
         let me = PeerName::Client(client);
         let identity = Identity::load(&TlsFiles::in_dir(certs, me)).unwrap();
         Self::over(cluster, client, move || {
@@ -168,7 +168,7 @@ impl TestClient<QuicTransport> {
     }
 
     /// A QUIC client presenting another member's certificate (to test what it may do).
-    pub fn connect_as(cluster: &Cluster, files: &TlsFiles, me: PeerName) -> Self {
+    pub fn connect_as(cluster: &TestCluster, files: &TlsFiles, me: PeerName) -> Self {
         let identity = Identity::load(files).unwrap();
         Self::over(cluster, 9, move || {
             QuicTransport::bind("127.0.0.1:0".parse().unwrap(), &identity, me).unwrap()
@@ -178,7 +178,7 @@ impl TestClient<QuicTransport> {
 
 impl TestClient<paxbench_quic::TcpTransport> {
     /// A plain-TCP client.
-    pub fn connect_tcp(cluster: &Cluster, client: u32) -> Self {
+    pub fn connect_tcp(cluster: &TestCluster, client: u32) -> Self {
         Self::over(cluster, client, move || {
             paxbench_quic::TcpTransport::client(PeerName::Client(client))
         })
@@ -186,7 +186,7 @@ impl TestClient<paxbench_quic::TcpTransport> {
 }
 
 impl<T: Transport + std::fmt::Debug> TestClient<T> {
-    fn over(cluster: &Cluster, client: u32, make: impl FnOnce() -> T) -> Self {
+    fn over(cluster: &TestCluster, client: u32, make: impl FnOnce() -> T) -> Self {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -259,7 +259,7 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
         false
     }
 
-    pub fn wait_all_ready(&mut self, cluster: &Cluster) {
+    pub fn wait_all_ready(&mut self, cluster: &TestCluster) {
         for node in cluster.nodes() {
             assert!(
                 self.wait_ready(node.id, Duration::from_secs(20)),
