@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use paxbench_loadgen::report::summary::Summary;
+
 const PAXBENCH: &str = env!("CARGO_BIN_EXE_paxbench");
 
 fn repo() -> PathBuf {
@@ -49,6 +51,18 @@ fn the_short_fault_campaign_loses_nothing() {
             stderr.contains("store audit:"),
             "{name} was not audited: {stderr}"
         );
+        // Every durable node measured its disk floor as it started, and the summary says so.
+        let summary = Summary::load(&dir).unwrap();
+        for scenario in &summary.scenarios {
+            assert!(!scenario.nodes.is_empty(), "{name}: no node counters");
+            for node in &scenario.nodes {
+                assert!(
+                    node.disk_floor_p50_us.is_some_and(|p50| p50 > 0),
+                    "{name}: node {} has no disk floor",
+                    node.node
+                );
+            }
+        }
         dirs.push(dir);
     }
 

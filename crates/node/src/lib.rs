@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod disk_floor;
 mod error;
 pub mod local;
 pub mod server;

@@ -69,6 +69,14 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     };
     let records = storage.load()?;
     info!(node = %config.id, records = records.len(), "restored acceptor state");
+    let disk_floor_us = match (&config.storage, &config.data_dir) {
+        (crate::config::StorageMode::Durable, Some(dir)) => {
+            let floor = crate::disk_floor::measure(dir)?;
+            info!(node = %config.id, p50_us = floor.p50, p99_us = floor.p99, samples = floor.count, "disk floor: append + fdatasync");
+            floor
+        }
+        _ => LatencySummary::default(),
+    };
     let acceptor = Acceptor::restore(config.id, acceptor_config, records);
     let disk = DiskSwitch::default();
     let storage: Box<dyn AcceptorStore> = Box::new(FaultyDisk::new(storage, disk.clone()));
@@ -95,6 +103,7 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
         started: Instant::now(),
         stats: NodeStats {
             node: config.id.0,
+            disk_floor_us,
             ..NodeStats::default()
         },
         commit_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| Error::Config {
@@ -165,8 +174,9 @@ pub fn stats_line(stats: &NodeStats) -> String {
     let t = &stats.transport;
     format!(
         "stats node={} up={}s paxos_in={} paxos_out={} frames_in={} frames_out={} writes={} \
-         batches={} records={} max_batch={} commit_p50={}us commit_p99={}us chosen={} \
-         refused_peers={} malformed_frames={} dropped={} storage_failed={}",
+         batches={} records={} max_batch={} commit_p50={}us commit_p99={}us \
+         disk_floor_p50={}us chosen={} refused_peers={} malformed_frames={} dropped={} \
+         storage_failed={}",
         stats.node,
         stats.uptime_ms / 1000,
         stats.paxos_in,
@@ -179,6 +189,7 @@ pub fn stats_line(stats: &NodeStats) -> String {
         stats.max_batch,
         stats.commit_us.p50,
         stats.commit_us.p99,
+        stats.disk_floor_us.p50,
         stats.chosen,
         t.refused_peers,
         t.malformed_frames,

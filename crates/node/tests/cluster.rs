@@ -158,6 +158,11 @@ fn strangers_and_bad_frames_leave_the_cluster_serving() {
         "a stranger was answered"
     );
     assert!(client.stats(1).transport.refused_peers >= 1);
+    assert_eq!(
+        client.stats(1).disk_floor_us.count,
+        0,
+        "a memory node keeps nothing on disk, so it has no disk floor"
+    );
     assert!(
         cluster.log(1).contains("refused peer"),
         "{}",
@@ -242,7 +247,14 @@ fn durable_stores_hold_every_acknowledged_record_after_a_clean_shutdown() {
     assert!(client.checker.violations().is_empty());
     // Learner fan-out: every node learned every decision.
     for id in 1..=3 {
-        assert_eq!(client.stats(id).chosen, 60, "node {id}");
+        let stats = client.stats(id);
+        assert_eq!(stats.chosen, 60, "node {id}");
+        // Each durable node measured its own append + fdatasync as it started.
+        let floor = stats.disk_floor_us;
+        assert!(
+            floor.count >= 20 && floor.p50 > 0 && floor.p50 <= floor.p99,
+            "node {id}: {floor:?}"
+        );
     }
     for id in 1..=3 {
         let status = cluster.terminate(id);

@@ -7,8 +7,9 @@ use bytes::{Buf, BytesMut};
 use crate::error::Error;
 use crate::wire::Envelope;
 
-/// The wire version this build writes and accepts.
-pub const WIRE_VERSION: u8 = 1;
+/// The wire version this build writes and accepts. Postcard is not self-describing, so any change
+/// to an envelope's layout bumps it: 2 added the disk floor to `NodeStats`.
+pub const WIRE_VERSION: u8 = 2;
 
 /// Bytes before the payload: the length and the version.
 pub const HEADER_LEN: usize = 5;

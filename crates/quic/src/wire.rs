@@ -122,6 +122,9 @@ pub struct NodeStats {
     pub max_batch: u64,
     /// Commit latency in microseconds (write and fsync).
     pub commit_us: LatencySummary,
+    /// The disk floor measured at start: one small append plus `fdatasync` on the data
+    /// directory, in microseconds (no samples: the node keeps nothing on disk).
+    pub disk_floor_us: LatencySummary,
     /// Instances this node's learner saw chosen.
     pub chosen: u64,
     /// Set once storage failed; the acceptor then sends nothing.

@@ -94,6 +94,27 @@ pub fn markdown(summary: &Summary) -> String {
                     .join(", "),
             ),
             (
+                "disk floor p50 / p99 (append + fdatasync)",
+                s.nodes
+                    .iter()
+                    .filter_map(|n| {
+                        Some(format!(
+                            "n{} {} / {}",
+                            n.node,
+                            fmt_us(n.disk_floor_p50_us?),
+                            fmt_us(n.disk_floor_p99_us?)
+                        ))
+                    })
+                    .reduce(|a, b| format!("{a}, {b}"))
+                    .unwrap_or_else(|| {
+                        if s.nodes.is_empty() {
+                            "— (no node counters)".into()
+                        } else {
+                            "— (nothing on disk)".into()
+                        }
+                    }),
+            ),
+            (
                 "preemptions/op, preempted share",
                 format!(
                     "{:.3}, {:.1}%",

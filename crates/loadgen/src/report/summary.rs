@@ -251,6 +251,11 @@ pub struct NodeSummary {
     pub commit_p99_us: u64,
     /// Frames per socket write: how much writes were coalesced.
     pub frames_per_write: f64,
+    /// The node's disk floor, measured at its start: one small append plus `fdatasync` on its
+    /// data directory, median in microseconds; `null` when it keeps nothing on disk.
+    pub disk_floor_p50_us: Option<u64>,
+    /// Its 99th percentile.
+    pub disk_floor_p99_us: Option<u64>,
 }
 
 /// How measured operations ended.
@@ -539,6 +544,8 @@ impl ScenarioSummary {
                     commit_p50_us: n.commit_us.p50,
                     commit_p99_us: n.commit_us.p99,
                     frames_per_write: per(n.transport.frames_out as f64, n.transport.writes),
+                    disk_floor_p50_us: (n.disk_floor_us.count > 0).then_some(n.disk_floor_us.p50),
+                    disk_floor_p99_us: (n.disk_floor_us.count > 0).then_some(n.disk_floor_us.p99),
                 })
                 .collect(),
             counts: Counts {
