@@ -118,6 +118,18 @@ fn a_short_run_on_a_spawned_quic_cluster_writes_a_complete_report() {
     assert_eq!(s["latency_us"]["floor"].as_array().unwrap().len(), 3);
     assert!(n(&s["latency_us"]["floor"][0]["rtt"]["p50"]) > 0);
     assert_eq!(n(&s["safety"]["violations"]), 0);
+    // The generator and every spawned node were sampled: resident memory is never zero.
+    let processes = s["resources"]["processes"].as_array().unwrap();
+    let names: Vec<&str> = processes
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["generator", "node 1", "node 2", "node 3"]);
+    for p in processes {
+        assert!(p["peak_rss_mib"].as_f64().unwrap() > 1.0, "{p}");
+        assert!(p["cpu_pct"].as_f64().unwrap() > 0.0, "{p}");
+    }
+    assert!(n(&s["resources"]["samples"]) >= 2, "{}", s["resources"]);
     assert!(
         s["messages"]["per_decision"].as_f64().unwrap() >= 12.0,
         "{}",

@@ -138,6 +138,13 @@ fn merge_adds_histograms_and_counters_exactly() {
         2 * one_generator,
         "two generators' proposers together"
     );
+    let names: Vec<&str> = s
+        .resources
+        .processes
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(names, ["run 0: generator", "run 1: generator"]);
     let dir = root.path().join("merged");
     for file in [
         "summary.json",

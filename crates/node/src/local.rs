@@ -152,6 +152,14 @@ impl LocalCluster {
         TlsFiles::in_dir(&self.certs(), PeerName::Client(client))
     }
 
+    /// The process id of every node that is running, by node id.
+    pub fn pids(&self) -> Vec<(u32, u32)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| Some((n.id, n.child.as_ref()?.id())))
+            .collect()
+    }
+
     /// Every node's data directory, for the store audit.
     pub fn data_dirs(&self) -> Vec<(NodeId, PathBuf)> {
         self.nodes

@@ -13,6 +13,7 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::measure::resources::{ProcessResources, ResourceSummary};
 use crate::measure::{Percentiles, interval_histogram, latency_histogram};
 use crate::report;
 use crate::report::summary::{
@@ -196,6 +197,7 @@ pub fn merge_scenario(
         nodes,
         faults,
         reliability,
+        resources: _,
         counts: _,
     } = (*first).clone();
     let outcomes = Outcomes {
@@ -324,6 +326,27 @@ pub fn merge_scenario(
         id_scheme,
         storage,
     };
+    // Each generator sampled its own machine: every process is listed, named by its run, and
+    // the noisiest machine's figures stand.
+    let resources = ResourceSummary {
+        processes: parts
+            .iter()
+            .enumerate()
+            .flat_map(|(run, p)| {
+                p.resources
+                    .processes
+                    .iter()
+                    .map(move |process| ProcessResources {
+                        name: format!("run {run}: {}", process.name),
+                        ..process.clone()
+                    })
+            })
+            .collect(),
+        steal_pct: max_f(&|p| p.resources.steal_pct),
+        foreign_cpu_pct: max_f(&|p| p.resources.foreign_cpu_pct),
+        load_at_start: max_f(&|p| p.resources.load_at_start),
+        samples: sum(&|p| p.resources.samples),
+    };
     let merged = ScenarioSummary {
         index,
         label,
@@ -347,6 +370,7 @@ pub fn merge_scenario(
         nodes,
         faults,
         reliability,
+        resources,
         counts,
     };
     Ok((merged, sums))

@@ -19,6 +19,7 @@ use paxbench_core::time::ClockModel;
 use paxbench_quic::NodeStats;
 
 use crate::config::Scenario;
+use crate::measure::resources::ResourceSummary;
 use crate::measure::{OpMetrics, Percentiles, ProtocolMetrics};
 
 /// Everything a driver measured in one scenario.
@@ -55,6 +56,8 @@ pub struct RunOutput {
     pub interrupted: bool,
     /// Operations that had not ended when the driver stopped.
     pub unfinished: u64,
+    /// Memory and CPU of the generator and the spawned nodes, and the machine's noise.
+    pub resources: ResourceSummary,
 }
 
 /// Violation examples kept in the report.

@@ -27,6 +27,7 @@ use crate::config::{Scenario, TargetKind};
 use crate::driver::topology::Cuts;
 use crate::driver::workload::Generator;
 use crate::error::Error;
+use crate::measure::resources::ResourceSampler;
 use crate::measure::{Percentiles, ProtocolMetrics, latency_histogram, record_ns};
 
 /// How long nodes may take to answer their first ping.
@@ -126,6 +127,22 @@ impl TargetCluster {
         self.spawned
             .as_ref()
             .map_or_else(Vec::new, LocalCluster::data_dirs)
+    }
+
+    /// The generator and every running spawned node, for resource sampling.
+    fn processes(&self) -> Vec<(String, u32)> {
+        let nodes = self
+            .spawned
+            .as_ref()
+            .map(LocalCluster::pids)
+            .unwrap_or_default();
+        std::iter::once(("generator".to_string(), std::process::id()))
+            .chain(
+                nodes
+                    .into_iter()
+                    .map(|(id, pid)| (format!("node {id}"), pid)),
+            )
+            .collect()
     }
 
     /// Stops spawned nodes with SIGTERM (SIGKILL after 10 s); attached nodes are left alone.
@@ -248,6 +265,7 @@ struct Driver<'a, T: Transport> {
     acks: Option<AckLog>,
     cuts: Cuts,
     next_request: u64,
+    resources: Option<ResourceSampler>,
 }
 
 async fn drive<T: Transport + std::fmt::Debug>(
@@ -330,11 +348,21 @@ async fn drive<T: Transport + std::fmt::Debug>(
         acks: keep_evidence.then(AckLog::new),
         cuts: Cuts::default(),
         next_request,
+        resources: None,
     };
+    driver.resources = Some(ResourceSampler::new(
+        &cluster.processes(),
+        scenario.workload.warmup,
+    ));
     let now = driver.now();
     driver.host.start(now, &mut driver.protocol);
     driver.flush();
     let interrupted = driver.run(&mut inbox, cluster, interrupt, progress).await;
+    let resources = driver
+        .resources
+        .take()
+        .map(|sampler| sampler.finish(driver.started.elapsed(), &cluster.processes()))
+        .unwrap_or_default();
     next_request = driver.next_request;
     let stats_after = node_stats(&driver.links, &mut inbox, &mut next_request).await;
     let now = driver.now();
@@ -382,6 +410,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
         evidence: None,
         interrupted,
         unfinished,
+        resources,
     };
     Ok((output, evidence))
 }
@@ -651,10 +680,17 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
     ) -> bool {
         let deadline = self.host.deadline();
         let mut next_progress = Instant::now();
+        let mut next_sample = Instant::now() + Duration::from_secs(1);
         loop {
             if Instant::now() >= next_progress {
                 next_progress = Instant::now() + Duration::from_millis(250);
                 self.show_progress(progress);
+            }
+            if Instant::now() >= next_sample {
+                next_sample += Duration::from_secs(1);
+                if let Some(sampler) = &mut self.resources {
+                    sampler.sample(self.started.elapsed(), &cluster.processes());
+                }
             }
             let now = self.now();
             while let Some(step) = self.plan.steps.get(self.next_fault)

@@ -16,6 +16,7 @@ use crate::config::Scenario;
 use crate::driver::workload::Generator;
 use crate::error::Error;
 use crate::measure::ProtocolMetrics;
+use crate::measure::resources::ResourceSampler;
 
 /// Simulated steps between checks of the interrupt flag.
 const STEPS_PER_CHECK: u32 = 4096;
@@ -121,12 +122,20 @@ pub fn run(
     let until = sim.end();
     let mut protocol =
         ProtocolMetrics::new(proposers, warmup_end, scenario.measure.livelock_window);
+    let generator_process = [("generator".to_string(), std::process::id())];
+    // The simulator's warmup is virtual time: the memory slope covers the whole run.
+    let mut resources = ResourceSampler::new(&generator_process, Duration::ZERO);
+    let mut next_sample = Instant::now() + Duration::from_secs(1);
     let mut interrupted = false;
     'run: loop {
         for _ in 0..STEPS_PER_CHECK {
             if !sim.step(&mut protocol) {
                 break 'run;
             }
+        }
+        if Instant::now() >= next_sample {
+            next_sample += Duration::from_secs(1);
+            resources.sample(started.elapsed(), &generator_process);
         }
         if interrupt.load(Ordering::Relaxed) {
             interrupted = true;
@@ -175,5 +184,6 @@ pub fn run(
         evidence: None,
         interrupted,
         unfinished,
+        resources: resources.finish(started.elapsed(), &generator_process),
     })
 }

@@ -1,8 +1,10 @@
 //! Measurement: operation timings from the workload ([`OpMetrics`]) and everything the proposers
-//! do and send from the host's observer hooks ([`ProtocolMetrics`]), the same on every target.
+//! do and send from the host's observer hooks ([`ProtocolMetrics`]), the same on every target;
+//! and the processes' and the machine's [`resources`].
 
 mod ops;
 mod protocol;
+pub mod resources;
 
 pub use ops::{
     MAX_LATENCY_US, OpMetrics, Percentiles, Second, interval_histogram, latency_histogram,

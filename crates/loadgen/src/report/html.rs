@@ -73,6 +73,12 @@ pub fn findings(summary: &Summary) -> Vec<String> {
                 s.label, s.contention.livelock_ms
             ));
         }
+        if s.resources.is_noisy() {
+            out.push(format!(
+                "{} ran on a noisy machine: {:.0}% of its CPU time was stolen and {:.0}% went to other processes, so its figures are partly a measurement of them.",
+                s.label, s.resources.steal_pct, s.resources.foreign_cpu_pct
+            ));
+        }
         if s.throughput.fell_behind {
             out.push(format!(
                 "In {} the open-loop generator fell behind its schedule: latency includes the queueing.",

@@ -222,6 +222,33 @@ pub fn markdown(summary: &Summary) -> String {
                     .join("; ")
             );
         }
+        let r = &s.resources;
+        if !r.processes.is_empty() {
+            let _ = writeln!(
+                md,
+                "| processes: peak / final RSS, RSS slope after the warmup, CPU | {} |",
+                r.processes
+                    .iter()
+                    .map(|p| format!(
+                        "{}: {:.0} / {:.0} MiB, {:+.1} MiB/min, {:.0}%",
+                        p.name, p.peak_rss_mib, p.final_rss_mib, p.rss_slope_mib_per_min, p.cpu_pct
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            let _ = writeln!(
+                md,
+                "| machine: CPU steal, CPU of other processes, load at start | {:.1}%, {:.1}%, {:.2}{} |",
+                r.steal_pct,
+                r.foreign_cpu_pct,
+                r.load_at_start,
+                if r.is_noisy() {
+                    " (noisy: figures are partly a measurement of the neighbours)"
+                } else {
+                    ""
+                }
+            );
+        }
         if let Some(audit) = &s.reliability.audit {
             let _ = writeln!(
                 md,

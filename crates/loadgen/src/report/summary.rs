@@ -10,6 +10,7 @@ use paxbench_core::Time;
 use crate::config::{Scenario, display_value};
 use crate::driver::RunOutput;
 use crate::measure::Percentiles;
+use crate::measure::resources::ResourceSummary;
 
 /// The version of this schema; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -100,6 +101,8 @@ pub struct ScenarioSummary {
     /// Recovery times, and the audit of the nodes' stores.
     #[serde(default)]
     pub reliability: Reliability,
+    /// Memory and CPU of the generator and the spawned nodes, and the machine's noise.
+    pub resources: ResourceSummary,
     /// The raw counts behind the ratios, so that runs can be merged exactly.
     pub counts: Counts,
 }
@@ -548,6 +551,7 @@ impl ScenarioSummary {
                     disk_floor_p99_us: (n.disk_floor_us.count > 0).then_some(n.disk_floor_us.p99),
                 })
                 .collect(),
+            resources: output.resources.clone(),
             counts: Counts {
                 ops_finished: finished,
                 attempts: protocol.attempts,

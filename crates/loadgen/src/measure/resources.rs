@@ -1,0 +1,333 @@
+//! Resource and noise telemetry from `/proc`, sampled about once a second while a scenario runs:
+//! the resident memory and CPU of the generator and of every spawned node, and the machine's CPU
+//! steal and the CPU that other processes used. A figure measured while a neighbour took half
+//! the machine is partly a measurement of the neighbour; the summary says so.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Kernel clock ticks per second in `/proc/stat` and `/proc/<pid>/stat` (`USER_HZ`): 100 on
+/// every Linux architecture this project builds for.
+const TICKS_PER_S: f64 = 100.0;
+
+/// The machine's CPU time, in ticks, from the first line of `/proc/stat`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MachineTicks {
+    /// Every tick of every core.
+    pub total: u64,
+    /// Ticks spent idle or waiting for I/O.
+    pub idle: u64,
+    /// Ticks the hypervisor gave to someone else.
+    pub steal: u64,
+}
+
+/// One process's resident memory and CPU time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessSample {
+    /// Resident set size, bytes.
+    pub rss_bytes: u64,
+    /// User plus system CPU time, ticks.
+    pub cpu_ticks: u64,
+}
+
+/// Parses the aggregate `cpu` line of `/proc/stat`.
+pub fn parse_machine(stat: &str) -> Option<MachineTicks> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice], guest time already
+    // counted in user.
+    let total = fields.iter().take(8).sum();
+    Some(MachineTicks {
+        total,
+        idle: fields.get(3)? + fields.get(4).copied().unwrap_or(0),
+        steal: fields.get(7).copied().unwrap_or(0),
+    })
+}
+
+/// Parses `/proc/<pid>/stat` (CPU) and `/proc/<pid>/status` (RSS) of one process.
+pub fn parse_process(stat: &str, status: &str) -> Option<ProcessSample> {
+    // The command name may hold spaces and parentheses; the fields after it start past the
+    // last `)`: state is field 3, utime field 14 and stime field 15.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    let cpu_ticks = ticks(11)? + ticks(12)?;
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(ProcessSample {
+        rss_bytes: rss_kb * 1024,
+        cpu_ticks,
+    })
+}
+
+fn read_machine() -> Option<MachineTicks> {
+    parse_machine(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+fn read_process(pid: u32) -> Option<ProcessSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_process(&stat, &status)
+}
+
+/// The one-minute load average, from `/proc/loadavg`.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// One process over a scenario.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ProcessResources {
+    /// `generator`, or `node N`.
+    pub name: String,
+    /// The largest resident set sampled, MiB.
+    pub peak_rss_mib: f64,
+    /// The last resident set sampled, MiB.
+    pub final_rss_mib: f64,
+    /// Least-squares growth of the resident set after the warmup, MiB per minute: what a long
+    /// run would add.
+    pub rss_slope_mib_per_min: f64,
+    /// CPU used over the scenario, in percent of one core (200 is two cores busy).
+    pub cpu_pct: f64,
+}
+
+/// The machine and the processes over a scenario.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ResourceSummary {
+    /// The generator first, then each spawned node.
+    pub processes: Vec<ProcessResources>,
+    /// Share of the machine's CPU time the hypervisor gave to others, percent.
+    pub steal_pct: f64,
+    /// Share of the machine's CPU time used by processes other than these, percent.
+    pub foreign_cpu_pct: f64,
+    /// The one-minute load average when the scenario started.
+    pub load_at_start: f64,
+    /// Samples taken.
+    pub samples: u64,
+}
+
+impl ResourceSummary {
+    /// Steal or foreign CPU above which a scenario's figures are flagged as disturbed, percent.
+    pub const NOISY_PCT: f64 = 10.0;
+
+    /// Whether other tenants or processes took enough of the machine to distort the figures.
+    pub fn is_noisy(&self) -> bool {
+        self.steal_pct > Self::NOISY_PCT || self.foreign_cpu_pct > Self::NOISY_PCT
+    }
+}
+
+#[derive(Debug)]
+struct Tracked {
+    name: String,
+    pid: u32,
+    cpu_ticks: u64,
+    cpu_at_pid_start: u64,
+    cpu_before: u64,
+    peak_rss: u64,
+    final_rss: u64,
+    after_warmup: Vec<(f64, f64)>,
+}
+
+/// Samples the generator and the given processes about once a second.
+#[derive(Debug)]
+pub struct ResourceSampler {
+    warmup: Duration,
+    load_at_start: f64,
+    machine_start: Option<MachineTicks>,
+    machine_last: Option<MachineTicks>,
+    tracked: Vec<Tracked>,
+    samples: u64,
+}
+
+impl ResourceSampler {
+    /// Starts sampling `processes` (`(name, pid)`: the generator itself first) for a scenario
+    /// whose warmup lasts `warmup`.
+    pub fn new(processes: &[(String, u32)], warmup: Duration) -> Self {
+        let mut sampler = Self {
+            warmup,
+            load_at_start: load_average().unwrap_or(0.0),
+            machine_start: read_machine(),
+            machine_last: None,
+            tracked: Vec::new(),
+            samples: 0,
+        };
+        sampler.sample(Duration::ZERO, processes);
+        sampler
+    }
+
+    /// A sample at `elapsed` since the start; `processes` as now (a restarted node has a new
+    /// pid, whose CPU time starts again from zero).
+    pub fn sample(&mut self, elapsed: Duration, processes: &[(String, u32)]) {
+        self.samples += 1;
+        self.machine_last = read_machine();
+        for (name, pid) in processes {
+            let Some(now) = read_process(*pid) else {
+                continue;
+            };
+            let first = self.samples == 1;
+            let tracked = match self.tracked.iter_mut().position(|t| t.name == *name) {
+                Some(i) => &mut self.tracked[i],
+                None => {
+                    self.tracked.push(Tracked {
+                        name: name.clone(),
+                        pid: *pid,
+                        cpu_ticks: 0,
+                        // CPU a process had used before the scenario is not the scenario's.
+                        cpu_at_pid_start: if first { now.cpu_ticks } else { 0 },
+                        cpu_before: 0,
+                        peak_rss: 0,
+                        final_rss: 0,
+                        after_warmup: Vec::new(),
+                    });
+                    let last = self.tracked.len() - 1;
+                    &mut self.tracked[last]
+                }
+            };
+            if tracked.pid != *pid {
+                tracked.cpu_before += tracked.cpu_ticks.saturating_sub(tracked.cpu_at_pid_start);
+                tracked.pid = *pid;
+                tracked.cpu_at_pid_start = 0;
+            }
+            tracked.cpu_ticks = now.cpu_ticks;
+            tracked.peak_rss = tracked.peak_rss.max(now.rss_bytes);
+            tracked.final_rss = now.rss_bytes;
+            if elapsed >= self.warmup {
+                tracked
+                    .after_warmup
+                    .push((elapsed.as_secs_f64() / 60.0, mib(now.rss_bytes)));
+            }
+        }
+    }
+
+    /// The summary, with a last sample at `elapsed`.
+    pub fn finish(mut self, elapsed: Duration, processes: &[(String, u32)]) -> ResourceSummary {
+        self.sample(elapsed, processes);
+        let seconds = elapsed.as_secs_f64().max(1e-9);
+        let processes: Vec<ProcessResources> = self
+            .tracked
+            .iter()
+            .map(|t| {
+                let ticks = t.cpu_before + t.cpu_ticks.saturating_sub(t.cpu_at_pid_start);
+                ProcessResources {
+                    name: t.name.clone(),
+                    peak_rss_mib: mib(t.peak_rss),
+                    final_rss_mib: mib(t.final_rss),
+                    rss_slope_mib_per_min: slope(&t.after_warmup),
+                    cpu_pct: 100.0 * ticks as f64 / TICKS_PER_S / seconds,
+                }
+            })
+            .collect();
+        let (steal_pct, foreign_cpu_pct) = match (self.machine_start, self.machine_last) {
+            (Some(start), Some(end)) if end.total > start.total => {
+                let total = (end.total - start.total) as f64;
+                let busy = total - end.idle.saturating_sub(start.idle) as f64;
+                let steal = end.steal.saturating_sub(start.steal) as f64;
+                let ours: f64 = processes
+                    .iter()
+                    .map(|p| p.cpu_pct / 100.0 * seconds * TICKS_PER_S)
+                    .sum();
+                (
+                    100.0 * steal / total,
+                    (100.0 * (busy - steal - ours) / total).max(0.0),
+                )
+            }
+            _ => (0.0, 0.0),
+        };
+        ResourceSummary {
+            processes,
+            steal_pct,
+            foreign_cpu_pct,
+            load_at_start: self.load_at_start,
+            samples: self.samples,
+        }
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// The least-squares slope of `points`; zero with fewer than two distinct times.
+fn slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return 0.0;
+    }
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    if sxx > 0.0 { sxy / sxx } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_machine_line() {
+        let stat = "cpu  503473 40 103834 264119 12566 0 14809 740 0 0\ncpu0 1 2 3 4\n";
+        let m = parse_machine(stat).unwrap();
+        assert_eq!(m.total, 503473 + 40 + 103834 + 264119 + 12566 + 14809 + 740);
+        assert_eq!(m.idle, 264119 + 12566);
+        assert_eq!(m.steal, 740);
+        assert_eq!(parse_machine("intr 1 2 3\n"), None);
+    }
+
+    #[test]
+    fn parses_a_process_whose_name_has_spaces_and_parentheses() {
+        let stat = "4242 (paxbench (node) x) S 1 2 3 0 -1 4194304 10 0 0 0 700 55 0 0 20 0 3 0";
+        let status = "Name:\tpaxbench\nVmPeak:\t 9000 kB\nVmRSS:\t    2020 kB\n";
+        assert_eq!(
+            parse_process(stat, status),
+            Some(ProcessSample {
+                rss_bytes: 2020 * 1024,
+                cpu_ticks: 755
+            })
+        );
+        assert_eq!(parse_process(stat, "Name: x\n"), None, "no VmRSS line");
+    }
+
+    #[test]
+    fn slope_is_growth_per_minute() {
+        let points: Vec<(f64, f64)> = (0..10)
+            .map(|i| (f64::from(i), 100.0 + 3.0 * f64::from(i)))
+            .collect();
+        assert!((slope(&points) - 3.0).abs() < 1e-9);
+        assert_eq!(slope(&[(1.0, 5.0)]), 0.0);
+    }
+
+    #[test]
+    fn samples_this_process() {
+        let me = vec![("generator".to_string(), std::process::id())];
+        let mut sampler = ResourceSampler::new(&me, Duration::ZERO);
+        let mut work = 0u64;
+        for i in 0..2_000_000u64 {
+            work = work.wrapping_mul(31).wrapping_add(i);
+        }
+        sampler.sample(Duration::from_millis(500), &me);
+        let summary = sampler.finish(Duration::from_secs(1), &me);
+        assert!(work != 1, "keep the loop");
+        let generator = &summary.processes[0];
+        assert_eq!(generator.name, "generator");
+        assert!(generator.peak_rss_mib > 1.0, "{summary:?}");
+        assert!(generator.final_rss_mib > 1.0);
+        assert_eq!(summary.samples, 3);
+        assert!((0.0..=100.0).contains(&summary.steal_pct));
+    }
+}
