@@ -91,6 +91,8 @@ workload:
   keys: 1000
   warmup_s: $(at 1)
   duration_s: $(at 10)
+measure:
+  evidence: true                     # the stores are audited against it once the nodes stop
 proposer:
   phase1_timeout_ms: 30
   phase2_timeout_ms: 30

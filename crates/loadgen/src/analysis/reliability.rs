@@ -21,7 +21,7 @@ pub fn audit_attach_run(
     let evidence_path = dir.join(format!("scenario-{scenario:02}.evidence"));
     let bytes = std::fs::read(&evidence_path).map_err(|source| Error::Io {
         context: format!(
-            "reading {} (only attach runs keep evidence)",
+            "reading {} (an attach run keeps evidence only with `measure.evidence: true`)",
             evidence_path.display()
         ),
         source,

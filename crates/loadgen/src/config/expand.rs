@@ -133,6 +133,7 @@ impl BenchFile {
             measure: MeasureSettings {
                 livelock_window: millis(self.measure.livelock_window_ms),
                 pings: self.measure.pings,
+                evidence: self.measure.evidence,
             },
         };
         Scenario {

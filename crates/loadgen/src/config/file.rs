@@ -443,6 +443,11 @@ pub struct MeasureSpec {
     pub livelock_window_ms: f64,
     /// Pings to each node at the start, to measure the transport floor.
     pub pings: u32,
+    /// `attach` only: keep the evidence the store audit needs (every proposal, decision and
+    /// acknowledged reply) in `scenario-NN.evidence`, for `paxbench audit --results`. It grows
+    /// with the run, so it is off unless asked for; spawned durable runs always keep it, since
+    /// they are audited as they end.
+    pub evidence: bool,
 }
 
 impl Default for MeasureSpec {
@@ -450,6 +455,7 @@ impl Default for MeasureSpec {
         Self {
             livelock_window_ms: 50.0,
             pings: 200,
+            evidence: false,
         }
     }
 }

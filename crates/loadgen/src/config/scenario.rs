@@ -122,4 +122,6 @@ pub struct MeasureSettings {
     pub livelock_window: Duration,
     /// Pings per node.
     pub pings: u32,
+    /// Keep the audit's evidence of an `attach` run.
+    pub evidence: bool,
 }

@@ -182,10 +182,7 @@ pub fn run(
         Some((_, addr)) if !addr.ip().is_loopback() => SocketAddr::from(([0, 0, 0, 0], 0)),
         _ => SocketAddr::from(([127, 0, 0, 1], 0)),
     };
-    // Spawned durable clusters are audited here; attached ones keep the evidence for later.
-    let audited = scenario.target.kind == TargetKind::Spawn
-        && scenario.target.storage == StorageMode::Durable;
-    let keep_evidence = audited || scenario.target.kind == TargetKind::Attach;
+    let (audited, keep_evidence) = evidence_policy(scenario);
     let result = match scenario.target.transport {
         TransportKind::Quic => {
             let files = cluster
@@ -240,6 +237,16 @@ pub fn run(
         output.audit = Some(report);
     }
     Ok(output)
+}
+
+/// Whether the run is audited as it ends (spawned durable clusters), and whether it keeps the
+/// audit's evidence: always when audited, and for an attached cluster only when the config asks
+/// (`measure.evidence`), since the evidence grows with the run.
+fn evidence_policy(scenario: &Scenario) -> (bool, bool) {
+    let target = &scenario.target;
+    let audited = target.kind == TargetKind::Spawn && target.storage == StorageMode::Durable;
+    let attached = target.kind == TargetKind::Attach && scenario.measure.evidence;
+    (audited, audited || attached)
 }
 
 /// What the audit needs from a run: the checker's view of proposals and decisions, and every
@@ -735,5 +742,39 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                 Err(_) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::BenchConfig;
+
+    fn scenario(target: &str) -> Scenario {
+        let yaml = format!("name: t\ntarget:\n{target}\nworkload:\n  duration_s: 1\n");
+        BenchConfig::parse(Path::new("t.yaml"), yaml)
+            .unwrap()
+            .scenarios[0]
+            .clone()
+    }
+
+    const ATTACH: &str = "  kind: attach\n  attach:\n    nodes: [{id: 1, addr: 127.0.0.1:7001}]\n    ca: ca.pem\n    cert: c.pem\n    key: c.key";
+
+    #[test]
+    fn attached_runs_keep_evidence_only_when_asked() {
+        assert_eq!(
+            evidence_policy(&scenario("  storage: durable")),
+            (true, true)
+        );
+        assert_eq!(
+            evidence_policy(&scenario("  storage: memory")),
+            (false, false)
+        );
+        assert_eq!(evidence_policy(&scenario(ATTACH)), (false, false));
+        let mut asked = scenario(ATTACH);
+        asked.measure.evidence = true;
+        assert_eq!(evidence_policy(&asked), (false, true));
     }
 }
