@@ -334,6 +334,15 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("results: {}", result.dir.display());
             }
             for scenario in &result.summary.scenarios {
+                let noise = &scenario.resources;
+                if noise.is_noisy() {
+                    eprintln!(
+                        "noisy machine: in scenario {}, {:.0}% of the CPU time was stolen and \
+                         {:.0}% went to other processes; its figures are partly a measurement of \
+                         them",
+                        scenario.label, noise.steal_pct, noise.foreign_cpu_pct
+                    );
+                }
                 if scenario.safety.violations > 0 {
                     let verdict = if scenario.safety.expected {
                         "expected: this is the scenario's finding"
