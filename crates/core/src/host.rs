@@ -213,13 +213,9 @@ impl<W: Workload> ProposerHost<W> {
             }
             self.timers.pop();
             match timer {
-                Timer::Start(index) => {
-                    let slot = &self.slots[index as usize];
-                    let due = slot.pending.as_ref().is_some_and(|op| op.at <= now);
-                    if due && slot.proposer.busy_with().is_none() {
-                        self.start_pending(index, now);
-                    }
-                }
+                // A pending operation exists only for an idle proposer, and its start timer is
+                // its `at`; one stopped since has no pending operation left to start.
+                Timer::Start(index) => self.start_pending(index, now),
                 Timer::Proposer(index) => {
                     let slot = &mut self.slots[index as usize];
                     if slot.armed == Some(at) {
@@ -305,11 +301,6 @@ impl<W: Workload> ProposerHost<W> {
     pub fn index_of(&self, id: ProposerId) -> Option<ProposerIndex> {
         let index = id.0.checked_sub(self.first_id)?;
         ((index as usize) < self.slots.len()).then_some(ProposerIndex(index))
-    }
-
-    /// Hosted proposer `index`.
-    pub fn proposer(&self, index: ProposerIndex) -> Option<&Proposer> {
-        self.slots.get(index.0 as usize).map(|slot| &slot.proposer)
     }
 
     /// Counts so far.

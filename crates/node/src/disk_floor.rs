@@ -1,6 +1,8 @@
 //! The disk floor: what one small append plus `fdatasync` costs on a node's own data directory,
-//! measured when the node starts, so that every durable figure can sit beside it as latency sits
-//! beside the ping round trip. No commit of a durable node can be faster than this.
+//! so that every durable figure can sit beside it as latency sits beside the ping round trip. No
+//! commit of a durable node can be faster than this. It is measured at the first start on a data
+//! directory and kept there, so that a restart, whose speed the fault campaign measures, is not
+//! delayed by it.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -22,6 +24,30 @@ const BUDGET: Duration = Duration::from_secs(1);
 const RECORD: [u8; 64] = [0x5a; 64];
 /// The probe file, removed once measured.
 const PROBE: &str = "disk-floor.probe";
+/// The measured floor, kept for later starts (postcard).
+const KEPT: &str = "disk-floor";
+
+/// The floor of `dir`: the one kept there, or else one measured now and kept. A kept file that
+/// cannot be read is measured again.
+pub fn floor(dir: &Path) -> Result<LatencySummary, Error> {
+    let kept = dir.join(KEPT);
+    if let Some(floor) = std::fs::read(&kept)
+        .ok()
+        .and_then(|bytes| postcard::from_bytes(&bytes).ok())
+    {
+        return Ok(floor);
+    }
+    let floor = measure(dir)?;
+    let bytes = postcard::to_stdvec(&floor).map_err(|e| Error::Config {
+        origin: "disk floor".into(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(&kept, bytes).map_err(|source| Error::Io {
+        context: format!("writing {}", kept.display()),
+        source,
+    })?;
+    Ok(floor)
+}
 
 /// Appends [`RECORD`] to a fresh file in `dir` and `fdatasync`s it, up to [`SAMPLES`] times
 /// within [`BUDGET`], and summarises the round trips in microseconds.
@@ -74,6 +100,21 @@ mod tests {
         assert!(floor.count >= u64::from(MIN_SAMPLES), "{floor:?}");
         assert!(floor.p50 >= 1 && floor.p50 <= floor.p99 && floor.p99 <= floor.max);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_restart_reuses_the_floor_kept_in_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = floor(dir.path()).unwrap();
+        assert!(!dir.path().join(PROBE).exists());
+        // Measured again, a real disk would not give the same histogram: the kept one is read.
+        assert_eq!(floor(dir.path()).unwrap(), first);
+        std::fs::write(dir.path().join(KEPT), b"\xff").unwrap();
+        let remeasured = floor(dir.path()).unwrap();
+        assert!(
+            remeasured.count >= u64::from(MIN_SAMPLES),
+            "a bad file is measured again"
+        );
     }
 
     #[test]

@@ -209,10 +209,9 @@ impl LocalCluster {
     /// SIGKILL node `id` and wait for it to be gone.
     pub fn kill(&mut self, id: u32) {
         if let Ok(node) = self.node_mut(id)
-            && let Some(mut child) = node.child.take()
+            && let Some(child) = node.child.take()
         {
-            let _ = child.kill();
-            let _ = child.wait();
+            reap(child);
             info!(node = id, "node killed");
         }
     }
@@ -224,8 +223,7 @@ impl LocalCluster {
         sigterm(&child);
         let status = wait_with_timeout(&mut child, timeout);
         if status.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
+            reap(child);
         }
         status
     }
@@ -264,8 +262,7 @@ impl LocalCluster {
                     &mut child,
                     deadline.saturating_duration_since(Instant::now()),
                 );
-                let _ = child.kill();
-                let _ = child.wait();
+                reap(child);
             }
         }
     }
@@ -274,12 +271,17 @@ impl LocalCluster {
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
+            if let Some(child) = node.child.take() {
+                reap(child);
             }
         }
     }
+}
+
+/// SIGKILL, if the process is still running, and wait for it to be gone.
+fn reap(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// SIGTERM through kill(1): the workspace forbids the unsafe a direct `libc::kill` needs.

@@ -71,7 +71,7 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     info!(node = %config.id, records = records.len(), "restored acceptor state");
     let disk_floor_us = match (&config.storage, &config.data_dir) {
         (crate::config::StorageMode::Durable, Some(dir)) => {
-            let floor = crate::disk_floor::measure(dir)?;
+            let floor = crate::disk_floor::floor(dir)?;
             info!(node = %config.id, p50_us = floor.p50, p99_us = floor.p99, samples = floor.count, "disk floor: append + fdatasync");
             floor
         }

@@ -349,9 +349,9 @@ impl<W: Workload> Sim<W> {
         self.host.workload()
     }
 
-    /// Stops the simulation and hands back the workload, with whatever it recorded.
-    pub fn into_workload(self) -> W {
-        self.host.into_parts().0
+    /// Stops the simulation and hands back the workload and the checker, with what they recorded.
+    pub fn into_parts(self) -> (W, Checker) {
+        self.host.into_parts()
     }
 
     /// A digest of every delivery and proposer event so far, in order: equal digests mean

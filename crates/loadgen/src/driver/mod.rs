@@ -12,7 +12,7 @@ pub mod workload;
 
 use std::time::Duration;
 
-use paxbench_core::checker::CheckerStats;
+use paxbench_core::checker::{Checker, CheckerStats};
 use paxbench_core::proposer::ProposerConfig;
 use paxbench_core::rng::Stream;
 use paxbench_core::time::ClockModel;
@@ -21,6 +21,7 @@ use paxbench_quic::NodeStats;
 use crate::config::Scenario;
 use crate::measure::resources::ResourceSummary;
 use crate::measure::{OpMetrics, Percentiles, ProtocolMetrics};
+use workload::Generator;
 
 /// Everything a driver measured in one scenario.
 #[derive(Debug)]
@@ -63,17 +64,46 @@ pub struct RunOutput {
 /// Violation examples kept in the report.
 pub const VIOLATION_EXAMPLES: usize = 5;
 
-/// The core proposer settings of a scenario (the clock is set per proposer).
-fn proposer_config(scenario: &Scenario, acceptors: usize) -> ProposerConfig {
-    ProposerConfig {
-        acceptors,
-        phase1_timeout: scenario.proposer.phase1_timeout,
-        phase2_timeout: scenario.proposer.phase2_timeout,
-        backoff: scenario.proposer.backoff.to_policy(),
-        max_attempts: scenario.proposer.max_attempts,
-        deadline: scenario.proposer.deadline,
-        id_scheme: scenario.proposer.id_scheme,
-        clock: ClockModel::ideal(),
+impl RunOutput {
+    /// What every target measures alike, once the run is over: the workload's timings, the
+    /// protocol metrics and the checker's verdict. The real targets then add the floors, the
+    /// nodes' counters and the evidence.
+    fn measured(
+        generator: Generator,
+        checker: &Checker,
+        protocol: ProtocolMetrics,
+        wall: Duration,
+        interrupted: bool,
+        resources: ResourceSummary,
+    ) -> Self {
+        let measured = generator
+            .metrics
+            .last_outcome
+            .saturating_since(generator.warmup_end());
+        let unfinished = generator.in_flight();
+        Self {
+            ops: generator.metrics,
+            protocol,
+            checker: checker.stats(),
+            violation_counts: checker.violation_counts(),
+            violation_examples: checker
+                .violations()
+                .iter()
+                .take(VIOLATION_EXAMPLES)
+                .map(ToString::to_string)
+                .collect(),
+            measured,
+            wall,
+            floor: Vec::new(),
+            node_stats: Vec::new(),
+            node_messages: (0, 0),
+            audit: None,
+            acked_replies: 0,
+            evidence: None,
+            interrupted,
+            unfinished,
+            resources,
+        }
     }
 }
 
@@ -86,6 +116,13 @@ pub fn proposer_configs(
 ) -> Vec<ProposerConfig> {
     (0..scenario.workload.proposers)
         .map(|index| ProposerConfig {
+            acceptors,
+            phase1_timeout: scenario.proposer.phase1_timeout,
+            phase2_timeout: scenario.proposer.phase2_timeout,
+            backoff: scenario.proposer.backoff.to_policy(),
+            max_attempts: scenario.proposer.max_attempts,
+            deadline: scenario.proposer.deadline,
+            id_scheme: scenario.proposer.id_scheme,
             clock: ClockModel::skewed(
                 Stream::Clock(index).rng(scenario.seed),
                 epoch_ns,
@@ -93,7 +130,6 @@ pub fn proposer_configs(
                 scenario.proposer.clock_drift_ppm,
                 scenario.proposer.clock_resolution,
             ),
-            ..proposer_config(scenario, acceptors)
         })
         .collect()
 }

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::fault_plan::{FaultPlan, Planned};
-use super::{RunOutput, VIOLATION_EXAMPLES, proposer_configs};
+use super::{RunOutput, proposer_configs};
 use crate::config::{Scenario, TargetKind};
 use crate::driver::topology::Cuts;
 use crate::driver::workload::Generator;
@@ -272,7 +272,7 @@ struct Driver<'a, T: Transport> {
     acks: Option<AckLog>,
     cuts: Cuts,
     next_request: u64,
-    resources: Option<ResourceSampler>,
+    resources: ResourceSampler,
 }
 
 async fn drive<T: Transport + std::fmt::Debug>(
@@ -355,70 +355,45 @@ async fn drive<T: Transport + std::fmt::Debug>(
         acks: keep_evidence.then(AckLog::new),
         cuts: Cuts::default(),
         next_request,
-        resources: None,
+        resources: ResourceSampler::new(&cluster.processes(), scenario.workload.warmup),
     };
-    driver.resources = Some(ResourceSampler::new(
-        &cluster.processes(),
-        scenario.workload.warmup,
-    ));
     let now = driver.now();
     driver.host.start(now, &mut driver.protocol);
     driver.flush();
     let interrupted = driver.run(&mut inbox, cluster, interrupt, progress).await;
-    let resources = driver
-        .resources
-        .take()
-        .map(|sampler| sampler.finish(driver.started.elapsed(), &cluster.processes()))
-        .unwrap_or_default();
     next_request = driver.next_request;
     let stats_after = node_stats(&driver.links, &mut inbox, &mut next_request).await;
     let now = driver.now();
     driver.protocol.finish(now);
+    let resources = driver
+        .resources
+        .finish(driver.started.elapsed(), &cluster.processes());
     let (generator, checker) = driver.host.into_parts();
-    let unfinished = generator.in_flight();
-    let node_stats: Vec<NodeStats> = stats_after
+    let mut output = RunOutput::measured(
+        generator,
+        &checker,
+        driver.protocol,
+        wall.elapsed(),
+        interrupted,
+        resources,
+    );
+    output.node_stats = stats_after
         .iter()
         .map(|after| {
             let before = stats_before.iter().find(|b| b.node == after.node);
             stats_delta(after, before)
         })
         .collect();
-    let node_messages = node_stats.iter().fold((0, 0), |(m, b), s| {
+    output.node_messages = output.node_stats.iter().fold((0, 0), |(m, b), s| {
         (m + s.paxos_out, b + s.transport.bytes_out)
     });
-    let checker_stats = checker.stats();
-    let violation_counts = checker.violation_counts();
-    let violation_examples = checker
-        .violations()
-        .iter()
-        .take(VIOLATION_EXAMPLES)
-        .map(ToString::to_string)
-        .collect();
+    output.floor = floor;
     let evidence = driver.acks.take().map(|acks| Evidence {
         checker,
         acks,
         nodes: driver.links.len(),
     });
-    let ops = generator.metrics;
-    let measured = Duration::from_nanos(ops.last_outcome.0.saturating_sub(warmup_end.0));
-    let output = RunOutput {
-        ops,
-        protocol: driver.protocol,
-        checker: checker_stats,
-        violation_counts,
-        violation_examples,
-        measured,
-        wall: wall.elapsed(),
-        floor,
-        node_stats,
-        node_messages,
-        audit: None,
-        acked_replies: evidence.as_ref().map_or(0, |e| e.acks.replies()),
-        evidence: None,
-        interrupted,
-        unfinished,
-        resources,
-    };
+    output.acked_replies = evidence.as_ref().map_or(0, |e| e.acks.replies());
     Ok((output, evidence))
 }
 
@@ -539,8 +514,9 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
 
     /// Sends what the host has to send, except across a partition.
     fn flush(&mut self) {
+        // One clock read per batch: the messages of a batch leave together.
+        let now = self.now();
         while let Some(Transmit { from, to, message }) = self.host.poll_transmit() {
-            let now = self.now();
             let mut sent = 0;
             for (link, node) in self.links.iter().zip(&self.node_ids) {
                 if to.includes(NodeId(*node)) && self.cuts.can_reach(from.0, *node) {
@@ -552,7 +528,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         }
     }
 
-    fn deliver(&mut self, inbound: Inbound) {
+    fn deliver(&mut self, now: Time, inbound: Inbound) {
         if let Envelope::Reply { proposer, message } = inbound.envelope {
             // Whatever happens to it here, the node sent it: its store must back it.
             if let Some(acks) = &mut self.acks {
@@ -561,7 +537,6 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
             let PeerName::Node(node) = inbound.peer else {
                 return;
             };
-            let now = self.now();
             self.protocol.on_node_reply(now, node.0);
             // A reply already in flight when a partition began is lost with it.
             if let Some(index) = self.host.index_of(proposer)
@@ -695,9 +670,8 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
             }
             if Instant::now() >= next_sample {
                 next_sample += Duration::from_secs(1);
-                if let Some(sampler) = &mut self.resources {
-                    sampler.sample(self.started.elapsed(), &cluster.processes());
-                }
+                self.resources
+                    .sample(self.started.elapsed(), &cluster.processes());
             }
             let now = self.now();
             while let Some(step) = self.plan.steps.get(self.next_fault)
@@ -732,9 +706,11 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                 .min(Duration::from_millis(50));
             match tokio::time::timeout(wait, inbox.recv()).await {
                 Ok(Some(inbound)) => {
-                    self.deliver(inbound);
+                    // One clock read for everything that arrived together.
+                    let now = self.now();
+                    self.deliver(now, inbound);
                     while let Ok(inbound) = inbox.try_recv() {
-                        self.deliver(inbound);
+                        self.deliver(now, inbound);
                     }
                     self.flush();
                 }

@@ -11,7 +11,7 @@ use paxbench_node::{LearnerFanout, StorageMode};
 use paxbench_quic::LinkFaults;
 
 use super::fault_plan::{FaultPlan, Planned};
-use super::{RunOutput, VIOLATION_EXAMPLES, proposer_configs};
+use super::{RunOutput, proposer_configs};
 use crate::config::Scenario;
 use crate::driver::workload::Generator;
 use crate::error::Error;
@@ -155,35 +155,13 @@ pub fn run(
             protocol.note_fault(step.at, step.label.clone());
         }
     }
-    let checker = sim.checker().stats();
-    let violation_counts = sim.checker().violation_counts();
-    let violation_examples = sim
-        .checker()
-        .violations()
-        .iter()
-        .take(VIOLATION_EXAMPLES)
-        .map(ToString::to_string)
-        .collect();
-    let generator = sim.into_workload();
-    let unfinished = generator.in_flight();
-    let ops = generator.metrics;
-    let measured = Duration::from_nanos(ops.last_outcome.0.saturating_sub(warmup_end.0));
-    Ok(RunOutput {
-        ops,
+    let (generator, checker) = sim.into_parts();
+    Ok(RunOutput::measured(
+        generator,
+        &checker,
         protocol,
-        checker,
-        violation_counts,
-        violation_examples,
-        measured,
-        wall: started.elapsed(),
-        floor: Vec::new(),
-        node_stats: Vec::new(),
-        node_messages: (0, 0),
-        audit: None,
-        acked_replies: 0,
-        evidence: None,
+        started.elapsed(),
         interrupted,
-        unfinished,
-        resources: resources.finish(started.elapsed(), &generator_process),
-    })
+        resources.finish(started.elapsed(), &generator_process),
+    ))
 }

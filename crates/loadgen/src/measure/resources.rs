@@ -140,7 +140,44 @@ struct Tracked {
     cpu_before: u64,
     peak_rss: u64,
     final_rss: u64,
-    after_warmup: Vec<(f64, f64)>,
+    after_warmup: Slope,
+}
+
+impl Tracked {
+    /// CPU ticks over the scenario, every pid the process had included.
+    fn ticks(&self) -> u64 {
+        self.cpu_before + self.cpu_ticks.saturating_sub(self.cpu_at_pid_start)
+    }
+}
+
+/// A least-squares slope kept as running sums, so that it costs the same after an hour as
+/// after a second.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slope {
+    n: f64,
+    x: f64,
+    y: f64,
+    xx: f64,
+    xy: f64,
+}
+
+impl Slope {
+    fn add(&mut self, x: f64, y: f64) {
+        self.n += 1.0;
+        self.x += x;
+        self.y += y;
+        self.xx += x * x;
+        self.xy += x * y;
+    }
+
+    /// Growth of `y` per unit of `x`; zero with fewer than two distinct `x`.
+    fn value(&self) -> f64 {
+        let sxx = self.xx - self.x * self.x / self.n;
+        if self.n < 2.0 || sxx <= 0.0 {
+            return 0.0;
+        }
+        (self.xy - self.x * self.y / self.n) / sxx
+    }
 }
 
 /// Samples the generator and the given processes about once a second.
@@ -192,7 +229,7 @@ impl ResourceSampler {
                         cpu_before: 0,
                         peak_rss: 0,
                         final_rss: 0,
-                        after_warmup: Vec::new(),
+                        after_warmup: Slope::default(),
                     });
                     let last = self.tracked.len() - 1;
                     &mut self.tracked[last]
@@ -209,7 +246,7 @@ impl ResourceSampler {
             if elapsed >= self.warmup {
                 tracked
                     .after_warmup
-                    .push((elapsed.as_secs_f64() / 60.0, mib(now.rss_bytes)));
+                    .add(elapsed.as_secs_f64() / 60.0, mib(now.rss_bytes));
             }
         }
     }
@@ -221,29 +258,23 @@ impl ResourceSampler {
         let processes: Vec<ProcessResources> = self
             .tracked
             .iter()
-            .map(|t| {
-                let ticks = t.cpu_before + t.cpu_ticks.saturating_sub(t.cpu_at_pid_start);
-                ProcessResources {
-                    name: t.name.clone(),
-                    peak_rss_mib: mib(t.peak_rss),
-                    final_rss_mib: mib(t.final_rss),
-                    rss_slope_mib_per_min: slope(&t.after_warmup),
-                    cpu_pct: 100.0 * ticks as f64 / TICKS_PER_S / seconds,
-                }
+            .map(|t| ProcessResources {
+                name: t.name.clone(),
+                peak_rss_mib: mib(t.peak_rss),
+                final_rss_mib: mib(t.final_rss),
+                rss_slope_mib_per_min: t.after_warmup.value(),
+                cpu_pct: 100.0 * t.ticks() as f64 / TICKS_PER_S / seconds,
             })
             .collect();
+        let ours: u64 = self.tracked.iter().map(Tracked::ticks).sum();
         let (steal_pct, foreign_cpu_pct) = match (self.machine_start, self.machine_last) {
             (Some(start), Some(end)) if end.total > start.total => {
                 let total = (end.total - start.total) as f64;
                 let busy = total - end.idle.saturating_sub(start.idle) as f64;
                 let steal = end.steal.saturating_sub(start.steal) as f64;
-                let ours: f64 = processes
-                    .iter()
-                    .map(|p| p.cpu_pct / 100.0 * seconds * TICKS_PER_S)
-                    .sum();
                 (
                     100.0 * steal / total,
-                    (100.0 * (busy - steal - ours) / total).max(0.0),
+                    (100.0 * (busy - steal - ours as f64) / total).max(0.0),
                 )
             }
             _ => (0.0, 0.0),
@@ -260,19 +291,6 @@ impl ResourceSampler {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
-}
-
-/// The least-squares slope of `points`; zero with fewer than two distinct times.
-fn slope(points: &[(f64, f64)]) -> f64 {
-    let n = points.len() as f64;
-    if points.len() < 2 {
-        return 0.0;
-    }
-    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
-    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
-    let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
-    if sxx > 0.0 { sxy / sxx } else { 0.0 }
 }
 
 #[cfg(test)]
@@ -305,24 +323,24 @@ mod tests {
 
     #[test]
     fn slope_is_growth_per_minute() {
-        let points: Vec<(f64, f64)> = (0..10)
-            .map(|i| (f64::from(i), 100.0 + 3.0 * f64::from(i)))
-            .collect();
-        assert!((slope(&points) - 3.0).abs() < 1e-9);
-        assert_eq!(slope(&[(1.0, 5.0)]), 0.0);
+        let mut slope = Slope::default();
+        for i in 0..10 {
+            slope.add(f64::from(i), 100.0 + 3.0 * f64::from(i));
+        }
+        assert!((slope.value() - 3.0).abs() < 1e-9);
+        let mut one = Slope::default();
+        one.add(1.0, 5.0);
+        assert_eq!(one.value(), 0.0);
+        one.add(1.0, 9.0);
+        assert_eq!(one.value(), 0.0, "two samples at one time have no slope");
     }
 
     #[test]
     fn samples_this_process() {
         let me = vec![("generator".to_string(), std::process::id())];
         let mut sampler = ResourceSampler::new(&me, Duration::ZERO);
-        let mut work = 0u64;
-        for i in 0..2_000_000u64 {
-            work = work.wrapping_mul(31).wrapping_add(i);
-        }
         sampler.sample(Duration::from_millis(500), &me);
         let summary = sampler.finish(Duration::from_secs(1), &me);
-        assert!(work != 1, "keep the loop");
         let generator = &summary.processes[0];
         assert_eq!(generator.name, "generator");
         assert!(generator.peak_rss_mib > 1.0, "{summary:?}");
