@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Fuzz every target (or those named) for a bounded time each, with cargo-fuzz (libFuzzer) on
-# nightly: frame and message decoding, bench-config parsing, and the acceptor fed arbitrary
-# message schedules with the safety checker on. Inputs start from fuzz/seeds and
-# fuzz/regressions; the growing corpus stays in fuzz/corpus (not committed). Each run appends
-# `target<TAB>seconds<TAB>execs` to fuzz/stats.tsv (the README's fuzzing hours come from it).
+# nightly: frame and message decoding, bench-config parsing, the acceptor fed arbitrary message
+# schedules with the safety checker on, and write-ahead-log recovery of damaged segments.
+# Inputs start from fuzz/seeds and fuzz/regressions; the growing corpus stays in fuzz/corpus
+# (not committed). Each run appends `target<TAB>seconds<TAB>execs` to fuzz/stats.tsv (the
+# README's fuzzing hours come from it).
 # A crash is copied into fuzz/regressions/<target>/, which crates/loadgen/tests/fuzz_corpus.rs
 # replays in `cargo test --workspace` forever after; the script then exits 1.
 #
@@ -16,7 +17,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(frames config acceptor)
+  targets=(frames config acceptor wal)
 fi
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   echo "cargo fuzz needs a nightly toolchain: rustup toolchain install nightly" >&2

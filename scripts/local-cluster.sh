@@ -5,8 +5,8 @@
 #   scripts/local-cluster.sh [DIR] [NODES] [STORAGE] [FIRST_PORT]
 #
 # DIR (default ./local-cluster) receives certs/, one config and data dir per node, and logs.
-# STORAGE is `durable` (redb + fsync, the default) or `memory`. Nodes listen on FIRST_PORT
-# (default 7001) and up. Client certificate files for attaching: DIR/certs/client-0.{pem,key}.
+# STORAGE is `durable` (the write-ahead log, the default), `redb` or `memory`. Nodes listen on
+# FIRST_PORT (default 7001) and up. Client certificate files for attaching: DIR/certs/client-0.{pem,key}.
 set -euo pipefail
 
 dir=${1:-local-cluster}

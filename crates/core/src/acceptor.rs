@@ -11,6 +11,14 @@
 //!    [`Ready::persisted`] to get the PROMISE and ACCEPTED messages and send them. Batches must be
 //!    made durable in the order they were taken. A driver that cannot persist (disk error)
 //!    drops the `Ready`: nothing that depended on it is ever sent.
+//!
+//! # Bounded memory
+//! The acceptor stays sans-IO: it never reads storage. A driver that keeps only some instances
+//! in memory pre-loads an instance's persisted state with [`Acceptor::load`] before feeding a
+//! request for it, and drops states with [`Acceptor::forget`] once they are durable where it
+//! can read them again. A request for an instance the acceptor does not hold is handled as one
+//! for a fresh instance, so a driver that forgets must always load first; `forget` refuses a
+//! state whose change is not yet handed out by [`Acceptor::ready`].
 
 use std::mem;
 
@@ -205,6 +213,43 @@ impl Acceptor {
     /// Every instance it knows, with its state, in no particular order.
     pub fn states(&self) -> impl Iterator<Item = (Instance, &AcceptorState)> {
         self.slots.iter().map(|(i, slot)| (*i, &slot.state))
+    }
+
+    /// How many instances it holds in memory.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether it holds no instance.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Whether it holds `instance` in memory.
+    pub fn holds(&self, instance: Instance) -> bool {
+        self.slots.contains_key(&instance)
+    }
+
+    /// Holds a persisted state again, read back by the driver. A state it already holds is
+    /// newer and is kept.
+    pub fn load(&mut self, record: Record) {
+        self.slots.entry(record.instance).or_insert(Slot {
+            state: record.state,
+            dirty: false,
+        });
+    }
+
+    /// Drops `instance` from memory unless it changed since the last [`Acceptor::ready`];
+    /// returns whether it is gone. The driver must have made its state readable first.
+    pub fn forget(&mut self, instance: Instance) -> bool {
+        match self.slots.get(&instance) {
+            Some(slot) if slot.dirty => false,
+            Some(_) => {
+                self.slots.remove(&instance);
+                true
+            }
+            None => true,
+        }
     }
 
     /// Counts of what it has done since it was created or restored.
@@ -406,6 +451,28 @@ mod tests {
             .into_iter()
             .map(|o| o.message)
             .collect()
+    }
+
+    #[test]
+    fn a_forgotten_state_loaded_again_is_the_same_and_a_dirty_one_is_kept() {
+        let mut a = acceptor(RejectMode::Nack);
+        a.handle_prepare(&prepare(5));
+        assert!(!a.forget(I), "not yet handed out for persisting");
+        let records = a.ready().records().to_vec();
+        assert!(a.forget(I) && !a.holds(I) && a.is_empty());
+        a.load(records[0].clone());
+        a.handle_prepare(&prepare(4));
+        let mut ready = a.ready();
+        assert!(ready.records().is_empty());
+        let nack = ready.take_unpersisted_messages();
+        assert!(
+            matches!(&nack[0].message, Message::Nack(n) if n.promised == ProposalId::new(5, 0))
+        );
+        // A loaded state never replaces a newer one held.
+        a.handle_prepare(&prepare(7));
+        a.load(records[0].clone());
+        assert_eq!(a.state(I).map(|s| s.promised), Some(ProposalId::new(7, 0)));
+        assert_eq!(a.len(), 1);
     }
 
     #[test]

@@ -1,11 +1,19 @@
 //! The learner: counts ACCEPTED messages per `(instance, proposal ID)` and announces the value
-//! once a majority of distinct acceptors accepted the same proposal. After that the instance's
-//! tallies are dropped; only the chosen value is kept.
+//! once a majority of distinct acceptors accepted the same proposal. Memory is bounded: it keeps
+//! the most recent instances it heard of (tallies, or the chosen value) and a count of the rest.
+
+use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
 use crate::message::Accepted;
 use crate::types::{Instance, NodeId, ProposalId, Value, quorum};
+
+/// Instances a learner remembers by default. ACCEPTED messages of one instance arrive within a
+/// round trip of each other, so this covers every instance in flight many times over; an
+/// instance older than that is forgotten, and a late ACCEPTED for it starts a fresh tally that
+/// a lone straggler cannot bring to a majority again.
+pub const RECENT_INSTANCES: usize = 1 << 16;
 
 /// A value the learner saw chosen.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -34,20 +42,40 @@ enum Progress {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Learner {
     quorum: usize,
+    capacity: usize,
     instances: FxHashMap<Instance, Progress>,
+    /// The instances held, oldest first.
+    order: VecDeque<Instance>,
+    chosen: u64,
 }
 
 impl Learner {
-    /// A learner for a cluster of `acceptors` acceptors.
+    /// A learner for a cluster of `acceptors` acceptors that remembers [`RECENT_INSTANCES`].
     pub fn new(acceptors: usize) -> Self {
+        Self::with_capacity(acceptors, RECENT_INSTANCES)
+    }
+
+    /// A learner that remembers the `capacity` most recent instances (at least one).
+    pub fn with_capacity(acceptors: usize, capacity: usize) -> Self {
         Self {
             quorum: quorum(acceptors),
+            capacity: capacity.max(1),
             instances: FxHashMap::default(),
+            order: VecDeque::new(),
+            chosen: 0,
         }
     }
 
     /// Counts one ACCEPTED; duplicates from the same acceptor count once.
     pub fn handle_accepted(&mut self, accepted: &Accepted) -> Option<Chosen> {
+        if !self.instances.contains_key(&accepted.instance) {
+            if self.order.len() >= self.capacity
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.instances.remove(&oldest);
+            }
+            self.order.push_back(accepted.instance);
+        }
         let progress = self
             .instances
             .entry(accepted.instance)
@@ -70,6 +98,7 @@ impl Learner {
             return None;
         }
         *progress = Progress::Chosen(accepted.id, accepted.value.clone());
+        self.chosen += 1;
         Some(Chosen {
             instance: accepted.instance,
             id: accepted.id,
@@ -77,7 +106,7 @@ impl Learner {
         })
     }
 
-    /// The value chosen for `instance`, once this learner has seen it.
+    /// The value chosen for `instance`, if this learner saw it and still remembers it.
     pub fn chosen(&self, instance: Instance) -> Option<&Value> {
         match self.instances.get(&instance) {
             Some(Progress::Chosen(_, value)) => Some(value),
@@ -86,11 +115,13 @@ impl Learner {
     }
 
     /// How many instances it has seen decided.
-    pub fn chosen_count(&self) -> usize {
-        self.instances
-            .values()
-            .filter(|p| matches!(p, Progress::Chosen(..)))
-            .count()
+    pub fn chosen_count(&self) -> u64 {
+        self.chosen
+    }
+
+    /// How many instances it holds in memory (never more than its capacity).
+    pub fn held(&self) -> usize {
+        self.instances.len()
     }
 }
 
@@ -138,6 +169,28 @@ mod tests {
         assert_eq!(l.chosen(I), None);
         let chosen = l.handle_accepted(&accepted(3, 6, "y")).unwrap();
         assert_eq!(chosen.value, Value::from_static(b"y"));
+    }
+
+    #[test]
+    fn memory_stays_at_the_capacity_while_the_count_grows() {
+        let mut l = Learner::with_capacity(3, 100);
+        for key in 0..1_000u64 {
+            let mut a = accepted(1, 1, "x");
+            a.instance = Instance::new(key, 0);
+            assert_eq!(l.handle_accepted(&a), None);
+            a.from = NodeId(2);
+            assert!(l.handle_accepted(&a).is_some());
+            assert!(l.held() <= 100);
+        }
+        assert_eq!((l.chosen_count(), l.held()), (1_000, 100));
+        let mut recent = accepted(3, 1, "x");
+        recent.instance = Instance::new(999, 0);
+        assert_eq!(
+            l.handle_accepted(&recent),
+            None,
+            "a recent instance is remembered"
+        );
+        assert_eq!(l.chosen_count(), 1_000);
     }
 
     #[test]

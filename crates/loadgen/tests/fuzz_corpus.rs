@@ -58,3 +58,8 @@ fn acceptor_schedules_replay_cleanly() {
         fuzzing::acceptor_schedule(data);
     });
 }
+
+#[test]
+fn wal_segments_replay_cleanly() {
+    replay("wal", fuzzing::wal_recovery);
+}

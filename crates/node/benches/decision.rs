@@ -1,7 +1,7 @@
 //! One proposer's decisions, one after another, on three in-process nodes over QUIC (each node
 //! on its own thread and current-thread runtime): the two-phase round trip to a majority, with
-//! memory storage and with durable redb storage (fsync per batch). Learner fan-out is on, as
-//! in the default node configuration.
+//! memory storage and with durable `wal` storage (one fdatasync per batch). Learner fan-out is
+//! on, as in the default node configuration.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -13,7 +13,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hdrhistogram::Histogram;
 use paxbench_core::proposer::{Proposer, ProposerConfig, ProposerEvent};
 use paxbench_core::{Instance, NodeId, ProposerId, Time};
-use paxbench_node::{AcceptorStore, CrashPoints, NodeSettings, PeerAddr, RedbStorage, run_node};
+use paxbench_node::{
+    AcceptorStore, CrashPoints, NodeSettings, PeerAddr, WalOptions, WalStorage, run_node,
+};
 use paxbench_quic::{
     Endpoint, EndpointConfig, Envelope, FaultLayer, Identity, Inbound, Link, PeerName,
     QuicTransport, TlsFiles, Transport, generate_cluster_certs,
@@ -46,7 +48,7 @@ fn start_cluster(certs: &Path, data: Option<&Path>) -> Vec<SocketAddr> {
                 addr_send.send(transport.local_addr().unwrap()).unwrap();
                 let peers = peers_recv.recv().unwrap();
                 let storage: Box<dyn AcceptorStore> = match &data_dir {
-                    Some(dir) => Box::new(RedbStorage::open(dir).unwrap()),
+                    Some(dir) => Box::new(WalStorage::open(dir, WalOptions::default()).unwrap()),
                     None => Box::new(paxbench_node::MemoryStorage),
                 };
                 let settings = NodeSettings {
@@ -55,7 +57,7 @@ fn start_cluster(certs: &Path, data: Option<&Path>) -> Vec<SocketAddr> {
                     peers,
                     data_dir: data_dir.clone(),
                     storage: Some(if data_dir.is_some() {
-                        paxbench_node::StorageMode::Durable
+                        paxbench_node::StorageMode::Wal
                     } else {
                         paxbench_node::StorageMode::Memory
                     }),

@@ -13,7 +13,6 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::storage::RedbStorage;
 
 /// Problems quoted in a report; the counts cover all of them.
 const PROBLEM_EXAMPLES: usize = 10;
@@ -171,12 +170,12 @@ impl AuditReport {
     }
 }
 
-/// Reads the whole log of each node's store; `stores` pairs a node with its data directory.
+/// Reads each node's store (for `wal`, the checkpointed states and the log after them); `stores` pairs a node with its data directory.
 /// The nodes must have stopped. A missing or unreadable store is an error, not an empty store.
 pub fn read_stores(stores: &[(NodeId, PathBuf)]) -> Result<Vec<(NodeId, Vec<Record>)>, Error> {
     stores
         .iter()
-        .map(|(node, dir)| Ok((*node, RedbStorage::open_existing(dir)?.history()?)))
+        .map(|(node, dir)| Ok((*node, crate::storage::history(dir)?)))
         .collect()
 }
 

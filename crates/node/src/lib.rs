@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+mod cache;
 pub mod cli;
 pub mod config;
 pub mod disk_floor;
@@ -16,13 +17,15 @@ mod error;
 pub mod local;
 pub mod server;
 pub mod storage;
+pub mod wal;
 
 pub use audit::{AckLog, AuditReport, Evidence, audit, read_stores};
 pub use config::{LearnerFanout, NodeConfig, NodeSettings, PeerAddr, StorageMode};
 pub use error::Error;
 pub use local::{LocalCluster, LocalClusterSpec, LocalNode};
 pub use server::{CrashPoints, run_configured, run_node, shutdown_signal, stats_line};
-pub use storage::{AcceptorStore, DiskSwitch, FaultyDisk, MemoryStorage, RedbStorage};
+pub use storage::{AcceptorStore, DiskSwitch, FaultyDisk, MemoryStorage, Recovered, RedbStorage};
+pub use wal::{StoreReader, WalOptions, WalStorage};
 
 /// An error and its causes on one line, for a binary's last words: each cause is added only
 /// if the message so far does not already say it, and no backtrace is printed.

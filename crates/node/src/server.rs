@@ -7,10 +7,10 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use paxbench_core::acceptor::{Acceptor, AcceptorConfig, Destination, Outgoing, Ready};
+use paxbench_core::acceptor::{Acceptor, AcceptorConfig, Destination, Outgoing, Ready, Record};
 use paxbench_core::learner::Learner;
 use paxbench_core::message::Message;
-use paxbench_core::{NodeId, ProposerId};
+use paxbench_core::{Instance, NodeId, ProposerId};
 use paxbench_quic::{
     AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, Inbound,
     LatencySummary, Link, NodeStats, PeerName, Transport,
@@ -18,9 +18,11 @@ use paxbench_quic::{
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::config::{LearnerFanout, NodeConfig};
+use crate::cache::{InstanceCache, Stored};
+use crate::config::{LearnerFanout, NodeConfig, StorageMode};
 use crate::error::Error;
 use crate::storage::{AcceptorStore, DiskSwitch, FaultyDisk};
+use crate::wal::{StoreReader, WalOptions, WalStorage};
 
 /// Test-only fault points: ways to die at the worst moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,8 +35,13 @@ pub struct CrashPoints {
 /// batch (and the latency of its first request) grow without bound.
 const MAX_FRAMES_PER_TURN: usize = 4096;
 
-/// What a commit task hands back: the storage, the batch, and how long the commit took.
-type Committed = (Box<dyn AcceptorStore>, Ready, Result<Duration, Error>);
+/// What a commit task hands back: the storage, the batch, and how long the commit took with
+/// the log position it reached.
+type Committed = (
+    Box<dyn AcceptorStore>,
+    Ready,
+    Result<(Duration, u64), Error>,
+);
 type Commit = JoinHandle<Committed>;
 
 struct Node<T: Transport> {
@@ -45,6 +52,8 @@ struct Node<T: Transport> {
     peers: Vec<Link>,
     proposers: HashMap<ProposerId, Link>,
     storage: Option<Box<dyn AcceptorStore>>,
+    /// With `wal` storage: where forgotten states are read back, and which ones to forget.
+    reader: Option<(StoreReader, InstanceCache)>,
     disk: DiskSwitch,
     memory_storage: bool,
     commit: Option<Commit>,
@@ -67,17 +76,23 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
         reject_mode: config.reject_mode,
         notify_learners: config.learner_fanout == LearnerFanout::All,
     };
-    let records = storage.load()?;
-    info!(node = %config.id, records = records.len(), "restored acceptor state");
-    let disk_floor_us = match (&config.storage, &config.data_dir) {
-        (crate::config::StorageMode::Durable, Some(dir)) => {
+    let recovered = storage.recover()?;
+    info!(node = %config.id, records = recovered.records.len(), "restored acceptor state");
+    let disk_floor_us = match &config.data_dir {
+        Some(dir) if config.storage.is_durable() => {
             let floor = crate::disk_floor::floor(dir)?;
             info!(node = %config.id, p50_us = floor.p50, p99_us = floor.p99, samples = floor.count, "disk floor: append + fdatasync");
             floor
         }
         _ => LatencySummary::default(),
     };
-    let acceptor = Acceptor::restore(config.id, acceptor_config, records);
+    let reader = storage.reader().map(|reader| {
+        let mut cache = InstanceCache::new(config.cache_instances, reader.checkpointed() > 0);
+        // What the log held after the checkpoint stays until a checkpoint includes it.
+        cache.committed(&recovered.records, recovered.position);
+        (reader, cache)
+    });
+    let acceptor = Acceptor::restore(config.id, acceptor_config, recovered.records);
     let disk = DiskSwitch::default();
     let storage: Box<dyn AcceptorStore> = Box::new(FaultyDisk::new(storage, disk.clone()));
     let faults = FaultLayer::new(&config.faults)?;
@@ -95,8 +110,9 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
         learner: Learner::new(config.peers.len() + 1),
         peers,
         proposers: HashMap::new(),
-        memory_storage: config.storage == crate::config::StorageMode::Memory,
+        memory_storage: config.storage == StorageMode::Memory,
         storage: Some(storage),
+        reader,
         disk,
         commit: None,
         crash,
@@ -125,6 +141,7 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
                 node.commit = None;
                 node.finish_commit(finished);
                 node.start_commit();
+                node.evict();
             }
             inbound = inbox.recv() => {
                 let Some(inbound) = inbound else { break };
@@ -136,6 +153,7 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
                     }
                 }
                 node.start_commit();
+                node.evict();
             }
             _ = stats_tick.tick(), if config.stats_interval_ms > 0 => {
                 let stats = node.stats();
@@ -211,7 +229,15 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
                 p99: h.value_at_quantile(0.99),
                 max: h.max(),
             },
-            chosen: self.learner.chosen_count() as u64,
+            chosen: self.learner.chosen_count(),
+            held_instances: self.acceptor.len() as u64,
+            most_held: self
+                .reader
+                .as_ref()
+                .map_or(self.acceptor.len(), |(_, cache)| cache.most_held())
+                as u64,
+            evicted: self.reader.as_ref().map_or(0, |(_, cache)| cache.evicted()),
+            checkpoints: self.reader.as_ref().map_or(0, |(r, _)| r.checkpoints()),
             ..self.stats.clone()
         }
     }
@@ -255,7 +281,7 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             return AdminReply::Refused { reason };
         }
         match command {
-            AdminCommand::Stats => AdminReply::Stats(self.stats()),
+            AdminCommand::Stats => AdminReply::Stats(Box::new(self.stats())),
             AdminCommand::SetFaults(spec) => match self.endpoint.faults().set(&spec) {
                 Ok(()) => {
                     info!(%peer, ?spec, "fault settings changed");
@@ -278,10 +304,12 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
         match &message {
             Message::Prepare(p) => {
                 self.note_proposer(p.from, reply);
+                self.hold(p.instance);
                 self.step_acceptor(&message);
             }
             Message::AcceptRequest(a) => {
                 self.note_proposer(a.from, reply);
+                self.hold(a.instance);
                 self.step_acceptor(&message);
             }
             Message::Accepted(accepted) => {
@@ -304,6 +332,52 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             None => {
                 self.proposers.insert(proposer, reply);
             }
+        }
+    }
+
+    /// Makes sure the acceptor holds `instance` before a request for it is fed: a state it
+    /// forgot is read back from the checkpoint, since the acceptor would otherwise take the
+    /// instance for a fresh one.
+    fn hold(&mut self, instance: Instance) {
+        let Some((reader, cache)) = self.reader.as_mut() else {
+            return;
+        };
+        if self.acceptor.holds(instance) || self.stats.storage_failed {
+            return;
+        }
+        let mut stored = cache.stored(instance);
+        if stored == Stored::AskForKey {
+            match reader.max_slot(instance.key) {
+                Ok(max) => cache.learn(instance.key, max),
+                Err(e) => {
+                    self.fail_storage(&format!("reading key {} back: {e}", instance.key));
+                    return;
+                }
+            }
+            stored = cache.stored(instance);
+        }
+        if stored == Stored::No {
+            cache.admit(instance);
+            return;
+        }
+        match reader.get(instance) {
+            Ok(Some(state)) => {
+                self.stats.store_reads += 1;
+                self.acceptor.load(Record { instance, state });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.fail_storage(&format!("reading instance {instance} back: {e}"));
+                return;
+            }
+        }
+        cache.admit(instance);
+    }
+
+    /// Forgets the oldest states once the acceptor holds more than the cache's capacity.
+    fn evict(&mut self) {
+        if let Some((reader, cache)) = self.reader.as_mut() {
+            cache.evict(&mut self.acceptor, reader.checkpointed());
         }
     }
 
@@ -339,15 +413,22 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
         let Some(mut storage) = self.storage.take() else {
             return;
         };
+        if let Some((_, cache)) = self.reader.as_mut() {
+            cache.committing(ready.records());
+        }
         if self.memory_storage {
-            let result = storage.commit(ready.records()).map(|()| Duration::ZERO);
+            let result = storage
+                .commit(ready.records())
+                .map(|position| (Duration::ZERO, position));
             self.storage = Some(storage);
             self.on_persisted(ready, result);
             return;
         }
         self.commit = Some(tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let result = storage.commit(ready.records()).map(|()| started.elapsed());
+            let result = storage
+                .commit(ready.records())
+                .map(|position| (started.elapsed(), position));
             (storage, ready, result)
         }));
     }
@@ -362,9 +443,12 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
         }
     }
 
-    fn on_persisted(&mut self, ready: Ready, result: Result<Duration, Error>) {
+    fn on_persisted(&mut self, ready: Ready, result: Result<(Duration, u64), Error>) {
         match result {
-            Ok(elapsed) => {
+            Ok((elapsed, position)) => {
+                if let Some((_, cache)) = self.reader.as_mut() {
+                    cache.committed(ready.records(), position);
+                }
                 let records = ready.records().len() as u64;
                 self.stats.batches += 1;
                 self.stats.records += records;
@@ -453,15 +537,16 @@ pub async fn run_configured(
     crash: CrashPoints,
     shutdown: impl Future<Output = ()>,
 ) -> Result<NodeStats, Error> {
+    let data_dir = || {
+        config.data_dir.as_deref().ok_or_else(|| Error::Config {
+            origin: "config".into(),
+            message: "field `data_dir` is required for durable storage".into(),
+        })
+    };
     let storage: Box<dyn AcceptorStore> = match config.storage {
-        crate::config::StorageMode::Durable => {
-            let dir = config.data_dir.as_deref().ok_or_else(|| Error::Config {
-                origin: "config".into(),
-                message: "field `data_dir` is required for durable storage".into(),
-            })?;
-            Box::new(crate::storage::RedbStorage::open(dir)?)
-        }
-        crate::config::StorageMode::Memory => Box::new(crate::storage::MemoryStorage),
+        StorageMode::Wal => Box::new(WalStorage::open(data_dir()?, WalOptions::default())?),
+        StorageMode::Redb => Box::new(crate::storage::RedbStorage::open(data_dir()?)?),
+        StorageMode::Memory => Box::new(crate::storage::MemoryStorage),
     };
     let me = PeerName::Node(config.id);
     match (&config.transport, &config.tls) {

@@ -1,12 +1,12 @@
-//! Acceptor storage. `durable` appends every changed record to a redb table keyed by a sequence
-//! number and commits each batch in one fsynced transaction (group commit: the node hands over
-//! every record that changed while the previous commit was running). Loading replays the log;
-//! the latest record of an instance wins. `memory` keeps nothing and is unsafe across crashes.
+//! Acceptor storage engines behind one trait. `wal` (the default, in [`crate::wal`]) appends
+//! each group commit to a log and checkpoints off the reply path. `redb` appends every changed
+//! record to a redb table keyed by a sequence number and commits each batch in one fsynced
+//! transaction; loading replays the whole log. `memory` keeps nothing and is unsafe across
+//! crashes. [`FaultyDisk`] wraps any of them with disk faults injected on command.
 //!
-//! Why a log and not a `(key, slot) → state` table: benchmark keys are random, so a batch of
-//! 140 records dirtied about 140 B-tree leaf pages, and a commit took 3.5 ms; appended under
-//! increasing keys, the same batch fills a few pages at the right edge of the tree (see the
-//! README's Performance section).
+//! Why redb is a log and not a `(key, slot) → state` table: benchmark keys are random, so a
+//! batch of 140 records dirtied about 140 B-tree leaf pages and a commit took 3.5 ms; appended
+//! under increasing keys, the same batch fills a few pages at the right edge of the tree.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use rustc_hash::FxHashMap;
 
 use crate::error::Error;
+use crate::wal::StoreReader;
 
 /// Sequence number → a format byte, then the postcard-encoded instance and [`AcceptorState`].
 const ACCEPTOR_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("acceptor-log");
@@ -29,15 +30,32 @@ const RECORD_FORMAT: u8 = 1;
 /// The file name of the durable store inside the data directory.
 pub const STORE_FILE: &str = "acceptor.redb";
 
+/// What an acceptor restarts from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The records the acceptor must hold in memory at start; later ones replace earlier ones
+    /// of the same instance. An engine with a [`StoreReader`] returns only the records its
+    /// checkpoint does not include yet: the others are read when needed.
+    pub records: Vec<Record>,
+    /// The log position of the last of them (0 where the engine has no log positions).
+    pub position: u64,
+}
+
 /// Where an acceptor keeps its promises and accepted proposals.
 pub trait AcceptorStore: Send + 'static {
-    /// Every record stored, to restore the acceptor at start.
-    fn load(&mut self) -> Result<Vec<Record>, Error>;
-    /// Makes `records` durable; when this returns `Ok`, they survive a crash.
-    fn commit(&mut self, records: &[Record]) -> Result<(), Error>;
+    /// What to restore the acceptor from; the first call after opening returns it.
+    fn recover(&mut self) -> Result<Recovered, Error>;
+    /// Makes `records` durable; when this returns `Ok`, they survive a crash. Returns the log
+    /// position of the last one, to compare with [`StoreReader::checkpointed`].
+    fn commit(&mut self, records: &[Record]) -> Result<u64, Error>;
     /// Writes `records` without making them durable: what reaches the disk before a failed
     /// fsync. Only [`FaultyDisk`] calls it.
     fn write_unsynced(&mut self, records: &[Record]) -> Result<(), Error>;
+    /// A reader of states the node need not hold in memory, if the engine has one. Without
+    /// it, the node holds every instance it ever saw.
+    fn reader(&self) -> Option<StoreReader> {
+        None
+    }
 }
 
 /// Keeps nothing: a restarted node has forgotten every promise.
@@ -45,12 +63,12 @@ pub trait AcceptorStore: Send + 'static {
 pub struct MemoryStorage;
 
 impl AcceptorStore for MemoryStorage {
-    fn load(&mut self) -> Result<Vec<Record>, Error> {
-        Ok(Vec::new())
+    fn recover(&mut self) -> Result<Recovered, Error> {
+        Ok(Recovered::default())
     }
 
-    fn commit(&mut self, _records: &[Record]) -> Result<(), Error> {
-        Ok(())
+    fn commit(&mut self, _records: &[Record]) -> Result<u64, Error> {
+        Ok(0)
     }
 
     fn write_unsynced(&mut self, _records: &[Record]) -> Result<(), Error> {
@@ -76,7 +94,12 @@ impl RedbStorage {
         })?;
         let path = data_dir.join(STORE_FILE);
         if !path.exists() {
-            Self::create_atomically(data_dir, &path)?;
+            create_redb_atomically(data_dir, STORE_FILE, |db| {
+                // The table exists from the start, so reading an empty store is not an error.
+                let txn = db.begin_write().map_err(|e| e.to_string())?;
+                txn.open_table(ACCEPTOR_LOG).map_err(|e| e.to_string())?;
+                txn.commit().map_err(|e| e.to_string())
+            })?;
         }
         let db = Database::create(&path).map_err(|e| Error::Storage {
             path: path.clone(),
@@ -145,42 +168,53 @@ impl RedbStorage {
         Ok(last.map(|(key, _)| key.value()))
     }
 
-    /// Creates the store under a temporary name and renames it into place once it is complete,
-    /// so a node killed while creating it leaves either no store or a valid empty one, never a
-    /// half-written file that would refuse to open. A leftover temporary file held no records.
-    fn create_atomically(data_dir: &Path, path: &Path) -> Result<(), Error> {
-        let io = |context: String| move |source| Error::Io { context, source };
-        let creating = data_dir.join(format!("{STORE_FILE}.creating"));
-        if creating.exists() {
-            std::fs::remove_file(&creating)
-                .map_err(io(format!("removing {}", creating.display())))?;
-        }
-        {
-            let db = Database::create(&creating).map_err(|e| Error::Storage {
-                path: creating.clone(),
-                message: e.to_string(),
-            })?;
-            let mut storage = Self {
-                db,
-                path: creating.clone(),
-                encoded: Vec::new(),
-                next_sequence: 0,
-            };
-            // The table exists from the start, so reading an empty store is not an error.
-            storage.commit(&[])?;
-        }
-        std::fs::rename(&creating, path).map_err(io(format!("renaming {}", creating.display())))?;
-        std::fs::File::open(data_dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io(format!("syncing {}", data_dir.display())))
-    }
-
     fn error(&self, e: impl std::fmt::Display) -> Error {
         Error::Storage {
             path: self.path.clone(),
             message: e.to_string(),
         }
     }
+}
+
+/// Everything the store of a stopped node in `data_dir` holds, whichever engine wrote it, for
+/// audits: later records of an instance come after earlier ones. Nothing on disk changes, and
+/// a directory without a store is an error, not an empty store.
+pub fn history(data_dir: &Path) -> Result<Vec<Record>, Error> {
+    if data_dir.join(crate::wal::CHECKPOINT_DIR).exists() {
+        crate::wal::WalStorage::history(data_dir)
+    } else {
+        RedbStorage::open_existing(data_dir)?.history()
+    }
+}
+
+/// Creates the redb file `name` in `data_dir` under a temporary name, runs `init` on it, and
+/// renames it into place once complete, so a node killed while creating it leaves either no
+/// store or a valid one, never a half-written file that would refuse to open. A leftover
+/// temporary file held no records.
+pub(crate) fn create_redb_atomically(
+    data_dir: &Path,
+    name: &str,
+    init: impl FnOnce(&Database) -> Result<(), String>,
+) -> Result<(), Error> {
+    let io = |context: String| move |source| Error::Io { context, source };
+    std::fs::create_dir_all(data_dir).map_err(io(format!("creating {}", data_dir.display())))?;
+    let creating = data_dir.join(format!("{name}.creating"));
+    if creating.exists() {
+        std::fs::remove_file(&creating).map_err(io(format!("removing {}", creating.display())))?;
+    }
+    {
+        let db = Database::create(&creating).map_err(|e| Error::Storage {
+            path: creating.clone(),
+            message: e.to_string(),
+        })?;
+        init(&db).map_err(|message| Error::Storage {
+            path: creating.clone(),
+            message,
+        })?;
+    }
+    std::fs::rename(&creating, data_dir.join(name))
+        .map_err(io(format!("renaming {}", creating.display())))?;
+    crate::wal::log::sync_dir(data_dir)
 }
 
 /// Encodes a record as stored.
@@ -206,19 +240,24 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, String> {
 }
 
 impl AcceptorStore for RedbStorage {
-    fn load(&mut self) -> Result<Vec<Record>, Error> {
+    fn recover(&mut self) -> Result<Recovered, Error> {
         let mut latest: FxHashMap<Instance, AcceptorState> = FxHashMap::default();
         for record in self.history()? {
             latest.insert(record.instance, record.state);
         }
-        Ok(latest
+        let records = latest
             .into_iter()
             .map(|(instance, state)| Record { instance, state })
-            .collect())
+            .collect();
+        Ok(Recovered {
+            records,
+            position: 0,
+        })
     }
 
-    fn commit(&mut self, records: &[Record]) -> Result<(), Error> {
-        self.write(records, Durability::Immediate)
+    fn commit(&mut self, records: &[Record]) -> Result<u64, Error> {
+        self.write(records, Durability::Immediate)?;
+        Ok(self.next_sequence)
     }
 
     fn write_unsynced(&mut self, records: &[Record]) -> Result<(), Error> {
@@ -269,11 +308,15 @@ impl FaultyDisk {
 }
 
 impl AcceptorStore for FaultyDisk {
-    fn load(&mut self) -> Result<Vec<Record>, Error> {
-        self.inner.load()
+    fn recover(&mut self) -> Result<Recovered, Error> {
+        self.inner.recover()
     }
 
-    fn commit(&mut self, records: &[Record]) -> Result<(), Error> {
+    fn reader(&self) -> Option<StoreReader> {
+        self.inner.reader()
+    }
+
+    fn commit(&mut self, records: &[Record]) -> Result<u64, Error> {
         match self.switch.get() {
             DiskFault::None => self.inner.commit(records),
             DiskFault::FailWrite => Err(Error::Storage {
@@ -318,14 +361,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut store = RedbStorage::open(dir.path()).unwrap();
-            assert!(store.load().unwrap().is_empty());
+            assert!(store.recover().unwrap().records.is_empty());
             store
                 .commit(&[record(1, 5, None), record(2, 3, Some(3))])
                 .unwrap();
             store.commit(&[record(1, 7, Some(7))]).unwrap();
         }
         let mut store = RedbStorage::open(dir.path()).unwrap();
-        let mut loaded = store.load().unwrap();
+        let mut loaded = store.recover().unwrap().records;
         loaded.sort_by_key(|r| r.instance);
         assert_eq!(loaded, vec![record(1, 7, Some(7)), record(2, 3, Some(3))]);
     }
@@ -343,7 +386,12 @@ mod tests {
         assert!(!dir.path().join(format!("{STORE_FILE}.creating")).exists());
         drop(store);
         assert_eq!(
-            RedbStorage::open(dir.path()).unwrap().load().unwrap().len(),
+            RedbStorage::open(dir.path())
+                .unwrap()
+                .recover()
+                .unwrap()
+                .records
+                .len(),
             1
         );
     }

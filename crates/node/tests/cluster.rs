@@ -27,8 +27,17 @@ fn proposer_config(max_attempts: u32) -> ProposerConfig {
 }
 
 #[test]
-fn a_node_killed_mid_run_loses_nothing_and_rejoins() {
-    let mut cluster = TestCluster::start(3, nodes(StorageMode::Durable));
+fn a_node_killed_mid_run_loses_nothing_and_rejoins_on_wal() {
+    a_node_killed_mid_run_loses_nothing_and_rejoins(StorageMode::Wal);
+}
+
+#[test]
+fn a_node_killed_mid_run_loses_nothing_and_rejoins_on_redb() {
+    a_node_killed_mid_run_loses_nothing_and_rejoins(StorageMode::Redb);
+}
+
+fn a_node_killed_mid_run_loses_nothing_and_rejoins(storage: StorageMode) {
+    let mut cluster = TestCluster::start(3, nodes(storage));
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     let config = proposer_config(200);
@@ -66,7 +75,7 @@ fn a_node_killed_mid_run_loses_nothing_and_rejoins() {
 
 #[test]
 fn without_a_majority_nothing_is_decided_until_it_returns() {
-    let mut cluster = TestCluster::start(3, nodes(StorageMode::Durable));
+    let mut cluster = TestCluster::start(3, nodes(StorageMode::Wal));
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     cluster.kill(2);
@@ -91,12 +100,21 @@ fn without_a_majority_nothing_is_decided_until_it_returns() {
 }
 
 #[test]
-fn a_promise_persisted_just_before_a_crash_survives_the_restart() {
+fn a_promise_persisted_just_before_a_crash_survives_the_restart_on_wal() {
+    a_promise_persisted_just_before_a_crash_survives_the_restart(StorageMode::Wal);
+}
+
+#[test]
+fn a_promise_persisted_just_before_a_crash_survives_the_restart_on_redb() {
+    a_promise_persisted_just_before_a_crash_survives_the_restart(StorageMode::Redb);
+}
+
+fn a_promise_persisted_just_before_a_crash_survives_the_restart(storage: StorageMode) {
     let mut cluster = TestCluster::start(
         3,
         NodeSettings {
             reject_mode: Some(RejectMode::Nack),
-            ..nodes(StorageMode::Durable)
+            ..nodes(storage)
         },
     );
     cluster.kill(1);
@@ -232,8 +250,17 @@ fn strangers_and_bad_frames_leave_the_cluster_serving() {
 }
 
 #[test]
-fn durable_stores_hold_every_acknowledged_record_after_a_clean_shutdown() {
-    let mut cluster = TestCluster::start(3, nodes(StorageMode::Durable));
+fn durable_stores_hold_every_acknowledged_record_after_a_clean_shutdown_on_wal() {
+    durable_stores_hold_every_acknowledged_record_after_a_clean_shutdown(StorageMode::Wal);
+}
+
+#[test]
+fn durable_stores_hold_every_acknowledged_record_after_a_clean_shutdown_on_redb() {
+    durable_stores_hold_every_acknowledged_record_after_a_clean_shutdown(StorageMode::Redb);
+}
+
+fn durable_stores_hold_every_acknowledged_record_after_a_clean_shutdown(storage: StorageMode) {
+    let mut cluster = TestCluster::start(3, nodes(storage));
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     let config = proposer_config(100);
@@ -336,4 +363,58 @@ fn a_bad_config_names_the_file_line_and_field_and_exits_non_zero() {
         "{stderr}"
     );
     assert!(stderr.contains("floppy"), "{stderr}");
+}
+
+#[test]
+fn wal_nodes_hold_a_bounded_number_of_states_and_read_forgotten_ones_back() {
+    const CACHE: u64 = 64;
+    let mut cluster = TestCluster::start(
+        3,
+        NodeSettings {
+            cache_instances: Some(CACHE as usize),
+            ..nodes(StorageMode::Wal)
+        },
+    );
+    let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
+    client.wait_all_ready(&cluster);
+    let config = proposer_config(100);
+    let proposers = vec![config.clone(); 8];
+    let first = ops(0, 1500, "first");
+    let outcomes = client.drive(&proposers, &first, Duration::from_secs(120), |_| {});
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Chosen(_))));
+    // A checkpoint follows within its interval (1 s); a node forgets on its next turn, and a
+    // stats request is one.
+    for id in 1..=3 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut stats = client.stats(id);
+        while stats.held_instances != CACHE && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            stats = client.stats(id);
+        }
+        assert!(stats.checkpoints > 0, "node {id}: {stats:?}");
+        assert_eq!(stats.held_instances, CACHE, "node {id}: {stats:?}");
+        assert!(
+            stats.evicted >= 1500 - stats.most_held,
+            "node {id} forgot what it held beyond its cache: {stats:?}"
+        );
+    }
+    // The oldest instances were forgotten long ago: proposing to them again must find the
+    // values chosen then, read back from the checkpoint.
+    let again = ops(0, 40, "again");
+    let outcomes_again = client.drive(&proposers, &again, Duration::from_secs(60), |_| {});
+    assert_eq!(outcomes_again, outcomes[..40].to_vec());
+    assert!(client.checker.violations().is_empty());
+    let reads: u64 = (1..=3).map(|id| client.stats(id).store_reads).sum();
+    assert!(reads >= 40, "{reads} states read back");
+    // Restarted, a node reads only the log after its last checkpoint: the cache bound holds.
+    let status = cluster.terminate(1);
+    assert!(status.success());
+    cluster.spawn(1, &[]);
+    assert!(client.wait_ready(1, Duration::from_secs(20)));
+    assert!(
+        client.stats(1).held_instances <= CACHE,
+        "{:?}",
+        client.stats(1)
+    );
+    client.verify_decisions(&decided(&first[..40], &outcomes[..40]), &config);
 }

@@ -39,8 +39,8 @@ fn decide_all(
     );
 }
 
-fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault) {
-    let mut cluster = TestCluster::start(3, nodes(StorageMode::Durable));
+fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault, storage: StorageMode) {
+    let mut cluster = TestCluster::start(3, nodes(storage));
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     let config = proposer_config();
@@ -91,11 +91,21 @@ fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault) {
 }
 
 #[test]
-fn a_failed_write_silences_the_node_until_it_restarts() {
-    a_failing_disk_silences_the_node_until_it_restarts(DiskFault::FailWrite);
+fn a_failed_write_silences_a_wal_node_until_it_restarts() {
+    a_failing_disk_silences_the_node_until_it_restarts(DiskFault::FailWrite, StorageMode::Wal);
 }
 
 #[test]
-fn a_failed_fsync_silences_the_node_until_it_restarts() {
-    a_failing_disk_silences_the_node_until_it_restarts(DiskFault::FailFsync);
+fn a_failed_fsync_silences_a_wal_node_until_it_restarts() {
+    a_failing_disk_silences_the_node_until_it_restarts(DiskFault::FailFsync, StorageMode::Wal);
+}
+
+#[test]
+fn a_failed_write_silences_a_redb_node_until_it_restarts() {
+    a_failing_disk_silences_the_node_until_it_restarts(DiskFault::FailWrite, StorageMode::Redb);
+}
+
+#[test]
+fn a_failed_fsync_silences_a_redb_node_until_it_restarts() {
+    a_failing_disk_silences_the_node_until_it_restarts(DiskFault::FailFsync, StorageMode::Redb);
 }

@@ -61,7 +61,7 @@ fn keys_are_private_to_their_owner_and_never_logged() {
     assert_eq!(keys, 1 + 3 + 1, "the CA, three nodes and one client");
 
     // Trace-level logs of a cluster that handshakes, decides, restarts and shuts down.
-    let mut cluster = TestCluster::start_logging(3, nodes(StorageMode::Durable), "trace");
+    let mut cluster = TestCluster::start_logging(3, nodes(StorageMode::Wal), "trace");
     let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
     client.wait_all_ready(&cluster);
     let config = ProposerConfig::new(3);

@@ -8,8 +8,9 @@ use crate::error::Error;
 use crate::wire::Envelope;
 
 /// The wire version this build writes and accepts. Postcard is not self-describing, so any change
-/// to an envelope's layout bumps it: 2 added the disk floor to `NodeStats`.
-pub const WIRE_VERSION: u8 = 2;
+/// to an envelope's layout bumps it: 2 added the disk floor to `NodeStats`, 3 its memory and
+/// checkpoint counters.
+pub const WIRE_VERSION: u8 = 3;
 
 /// Bytes before the payload: the length and the version.
 pub const HEADER_LEN: usize = 5;

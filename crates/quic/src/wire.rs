@@ -90,8 +90,9 @@ pub enum DiskFault {
 /// A node's answer to an admin command.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AdminReply {
-    /// The counters.
-    Stats(NodeStats),
+    /// The counters (boxed: they outweigh every other reply; postcard encodes a box as its
+    /// contents, so the wire is the same).
+    Stats(Box<NodeStats>),
     /// The fault settings were applied.
     FaultsSet,
     /// The command was refused.
@@ -127,6 +128,16 @@ pub struct NodeStats {
     pub disk_floor_us: LatencySummary,
     /// Instances this node's learner saw chosen.
     pub chosen: u64,
+    /// Acceptor states held in memory now.
+    pub held_instances: u64,
+    /// The most acceptor states held in memory at once.
+    pub most_held: u64,
+    /// Acceptor states dropped from memory once checkpointed.
+    pub evicted: u64,
+    /// Acceptor states read back from the checkpoint for a request.
+    pub store_reads: u64,
+    /// Checkpoints completed since start.
+    pub checkpoints: u64,
     /// Set once storage failed; the acceptor then sends nothing.
     pub storage_failed: bool,
 }

@@ -12,7 +12,7 @@ use paxbench_core::checker::Checker;
 use paxbench_core::host::{ProposerHost, Transmit};
 use paxbench_core::rng::Stream;
 use paxbench_core::{NodeId, ProposerId, Time};
-use paxbench_node::{AckLog, LocalCluster, LocalClusterSpec, NodeSettings, StorageMode};
+use paxbench_node::{AckLog, LocalCluster, LocalClusterSpec, NodeSettings};
 use paxbench_quic::{
     AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec, Identity,
     Inbound, Link, NodeStats, PeerName, QuicTransport, TcpTransport, TlsFiles, Transport,
@@ -244,7 +244,7 @@ pub fn run(
 /// (`measure.evidence`), since the evidence grows with the run.
 fn evidence_policy(scenario: &Scenario) -> (bool, bool) {
     let target = &scenario.target;
-    let audited = target.kind == TargetKind::Spawn && target.storage == StorageMode::Durable;
+    let audited = target.kind == TargetKind::Spawn && target.storage.is_durable();
     let attached = target.kind == TargetKind::Attach && scenario.measure.evidence;
     (audited, audited || attached)
 }
@@ -458,7 +458,7 @@ async fn node_stats(
         if let Some(AdminReply::Stats(s)) =
             admin(link, inbox, next_request, AdminCommand::Stats).await
         {
-            stats.push(s);
+            stats.push(*s);
         }
     }
     stats

@@ -106,7 +106,7 @@ pub fn run(
     };
     // A memory node that crashes comes back empty, in the simulator as on a real cluster.
     config.durability = match scenario.target.storage {
-        StorageMode::Durable => Durability::Durable,
+        StorageMode::Wal | StorageMode::Redb => Durability::Durable,
         StorageMode::Memory => Durability::Volatile,
     };
     config.fsync = Duration::from_micros(scenario.target.sim.fsync_us);

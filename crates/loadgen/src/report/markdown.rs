@@ -222,6 +222,20 @@ pub fn markdown(summary: &Summary) -> String {
                     .join("; ")
             );
         }
+        if s.nodes.iter().any(|n| n.checkpoints > 0) {
+            let _ = writeln!(
+                md,
+                "| nodes: acceptor states held at most, forgotten, read back; checkpoints | {} |",
+                s.nodes
+                    .iter()
+                    .map(|n| format!(
+                        "n{}: {}, {}, {}; {}",
+                        n.node, n.most_held, n.evicted, n.store_reads, n.checkpoints
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
         let r = &s.resources;
         if !r.processes.is_empty() {
             let _ = writeln!(

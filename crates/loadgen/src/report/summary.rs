@@ -259,6 +259,18 @@ pub struct NodeSummary {
     pub disk_floor_p50_us: Option<u64>,
     /// Its 99th percentile.
     pub disk_floor_p99_us: Option<u64>,
+    /// The most acceptor states it held in memory at once (bounded with `wal` storage).
+    #[serde(default)]
+    pub most_held: u64,
+    /// Acceptor states it dropped from memory once checkpointed.
+    #[serde(default)]
+    pub evicted: u64,
+    /// Acceptor states it read back from its checkpoint for a request.
+    #[serde(default)]
+    pub store_reads: u64,
+    /// Checkpoints it completed.
+    #[serde(default)]
+    pub checkpoints: u64,
 }
 
 /// How measured operations ended.
@@ -549,6 +561,10 @@ impl ScenarioSummary {
                     frames_per_write: per(n.transport.frames_out as f64, n.transport.writes),
                     disk_floor_p50_us: (n.disk_floor_us.count > 0).then_some(n.disk_floor_us.p50),
                     disk_floor_p99_us: (n.disk_floor_us.count > 0).then_some(n.disk_floor_us.p99),
+                    most_held: n.most_held,
+                    evicted: n.evicted,
+                    store_reads: n.store_reads,
+                    checkpoints: n.checkpoints,
                 })
                 .collect(),
             resources: output.resources.clone(),

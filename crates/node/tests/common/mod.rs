@@ -16,7 +16,7 @@ use paxbench_core::message::Message;
 use paxbench_core::proposer::ProposerConfig;
 use paxbench_core::workload::{NextOp, OpOutcome, OpSpec, Workload};
 use paxbench_core::{Instance, NodeId, ProposerId, ProposerIndex, Time, Value};
-use paxbench_node::{AcceptorStore, LocalCluster, LocalClusterSpec, NodeSettings, StorageMode};
+use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings, StorageMode};
 use paxbench_quic::{
     AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, Identity, Inbound,
     Link, NodeStats, PeerName, QuicTransport, TlsFiles, Transport,
@@ -96,10 +96,7 @@ impl TestCluster {
 
     /// The records in node `id`'s durable store (the node must be stopped).
     pub fn stored(&self, id: u32) -> HashMap<Instance, Record> {
-        let mut store =
-            paxbench_node::RedbStorage::open(&self.nodes()[id as usize - 1].data_dir).unwrap();
-        store
-            .load()
+        paxbench_node::storage::history(&self.nodes()[id as usize - 1].data_dir)
             .unwrap()
             .into_iter()
             .map(|r| (r.instance, r))
@@ -287,7 +284,7 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
 
     pub fn stats(&mut self, id: u32) -> NodeStats {
         match self.admin(id, AdminCommand::Stats) {
-            Some(AdminReply::Stats(stats)) => stats,
+            Some(AdminReply::Stats(stats)) => *stats,
             other => panic!("no stats from node {id}: {other:?}"),
         }
     }

@@ -1,0 +1,6 @@
+//! Fuzz target: see `paxbench_loadgen::fuzzing::wal_recovery`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    paxbench_loadgen::fuzzing::wal_recovery(data);
+});
