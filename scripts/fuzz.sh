@@ -30,7 +30,7 @@ fi
 status=0
 for target in "${targets[@]}"; do
   corpus="fuzz/corpus/$target"
-  mkdir -p "$corpus" "fuzz/artifacts/$target"
+  mkdir -p "$corpus" "fuzz/artifacts/$target" "fuzz/regressions/$target"
   log=$(mktemp)
   echo "== fuzzing $target for ${seconds}s" >&2
   if cargo +nightly fuzz run "$target" "$corpus" "fuzz/seeds/$target" "fuzz/regressions/$target" \

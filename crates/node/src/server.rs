@@ -193,8 +193,8 @@ pub fn stats_line(stats: &NodeStats) -> String {
     format!(
         "stats node={} up={}s paxos_in={} paxos_out={} frames_in={} frames_out={} writes={} \
          batches={} records={} max_batch={} commit_p50={}us commit_p99={}us \
-         disk_floor_p50={}us chosen={} refused_peers={} malformed_frames={} dropped={} \
-         storage_failed={}",
+         disk_floor_p50={}us chosen={} held={} most_held={} evicted={} store_reads={} \
+         checkpoints={} refused_peers={} malformed_frames={} dropped={} storage_failed={}",
         stats.node,
         stats.uptime_ms / 1000,
         stats.paxos_in,
@@ -209,6 +209,11 @@ pub fn stats_line(stats: &NodeStats) -> String {
         stats.commit_us.p99,
         stats.disk_floor_us.p50,
         stats.chosen,
+        stats.held_instances,
+        stats.most_held,
+        stats.evicted,
+        stats.store_reads,
+        stats.checkpoints,
         t.refused_peers,
         t.malformed_frames,
         t.dropped,

@@ -88,6 +88,7 @@ pub struct RedbStorage {
 impl RedbStorage {
     /// Opens (or creates) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, Error> {
+        refuse_other_engine(data_dir, crate::wal::WAL_DIR, "wal")?;
         std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
             context: format!("creating {}", data_dir.display()),
             source,
@@ -174,6 +175,28 @@ impl RedbStorage {
             message: e.to_string(),
         }
     }
+}
+
+/// Refuses to open an engine on a data directory that holds `marker`, another engine's store:
+/// it would start empty and forget every promise the other one kept. (Before the `wal`
+/// engine, `durable` meant redb.)
+pub(crate) fn refuse_other_engine(
+    data_dir: &Path,
+    marker: &str,
+    engine: &str,
+) -> Result<(), Error> {
+    let found = data_dir.join(marker);
+    if found.exists() {
+        return Err(Error::Storage {
+            path: found,
+            message: format!(
+                "this data directory holds the {engine} engine's store: start the node with \
+                 `storage: {engine}`, or give it an empty data directory (starting another \
+                 engine here would forget every promise the store keeps)"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Everything the store of a stopped node in `data_dir` holds, whichever engine wrote it, for

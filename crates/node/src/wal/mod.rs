@@ -76,6 +76,7 @@ impl WalStorage {
     /// Opens (or creates) the engine in `data_dir`: recovers the log after the checkpoint,
     /// cutting a torn last batch, and starts the checkpoint thread.
     pub fn open(data_dir: &Path, options: WalOptions) -> Result<Self, Error> {
+        crate::storage::refuse_other_engine(data_dir, crate::storage::STORE_FILE, "redb")?;
         std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
             context: format!("creating {}", data_dir.display()),
             source,
@@ -363,6 +364,28 @@ mod tests {
             storage.kill();
             assert_nothing_lost(dir.path(), &acknowledged);
         }
+    }
+
+    #[test]
+    fn a_data_directory_of_the_other_engine_is_refused_not_started_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(crate::storage::RedbStorage::open(dir.path()).unwrap());
+        let err = WalStorage::open(dir.path(), options())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(crate::storage::STORE_FILE) && err.contains("storage: redb"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        drop(WalStorage::open(dir.path(), options()).unwrap());
+        let err = crate::storage::RedbStorage::open(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(WAL_DIR) && err.contains("storage: wal"),
+            "{err}"
+        );
     }
 
     #[test]
