@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use paxbench_core::Instance;
@@ -58,8 +59,6 @@ fn run_file(file: u64) -> String {
 struct Manifest {
     /// The last log position the runs include.
     through: u64,
-    /// The number the next run file gets.
-    next_file: u64,
     /// The runs, oldest first.
     runs: Vec<RunEntry>,
 }
@@ -93,6 +92,7 @@ pub(crate) struct RunSet {
 pub(crate) struct Merge {
     sources: Vec<Arc<Run>>,
     file: u64,
+    /// The file being filled, open for writing until the merge completes.
     target: Option<Database>,
     after: Option<(u64, u64)>,
     written: u64,
@@ -102,6 +102,9 @@ pub(crate) struct Merge {
 pub struct KeyedStore {
     dir: PathBuf,
     set: Mutex<Arc<RunSet>>,
+    /// The number the next run file gets: above every listed file. A number an interrupted
+    /// checkpoint or merge used may be taken again, since its leftover is removed at open.
+    next_file: AtomicU64,
 }
 
 impl std::fmt::Debug for KeyedStore {
@@ -138,8 +141,10 @@ impl KeyedStore {
         for entry in &manifest.runs {
             runs.push(Arc::new(open_run(&dir, *entry)?));
         }
+        let next_file = manifest.runs.iter().map(|r| r.file).max().unwrap_or(0) + 1;
         Ok(Self {
             dir,
+            next_file: AtomicU64::new(next_file),
             set: Mutex::new(Arc::new(RunSet { manifest, runs })),
         })
     }
@@ -224,7 +229,7 @@ impl KeyedStore {
         encoded: &mut Vec<u8>,
     ) -> Result<(), Error> {
         let current = self.current()?;
-        let file = current.manifest.next_file.max(1);
+        let file = self.next_file.fetch_add(1, Ordering::Relaxed);
         let creating = self.dir.join(format!("{}{CREATING}", run_file(file)));
         let db = create_run(&creating)?;
         write_states(&db, &creating, states, Durability::Immediate, encoded)?;
@@ -239,7 +244,6 @@ impl KeyedStore {
         )?;
         let mut manifest = current.manifest.clone();
         manifest.through = through;
-        manifest.next_file = file + 1;
         manifest.runs.push(run.entry);
         let mut runs = current.runs.clone();
         runs.push(Arc::new(run));
@@ -267,10 +271,11 @@ impl KeyedStore {
         else {
             return Ok(None);
         };
+        let file = self.next_file.fetch_add(1, Ordering::Relaxed);
         Ok(Some(Merge {
             sources: window.to_vec(),
-            file: 0,
-            target: None,
+            file,
+            target: Some(create_run(&self.creating(file))?),
             after: None,
             written: 0,
         }))
@@ -279,20 +284,6 @@ impl KeyedStore {
     /// Copies up to `budget` states of each source of `merge` into its target, newest source
     /// winning; returns whether the merge is complete (and then has replaced its sources).
     pub(crate) fn merge_step(&self, merge: &mut Merge, budget: usize) -> Result<bool, Error> {
-        if merge.target.is_none() {
-            // Number the target under the lock of publishing, so a checkpoint between steps
-            // cannot take the same number.
-            let current = self.current()?;
-            let file = current.manifest.next_file.max(1);
-            let mut manifest = current.manifest.clone();
-            manifest.next_file = file + 1;
-            self.publish(RunSet {
-                manifest,
-                runs: current.runs.clone(),
-            })?;
-            merge.file = file;
-            merge.target = Some(create_run(&self.creating(file))?);
-        }
         // The next states of each source after the cursor. A source that returns a full step
         // may hold more, so this step writes only up to the smallest such last key.
         let mut merged: BTreeMap<(u64, u64), Vec<u8>> = BTreeMap::new();

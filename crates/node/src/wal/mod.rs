@@ -96,6 +96,7 @@ impl WalStorage {
             log_records = recovery.records.len(),
             last = recovery.last_position,
             torn_bytes_cut = recovery.truncated_bytes,
+            covered_segments_removed = recovery.removed_segments,
             "recovered the write-ahead log"
         );
         let shared = Arc::new(Shared {
@@ -359,8 +360,23 @@ mod tests {
                     Err(_) => break,
                 }
             }
-            // Give a checkpoint crash point time to be reached, then die.
-            std::thread::sleep(Duration::from_millis(60));
+            if checkpoint_crash.is_some() {
+                // The checkpoint thread must have stopped at its crash point before the kill,
+                // or this case would test nothing.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let reached = loop {
+                    let failure = storage.shared.failure.lock().unwrap().clone();
+                    if let Some(failure) = failure {
+                        break failure;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{checkpoint_crash:?} never reached"
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                };
+                assert!(reached.contains("crash point"), "{reached}");
+            }
             storage.kill();
             assert_nothing_lost(dir.path(), &acknowledged);
         }
