@@ -364,7 +364,7 @@ impl<W: Workload> ProposerHost<W> {
         let Some(op) = slot.pending.take() else {
             return;
         };
-        self.checker.on_proposed(op.instance, &op.value);
+        self.checker.on_op_started(op.instance, &op.value);
         // A proposer is asked for its next operation only once idle, so this cannot fail.
         if slot.proposer.propose(now, op.instance, op.value).is_ok() {
             self.stats.ops_started += 1;
@@ -421,6 +421,7 @@ impl<W: Workload> ProposerHost<W> {
                     OpOutcome::GaveUp(_) => self.stats.ops_gave_up += 1,
                 }
                 self.workload.on_outcome(from, now, instance, outcome);
+                self.checker.on_op_ended(instance);
                 ended = true;
             }
         }

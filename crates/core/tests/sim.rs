@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::ScriptedWorkload;
 use paxbench_core::acceptor::RejectMode;
-use paxbench_core::checker::Violation;
+use paxbench_core::checker::{Checker, Violation};
 use paxbench_core::id::IdSchemeKind;
 use paxbench_core::sim::{Durability, Fault, Latency, LinkModel, Sim, SimConfig, SimReport};
 use paxbench_core::workload::{OpOutcome, UniformWorkload};
@@ -228,4 +228,24 @@ fn bad_setups_are_refused() {
     let mut config = SimConfig::new(3, 1, 0);
     config.proposers[0].acceptors = 5;
     assert!(Sim::new(config, UniformWorkload::new(1, 1, MS, MS, 0)).is_err());
+}
+
+#[test]
+fn the_checker_holds_only_what_can_still_change_over_two_million_decisions() {
+    // 64 proposers × 31,250 operations on 100,000 keys: two million operations, nearly all
+    // decided on first try, each on a fresh instance.
+    let proposers = 64;
+    let config = SimConfig::new(3, proposers, 5);
+    let workload = UniformWorkload::new(100_000, 31_250, US, MS, 5);
+    let mut sim = Sim::new(config, workload).unwrap();
+    let report = sim.run(&mut ());
+    let stats = sim.checker().stats();
+    assert_eq!(report.stats.host.ops_started, 2_000_000);
+    assert!(stats.decided >= 1_990_000, "{stats:?}");
+    assert!(sim.checker().violations().is_empty());
+    // What is held in memory is the grace plus the instances operations are on, never a
+    // number that grows with the decisions.
+    let bound = (Checker::DEFAULT_RETAIN + 4 * proposers) as u64;
+    assert!(stats.most_retained <= bound, "{stats:?}");
+    assert!(stats.retired >= stats.decided - bound, "{stats:?}");
 }

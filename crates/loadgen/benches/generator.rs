@@ -34,10 +34,17 @@ fn generator(c: &mut Criterion) {
         let config = BenchConfig::parse(Path::new("ceiling.yaml"), yaml).unwrap();
         let scenario = config.scenarios[0].clone();
         let interrupt = AtomicBool::new(false);
+        let scratch = tempfile::tempdir().unwrap();
+        let evidence = scratch.path().join("scenario-00.evidence");
         group.bench_function(name, |b| {
             b.iter(|| {
-                let output =
-                    sim::run(&scenario, &interrupt, &indicatif::ProgressBar::hidden()).unwrap();
+                let output = sim::run(
+                    &scenario,
+                    &evidence,
+                    &interrupt,
+                    &indicatif::ProgressBar::hidden(),
+                )
+                .unwrap();
                 assert!(output.ops.completed() >= OPS);
             })
         });

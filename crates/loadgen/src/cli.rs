@@ -253,13 +253,11 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let read = paxbench_node::read_stores(&dirs)?;
-            let report = paxbench_node::audit(
-                &read,
-                nodes,
-                &mut paxbench_core::checker::Checker::new(),
-                &paxbench_node::AckLog::new(),
-            );
+            let scratch = tempfile::tempdir().map_err(|source| crate::Error::Io {
+                context: "creating a scratch directory for the audit's sort".into(),
+                source,
+            })?;
+            let report = paxbench_node::audit_stores(&dirs, nodes, None, scratch.path())?;
             println!(
                 "{} stores, {} records, {} instances, {} chosen by a majority of stores, {} replay violations",
                 report.stores,

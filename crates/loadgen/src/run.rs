@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::config::{BenchConfig, TargetKind};
 use crate::driver::{RunOutput, real, sim};
 use crate::error::Error;
+use crate::measure::Second;
 use crate::report::summary::{SCHEMA_VERSION, ScenarioSummary, Summary};
 use crate::report::{self, ReportDir};
 
@@ -118,15 +119,16 @@ fn run_into(
             break;
         }
         let bar = scenario_bar(options.progress, scenario.index, count, &scenario.label);
+        let stem = format!("scenario-{:02}", scenario.index);
+        let evidence = report.path().join(format!("{stem}.evidence"));
         let output = match scenario.target.kind {
-            TargetKind::Sim => sim::run(scenario, interrupt, &bar)?,
+            TargetKind::Sim => sim::run(scenario, &evidence, interrupt, &bar)?,
             TargetKind::Spawn | TargetKind::Attach => {
-                real::run(scenario, &options.node_exe, interrupt, &bar)?
+                real::run(scenario, &options.node_exe, &evidence, interrupt, &bar)?
             }
         };
         bar.finish_and_clear();
         let summary = ScenarioSummary::new(scenario, &output);
-        let stem = format!("scenario-{:02}", scenario.index);
         report.write(
             &format!("{stem}.hgrm"),
             report::hgrm(&output.ops.latency).as_bytes(),
@@ -142,19 +144,11 @@ fn run_into(
             ])?
             .as_bytes(),
         )?;
-        let seconds: Vec<_> = output
-            .ops
-            .seconds
-            .iter()
-            .map(|s| s.latency.clone())
-            .collect();
+        let seconds: Vec<_> = output.ops.seconds.iter().map(Second::latency).collect();
         report.write(
             &format!("{stem}.hlog"),
             &report::hlog(&seconds, &format!("scenario-{}", scenario.index), started)?,
         )?;
-        if let Some(evidence) = &output.evidence {
-            report.write(&format!("{stem}.evidence"), evidence)?;
-        }
         interrupted |= output.interrupted;
         summaries.push(summary);
         outputs.push(output);
@@ -179,6 +173,7 @@ fn run_into(
         .zip(outputs.iter())
         .collect();
     report.write("timeseries.csv", report::timeseries(&pairs).as_bytes())?;
+    report.write("resources.csv", report::resources(&pairs).as_bytes())?;
     report.write("summary.md", report::markdown(&summary).as_bytes())?;
     report.write(
         "summary.json",

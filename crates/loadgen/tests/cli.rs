@@ -77,7 +77,7 @@ fn a_short_run_on_a_spawned_quic_cluster_writes_a_complete_report() {
     let config = write(
         dir.path(),
         "short.yaml",
-        "name: short\ntarget:\n  kind: spawn\n  nodes: 3\nworkload:\n  proposers: 8\n  keys: 8\n  warmup_s: 0.3\n  duration_s: 1.5\nmeasure:\n  pings: 20\n",
+        "name: short\ntarget:\n  kind: spawn\n  nodes: 3\nworkload:\n  proposers: 8\n  keys: 8\n  warmup_s: 0.3\n  duration_s: 2.5\nmeasure:\n  pings: 20\n",
     );
     let results = dir.path().join("results");
     let output = paxbench(&[
@@ -140,11 +140,53 @@ fn a_short_run_on_a_spawned_quic_cluster_writes_a_complete_report() {
         "environment.json",
         "summary.md",
         "timeseries.csv",
+        "resources.csv",
         "scenario-00.hgrm",
         "scenario-00.hlog",
+        "charts/resources.svg",
     ] {
         assert!(dir.join(file).is_file(), "{file}");
     }
+    assert!(
+        !dir.join("scenario-00.evidence").exists(),
+        "a memory cluster is not audited: no evidence is kept"
+    );
+    // Per-second telemetry: the columns are there, and every process's memory in every second.
+    let timeseries = std::fs::read_to_string(dir.join("timeseries.csv")).unwrap();
+    let header: Vec<&str> = timeseries.lines().next().unwrap().split(',').collect();
+    for column in [
+        "generator_rss_mib",
+        "generator_cpu_pct",
+        "node_rss_mib_max",
+        "nodes_cpu_pct",
+        "write_mib_per_s",
+        "fsyncs_per_s",
+        "steal_pct",
+    ] {
+        assert!(header.contains(&column), "{column} missing: {header:?}");
+    }
+    let first = timeseries.lines().nth(1).unwrap();
+    let rss: f64 = first.split(',').nth(9).unwrap().parse().unwrap();
+    assert!(rss > 1.0, "{first}");
+    let resources = std::fs::read_to_string(dir.join("resources.csv")).unwrap();
+    for process in ["generator", "node 1", "node 2", "node 3"] {
+        let rows: Vec<&str> = resources
+            .lines()
+            .filter(|l| l.split(',').nth(3) == Some(process))
+            .collect();
+        assert!(rows.len() >= 2, "{process}: {resources}");
+        for row in rows {
+            let rss: f64 = row.split(',').nth(4).unwrap().parse().unwrap();
+            assert!(rss > 1.0, "{row}");
+        }
+    }
+    // Even a memory node counts its (empty) commits, and the once-a-second poll sees them.
+    let fsyncs: u64 = resources
+        .lines()
+        .filter(|l| l.split(',').nth(3) == Some("node 1"))
+        .map(|l| l.split(',').nth(7).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(fsyncs > 0, "{resources}");
 }
 
 #[test]

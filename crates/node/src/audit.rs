@@ -2,135 +2,28 @@
 //! safety checker, finds the values a majority of stores accepted under one proposal, and checks
 //! that every PROMISE and ACCEPTED a node sent, and every value seen chosen, is still backed by
 //! the stores: a reply a node sent before its state was durable shows up here as a lost ack.
+//!
+//! It works one instance at a time: the stores' records are sorted by instance on disk (a
+//! [`SortedFile`]) and merged with the run's evidence file, already in instance order, so that
+//! an audit of an hour's run needs the memory of a few blocks, not of the run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use paxbench_core::acceptor::{AcceptorState, Record};
-use paxbench_core::checker::{Checker, ChosenBy};
-use paxbench_core::message::Message;
+use paxbench_core::checker::{Checker, ChosenBy, InstanceFacts, MemoryStore, value_digest};
 use paxbench_core::{Instance, NodeId, ProposalId, Value};
-use rustc_hash::FxHashMap;
-use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::evidence::EvidenceFile;
+use crate::sorted::SortedFile;
+
+/// One instance's states in the stores: each node's, in its log order.
+type NodeStates = Vec<(NodeId, AcceptorState)>;
 
 /// Problems quoted in a report; the counts cover all of them.
 const PROBLEM_EXAMPLES: usize = 10;
-
-/// The strongest promise and acceptance each node acknowledged for each instance, from the
-/// replies a client received. Only PROMISE and ACCEPTED count: a NACK promises nothing.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct AckLog {
-    acks: FxHashMap<(NodeId, Instance), AcceptorState>,
-    replies: u64,
-}
-
-impl AckLog {
-    /// An empty log.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Notes a reply a node sent.
-    pub fn on_reply(&mut self, message: &Message) {
-        let (node, instance, id, accepted) = match message {
-            Message::Promise(p) => (p.from, p.instance, p.id, p.accepted.as_ref()),
-            Message::Accepted(a) => (a.from, a.instance, a.id, None),
-            _ => return,
-        };
-        self.replies += 1;
-        let acked = self.acks.entry((node, instance)).or_default();
-        acked.promised = acked.promised.max(id);
-        let mut raise = |candidate: (ProposalId, &Value)| {
-            if acked
-                .accepted
-                .as_ref()
-                .is_none_or(|(held, _)| *held < candidate.0)
-            {
-                acked.accepted = Some((candidate.0, candidate.1.clone()));
-            }
-        };
-        if let Message::Accepted(a) = message {
-            raise((a.id, &a.value));
-        }
-        if let Some((id, value)) = accepted {
-            raise((*id, value));
-        }
-    }
-
-    /// PROMISE and ACCEPTED replies noted.
-    pub fn replies(&self) -> u64 {
-        self.replies
-    }
-
-    /// Distinct `(node, instance)` acknowledgements to check.
-    pub fn len(&self) -> usize {
-        self.acks.len()
-    }
-
-    /// Whether nothing was acknowledged.
-    pub fn is_empty(&self) -> bool {
-        self.acks.is_empty()
-    }
-}
-
-/// What a client saw, kept so that stores it could not stop itself (attached nodes) can be
-/// audited later: the values proposed and chosen, and every acknowledgement.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Evidence {
-    proposed: Vec<(Instance, Vec<Value>)>,
-    chosen: Vec<(Instance, Value)>,
-    /// The replies received.
-    pub acks: AckLog,
-}
-
-/// The first byte of an evidence file: its format.
-const EVIDENCE_FORMAT: u8 = 1;
-
-impl Evidence {
-    /// What `checker` saw, and `acks`.
-    pub fn new(checker: &Checker, acks: AckLog) -> Self {
-        Self {
-            proposed: checker
-                .proposals()
-                .map(|(instance, values)| (instance, values.to_vec()))
-                .collect(),
-            chosen: checker
-                .chosen_values()
-                .map(|(instance, value)| (instance, value.clone()))
-                .collect(),
-            acks,
-        }
-    }
-
-    /// A checker that knows the proposals and decisions again.
-    pub fn checker(&self) -> Checker {
-        let mut checker = Checker::new();
-        for (instance, values) in &self.proposed {
-            for value in values {
-                checker.on_proposed(*instance, value);
-            }
-        }
-        for (instance, value) in &self.chosen {
-            checker.on_chosen(*instance, value, ChosenBy::Learner(NodeId(0)));
-        }
-        checker
-    }
-
-    /// The file format: a format byte, then postcard.
-    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_extend(self, vec![EVIDENCE_FORMAT])
-    }
-
-    /// Reads what [`Evidence::encode`] wrote.
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        match bytes.split_first() {
-            Some((&EVIDENCE_FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-            Some((format, _)) => Err(format!("unknown evidence format {format}")),
-            None => Err("empty evidence file".into()),
-        }
-    }
-}
+/// Store records sorted in memory before a run of the sort file is written.
+const SORT_RUN: usize = 131_072;
 
 /// What the audit found.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -170,141 +63,265 @@ impl AuditReport {
     }
 }
 
-/// Reads each node's store (for `wal`, the checkpointed states and the log after them); `stores` pairs a node with its data directory.
-/// The nodes must have stopped. A missing or unreadable store is an error, not an empty store.
-pub fn read_stores(stores: &[(NodeId, PathBuf)]) -> Result<Vec<(NodeId, Vec<Record>)>, Error> {
-    stores
-        .iter()
-        .map(|(node, dir)| Ok((*node, crate::storage::history(dir)?)))
-        .collect()
+/// Audits the stores of a `cluster_size`-node cluster (stopped; `stores` pairs a node with its
+/// data directory) against the run's evidence file, if any: without it the stores are audited
+/// alone. `scratch` is a directory for the sort, emptied after.
+pub fn audit_stores(
+    stores: &[(NodeId, PathBuf)],
+    cluster_size: usize,
+    evidence: Option<&Path>,
+    scratch: &Path,
+) -> Result<AuditReport, Error> {
+    let sort_path = scratch.join("audit-store-records.sorted");
+    let result = audit_sorted(stores, cluster_size, evidence, &sort_path);
+    let _ = std::fs::remove_file(&sort_path);
+    result
 }
 
-/// Audits the stores of a `cluster_size`-node cluster against what a client saw: `checker` holds
-/// its proposals and decisions (a fresh checker audits the stores alone), `acks` the replies it
-/// received. Store records are fed into `checker`; its new violations are the audit's.
+fn audit_sorted(
+    stores: &[(NodeId, PathBuf)],
+    cluster_size: usize,
+    evidence: Option<&Path>,
+    sort_path: &Path,
+) -> Result<AuditReport, Error> {
+    let mut sorted: SortedFile<(Instance, NodeId, u64), AcceptorState> =
+        SortedFile::create(sort_path, SORT_RUN)?;
+    for (node, dir) in stores {
+        let mut sequence = 0u64;
+        crate::storage::for_each_record(dir, &mut |record| {
+            sequence += 1;
+            sorted.push((record.instance, *node, sequence), record.state)
+        })?;
+    }
+    let mut evidence = evidence.map(EvidenceFile::open).transpose()?;
+    let mut facts = match evidence.as_mut() {
+        Some(file) => Some(file.instances()?.peekable()),
+        None => None,
+    };
+    let mut auditor = Auditor::new(stores, cluster_size);
+    let mut records = sorted.merged()?.peekable();
+    let mut group: NodeStates = Vec::new();
+    loop {
+        let next_record = match records.peek() {
+            Some(Ok(((instance, _, _), _))) => Some(*instance),
+            Some(Err(_)) => {
+                return Err(records.next().and_then(Result::err).unwrap_or_else(|| {
+                    Error::Storage {
+                        path: sort_path.to_path_buf(),
+                        message: "unreadable".into(),
+                    }
+                }));
+            }
+            None => None,
+        };
+        let next_fact = match facts.as_mut().and_then(|f| f.peek()) {
+            Some(Ok((instance, _))) => Some(*instance),
+            Some(Err(_)) => {
+                let error = facts.as_mut().and_then(|f| f.next()).and_then(Result::err);
+                return Err(error.unwrap_or_else(|| Error::Storage {
+                    path: sort_path.to_path_buf(),
+                    message: "unreadable evidence".into(),
+                }));
+            }
+            None => None,
+        };
+        let instance = match (next_record, next_fact) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => break,
+        };
+        group.clear();
+        while let Some(Ok(((at, _, _), _))) = records.peek()
+            && *at == instance
+        {
+            if let Some(Ok(((_, node, _), state))) = records.next() {
+                group.push((node, state));
+            }
+        }
+        let instance_facts = if next_fact == Some(instance) {
+            facts
+                .as_mut()
+                .and_then(|f| f.next())
+                .and_then(Result::ok)
+                .map(|(_, f)| f)
+        } else {
+            None
+        };
+        auditor.instance(instance, instance_facts, &group);
+    }
+    Ok(auditor.report)
+}
+
+/// Audits in-memory stores against in-memory evidence (what a test's client saw): the same
+/// checks as [`audit_stores`], for histories small enough to hold.
 pub fn audit(
     stores: &[(NodeId, Vec<Record>)],
     cluster_size: usize,
-    checker: &mut Checker,
-    acks: &AckLog,
+    evidence: impl IntoIterator<Item = (Instance, InstanceFacts)>,
 ) -> AuditReport {
-    let majority = cluster_size / 2 + 1;
-    let violations_before = checker.violations().len();
-    let mut report = AuditReport {
-        stores: stores.len(),
-        ..AuditReport::default()
-    };
-    let mut last: FxHashMap<(NodeId, Instance), &AcceptorState> = FxHashMap::default();
-    // For each instance and proposal: its value and the nodes that ever accepted it.
-    let mut accepted_by: FxHashMap<(Instance, ProposalId), (&Value, Vec<NodeId>)> =
-        FxHashMap::default();
+    let mut instances: std::collections::BTreeMap<Instance, (Option<InstanceFacts>, NodeStates)> =
+        std::collections::BTreeMap::new();
     for (node, records) in stores {
         for record in records {
+            instances
+                .entry(record.instance)
+                .or_default()
+                .1
+                .push((*node, record.state.clone()));
+        }
+    }
+    for (instance, facts) in evidence {
+        instances.entry(instance).or_default().0 = Some(facts);
+    }
+    let nodes: Vec<(NodeId, PathBuf)> = stores.iter().map(|(n, _)| (*n, PathBuf::new())).collect();
+    let mut auditor = Auditor::new(&nodes, cluster_size);
+    for (instance, (facts, group)) in instances {
+        auditor.instance(instance, facts, &group);
+    }
+    auditor.report
+}
+
+/// The checks, one instance at a time.
+struct Auditor {
+    nodes: Vec<NodeId>,
+    cluster_size: usize,
+    majority: usize,
+    report: AuditReport,
+}
+
+impl Auditor {
+    fn new(stores: &[(NodeId, PathBuf)], cluster_size: usize) -> Self {
+        Self {
+            nodes: stores.iter().map(|(n, _)| *n).collect(),
+            cluster_size,
+            majority: cluster_size / 2 + 1,
+            report: AuditReport {
+                stores: stores.len(),
+                ..AuditReport::default()
+            },
+        }
+    }
+
+    /// Audits `instance`: what the client saw of it (`facts`) against every store record of
+    /// it (`records`, each node's in its log order).
+    fn instance(
+        &mut self,
+        instance: Instance,
+        facts: Option<InstanceFacts>,
+        records: &[(NodeId, AcceptorState)],
+    ) {
+        let report = &mut self.report;
+        let mut checker = Checker::with_store(Box::new(MemoryStore::new()), usize::MAX);
+        let acked = facts.as_ref().map(|f| f.acked.clone()).unwrap_or_default();
+        if let Some(facts) = facts {
+            checker.restore(instance, facts);
+        }
+        let mut last: Vec<(NodeId, &AcceptorState)> = Vec::new();
+        // Each proposal's value and the nodes that ever accepted it.
+        let mut accepted_by: Vec<(ProposalId, &Value, Vec<NodeId>)> = Vec::new();
+        for (node, state) in records {
             report.records += 1;
-            checker.on_acceptor_record(*node, record);
-            last.insert((*node, record.instance), &record.state);
-            if let Some((id, value)) = &record.state.accepted {
-                let (_, nodes) = accepted_by
-                    .entry((record.instance, *id))
-                    .or_insert((value, Vec::new()));
-                if !nodes.contains(node) {
-                    nodes.push(*node);
+            checker.on_acceptor_record(
+                *node,
+                &Record {
+                    instance,
+                    state: state.clone(),
+                },
+            );
+            match last.iter_mut().find(|(n, _)| n == node) {
+                Some(held) => held.1 = state,
+                None => last.push((*node, state)),
+            }
+            if let Some((id, value)) = &state.accepted {
+                match accepted_by.iter_mut().find(|(seen, ..)| seen == id) {
+                    Some((_, _, nodes)) => {
+                        if !nodes.contains(node) {
+                            nodes.push(*node);
+                        }
+                    }
+                    None => accepted_by.push((*id, value, vec![*node])),
                 }
             }
         }
-    }
-    let mut instances: Vec<Instance> = last.keys().map(|(_, i)| *i).collect();
-    instances.sort_unstable();
-    instances.dedup();
-    report.instances = instances.len() as u64;
+        if !records.is_empty() {
+            report.instances += 1;
+        }
+        let mut counted = false;
+        for (_, value, nodes) in &accepted_by {
+            if nodes.len() < self.majority {
+                continue;
+            }
+            if !counted {
+                report.chosen_in_stores += 1;
+                counted = true;
+            }
+            if !checker.was_proposed(instance, value) && checker.chosen(instance).is_none() {
+                // Audited without the client's log: the stores are the only witness of proposals.
+                checker.on_proposed(instance, value);
+            }
+            checker.on_chosen(instance, value, ChosenBy::Learner(nodes[0]));
+        }
 
-    let mut store_chosen: Vec<(Instance, Value, NodeId)> = accepted_by
-        .iter()
-        .filter(|(_, (_, nodes))| nodes.len() >= majority)
-        .map(|((instance, _), (value, nodes))| (*instance, (*value).clone(), nodes[0]))
-        .collect();
-    store_chosen.sort_unstable_by_key(|(instance, ..)| *instance);
-    let mut counted = None;
-    for (instance, value, node) in store_chosen {
-        if counted != Some(instance) {
-            report.chosen_in_stores += 1;
-            counted = Some(instance);
+        if let Some(value) = checker.chosen(instance) {
+            report.chosen_checked += 1;
+            let holders = last
+                .iter()
+                .filter(|(_, s)| s.accepted.as_ref().is_some_and(|(_, v)| v == value))
+                .count();
+            if holders < self.majority {
+                report.chosen_lost += 1;
+                let text = format!(
+                    "instance {instance}: the chosen value is held by {holders} of {} \
+                     stores, fewer than a majority ({})",
+                    self.cluster_size, self.majority
+                );
+                report.problem(text);
+            }
         }
-        if !checker.was_proposed(instance, &value) && checker.chosen(instance).is_none() {
-            // Audited without the client's log: the stores are the only witness of proposals.
-            checker.on_proposed(instance, &value);
-        }
-        checker.on_chosen(instance, &value, ChosenBy::Learner(node));
-    }
 
-    let mut chosen: Vec<(Instance, Value)> = checker
-        .chosen_values()
-        .map(|(i, v)| (i, v.clone()))
-        .collect();
-    chosen.sort_unstable_by_key(|(instance, _)| *instance);
-    for (instance, value) in chosen {
-        report.chosen_checked += 1;
-        let holders = stores
-            .iter()
-            .filter(|(node, _)| {
-                last.get(&(*node, instance))
-                    .and_then(|s| s.accepted.as_ref())
-                    .is_some_and(|(_, v)| *v == value)
-            })
-            .count();
-        if holders < majority {
-            report.chosen_lost += 1;
-            report.problem(format!(
-                "instance {instance}: the chosen value is held by {holders} of {cluster_size} \
-                 stores, fewer than a majority ({majority})"
-            ));
-        }
-    }
-
-    let mut acked: Vec<(&(NodeId, Instance), &AcceptorState)> = acks.acks.iter().collect();
-    acked.sort_unstable_by_key(|(key, _)| **key);
-    for ((node, instance), ack) in acked {
-        if !stores.iter().any(|(n, _)| n == node) {
-            continue;
-        }
-        report.acks_checked += 1;
-        let stored = last.get(&(*node, *instance));
-        let backed = stored.is_some_and(|s| {
-            s.promised >= ack.promised
-                && match (&ack.accepted, &s.accepted) {
-                    (None, _) => true,
-                    (Some(_), None) => false,
-                    (Some((id, value)), Some((held, held_value))) => {
-                        held > id || (held == id && held_value == value)
+        for (node, ack) in &acked {
+            if !self.nodes.contains(node) {
+                continue;
+            }
+            report.acks_checked += 1;
+            let stored = last.iter().find(|(n, _)| n == node).map(|(_, s)| *s);
+            let backed = stored.is_some_and(|s| {
+                s.promised >= ack.promised
+                    && match (&ack.accepted, &s.accepted) {
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                        (Some((id, digest)), Some((held, held_value))) => {
+                            held > id || (held == id && value_digest(held_value) == *digest)
+                        }
                     }
-                }
-        });
-        if !backed {
-            report.acks_lost += 1;
-            report.problem(format!(
-                "node {}, instance {instance}: acknowledged promise {} and accepted {:?}, \
-                 but its store holds {:?}",
-                node.0,
-                ack.promised,
-                ack.accepted.as_ref().map(|(id, _)| id.to_string()),
-                stored.map(|s| (
-                    s.promised.to_string(),
-                    s.accepted.as_ref().map(|(id, _)| id.to_string())
-                )),
-            ));
+            });
+            if !backed {
+                report.acks_lost += 1;
+                let text = format!(
+                    "node {}, instance {instance}: acknowledged promise {} and accepted {:?}, \
+                     but its store holds {:?}",
+                    node.0,
+                    ack.promised,
+                    ack.accepted.as_ref().map(|(id, _)| id.to_string()),
+                    stored.map(|s| (
+                        s.promised.to_string(),
+                        s.accepted.as_ref().map(|(id, _)| id.to_string())
+                    )),
+                );
+                report.problem(text);
+            }
+        }
+
+        for violation in checker.violations() {
+            report.violations += 1;
+            report.problem(format!("store replay: {violation}"));
         }
     }
-
-    for violation in &checker.violations()[violations_before..] {
-        report.violations += 1;
-        report.problem(format!("store replay: {violation}"));
-    }
-    report
 }
 
 #[cfg(test)]
 mod tests {
-    use paxbench_core::message::{Accepted, Promise};
+    use paxbench_core::message::{Accepted, Message, Promise};
 
     use super::*;
 
@@ -333,12 +350,23 @@ mod tests {
         })
     }
 
-    fn client_saw_chosen(value: &'static str) -> Checker {
+    /// What a client saw: `chosen` proposed and chosen (if any), and `replies`.
+    fn client(chosen: Option<&'static str>, replies: &[Message]) -> Vec<(Instance, InstanceFacts)> {
         let mut checker = Checker::new();
-        let value = Value::from_static(value.as_bytes());
-        checker.on_proposed(I, &value);
-        checker.on_chosen(I, &value, ChosenBy::Learner(NodeId(1)));
+        if let Some(value) = chosen {
+            let value = Value::from_static(value.as_bytes());
+            checker.on_proposed(I, &value);
+            checker.on_chosen(I, &value, ChosenBy::Learner(NodeId(1)));
+        }
+        for reply in replies {
+            checker.on_reply(reply);
+        }
         checker
+            .facts_of(I)
+            .cloned()
+            .map(|f| (I, f))
+            .into_iter()
+            .collect()
     }
 
     #[test]
@@ -348,10 +376,8 @@ mod tests {
             (NodeId(2), vec![record(1, Some((1, "a")))]),
             (NodeId(3), vec![record(1, None)]),
         ];
-        let mut acks = AckLog::new();
-        acks.on_reply(&accepted(1, 1, "a"));
-        acks.on_reply(&accepted(2, 1, "a"));
-        let report = audit(&stores, 3, &mut client_saw_chosen("a"), &acks);
+        let seen = client(Some("a"), &[accepted(1, 1, "a"), accepted(2, 1, "a")]);
+        let report = audit(&stores, 3, seen);
         assert!(report.is_clean(), "{report:?}");
         assert_eq!(
             (report.records, report.chosen_in_stores, report.acks_checked),
@@ -367,10 +393,8 @@ mod tests {
             (NodeId(2), vec![record(1, None)]),
             (NodeId(3), vec![]),
         ];
-        let mut acks = AckLog::new();
-        acks.on_reply(&accepted(1, 1, "a"));
-        acks.on_reply(&accepted(2, 1, "a"));
-        let report = audit(&stores, 3, &mut client_saw_chosen("a"), &acks);
+        let seen = client(Some("a"), &[accepted(1, 1, "a"), accepted(2, 1, "a")]);
+        let report = audit(&stores, 3, seen);
         assert_eq!((report.acks_lost, report.chosen_lost), (1, 1), "{report:?}");
         assert!(!report.is_clean());
         assert!(report.problems.iter().any(|p| p.contains("node 2")));
@@ -378,15 +402,14 @@ mod tests {
 
     #[test]
     fn a_piggybacked_value_counts_as_acknowledged() {
-        let mut acks = AckLog::new();
-        acks.on_reply(&Message::Promise(Promise {
+        let promise = Message::Promise(Promise {
             instance: I,
             id: id(5),
             from: NodeId(1),
             accepted: Some((id(3), Value::from_static(b"a"))),
-        }));
+        });
         let stores = vec![(NodeId(1), vec![record(5, Some((2, "a")))])];
-        let report = audit(&stores, 1, &mut Checker::new(), &acks);
+        let report = audit(&stores, 1, client(None, &[promise]));
         assert_eq!(report.acks_lost, 1, "accepted 3 acknowledged, 2 stored");
     }
 
@@ -400,35 +423,67 @@ mod tests {
             (NodeId(2), vec![record(1, Some((1, "a")))]),
             (NodeId(3), vec![record(2, Some((2, "b")))]),
         ];
-        let report = audit(&stores, 3, &mut Checker::new(), &AckLog::new());
+        let report = audit(&stores, 3, Vec::new());
         assert!(report.violations >= 1, "{report:?}");
         assert!(report.problems.iter().any(|p| p.contains("store replay")));
     }
 
     #[test]
-    fn evidence_survives_its_file_and_audits_the_same() {
-        let mut acks = AckLog::new();
-        acks.on_reply(&accepted(1, 1, "a"));
-        acks.on_reply(&accepted(2, 1, "a"));
-        let evidence = Evidence::new(&client_saw_chosen("a"), acks);
-        let again = Evidence::decode(&evidence.encode().unwrap()).unwrap();
-        let stores = vec![
-            (NodeId(1), vec![record(1, Some((1, "a")))]),
-            (NodeId(2), vec![record(1, None)]),
-            (NodeId(3), vec![]),
-        ];
-        let report = audit(&stores, 3, &mut again.checker(), &again.acks);
-        assert_eq!(
-            (report.acks_lost, report.chosen_lost, report.chosen_checked),
-            (1, 1, 1)
-        );
-        assert!(Evidence::decode(&[9]).is_err());
+    fn a_promise_that_went_down_in_the_log_is_a_violation() {
+        let stores = vec![(NodeId(1), vec![record(5, None), record(3, None)])];
+        let report = audit(&stores, 1, Vec::new());
+        assert_eq!(report.violations, 1, "{report:?}");
     }
 
     #[test]
-    fn a_promise_that_went_down_in_the_log_is_a_violation() {
-        let stores = vec![(NodeId(1), vec![record(5, None), record(3, None)])];
-        let report = audit(&stores, 1, &mut Checker::new(), &AckLog::new());
-        assert_eq!(report.violations, 1, "{report:?}");
+    fn the_streaming_audit_reads_stores_and_evidence_files_alike() {
+        use crate::storage::AcceptorStore;
+        let dir = tempfile::tempdir().unwrap();
+        let stores: Vec<(NodeId, PathBuf)> = (1..=3)
+            .map(|n| (NodeId(n), dir.path().join(format!("node-{n}"))))
+            .collect();
+        // Node 1 and 2 hold "a"; node 3 lost what it acknowledged.
+        for (node, data) in &stores {
+            std::fs::create_dir_all(data).unwrap();
+            let mut store = crate::storage::RedbStorage::open(data).unwrap();
+            let records = if node.0 == 3 {
+                vec![record(1, None)]
+            } else {
+                vec![record(1, None), record(1, Some((1, "a")))]
+            };
+            store.commit(&records).unwrap();
+        }
+        let path = dir.path().join("scenario-00.evidence");
+        let mut file = crate::evidence::EvidenceWriter::create(&path).unwrap();
+        let seen = client(Some("a"), &[accepted(1, 1, "a"), accepted(3, 1, "a")]);
+        for (instance, facts) in seen {
+            paxbench_core::checker::RetiredStore::put(&mut file, instance, facts);
+        }
+        paxbench_core::checker::RetiredStore::finish(&mut file).unwrap();
+        let report = audit_stores(&stores, 3, Some(&path), dir.path()).unwrap();
+        assert_eq!(
+            (report.records, report.chosen_checked, report.chosen_lost),
+            (5, 1, 0),
+            "{report:?}"
+        );
+        assert_eq!(
+            (report.acks_checked, report.acks_lost),
+            (2, 1),
+            "{report:?}"
+        );
+        assert!(!dir.path().join("audit-store-records.sorted").exists());
+
+        // A damaged evidence file is refused, naming it and the offset.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+        let e = audit_stores(&stores, 3, Some(&path), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("scenario-00.evidence") && e.contains("offset 8"),
+            "{e}"
+        );
     }
 }

@@ -14,14 +14,17 @@ pub mod cli;
 pub mod config;
 pub mod disk_floor;
 mod error;
+pub mod evidence;
 pub mod local;
 pub mod server;
+pub mod sorted;
 pub mod storage;
 pub mod wal;
 
-pub use audit::{AckLog, AuditReport, Evidence, audit, read_stores};
+pub use audit::{AuditReport, audit, audit_stores};
 pub use config::{LearnerFanout, NodeConfig, NodeSettings, PeerAddr, StorageMode};
 pub use error::Error;
+pub use evidence::{EvidenceFile, EvidenceWriter};
 pub use local::{LocalCluster, LocalClusterSpec, LocalNode};
 pub use server::{CrashPoints, run_configured, run_node, shutdown_signal, stats_line};
 pub use storage::{AcceptorStore, DiskSwitch, FaultyDisk, MemoryStorage, Recovered, RedbStorage};

@@ -253,6 +253,10 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             envelope,
             reply,
         } = inbound;
+        let Some(reply) = reply.link() else {
+            // The link closed while the frame waited: nobody is there to answer.
+            return;
+        };
         match envelope {
             Envelope::Paxos(message) => self.handle_paxos(peer, message, reply),
             Envelope::Ping { nonce } => reply.send(Envelope::Pong { nonce }),

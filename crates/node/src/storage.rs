@@ -131,17 +131,24 @@ impl RedbStorage {
 
     /// Every record ever committed, in commit order: the acceptor's whole history, for audits.
     pub fn history(&self) -> Result<Vec<Record>, Error> {
+        collect_records(|visit| self.for_each_record(visit))
+    }
+
+    /// Hands every record ever committed to `visit`, in commit order, without holding them.
+    pub fn for_each_record(
+        &self,
+        visit: &mut dyn FnMut(Record) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let txn = self.db.begin_read().map_err(|e| self.error(e))?;
         let table = txn.open_table(ACCEPTOR_LOG).map_err(|e| self.error(e))?;
-        let mut records = Vec::new();
         for entry in table.iter().map_err(|e| self.error(e))? {
             let (sequence, value) = entry.map_err(|e| self.error(e))?;
-            records.push(
+            visit(
                 decode_record(value.value())
                     .map_err(|e| self.error(format!("log entry {}: {e}", sequence.value())))?,
-            );
+            )?;
         }
-        Ok(records)
+        Ok(())
     }
 
     fn write(&mut self, records: &[Record], durability: Durability) -> Result<(), Error> {
@@ -203,10 +210,33 @@ pub(crate) fn refuse_other_engine(
 /// audits: later records of an instance come after earlier ones. Nothing on disk changes, and
 /// a directory without a store is an error, not an empty store.
 pub fn history(data_dir: &Path) -> Result<Vec<Record>, Error> {
+    collect_records(|visit| for_each_record(data_dir, visit))
+}
+
+/// The records a `for_each_record`-style visitor hands out, collected: for tests and small
+/// stores; audits visit instead.
+pub(crate) fn collect_records(
+    visit_all: impl FnOnce(&mut dyn FnMut(Record) -> Result<(), Error>) -> Result<(), Error>,
+) -> Result<Vec<Record>, Error> {
+    let mut records = Vec::new();
+    visit_all(&mut |record| {
+        records.push(record);
+        Ok(())
+    })?;
+    Ok(records)
+}
+
+/// [`history`] without holding it: hands each record to `visit` in the same order, so that an
+/// audit of a long run's stores needs memory for one record at a time (and, for `wal`, the log
+/// after the last checkpoint).
+pub fn for_each_record(
+    data_dir: &Path,
+    visit: &mut dyn FnMut(Record) -> Result<(), Error>,
+) -> Result<(), Error> {
     if data_dir.join(crate::wal::CHECKPOINT_DIR).exists() {
-        crate::wal::WalStorage::history(data_dir)
+        crate::wal::WalStorage::for_each_record(data_dir, visit)
     } else {
-        RedbStorage::open_existing(data_dir)?.history()
+        RedbStorage::open_existing(data_dir)?.for_each_record(visit)
     }
 }
 

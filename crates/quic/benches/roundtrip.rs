@@ -77,7 +77,9 @@ async fn serve<T: Transport + std::fmt::Debug>(
         envelope, reply, ..
     }) = inbox.recv().await
     {
-        reply.send(envelope);
+        if let Some(reply) = reply.link() {
+            reply.send(envelope);
+        }
     }
 }
 

@@ -24,7 +24,7 @@ pub mod wire;
 
 pub use error::Error;
 pub use fault::{FaultLayer, FaultSpec, LinkFaults};
-pub use link::{Endpoint, EndpointConfig, Inbound, Link};
+pub use link::{Endpoint, EndpointConfig, Inbound, Link, Replier};
 pub use peer::PeerName;
 pub use quic::QuicTransport;
 pub use tcp::TcpTransport;

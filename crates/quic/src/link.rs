@@ -28,7 +28,7 @@ pub const DEFAULT_INBOX_CAPACITY: usize = 8192;
 /// Redial delays after a failed connection attempt: doubling from the first to the second.
 const REDIAL_DELAYS: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(500));
 
-/// One frame that arrived, and the link to answer it on.
+/// One frame that arrived, and where to answer it.
 #[derive(Debug)]
 pub struct Inbound {
     /// Who sent it.
@@ -36,7 +36,20 @@ pub struct Inbound {
     /// What it holds.
     pub envelope: Envelope,
     /// Where replies go.
-    pub reply: Link,
+    pub reply: Replier,
+}
+
+/// The way back to the peer an [`Inbound`] came from. It names the link without holding it
+/// open: a receiver that never answers (the load generator, which already holds its links)
+/// pays one reference count per frame, not a link's.
+#[derive(Clone, Debug)]
+pub struct Replier(Arc<ReplyHandle>);
+
+impl Replier {
+    /// The link to answer on; `None` once every user of a dialled link has dropped it.
+    pub fn link(&self) -> Option<Link> {
+        self.0.link()
+    }
 }
 
 /// A handle to send frames to one peer. Cloning shares the link. Sending never blocks: frames
@@ -452,6 +465,7 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
 ) {
     let shared = reply.shared().clone();
     let peer = reply.peer();
+    let replier = Replier(Arc::new(reply));
     let mut decoder = FrameDecoder::new(shared.max_frame);
     let bad_frame = |e: Error| {
         warn!(%peer, "closing stream after a bad frame: {e}");
@@ -474,6 +488,10 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                 return;
             }
         }
+        if replier.link().is_none() {
+            // Every user of this dialled link is gone; nobody wants what it reads.
+            return;
+        }
         loop {
             match decoder.next_envelope() {
                 Ok(Some(envelope)) => {
@@ -482,17 +500,21 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                         Counters::add(&shared.counters().dropped, 1);
                         continue;
                     }
-                    let Some(link) = reply.link() else {
-                        // Every user of this dialled link is gone; nobody wants the frame.
-                        return;
-                    };
                     let inbound = Inbound {
                         peer,
                         envelope,
-                        reply: link,
+                        reply: replier.clone(),
                     };
-                    if shared.inbox.send(inbound).await.is_err() {
-                        return;
+                    // Waiting only when the inbox is full skips the send future's machinery
+                    // for nearly every frame.
+                    match shared.inbox.try_send(inbound) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(inbound)) => {
+                            if shared.inbox.send(inbound).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
                     }
                 }
                 Ok(None) => break,

@@ -38,7 +38,7 @@ fn spawn_echo<T: Transport + std::fmt::Debug>(transport: T) -> Endpoint<T> {
             envelope, reply, ..
         }) = inbox.recv().await
         {
-            if let Envelope::Ping { nonce } = envelope {
+            if let (Envelope::Ping { nonce }, Some(reply)) = (envelope, reply.link()) {
                 reply.send(Envelope::Pong { nonce });
             }
         }

@@ -336,6 +336,12 @@ impl<W: Workload> Sim<W> {
         self.host.checker()
     }
 
+    /// The checker, to give it another [`RetiredStore`](crate::checker::RetiredStore) before
+    /// the run.
+    pub fn checker_mut(&mut self) -> &mut Checker {
+        self.host.checker_mut()
+    }
+
     /// Counts so far.
     pub fn stats(&self) -> SimStats {
         SimStats {

@@ -29,6 +29,12 @@ pub struct Row {
     pub p99_ratio: f64,
     /// Throughput fell, or p99 rose, by more than the threshold.
     pub regression: bool,
+    /// The generator's peak resident set, MiB.
+    pub generator_peak_rss_mib: f64,
+    /// The generator's RSS growth after the warmup, MiB per minute.
+    pub generator_rss_slope: f64,
+    /// The generator's CPU per decision, µs.
+    pub generator_cpu_us_per_decision: f64,
 }
 
 /// The comparison of one scenario label across runs.
@@ -72,6 +78,7 @@ pub fn compare(dirs: &[PathBuf], threshold: f64) -> Result<Vec<ScenarioCompariso
                 continue;
             };
             let decisions_per_s = s.throughput.decisions_per_s;
+            let generator = s.resources.processes.first();
             let p99_us = s.latency_us.op.p99;
             let throughput_ratio = ratio(decisions_per_s, base_rate);
             let p99_ratio = ratio(p99_us as f64, base_p99);
@@ -84,6 +91,9 @@ pub fn compare(dirs: &[PathBuf], threshold: f64) -> Result<Vec<ScenarioCompariso
                 throughput_ratio,
                 p99_ratio,
                 regression: throughput_ratio < 1.0 - threshold || p99_ratio > 1.0 + threshold,
+                generator_peak_rss_mib: generator.map_or(0.0, |g| g.peak_rss_mib),
+                generator_rss_slope: generator.map_or(0.0, |g| g.rss_slope_mib_per_min),
+                generator_cpu_us_per_decision: s.resources.generator_cpu_us_per_decision,
             });
         }
         out.push(ScenarioComparison { label, rows });
@@ -94,14 +104,14 @@ pub fn compare(dirs: &[PathBuf], threshold: f64) -> Result<Vec<ScenarioCompariso
 /// The comparison as a Markdown table.
 pub fn markdown(comparisons: &[ScenarioComparison], threshold: f64) -> String {
     let mut md = format!(
-        "| scenario | run | decisions/s | × | p50 | p99 | × | retries/op | regression (> {:.0}%) |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n",
+        "| scenario | run | decisions/s | × | p50 | p99 | × | retries/op | generator peak RSS, slope | generator CPU/decision | regression (> {:.0}%) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         threshold * 100.0
     );
     for c in comparisons {
         for row in &c.rows {
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.0} | {:.2} | {} | {} | {:.2} | {:.3} | {} |",
+                "| {} | {} | {:.0} | {:.2} | {} | {} | {:.2} | {:.3} | {:.0} MiB, {:+.1} MiB/min | {:.1} µs | {} |",
                 c.label,
                 row.run,
                 row.decisions_per_s,
@@ -110,6 +120,9 @@ pub fn markdown(comparisons: &[ScenarioComparison], threshold: f64) -> String {
                 fmt_us(row.p99_us),
                 row.p99_ratio,
                 row.retries_per_op,
+                row.generator_peak_rss_mib,
+                row.generator_rss_slope,
+                row.generator_cpu_us_per_decision,
                 if row.regression { "**REGRESSION**" } else { "" }
             );
         }
@@ -131,10 +144,14 @@ pub fn write(
     let mut spectra = Vec::new();
     let mut timeseries = Vec::new();
     let mut scenarios = Vec::new();
+    let mut resources = Vec::new();
     let mut first = None;
     for dir in dirs {
         let data = chart::load(dir)?;
         let run = run_name(dir);
+        for (name, rows) in data.resources {
+            resources.push((format!("{run}: {name}"), rows));
+        }
         for ((label, points), (_, rows)) in data.spectra.into_iter().zip(data.timeseries) {
             spectra.push((format!("{run}: {label}"), points.clone()));
             timeseries.push((format!("{run}: {label}"), rows));
@@ -156,6 +173,7 @@ pub fn write(
         },
         spectra,
         timeseries,
+        resources,
     };
     chart::draw_all(&overlaid, out)?;
     let path = out.join("compare.md");

@@ -198,6 +198,7 @@ pub fn merge_scenario(
         faults,
         reliability,
         resources: _,
+        drift: _,
         counts: _,
     } = (*first).clone();
     let outcomes = Outcomes {
@@ -346,6 +347,8 @@ pub fn merge_scenario(
         foreign_cpu_pct: max_f(&|p| p.resources.foreign_cpu_pct),
         load_at_start: max_f(&|p| p.resources.load_at_start),
         samples: sum(&|p| p.resources.samples),
+        generator_cpu_us_per_decision: max_f(&|p| p.resources.generator_cpu_us_per_decision),
+        series: Vec::new(),
     };
     let merged = ScenarioSummary {
         index,
@@ -371,6 +374,8 @@ pub fn merge_scenario(
         faults,
         reliability,
         resources,
+        // Each generator's drift is in its own summary; the sum of their seconds is not kept.
+        drift: None,
         counts,
     };
     Ok((merged, sums))

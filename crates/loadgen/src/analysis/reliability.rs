@@ -19,18 +19,19 @@ pub fn audit_attach_run(
 ) -> Result<AuditSummary, Error> {
     let mut summary = Summary::load(dir)?;
     let evidence_path = dir.join(format!("scenario-{scenario:02}.evidence"));
-    let bytes = std::fs::read(&evidence_path).map_err(|source| Error::Io {
-        context: format!(
-            "reading {} (an attach run keeps evidence only with `measure.evidence: true`)",
+    if !evidence_path.exists() {
+        return Err(Error::Scenario(format!(
+            "{} does not exist (an attach run keeps evidence only with `measure.evidence: true`)",
             evidence_path.display()
-        ),
-        source,
-    })?;
-    let evidence = paxbench_node::Evidence::decode(&bytes)
-        .map_err(|e| Error::Scenario(format!("{}: {e}", evidence_path.display())))?;
-    let read = paxbench_node::read_stores(stores)?;
-    let report = paxbench_node::audit(&read, nodes, &mut evidence.checker(), &evidence.acks);
-    let audit = AuditSummary::new(&report, evidence.acks.replies());
+        )));
+    }
+    let replies = summary
+        .scenarios
+        .iter()
+        .find(|s| s.index == scenario)
+        .map_or(0, |s| s.reliability.acked_replies);
+    let report = paxbench_node::audit_stores(stores, nodes, Some(&evidence_path), dir)?;
+    let audit = AuditSummary::new(&report, replies);
     let entry = summary
         .scenarios
         .iter_mut()

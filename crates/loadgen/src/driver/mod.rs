@@ -10,9 +10,10 @@ pub mod sim;
 pub mod topology;
 pub mod workload;
 
+use std::path::Path;
 use std::time::Duration;
 
-use paxbench_core::checker::{Checker, CheckerStats};
+use paxbench_core::checker::{Checker, CheckerStats, Forget};
 use paxbench_core::proposer::ProposerConfig;
 use paxbench_core::rng::Stream;
 use paxbench_core::time::ClockModel;
@@ -50,9 +51,10 @@ pub struct RunOutput {
     pub audit: Option<paxbench_node::AuditReport>,
     /// PROMISE and ACCEPTED replies received, when they were logged for the audit.
     pub acked_replies: u64,
-    /// What the generator saw, encoded ([`paxbench_node::Evidence`]), for auditing attached
-    /// nodes' stores once they are stopped (`paxbench audit --results`).
-    pub evidence: Option<Vec<u8>>,
+    /// Whether the scenario's evidence file (`scenario-NN.evidence`) was kept: every instance's
+    /// proposals, decisions and acknowledgements, for auditing attached nodes' stores once they
+    /// are stopped (`paxbench audit --results`).
+    pub evidence_kept: bool,
     /// Whether Ctrl-C cut the scenario short.
     pub interrupted: bool,
     /// Operations that had not ended when the driver stopped.
@@ -98,13 +100,46 @@ impl RunOutput {
             node_stats: Vec::new(),
             node_messages: (0, 0),
             audit: None,
-            acked_replies: 0,
-            evidence: None,
+            acked_replies: checker.stats().acks,
+            evidence_kept: false,
             interrupted,
             unfinished,
             resources,
         }
     }
+}
+
+/// A checker whose memory is bounded by the work in flight. With `keep` it retires decided
+/// instances into the evidence file at `path` (the audit's input, and what a late message is
+/// checked against); without, into nothing: a shell that feeds only its proposers' events
+/// never reports on an instance after its operations ended, so there is nothing to check late,
+/// and writing the file would cost a fifth of the generator's CPU.
+pub fn evidence_checker(path: &Path, keep: bool) -> Result<Checker, crate::error::Error> {
+    Ok(if keep {
+        let file = paxbench_node::EvidenceWriter::create(path)?;
+        Checker::with_store(Box::new(file), Checker::DEFAULT_RETAIN)
+    } else {
+        Checker::with_store(Box::new(Forget), FORGET_RETAIN)
+    })
+}
+
+/// Retirements kept in memory when nothing is kept after them.
+const FORGET_RETAIN: usize = 1_024;
+
+/// Finishes `checker`'s evidence file: an error if any of it was lost. The file is kept when
+/// `keep`, and removed otherwise.
+pub fn finish_evidence(
+    checker: &mut Checker,
+    path: &Path,
+    keep: bool,
+) -> Result<(), crate::error::Error> {
+    let finished = checker.finish();
+    if !keep || finished.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    finished.map_err(|e| {
+        crate::error::Error::Scenario(format!("the evidence file {}: {e}", path.display()))
+    })
 }
 
 /// Every proposer's settings, each with its own clock: offset and drift drawn from its

@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use paxbench_core::checker::Checker;
 use paxbench_core::host::{ProposerHost, Transmit};
 use paxbench_core::rng::Stream;
 use paxbench_core::{NodeId, ProposerId, Time};
-use paxbench_node::{AckLog, LocalCluster, LocalClusterSpec, NodeSettings};
+use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings};
 use paxbench_quic::{
     AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec, Identity,
     Inbound, Link, NodeStats, PeerName, QuicTransport, TcpTransport, TlsFiles, Transport,
@@ -22,7 +21,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::fault_plan::{FaultPlan, Planned};
-use super::{RunOutput, proposer_configs};
+use super::{RunOutput, evidence_checker, finish_evidence, proposer_configs};
 use crate::config::{Scenario, TargetKind};
 use crate::driver::topology::Cuts;
 use crate::driver::workload::Generator;
@@ -153,10 +152,12 @@ impl TargetCluster {
     }
 }
 
-/// Runs `scenario` against a spawned or attached cluster.
+/// Runs `scenario` against a spawned or attached cluster, streaming the checker's evidence to
+/// `evidence` (kept for audited and asked-for runs, removed otherwise).
 pub fn run(
     scenario: &Scenario,
     node_exe: &Path,
+    evidence: &Path,
     interrupt: &AtomicBool,
     progress: &indicatif::ProgressBar,
 ) -> Result<RunOutput, Error> {
@@ -198,7 +199,7 @@ pub fn run(
                     &mut cluster,
                     interrupt,
                     progress,
-                    keep_evidence,
+                    (evidence, keep_evidence),
                 )
                 .await
             })
@@ -209,24 +210,20 @@ pub fn run(
             &mut cluster,
             interrupt,
             progress,
-            keep_evidence,
+            (evidence, keep_evidence),
         )),
     };
     cluster.stop();
-    let (mut output, evidence) = result?;
-    if !audited {
-        output.evidence = evidence
-            .map(|e| paxbench_node::Evidence::new(&e.checker, e.acks).encode())
-            .transpose()
-            .map_err(|e| Error::Scenario(format!("encoding the evidence: {e}")))?;
-    } else if let Some(Evidence {
-        mut checker,
-        acks,
-        nodes,
-    }) = evidence
-    {
-        let stores = paxbench_node::read_stores(&cluster.data_dirs())?;
-        let report = paxbench_node::audit(&stores, nodes, &mut checker, &acks);
+    let mut output = result?;
+    output.evidence_kept = keep_evidence;
+    if audited {
+        let scratch = evidence.parent().unwrap_or(Path::new("."));
+        let report = paxbench_node::audit_stores(
+            &cluster.data_dirs(),
+            cluster.nodes.len(),
+            Some(evidence),
+            scratch,
+        )?;
         info!(
             records = report.records,
             chosen = report.chosen_checked,
@@ -249,14 +246,6 @@ fn evidence_policy(scenario: &Scenario) -> (bool, bool) {
     (audited, audited || attached)
 }
 
-/// What the audit needs from a run: the checker's view of proposals and decisions, and every
-/// PROMISE and ACCEPTED received.
-struct Evidence {
-    checker: Checker,
-    acks: AckLog,
-    nodes: usize,
-}
-
 /// The I/O shell over the core's proposer host: links to the nodes, the wall clock, the fault
 /// plan, and the partition filter on each proposer's traffic.
 struct Driver<'a, T: Transport> {
@@ -269,7 +258,7 @@ struct Driver<'a, T: Transport> {
     plan: FaultPlan,
     next_fault: usize,
     protocol: ProtocolMetrics,
-    acks: Option<AckLog>,
+    keep_acks: bool,
     cuts: Cuts,
     next_request: u64,
     resources: ResourceSampler,
@@ -281,8 +270,8 @@ async fn drive<T: Transport + std::fmt::Debug>(
     cluster: &mut TargetCluster,
     interrupt: &AtomicBool,
     progress: &indicatif::ProgressBar,
-    keep_evidence: bool,
-) -> Result<(RunOutput, Option<Evidence>), Error> {
+    (evidence, keep_evidence): (&Path, bool),
+) -> Result<RunOutput, Error> {
     let wall = Instant::now();
     let (endpoint, mut inbox) = Endpoint::new(
         transport,
@@ -339,8 +328,9 @@ async fn drive<T: Transport + std::fmt::Debug>(
     let generator = Generator::new(scenario);
     let warmup_end = generator.warmup_end();
     let configs = proposer_configs(scenario, acceptors, epoch_ns);
-    let host = ProposerHost::new(configs, first_id, scenario.seed, generator)
+    let mut host = ProposerHost::new(configs, first_id, scenario.seed, generator)
         .map_err(|e| Error::Scenario(e.to_string()))?;
+    *host.checker_mut() = evidence_checker(evidence, keep_evidence)?;
     let count = scenario.workload.proposers as usize;
     let mut driver = Driver {
         scenario,
@@ -352,7 +342,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
         plan: FaultPlan::new(scenario),
         next_fault: 0,
         protocol: ProtocolMetrics::new(count, warmup_end, scenario.measure.livelock_window),
-        acks: keep_evidence.then(AckLog::new),
+        keep_acks: keep_evidence,
         cuts: Cuts::default(),
         next_request,
         resources: ResourceSampler::new(&cluster.processes(), scenario.workload.warmup),
@@ -368,7 +358,8 @@ async fn drive<T: Transport + std::fmt::Debug>(
     let resources = driver
         .resources
         .finish(driver.started.elapsed(), &cluster.processes());
-    let (generator, checker) = driver.host.into_parts();
+    let (generator, mut checker) = driver.host.into_parts();
+    finish_evidence(&mut checker, evidence, keep_evidence)?;
     let mut output = RunOutput::measured(
         generator,
         &checker,
@@ -388,13 +379,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
         (m + s.paxos_out, b + s.transport.bytes_out)
     });
     output.floor = floor;
-    let evidence = driver.acks.take().map(|acks| Evidence {
-        checker,
-        acks,
-        nodes: driver.links.len(),
-    });
-    output.acked_replies = evidence.as_ref().map_or(0, |e| e.acks.replies());
-    Ok((output, evidence))
+    Ok(output)
 }
 
 fn stats_delta(after: &NodeStats, before: Option<&NodeStats>) -> NodeStats {
@@ -507,7 +492,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
             "{phase} · {} ops ended · last second: {} ops/s, p99 {} µs · {} retries",
             ops.completed(),
             last.map_or(0, |s| s.completed),
-            last.map_or(0, |s| s.latency.value_at_quantile(0.99)),
+            last.map_or(0, |s| s.quantiles().1),
             self.protocol.retries,
         ));
     }
@@ -529,10 +514,20 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
     }
 
     fn deliver(&mut self, now: Time, inbound: Inbound) {
+        if let Envelope::AdminReply {
+            reply: AdminReply::Stats(stats),
+            ..
+        } = &inbound.envelope
+        {
+            // The answer to the once-a-second poll: the node's commits so far.
+            self.resources
+                .note_fsyncs(&format!("node {}", stats.node), stats.batches);
+            return;
+        }
         if let Envelope::Reply { proposer, message } = inbound.envelope {
             // Whatever happens to it here, the node sent it: its store must back it.
-            if let Some(acks) = &mut self.acks {
-                acks.on_reply(&message);
+            if self.keep_acks {
+                self.host.checker_mut().on_reply(&message);
             }
             let PeerName::Node(node) = inbound.peer else {
                 return;
@@ -672,6 +667,15 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                 next_sample += Duration::from_secs(1);
                 self.resources
                     .sample(self.started.elapsed(), &cluster.processes());
+                // Asked now, answered within the next second: fsyncs per second lag by one.
+                for link in self.links.clone() {
+                    let request = self.next_request;
+                    self.next_request += 1;
+                    link.send(Envelope::Admin {
+                        request,
+                        command: AdminCommand::Stats,
+                    });
+                }
             }
             let now = self.now();
             while let Some(step) = self.plan.steps.get(self.next_fault)

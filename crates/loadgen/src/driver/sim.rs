@@ -1,6 +1,7 @@
 //! The simulator target: the scenario's proposers and nodes in the core's deterministic
 //! simulator, in virtual time. The same seed gives the same summary.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -93,6 +94,7 @@ fn faults(scenario: &Scenario, plan: &FaultPlan) -> Vec<(Time, Fault)> {
 /// `interrupt` is set.
 pub fn run(
     scenario: &Scenario,
+    evidence: &Path,
     interrupt: &AtomicBool,
     progress: &indicatif::ProgressBar,
 ) -> Result<RunOutput, Error> {
@@ -119,6 +121,10 @@ pub fn run(
     let generator = Generator::new(scenario);
     let warmup_end = generator.warmup_end();
     let mut sim = Sim::new(config, generator).map_err(|e| Error::Scenario(e.to_string()))?;
+    // Acceptors and learners report on instances long after their operations ended, so the
+    // checker keeps its facts on disk to check them; the file is removed after the run, since
+    // the simulator has no stores to audit.
+    *sim.checker_mut() = super::evidence_checker(evidence, true)?;
     let until = sim.end();
     let mut protocol =
         ProtocolMetrics::new(proposers, warmup_end, scenario.measure.livelock_window);
@@ -155,7 +161,8 @@ pub fn run(
             protocol.note_fault(step.at, step.label.clone());
         }
     }
-    let (generator, checker) = sim.into_parts();
+    let (generator, mut checker) = sim.into_parts();
+    super::finish_evidence(&mut checker, evidence, false)?;
     Ok(RunOutput::measured(
         generator,
         &checker,

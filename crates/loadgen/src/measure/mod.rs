@@ -1,7 +1,8 @@
 //! Measurement: operation timings from the workload ([`OpMetrics`]) and everything the proposers
 //! do and send from the host's observer hooks ([`ProtocolMetrics`]), the same on every target;
-//! and the processes' and the machine's [`resources`].
+//! the processes' and the machine's [`resources`]; and how a long run [`drift`]ed.
 
+pub mod drift;
 mod ops;
 mod protocol;
 pub mod resources;

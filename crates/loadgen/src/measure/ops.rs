@@ -84,11 +84,24 @@ pub struct Second {
     /// (unless agreement broke).
     pub won: u64,
     /// Latency of the operations that ended in this second.
-    pub latency: Histogram<u64>,
+    latency: SecondLatency,
     /// Retries started in this second.
     pub retries: u64,
     /// Preemptions seen in this second.
     pub preemptions: u64,
+}
+
+/// A second's latency histogram: open while operations end in it, then encoded (V2, a few
+/// hundred bytes where the open histogram holds 64 KiB of counters), so that an hour's run
+/// keeps megabytes of seconds, not gigabytes.
+#[derive(Clone, Debug)]
+enum SecondLatency {
+    Open(Histogram<u64>),
+    Closed {
+        encoded: Vec<u8>,
+        p50: u64,
+        p99: u64,
+    },
 }
 
 impl Default for Second {
@@ -96,9 +109,58 @@ impl Default for Second {
         Self {
             completed: 0,
             won: 0,
-            latency: interval_histogram(),
+            latency: SecondLatency::Open(interval_histogram()),
             retries: 0,
             preemptions: 0,
+        }
+    }
+}
+
+impl Second {
+    /// Records an operation's latency; a closed second takes no more.
+    pub fn record_latency(&mut self, ns: u64) {
+        if let SecondLatency::Open(histogram) = &mut self.latency {
+            record_ns(histogram, ns);
+        }
+    }
+
+    /// The second's latency histogram.
+    pub fn latency(&self) -> Histogram<u64> {
+        match &self.latency {
+            SecondLatency::Open(histogram) => histogram.clone(),
+            // Encoded by `close` from a valid histogram: decoding cannot fail.
+            SecondLatency::Closed { encoded, .. } => {
+                hdrhistogram::serialization::Deserializer::new()
+                    .deserialize(&mut encoded.as_slice())
+                    .unwrap_or_else(|_| interval_histogram())
+            }
+        }
+    }
+
+    /// The median and 99th percentile latency, µs; zeros for a second with none.
+    pub fn quantiles(&self) -> (u64, u64) {
+        match &self.latency {
+            SecondLatency::Open(histogram) if histogram.is_empty() => (0, 0),
+            SecondLatency::Open(histogram) => (
+                histogram.value_at_quantile(0.5),
+                histogram.value_at_quantile(0.99),
+            ),
+            SecondLatency::Closed { p50, p99, .. } => (*p50, *p99),
+        }
+    }
+
+    /// Encodes the histogram: the second is over.
+    fn close(&mut self) {
+        let (p50, p99) = self.quantiles();
+        if let SecondLatency::Open(histogram) = &self.latency {
+            use hdrhistogram::serialization::Serializer as _;
+            let mut encoded = Vec::new();
+            if hdrhistogram::serialization::V2Serializer::new()
+                .serialize(histogram, &mut encoded)
+                .is_ok()
+            {
+                self.latency = SecondLatency::Closed { encoded, p50, p99 };
+            }
         }
     }
 }
@@ -113,9 +175,19 @@ pub(super) fn second_of(
     }
     let index = ((at.0 - warmup_end.0) / 1_000_000_000) as usize;
     if index >= seconds.len() {
+        // Time only moves on: the seconds before this one are over.
+        for second in seconds.iter_mut().rev().take_while(|s| s.is_open()) {
+            second.close();
+        }
         seconds.resize_with(index + 1, Second::default);
     }
     seconds.get_mut(index)
+}
+
+impl Second {
+    fn is_open(&self) -> bool {
+        matches!(self.latency, SecondLatency::Open(_))
+    }
 }
 
 /// Per-operation measurements, kept by the workload.
@@ -198,12 +270,39 @@ impl OpMetrics {
         if let Some(second) = second_of(&mut self.seconds, now, self.warmup_end) {
             second.completed += 1;
             second.won += u64::from(won);
-            record_ns(&mut second.latency, latency);
+            second.record_latency(latency);
         }
     }
 
     /// Operations that ended.
     pub fn completed(&self) -> u64 {
         self.won + self.lost + self.gave_up + self.timed_out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_is_encoded_once_the_next_begins_and_reads_back_the_same() {
+        let mut seconds = Vec::new();
+        let start = Time(0);
+        for us in 1..=1_000u64 {
+            if let Some(second) = second_of(&mut seconds, Time(us * 1_000), start) {
+                second.record_latency(us * 1_000);
+            }
+        }
+        let open = seconds[0].latency();
+        assert!(seconds[0].is_open());
+        let _ = second_of(&mut seconds, Time(1_500_000_000), start);
+        assert!(!seconds[0].is_open(), "second 0 is over");
+        assert!(seconds[1].is_open());
+        let closed = seconds[0].latency();
+        assert_eq!(closed, open);
+        assert_eq!(seconds[0].quantiles(), (500, 990));
+        // A late outcome for a closed second changes nothing.
+        seconds[0].record_latency(7_000_000);
+        assert_eq!(seconds[0].latency().len(), 1_000);
     }
 }

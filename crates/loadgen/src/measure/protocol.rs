@@ -40,6 +40,8 @@ pub struct ProtocolMetrics {
     livelock_window: u64,
     proposers: Vec<ProposerState>,
     instances: FxHashMap<Instance, ContentionState>,
+    /// Cleared states of ended instances, reused.
+    spare: Vec<ContentionState>,
     /// ATTEMPT to majority PROMISE.
     pub phase1: Histogram<u64>,
     /// Majority PROMISE to a decision of its own.
@@ -104,6 +106,9 @@ pub struct Recovery {
     pub nodes_back: Option<Time>,
 }
 
+/// Ended instances' states kept for reuse.
+const SPARE_STATES: usize = 1_024;
+
 /// Keys whose contention is reported one by one.
 pub const KEY_RANKS: usize = 64;
 
@@ -115,6 +120,7 @@ impl ProtocolMetrics {
             livelock_window: livelock_window.as_nanos() as u64,
             proposers: vec![ProposerState::default(); proposers],
             instances: FxHashMap::default(),
+            spare: Vec::new(),
             phase1: latency_histogram(),
             phase2: latency_histogram(),
             attempts: 0,
@@ -206,8 +212,16 @@ impl ProtocolMetrics {
                 .get(&instance)
                 .is_none_or(|s| s.active.is_empty());
         }
-        if empty {
-            self.instances.remove(&instance);
+        if empty && let Some(mut state) = self.instances.remove(&instance) {
+            // Its vectors' capacity serves the next instance: an allocation less per attempt.
+            state.active.clear();
+            state.ids.clear();
+            state.last_preemption = None;
+            state.dueling = false;
+            state.contended_since = None;
+            if self.spare.len() < SPARE_STATES {
+                self.spare.push(state);
+            }
         }
     }
 
@@ -315,7 +329,11 @@ impl Observer for ProtocolMetrics {
                         }
                     }
                 }
-                let state = self.instances.entry(*instance).or_default();
+                let spare = &mut self.spare;
+                let state = self
+                    .instances
+                    .entry(*instance)
+                    .or_insert_with(|| spare.pop().unwrap_or_default());
                 if *attempt == 1 || !state.active.contains(&proposer) {
                     if !state.active.contains(&proposer) {
                         state.active.push(proposer);

@@ -29,6 +29,9 @@ pub struct ProcessSample {
     pub rss_bytes: u64,
     /// User plus system CPU time, ticks.
     pub cpu_ticks: u64,
+    /// Bytes the process caused to be sent to storage (`write_bytes` of `/proc/<pid>/io`; 0
+    /// where it cannot be read).
+    pub write_bytes: u64,
 }
 
 /// Parses the aggregate `cpu` line of `/proc/stat`.
@@ -67,7 +70,17 @@ pub fn parse_process(stat: &str, status: &str) -> Option<ProcessSample> {
     Some(ProcessSample {
         rss_bytes: rss_kb * 1024,
         cpu_ticks,
+        write_bytes: 0,
     })
+}
+
+/// The `write_bytes` line of `/proc/<pid>/io`.
+pub fn parse_write_bytes(io: &str) -> Option<u64> {
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn read_machine() -> Option<MachineTicks> {
@@ -77,7 +90,12 @@ fn read_machine() -> Option<MachineTicks> {
 fn read_process(pid: u32) -> Option<ProcessSample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_process(&stat, &status)
+    let mut sample = parse_process(&stat, &status)?;
+    sample.write_bytes = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| parse_write_bytes(&io))
+        .unwrap_or(0);
+    Some(sample)
 }
 
 /// The one-minute load average, from `/proc/loadavg`.
@@ -106,6 +124,32 @@ pub struct ProcessResources {
     pub cpu_pct: f64,
 }
 
+/// One process in one second of the measured window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSecond {
+    /// Resident set at the end of the second, MiB.
+    pub rss_mib: f64,
+    /// CPU used in the second, percent of one core.
+    pub cpu_pct: f64,
+    /// Bytes sent to storage in the second, MiB.
+    pub write_mib: f64,
+    /// Storage batches committed in the second (one `fdatasync` each on a durable node), from
+    /// the node's own counters; 0 for the generator.
+    pub fsyncs: u64,
+}
+
+/// One second of the measured window: each tracked process (in [`ResourceSummary::processes`]
+/// order) and the machine's CPU steal.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceSecond {
+    /// The second of the measured window it covers (0 is the first after the warmup).
+    pub second: u64,
+    /// Each process.
+    pub processes: Vec<ProcessSecond>,
+    /// The machine's CPU steal over the second, percent.
+    pub steal_pct: f64,
+}
+
 /// The machine and the processes over a scenario.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResourceSummary {
@@ -119,9 +163,36 @@ pub struct ResourceSummary {
     pub load_at_start: f64,
     /// Samples taken.
     pub samples: u64,
+    /// The generator's CPU time per decision over the measured window, µs: its cost, which
+    /// caps every throughput figure on a shared machine (0 where not sampled per second).
+    #[serde(default)]
+    pub generator_cpu_us_per_decision: f64,
+    /// The per-second samples after the warmup (real targets), for `timeseries.csv`,
+    /// `resources.csv` and the resources chart; not part of `summary.json`.
+    #[serde(skip)]
+    pub series: Vec<ResourceSecond>,
 }
 
 impl ResourceSummary {
+    /// Sets [`ResourceSummary::generator_cpu_us_per_decision`] from the per-second series and
+    /// the decisions made in each second (`decided[i]`: second `i` after the warmup).
+    pub fn set_cpu_per_decision(&mut self, decided: &[u64]) {
+        let (mut cpu_s, mut decisions) = (0.0, 0);
+        for row in &self.series {
+            if let (Some(generator), Some(won)) =
+                (row.processes.first(), decided.get(row.second as usize))
+            {
+                cpu_s += generator.cpu_pct / 100.0;
+                decisions += won;
+            }
+        }
+        self.generator_cpu_us_per_decision = if decisions > 0 {
+            cpu_s * 1e6 / decisions as f64
+        } else {
+            0.0
+        };
+    }
+
     /// Steal or foreign CPU above which a scenario's figures are flagged as disturbed, percent.
     pub const NOISY_PCT: f64 = 10.0;
 
@@ -141,6 +212,12 @@ struct Tracked {
     peak_rss: u64,
     final_rss: u64,
     after_warmup: Slope,
+    /// CPU ticks, bytes written and fsyncs at the previous sample, for per-second rates.
+    last_ticks: u64,
+    write_bytes: u64,
+    last_write_bytes: u64,
+    fsyncs: u64,
+    last_fsyncs: u64,
 }
 
 impl Tracked {
@@ -189,6 +266,8 @@ pub struct ResourceSampler {
     machine_last: Option<MachineTicks>,
     tracked: Vec<Tracked>,
     samples: u64,
+    last_sample: Duration,
+    series: Vec<ResourceSecond>,
 }
 
 impl ResourceSampler {
@@ -202,16 +281,44 @@ impl ResourceSampler {
             machine_last: None,
             tracked: Vec::new(),
             samples: 0,
+            last_sample: Duration::ZERO,
+            series: Vec::new(),
         };
         sampler.sample(Duration::ZERO, processes);
         sampler
     }
 
+    /// Notes process `name`'s storage batches committed so far (a node's own counter), for
+    /// the next sample's fsyncs per second.
+    pub fn note_fsyncs(&mut self, name: &str, batches: u64) {
+        if let Some(tracked) = self.tracked.iter_mut().find(|t| t.name == name) {
+            tracked.fsyncs = batches;
+        }
+    }
+
     /// A sample at `elapsed` since the start; `processes` as now (a restarted node has a new
-    /// pid, whose CPU time starts again from zero).
+    /// pid, whose CPU time starts again from zero). A sample after the warmup adds a row to
+    /// the per-second series.
     pub fn sample(&mut self, elapsed: Duration, processes: &[(String, u32)]) {
         self.samples += 1;
+        let machine_before = self.machine_last;
         self.machine_last = read_machine();
+        let span_time = elapsed.saturating_sub(self.last_sample);
+        let span = span_time.as_secs_f64();
+        self.last_sample = elapsed;
+        // The sample covers the span since the previous one; it belongs to the second of the
+        // measured window that holds the span's middle.
+        let middle = elapsed.saturating_sub(span_time / 2);
+        let mut row = ResourceSecond {
+            second: middle.saturating_sub(self.warmup).as_secs(),
+            processes: Vec::new(),
+            steal_pct: match (machine_before, self.machine_last) {
+                (Some(a), Some(b)) if b.total > a.total => {
+                    100.0 * b.steal.saturating_sub(a.steal) as f64 / (b.total - a.total) as f64
+                }
+                _ => 0.0,
+            },
+        };
         for (name, pid) in processes {
             let Some(now) = read_process(*pid) else {
                 continue;
@@ -230,24 +337,60 @@ impl ResourceSampler {
                         peak_rss: 0,
                         final_rss: 0,
                         after_warmup: Slope::default(),
+                        last_ticks: 0,
+                        write_bytes: now.write_bytes,
+                        last_write_bytes: now.write_bytes,
+                        fsyncs: 0,
+                        last_fsyncs: 0,
                     });
                     let last = self.tracked.len() - 1;
-                    &mut self.tracked[last]
+                    let tracked = &mut self.tracked[last];
+                    tracked.last_ticks = tracked.ticks();
+                    tracked
                 }
             };
             if tracked.pid != *pid {
                 tracked.cpu_before += tracked.cpu_ticks.saturating_sub(tracked.cpu_at_pid_start);
                 tracked.pid = *pid;
                 tracked.cpu_at_pid_start = 0;
+                tracked.last_write_bytes = 0;
             }
             tracked.cpu_ticks = now.cpu_ticks;
             tracked.peak_rss = tracked.peak_rss.max(now.rss_bytes);
             tracked.final_rss = now.rss_bytes;
+            let ticks = tracked.ticks();
+            let second = ProcessSecond {
+                rss_mib: mib(now.rss_bytes),
+                cpu_pct: if span > 0.0 {
+                    100.0 * ticks.saturating_sub(tracked.last_ticks) as f64 / TICKS_PER_S / span
+                } else {
+                    0.0
+                },
+                write_mib: mib(now.write_bytes.saturating_sub(tracked.last_write_bytes)),
+                fsyncs: tracked.fsyncs.saturating_sub(tracked.last_fsyncs),
+            };
+            tracked.last_ticks = ticks;
+            tracked.write_bytes = now.write_bytes;
+            tracked.last_write_bytes = now.write_bytes;
+            tracked.last_fsyncs = tracked.fsyncs;
             if elapsed >= self.warmup {
                 tracked
                     .after_warmup
                     .add(elapsed.as_secs_f64() / 60.0, mib(now.rss_bytes));
+                // Rows follow the tracked order; a process not sampled this time has zeros.
+                let index = self
+                    .tracked
+                    .iter()
+                    .position(|t| t.name == *name)
+                    .unwrap_or(0);
+                if row.processes.len() <= index {
+                    row.processes.resize(index + 1, ProcessSecond::default());
+                }
+                row.processes[index] = second;
             }
+        }
+        if middle >= self.warmup && span > 0.0 && !row.processes.is_empty() {
+            self.series.push(row);
         }
     }
 
@@ -285,6 +428,8 @@ impl ResourceSampler {
             foreign_cpu_pct,
             load_at_start: self.load_at_start,
             samples: self.samples,
+            generator_cpu_us_per_decision: 0.0,
+            series: self.series,
         }
     }
 }
@@ -315,9 +460,13 @@ mod tests {
             parse_process(stat, status),
             Some(ProcessSample {
                 rss_bytes: 2020 * 1024,
-                cpu_ticks: 755
+                cpu_ticks: 755,
+                write_bytes: 0,
             })
         );
+        let io =
+            "rchar: 10\nwchar: 20\nread_bytes: 4096\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n";
+        assert_eq!(parse_write_bytes(io), Some(8192));
         assert_eq!(parse_process(stat, "Name: x\n"), None, "no VmRSS line");
     }
 
@@ -346,6 +495,12 @@ mod tests {
         assert!(generator.peak_rss_mib > 1.0, "{summary:?}");
         assert!(generator.final_rss_mib > 1.0);
         assert_eq!(summary.samples, 3);
+        assert_eq!(
+            summary.series.len(),
+            2,
+            "one row per sample after the warmup"
+        );
+        assert!(summary.series.iter().all(|r| r.processes[0].rss_mib > 1.0));
         assert!((0.0..=100.0).contains(&summary.steal_pct));
     }
 }

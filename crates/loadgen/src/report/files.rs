@@ -15,6 +15,7 @@ use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 
 use crate::driver::RunOutput;
 use crate::error::Error;
+use crate::measure::Second;
 use crate::report::summary::{Environment, ScenarioSummary};
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -278,22 +279,20 @@ pub fn read_histograms(text: &str) -> Result<Vec<(String, Histogram<u64>)>, Erro
 /// `timeseries.csv` for all scenarios.
 pub fn timeseries(outputs: &[(ScenarioSummary, &RunOutput)]) -> String {
     let mut csv = String::from(
-        "scenario,label,second,ops_per_s,decisions_per_s,p50_us,p99_us,retries,preemptions\n",
+        "scenario,label,second,ops_per_s,decisions_per_s,p50_us,p99_us,retries,preemptions,\
+         generator_rss_mib,generator_cpu_pct,node_rss_mib_max,nodes_cpu_pct,write_mib_per_s,\
+         fsyncs_per_s,steal_pct\n",
     );
     for (summary, output) in outputs {
         let seconds = output.ops.seconds.len().max(output.protocol.seconds.len());
+        let series = &output.resources.series;
         for i in 0..seconds {
             let ops = output.ops.seconds.get(i);
             let protocol = output.protocol.seconds.get(i);
-            let (p50, p99) = ops.filter(|s| !s.latency.is_empty()).map_or((0, 0), |s| {
-                (
-                    s.latency.value_at_quantile(0.5),
-                    s.latency.value_at_quantile(0.99),
-                )
-            });
-            let _ = writeln!(
+            let (p50, p99) = ops.map_or((0, 0), Second::quantiles);
+            let _ = write!(
                 csv,
-                "{},\"{}\",{},{},{},{},{},{},{}",
+                "{},\"{}\",{},{},{},{},{},{},{},",
                 summary.index,
                 summary.label.replace('"', "'"),
                 i,
@@ -304,6 +303,54 @@ pub fn timeseries(outputs: &[(ScenarioSummary, &RunOutput)]) -> String {
                 protocol.map_or(0, |s| s.retries),
                 protocol.map_or(0, |s| s.preemptions),
             );
+            // The sample that covers second i; the simulator's seconds are virtual and have none.
+            match series.iter().rev().find(|r| r.second == i as u64) {
+                Some(row) => {
+                    let generator = row.processes.first().copied().unwrap_or_default();
+                    let nodes = row.processes.get(1..).unwrap_or_default();
+                    let _ = writeln!(
+                        csv,
+                        "{:.1},{:.1},{:.1},{:.1},{:.2},{},{:.2}",
+                        generator.rss_mib,
+                        generator.cpu_pct,
+                        nodes.iter().map(|n| n.rss_mib).fold(0.0, f64::max),
+                        nodes.iter().map(|n| n.cpu_pct).sum::<f64>(),
+                        row.processes.iter().map(|p| p.write_mib).sum::<f64>(),
+                        nodes.iter().map(|n| n.fsyncs).sum::<u64>(),
+                        row.steal_pct,
+                    );
+                }
+                None => csv.push_str(",,,,,,\n"),
+            }
+        }
+    }
+    csv
+}
+
+/// `resources.csv`: each process's resident set, CPU, storage writes and fsyncs in each second
+/// of each scenario's measured window (real targets), long format, one row per process.
+pub fn resources(outputs: &[(ScenarioSummary, &RunOutput)]) -> String {
+    let mut csv = String::from(
+        "scenario,label,second,process,rss_mib,cpu_pct,write_mib_per_s,fsyncs_per_s,steal_pct\n",
+    );
+    for (summary, output) in outputs {
+        let names = &output.resources.processes;
+        for row in &output.resources.series {
+            for (process, second) in names.iter().zip(&row.processes) {
+                let _ = writeln!(
+                    csv,
+                    "{},\"{}\",{},{},{:.1},{:.1},{:.2},{},{:.2}",
+                    summary.index,
+                    summary.label.replace('"', "'"),
+                    row.second,
+                    process.name,
+                    second.rss_mib,
+                    second.cpu_pct,
+                    second.write_mib,
+                    second.fsyncs,
+                    row.steal_pct,
+                );
+            }
         }
     }
     csv

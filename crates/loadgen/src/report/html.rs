@@ -79,6 +79,22 @@ pub fn findings(summary: &Summary) -> Vec<String> {
                 s.label, s.resources.steal_pct, s.resources.foreign_cpu_pct
             ));
         }
+        if let Some(drift) = &s.drift {
+            for found in drift.findings() {
+                out.push(format!("{} drifted: {found}.", s.label));
+            }
+        }
+        // A slope over a short run is mostly start-up; two minutes show a trend.
+        if s.measured_s >= 120.0 {
+            for p in &s.resources.processes {
+                if p.rss_slope_mib_per_min > crate::measure::drift::RSS_DRIFT_MIB_PER_MIN {
+                    out.push(format!(
+                        "In {} the {} grew {:.1} MiB per minute after the warmup (to {:.0} MiB): a long run would fill memory.",
+                        s.label, p.name, p.rss_slope_mib_per_min, p.final_rss_mib
+                    ));
+                }
+            }
+        }
         if s.throughput.fell_behind {
             out.push(format!(
                 "In {} the open-loop generator fell behind its schedule: latency includes the queueing.",

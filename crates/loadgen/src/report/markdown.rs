@@ -250,6 +250,13 @@ pub fn markdown(summary: &Summary) -> String {
                     .collect::<Vec<_>>()
                     .join("; ")
             );
+            if r.generator_cpu_us_per_decision > 0.0 {
+                let _ = writeln!(
+                    md,
+                    "| generator CPU per decision | {:.1} µs |",
+                    r.generator_cpu_us_per_decision
+                );
+            }
             let _ = writeln!(
                 md,
                 "| machine: CPU steal, CPU of other processes, load at start | {:.1}%, {:.1}%, {:.2}{} |",
@@ -261,6 +268,22 @@ pub fn markdown(summary: &Summary) -> String {
                 } else {
                     ""
                 }
+            );
+        }
+        if let Some(drift) = &s.drift {
+            let _ = writeln!(
+                md,
+                "| drift: decisions/s and p99, {}–{} s against {}–{} s | {:.0} → {:.0} (×{:.2}), {} → {} (×{:.2}) |",
+                drift.early.from_s,
+                drift.early.from_s + drift.early.seconds,
+                drift.late.from_s,
+                drift.late.from_s + drift.late.seconds,
+                drift.early.decisions_per_s,
+                drift.late.decisions_per_s,
+                drift.throughput_ratio,
+                fmt_us(drift.early.p99_us),
+                fmt_us(drift.late.p99_us),
+                drift.p99_ratio,
             );
         }
         if let Some(audit) = &s.reliability.audit {

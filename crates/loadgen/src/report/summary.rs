@@ -10,6 +10,7 @@ use paxbench_core::Time;
 use crate::config::{Scenario, display_value};
 use crate::driver::RunOutput;
 use crate::measure::Percentiles;
+use crate::measure::drift::Drift;
 use crate::measure::resources::ResourceSummary;
 
 /// The version of this schema; bumped on any incompatible change.
@@ -103,6 +104,10 @@ pub struct ScenarioSummary {
     pub reliability: Reliability,
     /// Memory and CPU of the generator and the spawned nodes, and the machine's noise.
     pub resources: ResourceSummary,
+    /// Throughput and p99 of the second window of the run against the last (runs of 18 s or
+    /// more): what a soak run drifted by.
+    #[serde(default)]
+    pub drift: Option<Drift>,
     /// The raw counts behind the ratios, so that runs can be merged exactly.
     pub counts: Counts,
 }
@@ -142,6 +147,9 @@ pub struct Reliability {
     pub recoveries: Vec<RecoverySummary>,
     /// The post-run audit of every node's durable store (spawned durable clusters only).
     pub audit: Option<AuditSummary>,
+    /// PROMISE and ACCEPTED replies the generator kept as evidence (0 when it kept none).
+    #[serde(default)]
+    pub acked_replies: u64,
 }
 
 /// The recovery from one heal or restart.
@@ -567,7 +575,13 @@ impl ScenarioSummary {
                     checkpoints: n.checkpoints,
                 })
                 .collect(),
-            resources: output.resources.clone(),
+            resources: {
+                let mut resources = output.resources.clone();
+                let decided: Vec<u64> = output.ops.seconds.iter().map(|s| s.won).collect();
+                resources.set_cpu_per_decision(&decided);
+                resources
+            },
+            drift: Drift::of(&output.ops.seconds),
             counts: Counts {
                 ops_finished: finished,
                 attempts: protocol.attempts,
@@ -606,6 +620,7 @@ impl ScenarioSummary {
                     .audit
                     .as_ref()
                     .map(|a| AuditSummary::new(a, output.acked_replies)),
+                acked_replies: output.acked_replies,
             },
         }
     }

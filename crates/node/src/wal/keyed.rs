@@ -207,17 +207,24 @@ impl KeyedStore {
     /// Every checkpointed state, oldest run first, so that a later record of an instance comes
     /// after an earlier one.
     pub fn states(&self) -> Result<Vec<Record>, Error> {
+        crate::storage::collect_records(|visit| self.for_each_state(visit))
+    }
+
+    /// [`KeyedStore::states`] one at a time, oldest run first, each in instance order.
+    pub fn for_each_state(
+        &self,
+        visit: &mut dyn FnMut(Record) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let set = self.current()?;
-        let mut records = Vec::new();
         for run in &set.runs {
             let path = self.dir.join(run_file(run.entry.file));
             let table = self.open_table(run)?;
             for entry in table.iter().map_err(|e| storage(&path, e.to_string()))? {
                 let (_, bytes) = entry.map_err(|e| storage(&path, e.to_string()))?;
-                records.push(decode_record(bytes.value()).map_err(|e| storage(&path, e))?);
+                visit(decode_record(bytes.value()).map_err(|e| storage(&path, e))?)?;
             }
         }
-        Ok(records)
+        Ok(())
     }
 
     /// Writes `states` (sorted by instance, one per instance) as a new run file including the

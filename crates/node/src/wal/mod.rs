@@ -137,6 +137,15 @@ impl WalStorage {
     /// state, then the log records after the checkpoint in log order. Changes nothing on disk;
     /// a missing engine is an error, not an empty store.
     pub fn history(data_dir: &Path) -> Result<Vec<Record>, Error> {
+        crate::storage::collect_records(|visit| Self::for_each_record(data_dir, visit))
+    }
+
+    /// [`WalStorage::history`] one record at a time: the checkpointed states run by run, then
+    /// the log after them.
+    pub fn for_each_record(
+        data_dir: &Path,
+        visit: &mut dyn FnMut(Record) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let path = data_dir.join(CHECKPOINT_DIR);
         if !path.exists() {
             return Err(Error::Storage {
@@ -145,10 +154,12 @@ impl WalStorage {
             });
         }
         let store = KeyedStore::open(data_dir, false)?;
-        let mut records = store.states()?;
+        store.for_each_state(visit)?;
         let (recovery, _) = recovery::read(&data_dir.join(WAL_DIR), store.through()?, false)?;
-        records.extend(recovery.records);
-        Ok(records)
+        for record in recovery.records {
+            visit(record)?;
+        }
+        Ok(())
     }
 
     fn checkpoint(&mut self, through: u64, records: Vec<Record>) -> Result<(), Error> {

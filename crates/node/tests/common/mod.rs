@@ -10,7 +10,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use paxbench_core::acceptor::Record;
-use paxbench_core::checker::Checker;
+use paxbench_core::checker::{Checker, InstanceFacts, MemoryStore};
 use paxbench_core::host::{ProposerHost, Transmit};
 use paxbench_core::message::Message;
 use paxbench_core::proposer::ProposerConfig;
@@ -84,14 +84,16 @@ impl TestCluster {
     }
 
     /// Audits every node's store against what `client` saw (the nodes must be stopped).
-    pub fn audit<T: Transport>(&self, client: &mut TestClient<T>) -> paxbench_node::AuditReport {
-        let stores = paxbench_node::read_stores(&self.data_dirs()).unwrap();
-        paxbench_node::audit(
-            &stores,
-            self.nodes().len(),
-            &mut client.checker,
-            &client.acks,
-        )
+    pub fn audit<T: Transport + std::fmt::Debug>(
+        &self,
+        client: &mut TestClient<T>,
+    ) -> paxbench_node::AuditReport {
+        let stores: Vec<_> = self
+            .data_dirs()
+            .iter()
+            .map(|(node, dir)| (*node, paxbench_node::storage::history(dir).unwrap()))
+            .collect();
+        paxbench_node::audit(&stores, self.nodes().len(), client.facts())
     }
 
     /// The records in node `id`'s durable store (the node must be stopped).
@@ -148,7 +150,6 @@ pub struct TestClient<T: Transport = QuicTransport> {
     pub links: Vec<Link>,
     node_ids: Vec<NodeId>,
     pub checker: Checker,
-    pub acks: paxbench_node::AckLog,
     started: Instant,
     next_proposer: u32,
     next_request: u64,
@@ -183,6 +184,22 @@ impl TestClient<paxbench_quic::TcpTransport> {
 }
 
 impl<T: Transport + std::fmt::Debug> TestClient<T> {
+    /// Every instance the client saw, with its facts (proposals, decisions, acknowledgements).
+    pub fn facts(&self) -> Vec<(Instance, InstanceFacts)> {
+        self.checker
+            .live_facts()
+            .map(|(instance, facts)| (instance, facts.clone()))
+            .collect()
+    }
+
+    /// Distinct `(node, instance)` acknowledgements the client received.
+    pub fn acked(&self) -> u64 {
+        self.checker
+            .live_facts()
+            .map(|(_, facts)| facts.acked.len() as u64)
+            .sum()
+    }
+
     fn over(cluster: &TestCluster, client: u32, make: impl FnOnce() -> T) -> Self {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -204,8 +221,8 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
             inbox,
             links,
             node_ids: cluster.nodes().iter().map(|n| NodeId(n.id)).collect(),
-            checker: Checker::new(),
-            acks: paxbench_node::AckLog::new(),
+            // Nothing retires: the test reads every instance's facts back for its audit.
+            checker: Checker::with_store(Box::new(MemoryStore::new()), usize::MAX),
             started: Instant::now(),
             next_proposer: client * 1000,
             next_request: 0,
@@ -366,7 +383,7 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
         let Envelope::Reply { proposer, message } = inbound.envelope else {
             return;
         };
-        self.acks.on_reply(&message);
+        host.checker_mut().on_reply(&message);
         host.handle_reply(self.now(), proposer, &message, &mut ());
     }
 

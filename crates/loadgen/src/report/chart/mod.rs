@@ -2,19 +2,22 @@
 //! and the DejaVu Sans font committed in `assets/` (never a system font). Each chart says in its
 //! title what it compares, and every axis names its unit.
 
+mod resources;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::CoordTranslate;
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::Error;
 use crate::report::summary::{ScenarioSummary, Summary};
 
 /// The font every chart uses, committed with its licence (`assets/DejaVuSans-LICENSE.txt`).
-const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 const SIZE: (u32, u32) = (960, 540);
 
@@ -42,7 +45,8 @@ pub struct Chart {
     pub svg: String,
 }
 
-/// One scenario's seconds: (second after the warmup, decisions per second, p99 in ms).
+/// One line of a chart over time: (second after the warmup, and two values for it: decisions
+/// per second and p99 in ms, or RSS in MiB and CPU in %).
 pub type SecondRows = Vec<(f64, f64, f64)>;
 
 /// What the charts are drawn from: `summary.json`, the `.hgrm` spectra and `timeseries.csv`.
@@ -54,6 +58,8 @@ pub struct ChartData {
     pub spectra: Vec<(String, Vec<(f64, f64)>)>,
     /// Per scenario: (label, rows of (second, decisions/s, p99 in ms)).
     pub timeseries: Vec<(String, SecondRows)>,
+    /// Per scenario and process: memory and CPU over time (`resources.csv`; real targets).
+    pub resources: Vec<resources::ResourceLine>,
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -110,10 +116,13 @@ pub fn load(dir: &Path) -> Result<ChartData, Error> {
         let measured = scenario.measured_s;
         rows.retain(|(second, _, _)| second + 1.0 <= measured + 1e-6);
     }
+    let measured: Vec<f64> = summary.scenarios.iter().map(|s| s.measured_s).collect();
+    let resources = resources::load(dir, &measured);
     Ok(ChartData {
         summary,
         spectra,
         timeseries,
+        resources,
     })
 }
 
@@ -214,6 +223,52 @@ fn draw_spectrum<DB: DrawingBackend>(
     root.present().map_err(|e| e.to_string())
 }
 
+/// The largest value of column `column` (0, 1 or 2) over every line's rows, and at least
+/// `floor`.
+fn column_max(lines: &[(String, SecondRows)], column: usize, floor: f64) -> f64 {
+    lines
+        .iter()
+        .flat_map(|(_, rows)| rows.iter())
+        .map(|r| match column {
+            0 => r.0,
+            1 => r.1,
+            _ => r.2,
+        })
+        .fold(floor, f64::max)
+}
+
+/// A panel of seconds against a value.
+type TimeChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One panel of a chart over the measured window: seconds after the warmup against `y_desc`,
+/// from zero to `max_y`, with `caption` above it.
+fn time_panel<'a, DB: DrawingBackend + 'a>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: Option<&str>,
+    max_t: f64,
+    max_y: f64,
+    y_desc: &str,
+) -> Result<TimeChart<'a, DB>, String> {
+    let mut builder = ChartBuilder::on(area);
+    if let Some(caption) = caption {
+        builder.caption(caption, (FAMILY, 20));
+    }
+    let mut chart = builder
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0f64..max_t, 0.0f64..max_y)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds after the warmup")
+        .y_desc(y_desc)
+        .label_style((FAMILY, 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
 fn draw_over_time<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     data: &ChartData,
@@ -221,22 +276,9 @@ fn draw_over_time<DB: DrawingBackend>(
 ) -> DrawResult {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let (top, bottom) = root.split_vertically(SIZE.1 / 2);
-    let max_t = data
-        .timeseries
-        .iter()
-        .flat_map(|(_, rows)| rows.iter().map(|r| r.0))
-        .fold(1.0f64, f64::max)
-        + 1.0;
-    let max_rate = data
-        .timeseries
-        .iter()
-        .flat_map(|(_, rows)| rows.iter().map(|r| r.1))
-        .fold(1.0f64, f64::max);
-    let max_p99 = data
-        .timeseries
-        .iter()
-        .flat_map(|(_, rows)| rows.iter().map(|r| r.2))
-        .fold(0.01f64, f64::max);
+    let max_t = column_max(&data.timeseries, 0, 1.0) + 1.0;
+    let max_rate = column_max(&data.timeseries, 1, 1.0);
+    let max_p99 = column_max(&data.timeseries, 2, 0.01);
     let faults: Vec<(f64, String)> = scenarios(data)
         .first()
         .map(|s| s.faults.clone())
@@ -251,23 +293,7 @@ fn draw_over_time<DB: DrawingBackend>(
         ),
         (&bottom, max_p99 * 1.15, "p99 latency (ms)", 2usize, None),
     ] {
-        let mut builder = ChartBuilder::on(area);
-        if let Some(caption) = caption {
-            builder.caption(caption, (FAMILY, 20));
-        }
-        let mut chart = builder
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0f64..max_t, 0.0f64..max_y)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds after the warmup")
-            .y_desc(y_desc)
-            .label_style((FAMILY, 13))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = time_panel(area, caption, max_t, max_y, y_desc)?;
         for (i, (label, rows)) in data.timeseries.iter().enumerate() {
             let c = color(i);
             let points = rows
@@ -601,6 +627,7 @@ enum Kind {
     OverTime,
     Outcomes,
     Rounds,
+    Resources,
 }
 
 fn draw<DB: DrawingBackend>(
@@ -616,6 +643,7 @@ fn draw<DB: DrawingBackend>(
         Kind::OverTime => draw_over_time(root, data, title),
         Kind::Outcomes => draw_outcomes(root, data, title),
         Kind::Rounds => draw_rounds(root, data, title),
+        Kind::Resources => resources::draw(root, data, title),
     }
 }
 
@@ -662,6 +690,13 @@ pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
             format!("{name}: attempts per operation, per scenario"),
         ),
     ]);
+    if !data.resources.is_empty() {
+        charts.push((
+            Kind::Resources,
+            "resources",
+            format!("{name}: memory and CPU of the generator and each node over time"),
+        ));
+    }
     let mut written = Vec::new();
     for (kind, stem, title) in charts {
         let mut svg = String::new();
