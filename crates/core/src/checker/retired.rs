@@ -128,16 +128,6 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
-
-    /// Instances held.
-    pub fn len(&self) -> usize {
-        self.facts.len()
-    }
-
-    /// Whether nothing is held.
-    pub fn is_empty(&self) -> bool {
-        self.facts.is_empty()
-    }
 }
 
 impl RetiredStore for MemoryStore {

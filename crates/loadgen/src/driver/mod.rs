@@ -51,10 +51,6 @@ pub struct RunOutput {
     pub audit: Option<paxbench_node::AuditReport>,
     /// PROMISE and ACCEPTED replies received, when they were logged for the audit.
     pub acked_replies: u64,
-    /// Whether the scenario's evidence file (`scenario-NN.evidence`) was kept: every instance's
-    /// proposals, decisions and acknowledgements, for auditing attached nodes' stores once they
-    /// are stopped (`paxbench audit --results`).
-    pub evidence_kept: bool,
     /// Whether Ctrl-C cut the scenario short.
     pub interrupted: bool,
     /// Operations that had not ended when the driver stopped.
@@ -101,7 +97,6 @@ impl RunOutput {
             node_messages: (0, 0),
             audit: None,
             acked_replies: checker.stats().acks,
-            evidence_kept: false,
             interrupted,
             unfinished,
             resources,

@@ -215,7 +215,6 @@ pub fn run(
     };
     cluster.stop();
     let mut output = result?;
-    output.evidence_kept = keep_evidence;
     if audited {
         let scratch = evidence.parent().unwrap_or(Path::new("."));
         let report = paxbench_node::audit_stores(

@@ -214,7 +214,6 @@ struct Tracked {
     after_warmup: Slope,
     /// CPU ticks, bytes written and fsyncs at the previous sample, for per-second rates.
     last_ticks: u64,
-    write_bytes: u64,
     last_write_bytes: u64,
     fsyncs: u64,
     last_fsyncs: u64,
@@ -292,6 +291,10 @@ impl ResourceSampler {
     /// the next sample's fsyncs per second.
     pub fn note_fsyncs(&mut self, name: &str, batches: u64) {
         if let Some(tracked) = self.tracked.iter_mut().find(|t| t.name == name) {
+            if batches < tracked.fsyncs {
+                // A restarted node counts from zero again.
+                tracked.last_fsyncs = 0;
+            }
             tracked.fsyncs = batches;
         }
     }
@@ -324,8 +327,8 @@ impl ResourceSampler {
                 continue;
             };
             let first = self.samples == 1;
-            let tracked = match self.tracked.iter_mut().position(|t| t.name == *name) {
-                Some(i) => &mut self.tracked[i],
+            let index = match self.tracked.iter().position(|t| t.name == *name) {
+                Some(index) => index,
                 None => {
                     self.tracked.push(Tracked {
                         name: name.clone(),
@@ -338,17 +341,16 @@ impl ResourceSampler {
                         final_rss: 0,
                         after_warmup: Slope::default(),
                         last_ticks: 0,
-                        write_bytes: now.write_bytes,
                         last_write_bytes: now.write_bytes,
                         fsyncs: 0,
                         last_fsyncs: 0,
                     });
-                    let last = self.tracked.len() - 1;
-                    let tracked = &mut self.tracked[last];
-                    tracked.last_ticks = tracked.ticks();
-                    tracked
+                    let index = self.tracked.len() - 1;
+                    self.tracked[index].last_ticks = self.tracked[index].ticks();
+                    index
                 }
             };
+            let tracked = &mut self.tracked[index];
             if tracked.pid != *pid {
                 tracked.cpu_before += tracked.cpu_ticks.saturating_sub(tracked.cpu_at_pid_start);
                 tracked.pid = *pid;
@@ -370,7 +372,6 @@ impl ResourceSampler {
                 fsyncs: tracked.fsyncs.saturating_sub(tracked.last_fsyncs),
             };
             tracked.last_ticks = ticks;
-            tracked.write_bytes = now.write_bytes;
             tracked.last_write_bytes = now.write_bytes;
             tracked.last_fsyncs = tracked.fsyncs;
             if elapsed >= self.warmup {
@@ -378,11 +379,6 @@ impl ResourceSampler {
                     .after_warmup
                     .add(elapsed.as_secs_f64() / 60.0, mib(now.rss_bytes));
                 // Rows follow the tracked order; a process not sampled this time has zeros.
-                let index = self
-                    .tracked
-                    .iter()
-                    .position(|t| t.name == *name)
-                    .unwrap_or(0);
                 if row.processes.len() <= index {
                     row.processes.resize(index + 1, ProcessSecond::default());
                 }
@@ -502,5 +498,23 @@ mod tests {
         );
         assert!(summary.series.iter().all(|r| r.processes[0].rss_mib > 1.0));
         assert!((0.0..=100.0).contains(&summary.steal_pct));
+    }
+
+    #[test]
+    fn fsyncs_per_second_count_from_zero_again_after_a_node_restart() {
+        let node = vec![("node 1".to_string(), std::process::id())];
+        let mut sampler = ResourceSampler::new(&node, Duration::ZERO);
+        sampler.note_fsyncs("node 1", 1_000);
+        sampler.sample(Duration::from_millis(500), &node);
+        // The node restarted: its counter went back to zero and has reached 40.
+        sampler.note_fsyncs("node 1", 40);
+        sampler.sample(Duration::from_millis(1_000), &node);
+        let summary = sampler.finish(Duration::from_millis(1_500), &node);
+        let fsyncs: Vec<u64> = summary
+            .series
+            .iter()
+            .map(|row| row.processes[0].fsyncs)
+            .collect();
+        assert_eq!(fsyncs, [1_000, 40, 0]);
     }
 }
