@@ -30,6 +30,7 @@ use crate::message::{AcceptRequest, Accepted, Message, Nack, Prepare, Promise};
 use crate::types::{Instance, NodeId, ProposalId, ProposerId, Value};
 
 /// What an acceptor does with a request below its promise.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RejectMode {

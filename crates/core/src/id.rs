@@ -16,10 +16,12 @@ pub trait IdScheme {
 }
 
 /// The ID schemes the harness compares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IdSchemeKind {
     /// `(round, proposer)`; the round jumps past the highest round seen.
+    #[default]
     Counter,
     /// Slotted nanosecond timestamps `(clock, proposer)`, strictly increasing per proposer.
     Timestamp,

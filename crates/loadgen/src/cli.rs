@@ -71,6 +71,10 @@ enum Command {
         /// the short version of a fault campaign.
         #[arg(long, value_name = "FACTOR")]
         time_scale: Option<f64>,
+        /// Run every scenario N times, each on a fresh cluster, interleaved; the summary gives
+        /// medians and 95% intervals (overrides `measure.repeat`).
+        #[arg(long, value_name = "N")]
+        repeat: Option<u32>,
     },
     /// Draw the charts (SVG and PNG) and report.html of a results folder.
     Chart {
@@ -298,6 +302,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             no_progress,
             no_charts,
             time_scale,
+            repeat,
         } => {
             init_logging();
             let mut config = BenchConfig::load(&config)?;
@@ -306,6 +311,9 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if let Some(factor) = time_scale {
                 config = config.with_time_scale(factor)?;
+            }
+            if let Some(repeat) = repeat {
+                config = config.with_repeat(repeat)?;
             }
             let interrupt = Arc::new(AtomicBool::new(false));
             let flag = interrupt.clone();

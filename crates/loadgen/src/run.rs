@@ -1,17 +1,21 @@
 //! A whole run: every scenario of a config on its target, one after another, each measured and
 //! written into the results folder as it ends.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
+use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::analysis::merge::{Combine, merge_scenario};
 use crate::config::{BenchConfig, TargetKind};
-use crate::driver::{RunOutput, real, sim};
+use crate::driver::{real, sim};
 use crate::error::Error;
-use crate::measure::Second;
-use crate::report::summary::{SCHEMA_VERSION, ScenarioSummary, Summary};
+use crate::measure::{Second, latency_histogram};
+use crate::report::files::{RESOURCES_HEADER, TIMESERIES_HEADER};
+use crate::report::summary::{Headline, Repetitions, SCHEMA_VERSION, ScenarioSummary, Summary};
 use crate::report::{self, ReportDir};
 
 /// How to run.
@@ -94,6 +98,19 @@ pub fn run(
     }
 }
 
+/// The stem of a run's per-run files: `scenario-NN`, or `scenario-NN-rK` (K from 1) when the
+/// scenarios are repeated.
+fn run_stem(index: usize, repetition: u32, repeat: u32) -> String {
+    if repeat > 1 {
+        format!("scenario-{index:02}-r{repetition}")
+    } else {
+        format!("scenario-{index:02}")
+    }
+}
+
+/// One finished run of a scenario: its summary and its named histograms, kept to pool.
+type Finished = (ScenarioSummary, Vec<(String, Histogram<u64>)>);
+
 fn run_into(
     config: &BenchConfig,
     options: &RunOptions,
@@ -109,52 +126,83 @@ fn run_into(
             .unwrap_or_default()
             .as_bytes(),
     )?;
-    let mut summaries = Vec::new();
-    let mut outputs: Vec<RunOutput> = Vec::new();
-    let mut interrupted = false;
+    let repeat = config.repeat();
     let count = config.scenarios.len();
-    for scenario in &config.scenarios {
-        if interrupt.load(Ordering::Relaxed) {
-            interrupted = true;
-            break;
-        }
-        let bar = scenario_bar(options.progress, scenario.index, count, &scenario.label);
-        let stem = format!("scenario-{:02}", scenario.index);
-        let evidence = report.path().join(format!("{stem}.evidence"));
-        let output = match scenario.target.kind {
-            TargetKind::Sim => sim::run(scenario, &evidence, interrupt, &bar)?,
-            TargetKind::Spawn | TargetKind::Attach => {
-                real::run(scenario, &options.node_exe, &evidence, interrupt, &bar)?
+    let mut finished: Vec<Vec<Finished>> = vec![Vec::new(); count];
+    let mut timeseries = String::from(TIMESERIES_HEADER);
+    let mut resources = String::from(RESOURCES_HEADER);
+    let mut interrupted = false;
+    // Interleaved, A B C A B C …: drift on the machine hits every scenario alike.
+    'runs: for repetition in 1..=repeat {
+        for base in &config.scenarios {
+            if interrupt.load(Ordering::Relaxed) {
+                interrupted = true;
+                break 'runs;
             }
-        };
-        bar.finish_and_clear();
-        let summary = ScenarioSummary::new(scenario, &output);
-        report.write(
-            &format!("{stem}.hgrm"),
-            report::hgrm(&output.ops.latency).as_bytes(),
-        )?;
-        report.write(
-            &format!("{stem}.histograms"),
-            report::histograms_file(&[
+            let scenario = base.repetition(repetition - 1);
+            // Before the driver starts its threads, so that they inherit it.
+            paxbench_node::affinity::pin_current_thread(&scenario.target.cpus.generator)?;
+            let label = if repeat > 1 {
+                format!("{} (repetition {repetition}/{repeat})", scenario.label)
+            } else {
+                scenario.label.clone()
+            };
+            let bar = scenario_bar(options.progress, scenario.index, count, &label);
+            let stem = run_stem(scenario.index, repetition, repeat);
+            let evidence = report.path().join(format!("{stem}.evidence"));
+            let output = match scenario.target.kind {
+                TargetKind::Sim => sim::run(&scenario, &evidence, interrupt, &bar)?,
+                TargetKind::Spawn | TargetKind::Attach => {
+                    real::run(&scenario, &options.node_exe, &evidence, interrupt, &bar)?
+                }
+            };
+            bar.finish_and_clear();
+            let summary = ScenarioSummary::new(&scenario, &output);
+            let seconds: Vec<_> = output.ops.seconds.iter().map(Second::latency).collect();
+            report.write(
+                &format!("{stem}.hlog"),
+                &report::hlog(
+                    &seconds,
+                    &format!("scenario-{}", scenario.index),
+                    output.window_start,
+                    summary.measured_s,
+                )?,
+            )?;
+            report::timeseries_rows(&mut timeseries, &summary, repetition, &output);
+            report::resources_rows(&mut resources, &summary, repetition, &output);
+            let histograms = [
                 ("op", &output.ops.latency),
                 ("service", &output.ops.service),
                 ("start_lag", &output.ops.lag),
                 ("phase1", &output.protocol.phase1),
                 ("phase2", &output.protocol.phase2),
-            ])?
-            .as_bytes(),
-        )?;
-        let seconds: Vec<_> = output.ops.seconds.iter().map(Second::latency).collect();
-        report.write(
-            &format!("{stem}.hlog"),
-            &report::hlog(&seconds, &format!("scenario-{}", scenario.index), started)?,
-        )?;
-        interrupted |= output.interrupted;
-        summaries.push(summary);
-        outputs.push(output);
-        if interrupted {
-            break;
+            ]
+            .map(|(name, h)| (name.to_string(), h.clone()))
+            .to_vec();
+            interrupted |= output.interrupted;
+            finished[scenario.index].push((summary, histograms));
+            if interrupted {
+                break 'runs;
+            }
         }
+    }
+    paxbench_node::affinity::pin_current_thread(&[])?;
+    let mut summaries = Vec::new();
+    for runs in finished.into_iter().filter(|runs| !runs.is_empty()) {
+        // Ctrl-C before every repetition ran marks the scenario cut short too.
+        let cut_short = (runs.len() as u32) < repeat;
+        let (mut summary, sums) = pool(runs, repeat)?;
+        summary.interrupted |= cut_short;
+        let stem = format!("scenario-{:02}", summary.index);
+        let op = sums.get("op").cloned().unwrap_or_else(latency_histogram);
+        report.write(&format!("{stem}.hgrm"), report::hgrm(&op).as_bytes())?;
+        let named: Vec<(&str, &Histogram<u64>)> =
+            sums.iter().map(|(n, h)| (n.as_str(), h)).collect();
+        report.write(
+            &format!("{stem}.histograms"),
+            report::histograms_file(&named)?.as_bytes(),
+        )?;
+        summaries.push(summary);
     }
     let summary = Summary {
         schema_version: SCHEMA_VERSION,
@@ -166,14 +214,8 @@ fn run_into(
         environment,
         scenarios: summaries,
     };
-    let pairs: Vec<_> = summary
-        .scenarios
-        .iter()
-        .cloned()
-        .zip(outputs.iter())
-        .collect();
-    report.write("timeseries.csv", report::timeseries(&pairs).as_bytes())?;
-    report.write("resources.csv", report::resources(&pairs).as_bytes())?;
+    report.write("timeseries.csv", timeseries.as_bytes())?;
+    report.write("resources.csv", resources.as_bytes())?;
     report.write("summary.md", report::markdown(&summary).as_bytes())?;
     report.write(
         "summary.json",
@@ -183,4 +225,26 @@ fn run_into(
         crate::report::chart::render(report.path())?;
     }
     Ok((summary, interrupted))
+}
+
+/// One scenario's runs as its summary and histograms: a single run as it is; repetitions
+/// pooled (histograms added, counts summed, rates over the summed time) with their spread.
+fn pool(
+    mut runs: Vec<Finished>,
+    repeat: u32,
+) -> Result<(ScenarioSummary, BTreeMap<String, Histogram<u64>>), Error> {
+    if repeat == 1 && runs.len() == 1 {
+        let (summary, histograms) = runs.remove(0);
+        return Ok((summary, histograms.into_iter().collect()));
+    }
+    let parts: Vec<&ScenarioSummary> = runs.iter().map(|(s, _)| s).collect();
+    let histograms: Vec<Vec<(String, Histogram<u64>)>> =
+        runs.iter().map(|(_, h)| h.clone()).collect();
+    let (mut pooled, sums) = merge_scenario(&parts, &histograms, Combine::Sequential)?;
+    // The settings as the config wrote them: repetition 1's seed is the config's.
+    pooled.settings = runs[0].0.settings.clone();
+    pooled.repetitions = Some(Repetitions::of(
+        runs.iter().map(|(s, _)| Headline::of(s)).collect(),
+    ));
+    Ok((pooled, sums))
 }

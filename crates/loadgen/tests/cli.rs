@@ -165,26 +165,41 @@ fn a_short_run_on_a_spawned_quic_cluster_writes_a_complete_report() {
     ] {
         assert!(header.contains(&column), "{column} missing: {header:?}");
     }
+    // Columns by name; the label is the only quoted field and has no comma here.
+    let column = |csv: &str, name: &str| {
+        csv.lines()
+            .next()
+            .unwrap()
+            .split(',')
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
     let first = timeseries.lines().nth(1).unwrap();
-    let rss: f64 = first.split(',').nth(9).unwrap().parse().unwrap();
+    let rss_at = column(&timeseries, "generator_rss_mib");
+    let rss: f64 = first.split(',').nth(rss_at).unwrap().parse().unwrap();
     assert!(rss > 1.0, "{first}");
     let resources = std::fs::read_to_string(dir.join("resources.csv")).unwrap();
+    let (process_at, rss_at, fsyncs_at) = (
+        column(&resources, "process"),
+        column(&resources, "rss_mib"),
+        column(&resources, "fsyncs_per_s"),
+    );
     for process in ["generator", "node 1", "node 2", "node 3"] {
         let rows: Vec<&str> = resources
             .lines()
-            .filter(|l| l.split(',').nth(3) == Some(process))
+            .filter(|l| l.split(',').nth(process_at) == Some(process))
             .collect();
         assert!(rows.len() >= 2, "{process}: {resources}");
         for row in rows {
-            let rss: f64 = row.split(',').nth(4).unwrap().parse().unwrap();
+            let rss: f64 = row.split(',').nth(rss_at).unwrap().parse().unwrap();
             assert!(rss > 1.0, "{row}");
         }
     }
     // Even a memory node counts its (empty) commits, and the once-a-second poll sees them.
     let fsyncs: u64 = resources
         .lines()
-        .filter(|l| l.split(',').nth(3) == Some("node 1"))
-        .map(|l| l.split(',').nth(7).unwrap().parse::<u64>().unwrap())
+        .filter(|l| l.split(',').nth(process_at) == Some("node 1"))
+        .map(|l| l.split(',').nth(fsyncs_at).unwrap().parse::<u64>().unwrap())
         .sum();
     assert!(fsyncs > 0, "{resources}");
 }

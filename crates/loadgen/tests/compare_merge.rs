@@ -266,3 +266,68 @@ fn compare_gives_ratios_and_flags_regressions() {
         "overlaid"
     );
 }
+
+/// `dir`'s scenario 0 with repetitions whose decisions per second are `rates`.
+fn with_repetitions(dir: &Path, rates: &[f64]) {
+    let path = dir.join("summary.json");
+    let mut summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let runs: Vec<Value> = rates
+        .iter()
+        .enumerate()
+        .map(|(k, rate)| {
+            json!({"seed": k, "decisions_per_s": rate, "p50_us": 200, "p99_us": 200,
+                   "retries_per_op": 0.0, "preemptions_per_op": 0.0, "violations": 0,
+                   "steal_pct": 0.0, "foreign_cpu_pct": 0.0, "ping_p50_us": 30,
+                   "disk_floor_p50_us": null})
+        })
+        .collect();
+    let headlines: Vec<paxbench_loadgen::report::summary::Headline> =
+        serde_json::from_value(Value::Array(runs)).unwrap();
+    let repetitions = paxbench_loadgen::report::summary::Repetitions::of(headlines);
+    summary["scenarios"][0]["repetitions"] = serde_json::to_value(repetitions).unwrap();
+    std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+}
+
+#[test]
+fn compare_with_repetitions_tells_a_change_from_noise() {
+    let root = tempfile::tempdir().unwrap();
+    let template = template(root.path());
+    let known = |won| Known {
+        client: 0,
+        won,
+        latency_us: 200,
+        preemptions: 0,
+        measured_s: 1.0,
+    };
+    let base = part(root.path(), &template, "base", known(100));
+    with_repetitions(&base, &[100.0, 104.0, 97.0, 101.0, 99.0]);
+    // 20% slower in every repetition: a regression, by the test.
+    let slower = part(root.path(), &template, "slower", known(80));
+    with_repetitions(&slower, &[80.0, 83.0, 78.0, 81.0, 79.0]);
+    // A median 12% lower, but the samples overlap the baseline's: noise.
+    let noisy = part(root.path(), &template, "noisy", known(88));
+    with_repetitions(&noisy, &[60.0, 88.0, 101.0, 70.0, 103.0]);
+    let comparisons =
+        compare::compare(&[base.clone(), slower.clone(), noisy.clone()], 0.1).unwrap();
+    let rows = &comparisons[0].rows;
+    assert!(
+        rows[1].regression && rows[1].throughput.changed(),
+        "{:?}",
+        rows[1]
+    );
+    assert!((rows[1].throughput_ratio - 0.8).abs() < 1e-9);
+    assert!(
+        !rows[2].regression && !rows[2].throughput.changed(),
+        "{:?}",
+        rows[2]
+    );
+    let md = compare::markdown(&comparisons, 0.1);
+    assert!(md.contains("**REGRESSION** (p = 0.008)"), "{md}");
+    assert!(md.contains("within noise"), "{md}");
+    // One run a side: the ratio is flagged, and said to be possibly noise.
+    let single = part(root.path(), &template, "single", known(80));
+    let comparisons = compare::compare(&[single.clone(), base.clone()], 0.1).unwrap();
+    let md = compare::markdown(&comparisons, 0.1);
+    assert!(md.contains("cannot tell noise from change"), "{md}");
+}

@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use paxbench_loadgen::config::BenchConfig;
+use paxbench_loadgen::report::files::SecondRow;
 use paxbench_loadgen::report::summary::ScenarioSummary;
 use paxbench_loadgen::run::{RunOptions, RunResult, run};
 
@@ -87,14 +89,59 @@ fn a_sim_run_writes_a_complete_report_whose_counts_add_up() {
         assert!(result.dir.join(file).is_file(), "{file} missing");
     }
     let csv = std::fs::read_to_string(result.dir.join("timeseries.csv")).unwrap();
-    let decided: u64 = csv
+    let rows: Vec<SecondRow> = csv
         .lines()
         .skip(1)
-        .filter(|l| l.starts_with("0,"))
-        .map(|l| l.split(',').nth(4).unwrap().parse::<u64>().unwrap())
-        .sum();
+        .filter_map(SecondRow::parse)
+        .filter(|r| r.scenario == 0)
+        .collect();
     let s0 = &result.summary.scenarios[0];
-    assert_eq!(decided, s0.outcomes.won);
+    assert_eq!(
+        rows.iter().map(|r| r.decisions).sum::<u64>(),
+        s0.outcomes.won
+    );
+    // Only the last second, where in-flight operations end after the window, is partial.
+    let partial: Vec<u64> = rows
+        .iter()
+        .filter(|r| r.partial)
+        .map(|r| r.second)
+        .collect();
+    assert_eq!(partial, [rows.len() as u64 - 1], "{csv}");
+    // Each scenario's interval log starts at its own measured window, in the reference layout.
+    for s in &result.summary.scenarios {
+        let log = std::fs::read(result.dir.join(format!("scenario-{:02}.hlog", s.index))).unwrap();
+        let text = String::from_utf8_lossy(&log);
+        assert!(
+            text.contains("#[Histogram log format version 1.3]\n"),
+            "{text}"
+        );
+        assert!(text.contains("\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n"));
+        let mut start = None;
+        let mut lengths = Vec::new();
+        for entry in IntervalLogIterator::new(&log) {
+            match entry.unwrap() {
+                LogEntry::StartTime(t) => start = Some(t.as_secs_f64()),
+                LogEntry::Interval(i) => lengths.push(i.duration().as_secs_f64()),
+                LogEntry::BaseTime(_) => {}
+            }
+        }
+        assert!((start.unwrap() - s.window_start_unix_s).abs() < 0.001);
+        let (last, whole) = lengths.split_last().unwrap();
+        assert!(
+            whole.iter().all(|l| *l == 1.0) && *last < 1.0,
+            "{lengths:?}"
+        );
+    }
+    let windows: Vec<f64> = result
+        .summary
+        .scenarios
+        .iter()
+        .map(|s| s.window_start_unix_s)
+        .collect();
+    assert!(
+        windows[1] > windows[0],
+        "scenario 1's log starts after scenario 0's: {windows:?}"
+    );
     let md = std::fs::read_to_string(result.dir.join("summary.md")).unwrap();
     assert!(md.contains("## Comparison") && md.contains("id_scheme=timestamp"));
 
@@ -127,9 +174,30 @@ fn a_sim_run_writes_a_complete_report_whose_counts_add_up() {
             "report.html holds {table}"
         );
     }
-    // Self-contained: no scripts, and nothing fetched (the SVG namespace URI is a name only).
-    for fetch in ["<script", "src=", "href=", "@import", "url("] {
+    // Self-contained: no scripts, and nothing fetched (the SVG namespace URI is a name only);
+    // links go only to the raw files beside it, every one of which it links.
+    for fetch in ["<script", "src=", "@import", "url("] {
         assert!(!html.contains(fetch), "report.html contains {fetch}");
+    }
+    let links: Vec<&str> = html
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    for link in &links {
+        assert!(
+            result.dir.join(link).is_file(),
+            "report.html links {link}, not a file beside it"
+        );
+    }
+    for entry in std::fs::read_dir(&result.dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        if name != "report.html" && name != "charts" {
+            assert!(
+                links.contains(&name.as_str()),
+                "report.html does not link {name}"
+            );
+        }
     }
 }
 
@@ -143,8 +211,9 @@ fn the_same_seed_gives_the_same_summary() {
             .iter()
             .map(|s| {
                 let mut v = serde_json::to_value(s).unwrap();
-                // Wall time and resources measure the machine, not the simulated history.
+                // Wall time, the window's clock time and resources measure the machine, not the simulated history.
                 v["wall_s"] = serde_json::Value::Null;
+                v["window_start_unix_s"] = serde_json::Value::Null;
                 v["resources"] = serde_json::Value::Null;
                 v
             })
@@ -163,9 +232,17 @@ fn the_same_seed_gives_the_same_summary() {
 #[test]
 fn naive_timestamps_break_agreement_and_the_report_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let yaml = "name: naive\ntarget:\n  kind: sim\nworkload:\n  proposers: 16\n  keys: 4\n  warmup_s: 0\n  duration_s: 0.3\nproposer:\n  id_scheme: [naive-timestamp, timestamp]\n  clock_resolution_ns: 1000000\nexpect_violations: [naive-timestamp]\n";
+    let yaml = "name: naive\ntarget:\n  kind: sim\nworkload:\n  proposers: [4, 16]\n  keys: 4\n  warmup_s: 0\n  duration_s: 0.3\nproposer:\n  id_scheme: [naive-timestamp, timestamp, counter]\n  clock_resolution_ns: 1000000\nexpect_violations: [naive-timestamp]\n";
     let result = run_yaml(yaml, dir.path());
-    let naive = &result.summary.scenarios[0];
+    let find = |scheme: &str| {
+        result
+            .summary
+            .scenarios
+            .iter()
+            .find(|s| s.setup.id_scheme == scheme && s.setup.proposers == 16)
+            .unwrap()
+    };
+    let naive = find("naive-timestamp");
     assert!(naive.safety.expected);
     assert!(naive.ids.collisions > 0, "{:?}", naive.ids);
     assert!(
@@ -177,7 +254,7 @@ fn naive_timestamps_break_agreement_and_the_report_says_so() {
         "{:?}",
         naive.safety
     );
-    let slotted = &result.summary.scenarios[1];
+    let slotted = find("timestamp");
     assert_eq!(slotted.safety.violations, 0);
     assert_eq!(slotted.ids.collisions, 0);
     assert_eq!(result.unexpected_violations(), 0);
@@ -186,6 +263,49 @@ fn naive_timestamps_break_agreement_and_the_report_says_so() {
         md.contains("agreement") && md.contains("expected: this is the finding"),
         "{md}"
     );
+    // Its "decisions" count several winners of one instance: never shown as throughput, never
+    // ranked, and marked in every chart.
+    let violations = naive.safety.violations;
+    assert!(
+        md.contains(&format!("unsafe ({violations} violations)")),
+        "{md}"
+    );
+    assert!(md.contains("not throughput"), "{md}");
+    let findings = paxbench_loadgen::report::html::findings(&result.summary);
+    for ranking in findings
+        .iter()
+        .filter(|f| f.starts_with("Fewest") || f.starts_with("Most"))
+    {
+        assert!(!ranking.contains("naive"), "{ranking}");
+    }
+    assert!(
+        findings
+            .iter()
+            .filter(|f| f.starts_with("Most decisions"))
+            .count()
+            == 1,
+        "{findings:?}"
+    );
+    let all_naive: u64 = result
+        .summary
+        .scenarios
+        .iter()
+        .filter(|s| s.setup.id_scheme == "naive-timestamp")
+        .map(|s| s.safety.violations)
+        .sum();
+    for (chart, count) in [
+        ("latency-spectrum", violations),
+        ("over-time", violations),
+        ("outcomes", violations),
+        ("rounds", violations),
+        ("id-schemes", all_naive),
+    ] {
+        let svg = std::fs::read_to_string(result.dir.join(format!("charts/{chart}.svg"))).unwrap();
+        assert!(
+            svg.contains(&format!("UNSAFE: {count} violations")),
+            "{chart}.svg marks the unsafe scenario"
+        );
+    }
 }
 
 #[test]
@@ -225,6 +345,45 @@ fn the_open_loop_keeps_its_rate_and_reports_lag() {
         overload.latency_us.op,
         overload.latency_us.service
     );
+}
+
+#[test]
+fn the_summary_schema_refuses_what_it_does_not_define() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&paxbench_loadgen::report::summary::schema_json()).unwrap();
+    let mut objects = 0;
+    let mut stack = vec![("#".to_string(), &schema)];
+    while let Some((path, node)) = stack.pop() {
+        if node.get("properties").is_some() {
+            objects += 1;
+            let closed = |key: &str| node.get(key) == Some(&serde_json::Value::Bool(false));
+            assert!(
+                closed("additionalProperties") || closed("unevaluatedProperties"),
+                "{path} accepts unknown fields"
+            );
+        }
+        // A flattened enum's variants are closed by their parent's `unevaluatedProperties`.
+        let flattened = node.get("unevaluatedProperties").is_some();
+        match node {
+            serde_json::Value::Object(map) => stack.extend(
+                map.iter()
+                    .filter(|(k, _)| !(flattened && k.as_str() == "oneOf"))
+                    .map(|(k, v)| (format!("{path}/{k}"), v)),
+            ),
+            serde_json::Value::Array(items) => {
+                stack.extend(items.iter().map(|v| (format!("{path}[]"), v)))
+            }
+            _ => {}
+        }
+    }
+    assert!(objects > 20, "{objects} object schemas");
+    let scenario = &schema["$defs"]["ScenarioSummary"]["properties"];
+    assert_eq!(
+        scenario["settings"]["$ref"], "#/$defs/Scenario",
+        "settings is typed"
+    );
+    assert_eq!(scenario["target"]["$ref"], "#/$defs/TargetKind");
+    assert_eq!(schema["properties"]["started_utc"]["format"], "date-time");
 }
 
 #[test]
@@ -349,4 +508,59 @@ fn the_fault_campaign_runs_on_the_simulator_too() {
         ran += 1;
     }
     assert!(ran >= 7);
+}
+
+#[test]
+fn repetitions_are_interleaved_pooled_and_summarised_with_their_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = CONTENDED.replace("proposer:\n", "measure:\n  repeat: 3\nproposer:\n");
+    let result = run_yaml(&yaml, dir.path());
+    assert_eq!(result.summary.scenarios.len(), 2);
+    let csv = std::fs::read_to_string(result.dir.join("timeseries.csv")).unwrap();
+    let rows: Vec<SecondRow> = csv.lines().skip(1).filter_map(SecondRow::parse).collect();
+    // Interleaved: scenario 0 and 1 of repetition 1 before either of repetition 2.
+    let order: Vec<(u32, usize)> =
+        rows.iter()
+            .map(|r| (r.repetition, r.scenario))
+            .fold(Vec::new(), |mut order, key| {
+                if order.last() != Some(&key) {
+                    order.push(key);
+                }
+                order
+            });
+    assert_eq!(order, [(1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (3, 1)]);
+    for s in &result.summary.scenarios {
+        assert_counts_add_up(s);
+        let r = s.repetitions.as_ref().expect("repetitions summarised");
+        assert_eq!(r.runs.len(), 3);
+        // Each repetition has a seed of its own, so the simulator's runs differ.
+        assert_eq!(r.runs[0].seed, 5);
+        assert!(r.runs[1].seed != r.runs[0].seed && r.runs[2].seed != r.runs[1].seed);
+        let rates: Vec<f64> = r.runs.iter().map(|h| h.decisions_per_s).collect();
+        assert!(rates[0] != rates[1], "{rates:?}");
+        let spread = &r.decisions_per_s;
+        assert!(spread.min <= spread.median && spread.median <= spread.max);
+        assert_eq!((spread.ci_low, spread.ci_high), (spread.min, spread.max));
+        assert_eq!(spread.confidence, 0.75);
+        // Pooled: every repetition's decisions in the one summary and histogram.
+        let won: u64 = rows
+            .iter()
+            .filter(|row| row.scenario == s.index)
+            .map(|row| row.decisions)
+            .sum();
+        assert_eq!(won, s.outcomes.won);
+        for k in 1..=3 {
+            let log = result
+                .dir
+                .join(format!("scenario-{:02}-r{k}.hlog", s.index));
+            assert!(log.is_file(), "{}", log.display());
+        }
+    }
+    let md = std::fs::read_to_string(result.dir.join("summary.md")).unwrap();
+    assert!(
+        md.contains("repetitions: decisions/s, median [75% interval]"),
+        "{md}"
+    );
+    assert!(md.contains(" ± "), "tables show median ± half-width");
+    assert!(result.dir.join("charts/spread.svg").is_file());
 }

@@ -74,6 +74,9 @@ pub fn run_command(command: NodeCommand) -> anyhow::Result<()> {
                 .with_env_filter(filter)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
+            // Before the runtime and the storage threads start, so that they inherit it.
+            crate::affinity::pin_current_thread(&config.cpus)
+                .with_context(|| format!("{origin}: field `cpus`"))?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

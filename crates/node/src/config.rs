@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 /// Where acceptor state is kept.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StorageMode {
@@ -40,6 +41,7 @@ impl StorageMode {
 }
 
 /// Where an acceptor's ACCEPTED goes.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LearnerFanout {
@@ -51,6 +53,7 @@ pub enum LearnerFanout {
 }
 
 /// Another node of the cluster.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerAddr {
@@ -139,6 +142,11 @@ pub struct NodeSettings {
     /// Fault settings at start, as inline YAML (`{all: {drop: 0.01}}`).
     #[arg(long, value_name = "YAML", value_parser = parse_yaml_scalar::<FaultSpec>)]
     pub faults: Option<FaultSpec>,
+    /// Run only on these CPUs (`--cpus 1 --cpus 2`, or `cpus: [1, 2]`); unset: wherever the
+    /// scheduler likes.
+    #[arg(long = "cpus", value_name = "CPU")]
+    #[serde(default)]
+    pub cpus: Vec<usize>,
 }
 
 /// Parses a flag value with the same YAML rules as the file, so `--storage memory` and
@@ -183,6 +191,8 @@ pub struct NodeConfig {
     pub stats_interval_ms: u64,
     /// Faults at start.
     pub faults: FaultSpec,
+    /// CPUs to run on (empty: not pinned).
+    pub cpus: Vec<usize>,
 }
 
 impl NodeSettings {
@@ -222,6 +232,11 @@ impl NodeSettings {
             log_level: overrides.log_level.or(self.log_level),
             stats_interval_ms: overrides.stats_interval_ms.or(self.stats_interval_ms),
             faults: overrides.faults.or(self.faults),
+            cpus: if overrides.cpus.is_empty() {
+                self.cpus
+            } else {
+                overrides.cpus
+            },
         }
     }
 
@@ -281,6 +296,7 @@ impl NodeSettings {
             log_level: self.log_level.unwrap_or_else(|| "info".into()),
             stats_interval_ms: self.stats_interval_ms.unwrap_or(10_000),
             faults: self.faults.unwrap_or_default(),
+            cpus: self.cpus,
         })
     }
 }

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod affinity;
 pub mod audit;
 mod cache;
 pub mod cli;

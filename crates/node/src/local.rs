@@ -63,8 +63,44 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { context, source }
 }
 
-/// A port on 127.0.0.1 that is free now, for the transport's socket kind.
+/// A port on 127.0.0.1 that is free now, for the transport's socket kind, chosen below the
+/// kernel's ephemeral range: a port the kernel handed out and took back could go to the next
+/// client socket (a generator's, or another test's) before the node binds it, and the node
+/// would then fail with "address in use".
 fn free_port(transport: TransportKind) -> Result<SocketAddr, Error> {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    const LOW: u16 = 10_000;
+    if ephemeral_low <= LOW + 1_000 {
+        return ephemeral_port(transport);
+    }
+    let span = u64::from(ephemeral_low - LOW);
+    // Spread the starting points of concurrent clusters: the clock and this process.
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ (u64::from(std::process::id()) << 32);
+    for _ in 0..64 {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let port = LOW + ((seed >> 33) % span) as u16;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let free = match transport {
+            TransportKind::Quic => UdpSocket::bind(addr).is_ok(),
+            TransportKind::Tcp => TcpListener::bind(addr).is_ok(),
+        };
+        if free {
+            return Ok(addr);
+        }
+    }
+    ephemeral_port(transport)
+}
+
+/// A port the kernel picks.
+fn ephemeral_port(transport: TransportKind) -> Result<SocketAddr, Error> {
     let context = "finding a free port on 127.0.0.1";
     match transport {
         TransportKind::Quic => UdpSocket::bind("127.0.0.1:0")

@@ -75,6 +75,7 @@ pub enum AdminCommand {
 }
 
 /// A disk fault a node injects into its own storage, for the fault campaign.
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DiskFault {

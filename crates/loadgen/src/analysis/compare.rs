@@ -1,14 +1,25 @@
 //! `paxbench compare A B [C…]`: the matching scenarios of several runs side by side, with
-//! ratios against the first run and a regression flag past a threshold, and the latency
-//! spectra overlaid in one chart.
+//! ratios against the first run and the latency spectra overlaid in one chart. With
+//! repetitions on both sides a change counts only when the Mann–Whitney test says so and the
+//! medians differ by more than the threshold ([`stats::judge`]); with one run a side, a ratio
+//! past the threshold is flagged as possibly noise.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::analysis::stats::{self, Verdict};
 use crate::error::Error;
 use crate::report::chart::{self, ChartData};
 use crate::report::fmt_us;
-use crate::report::summary::Summary;
+use crate::report::summary::{ScenarioSummary, Summary};
+
+/// One figure per repetition (the figure itself for a single run).
+fn samples(s: &ScenarioSummary, pick: fn(&crate::report::summary::Headline) -> f64) -> Vec<f64> {
+    match &s.repetitions {
+        Some(r) => r.runs.iter().map(pick).collect(),
+        None => vec![pick(&crate::report::summary::Headline::of(s))],
+    }
+}
 
 /// One scenario of one run, as compared.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,7 +38,12 @@ pub struct Row {
     pub throughput_ratio: f64,
     /// p99 relative to the first run.
     pub p99_ratio: f64,
-    /// Throughput fell, or p99 rose, by more than the threshold.
+    /// What the comparison of decisions per second concludes.
+    pub throughput: Verdict,
+    /// What the comparison of p99 concludes.
+    pub p99: Verdict,
+    /// Throughput fell, or p99 rose, by more than the threshold: by the test with repetitions
+    /// on both sides, by the ratio alone with one run.
     pub regression: bool,
     /// The generator's peak resident set, MiB.
     pub generator_peak_rss_mib: f64,
@@ -53,10 +69,6 @@ fn run_name(dir: &Path) -> String {
     )
 }
 
-fn ratio(value: f64, base: f64) -> f64 {
-    if base > 0.0 { value / base } else { f64::NAN }
-}
-
 /// Compares the runs in `dirs` (the first is the baseline); `threshold` is a fraction (0.1 =
 /// 10%).
 pub fn compare(dirs: &[PathBuf], threshold: f64) -> Result<Vec<ScenarioComparison>, Error> {
@@ -68,10 +80,12 @@ pub fn compare(dirs: &[PathBuf], threshold: f64) -> Result<Vec<ScenarioCompariso
     let Some(first) = summaries.first() else {
         return Ok(out);
     };
+    let rate = |h: &crate::report::summary::Headline| h.decisions_per_s;
+    let p99 = |h: &crate::report::summary::Headline| h.p99_us as f64;
     for scenario in &first.scenarios {
         let label = scenario.label.clone();
-        let base_rate = scenario.throughput.decisions_per_s;
-        let base_p99 = scenario.latency_us.op.p99 as f64;
+        let base_rates = samples(scenario, rate);
+        let base_p99s = samples(scenario, p99);
         let mut rows = Vec::new();
         for (dir, summary) in dirs.iter().zip(&summaries) {
             let Some(s) = summary.scenarios.iter().find(|s| s.label == label) else {
@@ -80,8 +94,17 @@ pub fn compare(dirs: &[PathBuf], threshold: f64) -> Result<Vec<ScenarioCompariso
             let decisions_per_s = s.throughput.decisions_per_s;
             let generator = s.resources.processes.first();
             let p99_us = s.latency_us.op.p99;
-            let throughput_ratio = ratio(decisions_per_s, base_rate);
-            let p99_ratio = ratio(p99_us as f64, base_p99);
+            let throughput = stats::judge(&base_rates, &samples(s, rate), threshold);
+            let p99_verdict = stats::judge(&base_p99s, &samples(s, p99), threshold);
+            let throughput_ratio = throughput.ratio();
+            let p99_ratio = p99_verdict.ratio();
+            let worse = |verdict: &Verdict, ratio_is_worse: bool| match verdict {
+                Verdict::Changed { .. } => ratio_is_worse,
+                Verdict::WithinNoise { .. } => false,
+                Verdict::CannotTell { .. } => ratio_is_worse,
+            };
+            let regression = worse(&throughput, throughput_ratio < 1.0 - threshold)
+                || worse(&p99_verdict, p99_ratio > 1.0 + threshold);
             rows.push(Row {
                 run: run_name(dir),
                 decisions_per_s,
@@ -90,7 +113,9 @@ pub fn compare(dirs: &[PathBuf], threshold: f64) -> Result<Vec<ScenarioCompariso
                 retries_per_op: s.retries.retries_per_op,
                 throughput_ratio,
                 p99_ratio,
-                regression: throughput_ratio < 1.0 - threshold || p99_ratio > 1.0 + threshold,
+                throughput,
+                p99: p99_verdict,
+                regression,
                 generator_peak_rss_mib: generator.map_or(0.0, |g| g.peak_rss_mib),
                 generator_rss_slope: generator.map_or(0.0, |g| g.rss_slope_mib_per_min),
                 generator_cpu_us_per_decision: s.resources.generator_cpu_us_per_decision,
@@ -104,7 +129,7 @@ pub fn compare(dirs: &[PathBuf], threshold: f64) -> Result<Vec<ScenarioCompariso
 /// The comparison as a Markdown table.
 pub fn markdown(comparisons: &[ScenarioComparison], threshold: f64) -> String {
     let mut md = format!(
-        "| scenario | run | decisions/s | × | p50 | p99 | × | retries/op | generator peak RSS, slope | generator CPU/decision | regression (> {:.0}%) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| scenario | run | decisions/s | × | p50 | p99 | × | retries/op | generator peak RSS, slope | generator CPU/decision | verdict (threshold {:.0}%) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         threshold * 100.0
     );
     for c in comparisons {
@@ -123,11 +148,44 @@ pub fn markdown(comparisons: &[ScenarioComparison], threshold: f64) -> String {
                 row.generator_peak_rss_mib,
                 row.generator_rss_slope,
                 row.generator_cpu_us_per_decision,
-                if row.regression { "**REGRESSION**" } else { "" }
+                verdict(row, threshold)
             );
         }
     }
     md
+}
+
+/// The verdict column: what changed, by what evidence.
+fn verdict(row: &Row, threshold: f64) -> String {
+    let describe = |what: &str, verdict: &Verdict, worse: bool| match verdict {
+        Verdict::Changed { ratio, p } => Some(format!(
+            "{what} ×{ratio:.2}, {} (p = {p:.3})",
+            if worse { "**REGRESSION**" } else { "improved" }
+        )),
+        Verdict::WithinNoise { ratio, p } if (ratio - 1.0).abs() > threshold => {
+            Some(format!("{what} ×{ratio:.2}, within noise (p = {p:.3})"))
+        }
+        Verdict::CannotTell { ratio } if (ratio - 1.0).abs() > threshold => Some(format!(
+            "{what} ×{ratio:.2}{}: one run a side cannot tell noise from change",
+            if worse { ", **REGRESSION?**" } else { "" }
+        )),
+        _ => None,
+    };
+    let parts: Vec<String> = [
+        describe("decisions/s", &row.throughput, row.throughput.ratio() < 1.0),
+        describe("p99", &row.p99, row.p99.ratio() > 1.0),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        match row.throughput {
+            Verdict::CannotTell { .. } => "no change past the threshold (one run a side)".into(),
+            _ => "within noise".into(),
+        }
+    } else {
+        parts.join("; ")
+    }
 }
 
 /// Writes `compare.md` and the overlaid charts into `out`.

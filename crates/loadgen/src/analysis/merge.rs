@@ -12,13 +12,14 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use serde_json::Value;
 
+use crate::config::{Scenario, TargetKind, display_value};
 use crate::error::Error;
 use crate::measure::resources::{ProcessResources, ResourceSummary};
 use crate::measure::{Percentiles, interval_histogram, latency_histogram};
 use crate::report;
 use crate::report::summary::{
-    Contention, Counts, Ids, Latencies, Messages, Outcomes, Retries, Safety, ScenarioSummary,
-    Setup, Summary, Throughput,
+    AuditSummary, Contention, Counts, Ids, Latencies, Messages, Outcomes, RecoverySummary,
+    Reliability, Retries, Safety, ScenarioSummary, Setup, Summary, Throughput,
 };
 
 fn read(path: &Path) -> Result<String, Error> {
@@ -30,8 +31,8 @@ fn read(path: &Path) -> Result<String, Error> {
 
 /// The settings that must agree, with what may differ between generators removed: their seed
 /// and client number.
-fn comparable_settings(settings: &Value) -> Value {
-    let mut settings = settings.clone();
+fn comparable_settings(settings: &Scenario) -> Value {
+    let mut settings = serde_json::to_value(settings).unwrap_or(Value::Null);
     if let Some(object) = settings.as_object_mut() {
         object.remove("seed");
         object.remove("index");
@@ -84,12 +85,20 @@ pub fn check_compatible(dirs: &[PathBuf], runs: &[Summary]) -> Result<(), Error>
         ));
     }
     for s in &first.scenarios {
-        if s.target != "attach" {
+        if s.repetitions.is_some() {
+            return Err(Error::Scenario(format!(
+                "{}: scenario {} was repeated (`measure.repeat`); each generator's repetitions \
+                 ran at their own times, so merge runs of one repetition each",
+                first_dir.display(),
+                s.label
+            )));
+        }
+        if s.target != TargetKind::Attach {
             return Err(Error::Scenario(format!(
                 "{}: scenario {} ran on a `{}` target, where every run has its own cluster; only runs attached to one cluster can be merged",
                 first_dir.display(),
                 s.label,
-                s.target
+                display_value(&s.target)
             )));
         }
     }
@@ -154,6 +163,17 @@ fn per(numerator: f64, denominator: u64) -> f64 {
     }
 }
 
+/// How the parts of a merged scenario relate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Combine {
+    /// Generators that drove one cluster at the same time: rates add up, and the nodes'
+    /// counters, which every generator read whole, are counted once.
+    Concurrent,
+    /// Repetitions one after another, each on a fresh cluster: the pooled rate is every
+    /// decision over every measured second, and each repetition's nodes count.
+    Sequential,
+}
+
 /// Merges one scenario of every run; `histograms` are the runs' named histograms.
 ///
 /// Every struct is built field by field, without `..`: a field added to the summary does not
@@ -161,7 +181,9 @@ fn per(numerator: f64, denominator: u64) -> f64 {
 pub fn merge_scenario(
     parts: &[&ScenarioSummary],
     histograms: &[Vec<(String, Histogram<u64>)>],
+    combine: Combine,
 ) -> Result<(ScenarioSummary, BTreeMap<String, Histogram<u64>>), Error> {
+    let sequential = combine == Combine::Sequential;
     let Some(first) = parts.first() else {
         return Err(Error::Scenario("nothing to merge".into()));
     };
@@ -176,6 +198,9 @@ pub fn merge_scenario(
     let max = |f: &dyn Fn(&ScenarioSummary) -> u64| parts.iter().map(|p| f(p)).max().unwrap_or(0);
     let max_f =
         |f: &dyn Fn(&ScenarioSummary) -> f64| parts.iter().map(|p| f(p)).fold(0.0, f64::max);
+    let sum_f = |f: &dyn Fn(&ScenarioSummary) -> f64| parts.iter().map(|p| f(p)).sum::<f64>();
+    // What the cluster counted: once per cluster, and each repetition had its own.
+    let cluster = |f: &dyn Fn(&ScenarioSummary) -> u64| if sequential { sum(f) } else { max(f) };
     let ScenarioSummary {
         index,
         label,
@@ -185,6 +210,7 @@ pub fn merge_scenario(
         settings,
         interrupted: _,
         measured_s: _,
+        window_start_unix_s: _,
         wall_s: _,
         outcomes: _,
         throughput: _,
@@ -199,6 +225,7 @@ pub fn merge_scenario(
         reliability,
         resources: _,
         drift: _,
+        repetitions: _,
         counts: _,
     } = (*first).clone();
     let outcomes = Outcomes {
@@ -220,9 +247,13 @@ pub fn merge_scenario(
         livelock_ns: sum(&|p| p.counts.livelock_ns),
         bytes_from_proposers: sum(&|p| p.counts.bytes_from_proposers),
         // The nodes' counters cover the whole cluster, and every generator read them all.
-        bytes_from_acceptors: max(&|p| p.counts.bytes_from_acceptors),
+        bytes_from_acceptors: cluster(&|p| p.counts.bytes_from_acceptors),
     };
-    let measured_s = max_f(&|p| p.measured_s);
+    let measured_s = if sequential {
+        sum_f(&|p| p.measured_s)
+    } else {
+        max_f(&|p| p.measured_s)
+    };
     let finished = counts.ops_finished;
     let decisions = outcomes.won;
     let completed = decisions + outcomes.lost_race + outcomes.gave_up + outcomes.timed_out;
@@ -237,7 +268,11 @@ pub fn merge_scenario(
     let throughput = Throughput {
         decisions_per_s: rate(decisions),
         ops_per_s: rate(completed),
-        target_rate: open_loop.then(|| parts.iter().filter_map(|p| p.throughput.target_rate).sum()),
+        target_rate: if sequential {
+            first.throughput.target_rate
+        } else {
+            open_loop.then(|| parts.iter().filter_map(|p| p.throughput.target_rate).sum())
+        },
         achieved_rate: open_loop.then(|| rate(outcomes.started)),
         fell_behind: parts.iter().any(|p| p.throughput.fell_behind),
     };
@@ -287,7 +322,7 @@ pub fn merge_scenario(
         highest,
     };
     let from_proposers = sum(&|p| p.messages.from_proposers);
-    let from_acceptors = max(&|p| p.messages.from_acceptors);
+    let from_acceptors = cluster(&|p| p.messages.from_acceptors);
     let messages = Messages {
         from_proposers,
         from_acceptors,
@@ -322,7 +357,11 @@ pub fn merge_scenario(
     } = setup;
     let setup = Setup {
         nodes: cluster_nodes,
-        proposers: parts.iter().map(|p| p.setup.proposers).sum(),
+        proposers: if sequential {
+            first.setup.proposers
+        } else {
+            parts.iter().map(|p| p.setup.proposers).sum()
+        },
         keys,
         id_scheme,
         storage,
@@ -338,7 +377,12 @@ pub fn merge_scenario(
                     .processes
                     .iter()
                     .map(move |process| ProcessResources {
-                        name: format!("run {run}: {}", process.name),
+                        name: match combine {
+                            Combine::Concurrent => format!("run {run}: {}", process.name),
+                            Combine::Sequential => {
+                                format!("repetition {}: {}", run + 1, process.name)
+                            }
+                        },
                         ..process.clone()
                     })
             })
@@ -359,7 +403,16 @@ pub fn merge_scenario(
         settings,
         interrupted: parts.iter().any(|p| p.interrupted),
         measured_s,
-        wall_s: max_f(&|p| p.wall_s),
+        // The earliest generator's window: the merged log's intervals count from it.
+        window_start_unix_s: parts
+            .iter()
+            .map(|p| p.window_start_unix_s)
+            .fold(f64::INFINITY, f64::min),
+        wall_s: if sequential {
+            sum_f(&|p| p.wall_s)
+        } else {
+            max_f(&|p| p.wall_s)
+        },
         outcomes,
         throughput,
         latency_us,
@@ -369,16 +422,61 @@ pub fn merge_scenario(
         messages,
         safety,
         // The nodes, the fault schedule and the recoveries are the cluster's: every generator
-        // saw the same ones, so the first run's stand.
+        // saw the same ones, so the first run's stand. Repetitions each had a cluster: the
+        // first repetition's nodes stand for them, and every recovery and audit counts.
         nodes,
         faults,
-        reliability,
+        reliability: if sequential {
+            sequential_reliability(parts)
+        } else {
+            reliability
+        },
         resources,
         // Each generator's drift is in its own summary; the sum of their seconds is not kept.
         drift: None,
+        // The caller that pools repetitions sets their spread.
+        repetitions: None,
         counts,
     };
     Ok((merged, sums))
+}
+
+/// Every repetition's recoveries, and their audits added up.
+fn sequential_reliability(parts: &[&ScenarioSummary]) -> Reliability {
+    let mut audits = parts.iter().filter_map(|p| p.reliability.audit.as_ref());
+    let audit = audits.next().map(|first| {
+        let first: AuditSummary = first.clone();
+        audits.fold(first, |mut sum, a| {
+            sum.stores += a.stores;
+            sum.records += a.records;
+            sum.chosen_in_stores += a.chosen_in_stores;
+            sum.chosen_checked += a.chosen_checked;
+            sum.chosen_lost += a.chosen_lost;
+            sum.replies += a.replies;
+            sum.acks_checked += a.acks_checked;
+            sum.acks_lost += a.acks_lost;
+            sum.violations += a.violations;
+            sum.problems.extend(a.problems.iter().cloned());
+            sum
+        })
+    });
+    Reliability {
+        recoveries: parts
+            .iter()
+            .enumerate()
+            .flat_map(|(k, p)| {
+                p.reliability
+                    .recoveries
+                    .iter()
+                    .map(move |r| RecoverySummary {
+                        what: format!("repetition {}: {}", k + 1, r.what),
+                        ..r.clone()
+                    })
+            })
+            .collect(),
+        audit,
+        acked_replies: parts.iter().map(|p| p.reliability.acked_replies).sum(),
+    }
 }
 
 /// Per-second latency histograms from a run's `.hlog`.
@@ -425,9 +523,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, Error> {
             .join(", ")
     );
     merged.scenarios.clear();
-    let mut csv = String::from(
-        "scenario,label,second,ops_per_s,decisions_per_s,p50_us,p99_us,retries,preemptions\n",
-    );
+    let mut csv = String::from(report::files::TIMESERIES_HEADER);
     for (i, first) in runs[0].scenarios.iter().enumerate() {
         let parts: Vec<&ScenarioSummary> = runs.iter().map(|r| &r.scenarios[i]).collect();
         let stem = format!("scenario-{:02}", first.index);
@@ -435,7 +531,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, Error> {
             .iter()
             .map(|d| report::read_histograms(&read(&d.join(format!("{stem}.histograms")))?))
             .collect::<Result<Vec<_>, _>>()?;
-        let (scenario, sums) = merge_scenario(&parts, &histograms)?;
+        let (scenario, sums) = merge_scenario(&parts, &histograms, Combine::Concurrent)?;
         let op = sums.get("op").cloned().unwrap_or_else(latency_histogram);
         folder.write(&format!("{stem}.hgrm"), report::hgrm(&op).as_bytes())?;
         let named: Vec<(&str, &Histogram<u64>)> =
@@ -462,43 +558,42 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, Error> {
             &report::hlog(
                 &seconds,
                 &format!("scenario-{}", first.index),
-                std::time::UNIX_EPOCH + Duration::from_secs(0),
+                std::time::UNIX_EPOCH + Duration::from_secs_f64(scenario.window_start_unix_s),
+                scenario.measured_s,
             )?,
         )?;
-        let mut counts: BTreeMap<u64, [u64; 4]> = BTreeMap::new();
+        // Per-second counts add up; the generators' own resource columns do not merge.
+        let mut counts: BTreeMap<u64, report::files::SecondRow> = BTreeMap::new();
         for dir in dirs {
-            for line in read(&dir.join("timeseries.csv"))?.lines().skip(1) {
-                let Some((head, rest)) = line.split_once(",\"") else {
-                    continue;
-                };
-                let Some((_, numbers)) = rest.split_once("\",") else {
-                    continue;
-                };
-                if head.parse::<usize>().ok() != Some(first.index) {
+            let csv = read(&dir.join("timeseries.csv"))?;
+            for row in csv
+                .lines()
+                .skip(1)
+                .filter_map(report::files::SecondRow::parse)
+            {
+                if row.scenario != first.index {
                     continue;
                 }
-                let f: Vec<u64> = numbers.split(',').filter_map(|x| x.parse().ok()).collect();
-                if let [second, ops, decisions, _p50, _p99, retries, preemptions] = f.as_slice() {
-                    let e = counts.entry(*second).or_default();
-                    e[0] += ops;
-                    e[1] += decisions;
-                    e[2] += retries;
-                    e[3] += preemptions;
-                }
+                let sum = counts.entry(row.second).or_default();
+                sum.scenario = row.scenario;
+                sum.repetition = row.repetition;
+                sum.second = row.second;
+                sum.partial |= row.partial;
+                sum.ops += row.ops;
+                sum.decisions += row.decisions;
+                sum.retries += row.retries;
+                sum.preemptions += row.preemptions;
             }
         }
-        for (second, [ops, decisions, retries, preemptions]) in counts {
-            let (p50, p99) = seconds
+        for (second, mut row) in counts {
+            (row.p50_us, row.p99_us) = seconds
                 .get(second as usize)
                 .filter(|h| !h.is_empty())
                 .map_or((0, 0), |h| {
                     (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
                 });
-            csv.push_str(&format!(
-                "{},\"{}\",{second},{ops},{decisions},{p50},{p99},{retries},{preemptions}\n",
-                first.index,
-                first.label.replace('"', "'")
-            ));
+            row.write(&first.label, &mut csv);
+            csv.push_str(",,,,,,\n");
         }
         merged.scenarios.push(scenario);
     }

@@ -52,6 +52,18 @@ pub(crate) fn display_value<T: Serialize>(value: &T) -> String {
                         _ => format!("{policy}:{}-{}ms", ms("base_ms"), ms("cap_ms")),
                     };
                 }
+                // CPU pins: `unpinned`, or `generator:0/nodes:1+2`.
+                if let (Some(generator), Some(nodes)) = (map.get("generator"), map.get("nodes")) {
+                    let cpus = |v: &serde_json::Value| {
+                        v.as_array()
+                            .map(|a| a.iter().map(compact).collect::<Vec<_>>().join("+"))
+                            .unwrap_or_default()
+                    };
+                    return match (cpus(generator), cpus(nodes)) {
+                        (g, n) if g.is_empty() && n.is_empty() => "unpinned".into(),
+                        (g, n) => format!("generator:{g}/nodes:{n}"),
+                    };
+                }
                 // An externally tagged enum (`{zipfian: {theta: 0.99}}`): the tag, then the values.
                 map.iter()
                     .map(|(k, v)| match v {
@@ -99,6 +111,7 @@ impl BenchFile {
                 carrier: cell.pick("carrier", &t.carrier),
                 attach: t.attach.clone(),
                 sim: t.sim.clone(),
+                cpus: cell.pick("cpus", &t.cpus),
             },
             workload: WorkloadSettings {
                 proposers: cell.pick("proposers", &w.proposers),
@@ -134,6 +147,7 @@ impl BenchFile {
                 livelock_window: millis(self.measure.livelock_window_ms),
                 pings: self.measure.pings,
                 evidence: self.measure.evidence,
+                repeat: self.measure.repeat,
             },
         };
         Scenario {

@@ -8,8 +8,10 @@ use super::expand::display_value;
 use crate::driver::topology::Cuts;
 
 /// One step of the fault schedule.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+// The action is flattened in, which `additionalProperties` cannot see past.
+#[schemars(extend("unevaluatedProperties" = false))]
 pub struct FaultStep {
     /// Seconds after the start of the run (warmup included).
     pub at_s: f64,
@@ -19,7 +21,7 @@ pub struct FaultStep {
 }
 
 /// A fault.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultAction {
     /// Kill a node (SIGKILL when spawned; a crash in the simulator).
@@ -113,7 +115,7 @@ impl ClockJump {
 }
 
 /// A minority crash loop.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KillLoop {
     /// The nodes killed, in turn.
@@ -127,7 +129,7 @@ pub struct KillLoop {
 }
 
 /// A step of proposers' clocks.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClockJump {
     /// Milliseconds; negative steps the clock back.
@@ -138,7 +140,7 @@ pub struct ClockJump {
 }
 
 /// A disk fault on one node.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiskFail {
     /// The node.

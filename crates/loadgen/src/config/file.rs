@@ -16,7 +16,18 @@ use super::faults::FaultStep;
 use super::sweep::Sweep;
 
 /// Where a scenario runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum TargetKind {
     /// Node processes that `paxbench` starts on 127.0.0.1 and stops afterwards.
@@ -112,6 +123,19 @@ pub struct TargetSpec {
     pub attach: Option<AttachSpec>,
     /// The simulated network and disk.
     pub sim: SimSpec,
+    /// CPUs to pin the generator and the spawned nodes to; `{}` (the default) pins nothing.
+    /// Sweep `[{}, {generator: [0], nodes: [1]}]` to see what pinning does to the spread.
+    pub cpus: Sweep<CpuPins>,
+}
+
+/// Where the generator and the spawned nodes may run (`target.cpus`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CpuPins {
+    /// The generator's CPUs; empty: not pinned.
+    pub generator: Vec<usize>,
+    /// Every spawned node's CPUs; empty: not pinned.
+    pub nodes: Vec<usize>,
 }
 
 impl Default for TargetSpec {
@@ -126,12 +150,13 @@ impl Default for TargetSpec {
             carrier: Sweep::one(Carrier::Framed),
             attach: None,
             sim: SimSpec::default(),
+            cpus: Sweep::default(),
         }
     }
 }
 
 /// Nodes that are already running, and the client certificate to reach them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachSpec {
     /// Every node, by id and address. Addresses outside loopback are allowed here, and only here.
@@ -149,7 +174,7 @@ pub struct AttachSpec {
 }
 
 /// The simulated network and disk.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimSpec {
     /// One-way latency of every link.
@@ -174,7 +199,7 @@ impl Default for SimSpec {
 }
 
 /// A latency distribution.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LatencySpec {
     /// `constant`, `uniform`, `normal` or `exponential`.
@@ -196,7 +221,7 @@ impl Default for LatencySpec {
 }
 
 /// The shape of a latency distribution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LatencyKind {
     /// Always the mean.
@@ -231,10 +256,11 @@ impl LatencySpec {
 }
 
 /// How keys are chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum KeyDistribution {
     /// Every key equally likely.
+    #[default]
     Uniform,
     /// Zipfian with exponent `theta` (0.99 is the YCSB default); key 0 is the hottest.
     Zipfian {
@@ -251,7 +277,9 @@ pub enum KeyDistribution {
 }
 
 /// How operations are issued.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum LoopMode {
     /// Each proposer issues its next operation when the last ends, after the think time.
@@ -266,7 +294,9 @@ pub enum LoopMode {
 }
 
 /// Arrival process of the open loop.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Arrival {
     /// Evenly spaced.
@@ -367,7 +397,7 @@ impl Default for ProposerSpec {
 }
 
 /// The retry backoff.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackoffSpec {
     /// `none`, `constant`, `exponential`, `full-jitter` or `decorrelated-jitter`.
@@ -392,7 +422,7 @@ impl Default for BackoffSpec {
 }
 
 /// Backoff policies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackoffKind {
     /// Retry at once.
@@ -448,6 +478,9 @@ pub struct MeasureSpec {
     /// with the run, so it is off unless asked for; spawned durable runs always keep it, since
     /// they are audited as they end.
     pub evidence: bool,
+    /// Run every scenario this many times, each on a fresh cluster, interleaved (A B C A B C
+    /// …); the summary gives each headline figure's median and 95% interval over them.
+    pub repeat: u32,
 }
 
 impl Default for MeasureSpec {
@@ -456,6 +489,7 @@ impl Default for MeasureSpec {
             livelock_window_ms: 50.0,
             pings: 200,
             evidence: false,
+            repeat: 1,
         }
     }
 }

@@ -22,7 +22,7 @@ pub use faults::*;
 pub use file::*;
 pub use locate::locate;
 pub use scenario::*;
-pub use validate::{MAX_NODES, MAX_PROPOSERS, MAX_TIME, MAX_VALUE_SIZE};
+pub use validate::{MAX_NODES, MAX_PROPOSERS, MAX_REPEAT, MAX_TIME, MAX_VALUE_SIZE};
 
 /// The most scenarios one config may sweep: beyond this a run would not end in a day.
 pub const MAX_SCENARIOS: u128 = 10_000;
@@ -94,6 +94,17 @@ impl BenchConfig {
     pub fn with_target(mut self, kind: TargetKind) -> Result<Self, Error> {
         self.file.target.kind = kind;
         self.rebuild(&format!("with --target {kind:?}"))
+    }
+
+    /// The same config with every scenario repeated `repeat` times (`--repeat`).
+    pub fn with_repeat(mut self, repeat: u32) -> Result<Self, Error> {
+        self.file.measure.repeat = repeat;
+        self.rebuild(&format!("with --repeat {repeat}"))
+    }
+
+    /// Repetitions of every scenario.
+    pub fn repeat(&self) -> u32 {
+        self.file.measure.repeat
     }
 
     /// The same config with every time in it (warmup, duration, fault times) multiplied by

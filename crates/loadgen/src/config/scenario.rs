@@ -8,15 +8,17 @@ use paxbench_core::acceptor::RejectMode;
 use paxbench_core::id::IdSchemeKind;
 use paxbench_node::{LearnerFanout, StorageMode};
 use paxbench_quic::{Carrier, TransportKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::faults::FaultStep;
 use super::file::{
-    Arrival, AttachSpec, BackoffSpec, KeyDistribution, LoopMode, SimSpec, TargetKind,
+    Arrival, AttachSpec, BackoffSpec, CpuPins, KeyDistribution, LoopMode, SimSpec, TargetKind,
 };
 
-/// One fully specified scenario: a cell of the sweep.
-#[derive(Clone, Debug, Serialize)]
+/// One fully specified scenario: a cell of the sweep. (`Default` is an empty scenario, for
+/// summaries built in tests.)
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Position in the sweep, from 0.
     pub index: usize,
@@ -41,7 +43,8 @@ pub struct Scenario {
 }
 
 /// The cluster a scenario runs against.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TargetSettings {
     /// Spawned, attached or simulated.
     pub kind: TargetKind,
@@ -61,10 +64,13 @@ pub struct TargetSettings {
     pub attach: Option<AttachSpec>,
     /// Simulator settings.
     pub sim: SimSpec,
+    /// CPU pinning.
+    pub cpus: CpuPins,
 }
 
 /// What the proposers do.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WorkloadSettings {
     /// Proposers.
     pub proposers: u32,
@@ -93,7 +99,8 @@ pub struct WorkloadSettings {
 }
 
 /// How each proposer behaves.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ProposerSettings {
     /// ID scheme.
     pub id_scheme: IdSchemeKind,
@@ -116,7 +123,8 @@ pub struct ProposerSettings {
 }
 
 /// Measurement settings.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MeasureSettings {
     /// Livelock window.
     pub livelock_window: Duration,
@@ -124,4 +132,18 @@ pub struct MeasureSettings {
     pub pings: u32,
     /// Keep the audit's evidence of an `attach` run.
     pub evidence: bool,
+    /// Repetitions of every scenario.
+    pub repeat: u32,
+}
+
+impl Scenario {
+    /// Repetition `k` (from 0) of this scenario: the same settings under a seed of its own, so
+    /// that repetitions on the simulator differ; repetition 0 keeps the config's seed.
+    pub fn repetition(&self, k: u32) -> Scenario {
+        let mut scenario = self.clone();
+        if k > 0 {
+            scenario.seed = paxbench_core::rng::DetRng::fork(self.seed, u64::from(k)).next_u64();
+        }
+        scenario
+    }
 }

@@ -18,6 +18,9 @@ pub const MAX_NODES: u32 = 1_000;
 /// The most proposers one generator runs.
 pub const MAX_PROPOSERS: u32 = 1_000_000;
 
+/// The most repetitions of a scenario.
+pub const MAX_REPEAT: u32 = 1_000;
+
 /// The longest time any setting may ask for: a week.
 pub const MAX_TIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -52,6 +55,30 @@ impl Scenario {
                 }
                 Some(_) => {}
             }
+        }
+        if self.measure.repeat == 0 || self.measure.repeat > MAX_REPEAT {
+            return fail(
+                "measure.repeat",
+                format!("between 1 and {MAX_REPEAT} repetitions"),
+            );
+        }
+        let allowed = paxbench_node::affinity::online();
+        for (field, cpus) in [
+            ("target.cpus.generator", &self.target.cpus.generator),
+            ("target.cpus.nodes", &self.target.cpus.nodes),
+        ] {
+            if let Some(cpu) = cpus.iter().find(|c| !allowed.contains(c)) {
+                return fail(
+                    field,
+                    format!("CPU {cpu} is not one of this machine's ({allowed:?})"),
+                );
+            }
+        }
+        if !self.target.cpus.nodes.is_empty() && self.target.kind != TargetKind::Spawn {
+            return fail(
+                "target.cpus.nodes",
+                "only spawned nodes can be pinned; pin attached nodes with their own `cpus`".into(),
+            );
         }
         if self.workload.proposers == 0 || self.workload.proposers > MAX_PROPOSERS {
             return fail(

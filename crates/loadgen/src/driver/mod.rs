@@ -11,7 +11,7 @@ pub mod topology;
 pub mod workload;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use paxbench_core::checker::{Checker, CheckerStats, Forget};
 use paxbench_core::proposer::ProposerConfig;
@@ -39,6 +39,9 @@ pub struct RunOutput {
     pub violation_examples: Vec<String>,
     /// The measured span (end of warmup to the last outcome).
     pub measured: Duration,
+    /// The wall-clock instant the measured window began (the end of the warmup); on `sim`, the
+    /// scenario's wall-clock start plus its virtual warmup.
+    pub window_start: SystemTime,
     /// Wall-clock time the scenario took.
     pub wall: Duration,
     /// The raw transport round trip to each node at the start (real targets).
@@ -73,12 +76,17 @@ impl RunOutput {
         wall: Duration,
         interrupted: bool,
         resources: ResourceSummary,
+        run_start: SystemTime,
     ) -> Self {
         let measured = generator
             .metrics
             .last_outcome
             .saturating_since(generator.warmup_end());
         let unfinished = generator.in_flight();
+        let window_start = run_start
+            + generator
+                .warmup_end()
+                .saturating_since(paxbench_core::Time::ZERO);
         Self {
             ops: generator.metrics,
             protocol,
@@ -91,6 +99,7 @@ impl RunOutput {
                 .map(ToString::to_string)
                 .collect(),
             measured,
+            window_start,
             wall,
             floor: Vec::new(),
             node_stats: Vec::new(),

@@ -54,6 +54,13 @@ impl TargetCluster {
                 transport: Some(scenario.target.transport),
                 reject_mode: Some(scenario.target.reject_mode),
                 learner_fanout: Some(scenario.target.learner_fanout),
+                // Unpinned nodes get what this process started with, not the pin the
+                // generator holds while it spawns (or restarts) them.
+                cpus: if scenario.target.cpus.nodes.is_empty() {
+                    paxbench_node::affinity::original()
+                } else {
+                    scenario.target.cpus.nodes.clone()
+                },
                 ..NodeSettings::default()
             },
             program: exe.into(),
@@ -366,6 +373,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
         wall.elapsed(),
         interrupted,
         resources,
+        UNIX_EPOCH + Duration::from_nanos(epoch_ns),
     );
     output.node_stats = stats_after
         .iter()

@@ -99,6 +99,7 @@ pub fn run(
     progress: &indicatif::ProgressBar,
 ) -> Result<RunOutput, Error> {
     let started = Instant::now();
+    let started_wall = std::time::SystemTime::now();
     let nodes = scenario.target.nodes as usize;
     let proposers = scenario.workload.proposers as usize;
     let mut config = SimConfig::new(nodes, proposers, scenario.seed);
@@ -170,5 +171,6 @@ pub fn run(
         started.elapsed(),
         interrupted,
         resources.finish(started.elapsed(), &generator_process),
+        started_wall,
     ))
 }

@@ -14,6 +14,7 @@ pub const RSS_DRIFT_MIB_PER_MIN: f64 = 5.0;
 
 /// One window of the measured span.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Window {
     /// Its first second after the warmup.
     pub from_s: u64,
@@ -27,6 +28,7 @@ pub struct Window {
 
 /// The second window of a run against its last.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Drift {
     /// The second window: a minute, or a sixth of a run shorter than six minutes.
     pub early: Window,

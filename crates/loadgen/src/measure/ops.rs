@@ -37,6 +37,7 @@ pub fn record_ns(histogram: &mut Histogram<u64>, ns: u64) {
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema,
 )]
+#[serde(deny_unknown_fields)]
 pub struct Percentiles {
     /// Samples.
     pub count: u64,

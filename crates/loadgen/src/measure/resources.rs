@@ -110,6 +110,7 @@ pub fn load_average() -> Option<f64> {
 
 /// One process over a scenario.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ProcessResources {
     /// `generator`, or `node N`.
     pub name: String,
@@ -152,6 +153,7 @@ pub struct ResourceSecond {
 
 /// The machine and the processes over a scenario.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ResourceSummary {
     /// The generator first, then each spawned node.
     pub processes: Vec<ProcessResources>,

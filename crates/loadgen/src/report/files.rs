@@ -133,6 +133,9 @@ pub fn environment(seed: u64, config_path: &Path) -> Environment {
         git_commit,
         cpu,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu_governor: fs::read_to_string("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+            .ok()
+            .map(|g| g.trim().to_string()),
         os,
         paxbench_version: env!("CARGO_PKG_VERSION").into(),
         crates: crate_versions(),
@@ -205,34 +208,59 @@ pub fn hgrm(histogram: &Histogram<u64>) -> String {
         out,
         "#[Buckets = {:12}, SubBuckets     = {:12}]",
         histogram.buckets(),
-        histogram.distinct_values()
+        sub_buckets(histogram)
     );
     out
 }
 
-/// An HDR interval log of per-second latency histograms (microseconds), tagged.
-pub fn hlog(seconds: &[Histogram<u64>], tag: &str, start: SystemTime) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
+/// The sub-bucket count as the reference implementation and wrk2 print it: the smallest power
+/// of two that resolves the histogram's significant figures twice over (2048 at three figures).
+fn sub_buckets(histogram: &Histogram<u64>) -> u64 {
+    let largest_single_unit = 2 * 10_u64.pow(u32::from(histogram.sigfig()));
+    largest_single_unit.next_power_of_two()
+}
+
+/// An HDR interval log of per-second latency histograms (microseconds), tagged, in the
+/// reference writer's layout: format version, `StartTime` and `BaseTime` at `window_start` (the
+/// scenario's own measured window), the legend, then one line per second of the window, the
+/// last with the length the window covered of it.
+/// Read it with `HistogramLogProcessor -tag <tag> -outputValueUnitRatio 1`.
+pub fn hlog(
+    seconds: &[Histogram<u64>],
+    tag: &str,
+    window_start: SystemTime,
+    measured_s: f64,
+) -> Result<Vec<u8>, Error> {
+    let fail = |e: String| Error::Scenario(format!("writing the interval log: {e}"));
+    let start = window_start
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let mut out = format!(
+        "#paxbench operation latency, microseconds, 1 s intervals, tagged by scenario\n\
+         #[Histogram log format version 1.3]\n\
+         #[StartTime: {start:.3} (seconds since epoch), {}]\n\
+         #[BaseTime: {start:.3} (seconds since epoch)]\n\
+         \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
+        utc_stamp(window_start, false)
+    )
+    .into_bytes();
     let mut serializer = V2DeflateSerializer::new();
     {
         let mut writer = IntervalLogWriterBuilder::new()
-            .add_comment("paxbench operation latency, microseconds, 1 s intervals")
-            .with_start_time(start)
-            .with_base_time(start)
-            .with_max_value_divisor(1.0)
             .begin_log_with(&mut out, &mut serializer)
-            .map_err(|e| Error::Scenario(format!("writing the interval log: {e:?}")))?;
+            .map_err(|e| fail(e.to_string()))?;
         let tag = hdrhistogram::serialization::interval_log::Tag::new(tag)
             .ok_or_else(|| Error::Scenario(format!("`{tag}` is not a valid interval-log tag")))?;
         for (i, histogram) in seconds.iter().enumerate() {
+            // A partial last second is logged with the length the window covered of it.
+            let length = if SecondRow::is_partial(i as u64, measured_s) {
+                Duration::from_secs_f64((measured_s - i as f64).clamp(0.001, 1.0))
+            } else {
+                Duration::from_secs(1)
+            };
             writer
-                .write_histogram(
-                    histogram,
-                    Duration::from_secs(i as u64),
-                    Duration::from_secs(1),
-                    Some(tag),
-                )
-                .map_err(|e| Error::Scenario(format!("writing the interval log: {e:?}")))?;
+                .write_histogram(histogram, Duration::from_secs(i as u64), length, Some(tag))
+                .map_err(|e| fail(format!("{e:?}")))?;
         }
     }
     Ok(out)
@@ -276,84 +304,166 @@ pub fn read_histograms(text: &str) -> Result<Vec<(String, Histogram<u64>)>, Erro
     Ok(out)
 }
 
-/// `timeseries.csv` for all scenarios.
-pub fn timeseries(outputs: &[(ScenarioSummary, &RunOutput)]) -> String {
-    let mut csv = String::from(
-        "scenario,label,second,ops_per_s,decisions_per_s,p50_us,p99_us,retries,preemptions,\
-         generator_rss_mib,generator_cpu_pct,node_rss_mib_max,nodes_cpu_pct,write_mib_per_s,\
-         fsyncs_per_s,steal_pct\n",
-    );
-    for (summary, output) in outputs {
-        let seconds = output.ops.seconds.len().max(output.protocol.seconds.len());
-        let series = &output.resources.series;
-        for i in 0..seconds {
-            let ops = output.ops.seconds.get(i);
-            let protocol = output.protocol.seconds.get(i);
-            let (p50, p99) = ops.map_or((0, 0), Second::quantiles);
-            let _ = write!(
-                csv,
-                "{},\"{}\",{},{},{},{},{},{},{},",
-                summary.index,
-                summary.label.replace('"', "'"),
-                i,
-                ops.map_or(0, |s| s.completed),
-                ops.map_or(0, |s| s.won),
-                p50,
-                p99,
-                protocol.map_or(0, |s| s.retries),
-                protocol.map_or(0, |s| s.preemptions),
-            );
-            // The sample that covers second i; the simulator's seconds are virtual and have none.
-            match series.iter().rev().find(|r| r.second == i as u64) {
-                Some(row) => {
-                    let generator = row.processes.first().copied().unwrap_or_default();
-                    let nodes = row.processes.get(1..).unwrap_or_default();
-                    let _ = writeln!(
-                        csv,
-                        "{:.1},{:.1},{:.1},{:.1},{:.2},{},{:.2}",
-                        generator.rss_mib,
-                        generator.cpu_pct,
-                        nodes.iter().map(|n| n.rss_mib).fold(0.0, f64::max),
-                        nodes.iter().map(|n| n.cpu_pct).sum::<f64>(),
-                        row.processes.iter().map(|p| p.write_mib).sum::<f64>(),
-                        nodes.iter().map(|n| n.fsyncs).sum::<u64>(),
-                        row.steal_pct,
-                    );
-                }
-                None => csv.push_str(",,,,,,\n"),
-            }
-        }
-    }
-    csv
+/// The columns of `timeseries.csv`. `partial` is 1 on a second the measured window covers only
+/// in part (the last one, where in-flight operations end): read as a rate it would look like a
+/// collapse.
+pub const TIMESERIES_HEADER: &str = "scenario,label,repetition,second,partial,ops_per_s,\
+     decisions_per_s,p50_us,p99_us,retries,preemptions,generator_rss_mib,generator_cpu_pct,node_rss_mib_max,\
+     nodes_cpu_pct,write_mib_per_s,fsyncs_per_s,steal_pct\n";
+
+/// The operation columns of one `timeseries.csv` row: what charts and `merge` read back.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SecondRow {
+    /// The scenario's index.
+    pub scenario: usize,
+    /// The repetition, from 1.
+    pub repetition: u32,
+    /// Seconds after the warmup.
+    pub second: u64,
+    /// Whether the measured window covers the second only in part.
+    pub partial: bool,
+    /// Operations that ended in it.
+    pub ops: u64,
+    /// Of those, decisions (operations that won).
+    pub decisions: u64,
+    /// Median latency, microseconds.
+    pub p50_us: u64,
+    /// 99th percentile, microseconds.
+    pub p99_us: u64,
+    /// Retries started in it.
+    pub retries: u64,
+    /// Preemptions seen in it.
+    pub preemptions: u64,
 }
 
-/// `resources.csv`: each process's resident set, CPU, storage writes and fsyncs in each second
-/// of each scenario's measured window (real targets), long format, one row per process.
-pub fn resources(outputs: &[(ScenarioSummary, &RunOutput)]) -> String {
-    let mut csv = String::from(
-        "scenario,label,second,process,rss_mib,cpu_pct,write_mib_per_s,fsyncs_per_s,steal_pct\n",
-    );
-    for (summary, output) in outputs {
-        let names = &output.resources.processes;
-        for row in &output.resources.series {
-            for (process, second) in names.iter().zip(&row.processes) {
+impl SecondRow {
+    /// Whether second `second` of a window `measured_s` long is covered only in part.
+    pub fn is_partial(second: u64, measured_s: f64) -> bool {
+        second as f64 + 1.0 > measured_s + 1e-6
+    }
+
+    /// Reads a data row (`None` for the header or a malformed line).
+    pub fn parse(line: &str) -> Option<Self> {
+        let (head, rest) = line.split_once(",\"")?;
+        let (_, numbers) = rest.split_once("\",")?;
+        let mut fields = numbers.split(',').map(|f| f.parse::<u64>().ok());
+        let mut next = || fields.next().flatten();
+        Some(Self {
+            scenario: head.parse().ok()?,
+            repetition: u32::try_from(next()?).ok()?,
+            second: next()?,
+            partial: next()? == 1,
+            ops: next()?,
+            decisions: next()?,
+            p50_us: next()?,
+            p99_us: next()?,
+            retries: next()?,
+            preemptions: next()?,
+        })
+    }
+
+    /// Writes the operation columns of a row, ending in a comma before the resource columns.
+    pub fn write(&self, label: &str, csv: &mut String) {
+        let _ = write!(
+            csv,
+            "{},\"{}\",{},{},{},{},{},{},{},{},{},",
+            self.scenario,
+            label.replace('"', "'"),
+            self.repetition,
+            self.second,
+            u8::from(self.partial),
+            self.ops,
+            self.decisions,
+            self.p50_us,
+            self.p99_us,
+            self.retries,
+            self.preemptions,
+        );
+    }
+}
+
+/// Appends one run of a scenario (repetition `repetition`, from 1) to `timeseries.csv`.
+pub fn timeseries_rows(
+    csv: &mut String,
+    summary: &ScenarioSummary,
+    repetition: u32,
+    output: &RunOutput,
+) {
+    let seconds = output.ops.seconds.len().max(output.protocol.seconds.len());
+    let series = &output.resources.series;
+    for i in 0..seconds {
+        let ops = output.ops.seconds.get(i);
+        let protocol = output.protocol.seconds.get(i);
+        let (p50_us, p99_us) = ops.map_or((0, 0), Second::quantiles);
+        SecondRow {
+            scenario: summary.index,
+            repetition,
+            second: i as u64,
+            partial: SecondRow::is_partial(i as u64, summary.measured_s),
+            ops: ops.map_or(0, |s| s.completed),
+            decisions: ops.map_or(0, |s| s.won),
+            p50_us,
+            p99_us,
+            retries: protocol.map_or(0, |s| s.retries),
+            preemptions: protocol.map_or(0, |s| s.preemptions),
+        }
+        .write(&summary.label, csv);
+        // The sample that covers second i; the simulator's seconds are virtual and have none.
+        match series.iter().rev().find(|r| r.second == i as u64) {
+            Some(row) => {
+                let generator = row.processes.first().copied().unwrap_or_default();
+                let nodes = row.processes.get(1..).unwrap_or_default();
                 let _ = writeln!(
                     csv,
-                    "{},\"{}\",{},{},{:.1},{:.1},{:.2},{},{:.2}",
-                    summary.index,
-                    summary.label.replace('"', "'"),
-                    row.second,
-                    process.name,
-                    second.rss_mib,
-                    second.cpu_pct,
-                    second.write_mib,
-                    second.fsyncs,
+                    "{:.1},{:.1},{:.1},{:.1},{:.2},{},{:.2}",
+                    generator.rss_mib,
+                    generator.cpu_pct,
+                    nodes.iter().map(|n| n.rss_mib).fold(0.0, f64::max),
+                    // An empty float sum is -0.0; adding 0.0 prints it as 0.0.
+                    nodes.iter().map(|n| n.cpu_pct).sum::<f64>() + 0.0,
+                    row.processes.iter().map(|p| p.write_mib).sum::<f64>() + 0.0,
+                    nodes.iter().map(|n| n.fsyncs).sum::<u64>(),
                     row.steal_pct,
                 );
             }
+            None => csv.push_str(",,,,,,\n"),
         }
     }
-    csv
+}
+
+/// The columns of `resources.csv`: each process's resident set, CPU, storage writes and fsyncs
+/// in each second of each run's measured window (real targets), long format, one row per
+/// process.
+pub const RESOURCES_HEADER: &str = "scenario,label,repetition,second,partial,process,rss_mib,\
+     cpu_pct,write_mib_per_s,fsyncs_per_s,steal_pct\n";
+
+/// Appends one run of a scenario (repetition `repetition`, from 1) to `resources.csv`.
+pub fn resources_rows(
+    csv: &mut String,
+    summary: &ScenarioSummary,
+    repetition: u32,
+    output: &RunOutput,
+) {
+    let names = &output.resources.processes;
+    for row in &output.resources.series {
+        for (process, second) in names.iter().zip(&row.processes) {
+            let _ = writeln!(
+                csv,
+                "{},\"{}\",{},{},{},{},{:.1},{:.1},{:.2},{},{:.2}",
+                summary.index,
+                summary.label.replace('"', "'"),
+                repetition,
+                row.second,
+                u8::from(SecondRow::is_partial(row.second, summary.measured_s)),
+                process.name,
+                second.rss_mib,
+                second.cpu_pct,
+                second.write_mib,
+                second.fsyncs,
+                row.steal_pct,
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -381,5 +491,29 @@ mod tests {
             .rfind(|l| !l.starts_with('#') && !l.trim().is_empty())
             .unwrap();
         assert!(last_data.contains("1.000000000000"), "{last_data}");
+        // The reference implementation and wrk2 print the sub-bucket count, not the array length.
+        assert!(text.contains("SubBuckets     =         2048]"), "{text}");
+    }
+
+    #[test]
+    fn a_timeseries_row_reads_back_as_written() {
+        let row = SecondRow {
+            scenario: 3,
+            repetition: 2,
+            second: 7,
+            partial: true,
+            ops: 10,
+            decisions: 9,
+            p50_us: 120,
+            p99_us: 900,
+            retries: 2,
+            preemptions: 1,
+        };
+        let mut csv = String::new();
+        row.write("a=\"x\",b", &mut csv);
+        csv.push_str("1.0,2.0,,,,,\n");
+        assert_eq!(SecondRow::parse(csv.trim_end()), Some(row));
+        assert_eq!(SecondRow::parse(TIMESERIES_HEADER.trim_end()), None);
+        assert!(!SecondRow::is_partial(9, 10.0) && SecondRow::is_partial(10, 10.004));
     }
 }

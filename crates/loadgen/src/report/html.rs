@@ -3,10 +3,11 @@
 
 use std::fmt::Write as _;
 
+use crate::analysis::stats::Spread;
 use crate::report::chart::{Chart, ChartData};
 use crate::report::fmt_us;
-use crate::report::summary::{ScenarioSummary, Summary};
-use crate::report::table;
+use crate::report::summary::{Repetitions, ScenarioSummary, Summary};
+use crate::report::{markdown, table};
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -35,35 +36,52 @@ pub fn findings(summary: &Summary) -> Vec<String> {
                 "UNEXPECTED: a safety bug"
             };
             out.push(format!(
-                "Scenario {} saw {violations} safety violations ({kinds}), {verdict}.",
+                "Scenario {} saw {violations} safety violations ({kinds}), {verdict}. With \
+                 agreement broken, several proposers \"won\" one instance: its decisions per \
+                 second are not throughput, and it is ranked nowhere.",
                 s.label
             ));
         }
     }
-    if scenarios.len() > 1 {
-        let finished = |s: &&ScenarioSummary| s.outcomes.won + s.outcomes.lost_race > 0;
-        if let Some(least) = scenarios.iter().filter(finished).min_by(|a, b| {
-            a.retries
-                .retries_per_op
-                .total_cmp(&b.retries.retries_per_op)
-        }) {
-            out.push(format!(
-                "Fewest retries: {} ({:.3} per operation).",
-                least.label, least.retries.retries_per_op
-            ));
-        }
-        if let Some(fastest) = scenarios.iter().max_by(|a, b| {
-            a.throughput
-                .decisions_per_s
-                .total_cmp(&b.throughput.decisions_per_s)
-        }) {
-            out.push(format!(
-                "Most decisions per second: {} ({:.0}/s, p99 {}).",
-                fastest.label,
-                fastest.throughput.decisions_per_s,
-                fmt_us(fastest.latency_us.op.p99)
-            ));
-        }
+    // A scenario whose agreement broke has several "winners" per instance: its counts are
+    // not a result, and it is never ranked.
+    let ranked: Vec<&ScenarioSummary> = scenarios
+        .iter()
+        .filter(|s| s.safety.violations == 0 && s.outcomes.won + s.outcomes.lost_race > 0)
+        .collect();
+    if ranked.len() > 1 {
+        let retries = |s: &ScenarioSummary| {
+            s.repetitions
+                .as_ref()
+                .map_or(s.retries.retries_per_op, |r| r.retries_per_op.median)
+        };
+        let rate = |s: &ScenarioSummary| {
+            s.repetitions
+                .as_ref()
+                .map_or(s.throughput.decisions_per_s, |r| r.decisions_per_s.median)
+        };
+        let mut by_retries = ranked.clone();
+        by_retries.sort_by(|a, b| retries(a).total_cmp(&retries(b)));
+        out.push(ranking(
+            "Fewest retries",
+            by_retries[0],
+            by_retries[1],
+            |r| &r.retries_per_op,
+            &format!("{:.3} per operation", retries(by_retries[0])),
+        ));
+        let mut by_rate = ranked.clone();
+        by_rate.sort_by(|a, b| rate(b).total_cmp(&rate(a)));
+        out.push(ranking(
+            "Most decisions per second",
+            by_rate[0],
+            by_rate[1],
+            |r| &r.decisions_per_s,
+            &format!(
+                "{:.0}/s, p99 {}",
+                rate(by_rate[0]),
+                fmt_us(by_rate[0].latency_us.op.p99)
+            ),
+        ));
     }
     for s in scenarios {
         let windows = s.contention.livelock_windows;
@@ -108,18 +126,95 @@ pub fn findings(summary: &Summary) -> Vec<String> {
     out
 }
 
-/// The page.
-pub fn page(data: &ChartData, charts: &[Chart]) -> String {
+/// A ranking finding: `best` leads `runner_up`, unless their repetitions' intervals of the
+/// figure overlap, in which case the finding says they are within noise of each other.
+fn ranking(
+    what: &str,
+    best: &ScenarioSummary,
+    runner_up: &ScenarioSummary,
+    spread: fn(&Repetitions) -> &Spread,
+    figure: &str,
+) -> String {
+    match (&best.repetitions, &runner_up.repetitions) {
+        (Some(a), Some(b)) => {
+            let (a, b) = (spread(a), spread(b));
+            if a.ci_low <= b.ci_high && b.ci_low <= a.ci_high {
+                format!(
+                    "{what}: {} ({figure}), but within noise of {}: their {:.0}% intervals overlap.",
+                    best.label,
+                    runner_up.label,
+                    100.0 * a.confidence.min(b.confidence)
+                )
+            } else {
+                format!(
+                    "{what}: {} ({figure}); its {:.0}% interval clears the next one's ({}).",
+                    best.label,
+                    100.0 * a.confidence.min(b.confidence),
+                    runner_up.label
+                )
+            }
+        }
+        _ => format!(
+            "{what}: {} ({figure}; one run each, so noise is not ruled out).",
+            best.label
+        ),
+    }
+}
+
+/// What a chart shows and where its raw figures are: the caption under it (the title is
+/// drawn in the chart itself).
+fn caption(name: &str) -> &'static str {
+    match name {
+        "id-schemes" => {
+            "Lines: retries per operation; circles: preemptions per operation; right: p99. \
+             Dashed lines are ID schemes whose agreement broke. Raw figures: summary.json."
+        }
+        "spread" => {
+            "Each scenario's median over its repetitions, with the interval of the median as an \
+             error bar; unsafe scenarios get no throughput point. Every repetition's figures: \
+             summary.json (repetitions.runs)."
+        }
+        "key-ranks" => "Preemptions per operation on each of the hottest keys. Raw: summary.json.",
+        "latency-spectrum" => {
+            "Read across at a percentile to compare scenarios at the tail. Raw spectra: \
+             scenario-NN.hgrm (wrk2's format) and the histograms in scenario-NN.histograms."
+        }
+        "over-time" => {
+            "Per second of the measured window, partial seconds left out. Raw: timeseries.csv \
+             and the interval logs scenario-NN.hlog."
+        }
+        "outcomes" => {
+            "Stacked counts of how measured operations ended; a red outline marks a scenario \
+             whose agreement broke. Raw: summary.json (outcomes)."
+        }
+        "rounds" => {
+            "How many attempts operations needed, as a share of operations. Raw: summary.json."
+        }
+        "resources" => "Memory and CPU per process, per second. Raw: resources.csv.",
+        _ => "",
+    }
+}
+
+/// The page: every detail of `summary.md`, the spread from repetitions, every chart, and links
+/// to every raw file of the folder, which it lists from `files` (names beside `report.html`).
+pub fn page(data: &ChartData, charts: &[Chart], files: &[String]) -> String {
     let summary = &data.summary;
     let env = &summary.environment;
     let name = escape(&summary.name);
     let mut html = String::new();
     let _ = write!(
         html,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>paxbench: {name}</title>\n\
-         <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}\
-         table{{border-collapse:collapse;margin:1em 0;font-size:0.85em}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}td{{white-space:nowrap}}\
-         th{{background:#f3f3f3}}td:first-child,th:first-child{{text-align:left}}figure{{margin:1.5em 0}}\
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>paxbench: {name}</title>\n\
+         <style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}}\
+         .scroll{{overflow-x:auto;max-width:100%}}\
+         table{{border-collapse:collapse;margin:1em 0;font-size:0.85em}}\
+         td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}}\
+         th{{background:#f3f3f3}}td:first-child,th:first-child{{text-align:left}}\
+         table.details td{{white-space:normal}}table.details td:first-child{{width:40%}}\
+         figure{{margin:1.5em 0}}figure svg{{max-width:100%;height:auto}}\
+         figcaption{{color:#555;font-size:0.9em}}\
          .warn{{color:#b00;font-weight:bold}}</style></head><body>\n<h1>paxbench run: {name}</h1>\n"
     );
     if summary.interrupted {
@@ -128,13 +223,14 @@ pub fn page(data: &ChartData, charts: &[Chart]) -> String {
     let _ = writeln!(html, "<p>{}</p>", escape(&summary.description));
     let _ = writeln!(
         html,
-        "<h2>Environment</h2>\n<p>Started {} · config <code>{}</code> · seed {} · {} ({} cores) · {} · commit <code>{}</code> · paxbench {}</p>",
+        "<h2>Environment</h2>\n<p>Started {} · config <code>{}</code> · seed {} · {} ({} cores) · {} · CPU governor {} · commit <code>{}</code> · paxbench {}</p>",
         escape(&summary.started_utc),
         escape(&summary.config),
         env.seed,
         escape(&env.cpu),
         env.cores,
         escape(&env.os),
+        escape(env.cpu_governor.as_deref().unwrap_or("unknown")),
         escape(&env.git_commit),
         escape(&env.paxbench_version),
     );
@@ -143,8 +239,12 @@ pub fn page(data: &ChartData, charts: &[Chart]) -> String {
         let _ = writeln!(html, "<li>{}</li>", escape(&finding));
     }
     html.push_str("</ul>\n<h2>Scenarios</h2>\n");
+    if summary.scenarios.iter().any(|s| s.repetitions.is_some()) {
+        html.push_str("<p>With repetitions, figures read <i>median ± half-width</i> of the interval of the median; the interval's coverage is in each scenario's details.</p>\n");
+    }
+    html.push_str("<div class=\"scroll\">");
     html.push_str(&table::html(&summary.scenarios, "summary-table", escape));
-    html.push_str("<table id=\"latency-table\"><tr><th>scenario</th><th>op p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>service p50</th><th>phase 1 p50</th><th>phase 2 p50</th><th>messages/decision</th><th>bytes/decision</th></tr>\n");
+    html.push_str("</div>\n<div class=\"scroll\"><table id=\"latency-table\"><tr><th>scenario</th><th>op p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>service p50</th><th>phase 1 p50</th><th>phase 2 p50</th><th>messages/decision</th><th>bytes/decision</th></tr>\n");
     for s in &summary.scenarios {
         let l = &s.latency_us;
         let _ = writeln!(
@@ -163,19 +263,56 @@ pub fn page(data: &ChartData, charts: &[Chart]) -> String {
             s.messages.bytes_per_decision,
         );
     }
-    html.push_str("</table>\n<h2>Charts</h2>\n");
+    html.push_str("</table></div>\n<h2>Charts</h2>\n");
     for chart in charts {
         let _ = writeln!(
             html,
-            "<figure id=\"chart-{}\">{}<figcaption>{}</figcaption></figure>",
+            "<figure id=\"chart-{}\">{}<figcaption>{} <a href=\"charts/{}.svg\">SVG</a> · <a href=\"charts/{}.png\">PNG</a></figcaption></figure>",
             chart.name,
             chart
                 .svg
                 .trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
                 .trim(),
-            escape(&chart.title)
+            escape(caption(&chart.name)),
+            chart.name,
+            chart.name,
         );
     }
-    html.push_str("</body></html>\n");
+    html.push_str("<h2>Details</h2>\n");
+    for s in &summary.scenarios {
+        let _ = writeln!(
+            html,
+            "<h3 id=\"scenario-{}\">Scenario {}: {}</h3>",
+            s.index,
+            s.index,
+            escape(&s.label)
+        );
+        if s.interrupted {
+            html.push_str("<p class=\"warn\">Interrupted.</p>\n");
+        }
+        html.push_str("<table class=\"details\"><tr><th>measure</th><th>value</th></tr>\n");
+        for (measure, value) in markdown::details(s) {
+            let _ = writeln!(
+                html,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                escape(&measure),
+                escape(&value)
+            );
+        }
+        html.push_str("</table>\n");
+        for note in markdown::notes(s) {
+            let _ = writeln!(html, "<blockquote>{}</blockquote>", escape(&note));
+        }
+    }
+    html.push_str("<h2>Raw files</h2>\n<ul id=\"raw-files\">\n");
+    for file in files {
+        let _ = writeln!(
+            html,
+            "<li><a href=\"{}\">{}</a></li>",
+            escape(file),
+            escape(file)
+        );
+    }
+    html.push_str("</ul>\n</body></html>\n");
     html
 }

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::report::summary::Summary;
+use crate::analysis::stats::Spread;
+use crate::report::summary::{Repetitions, ScenarioSummary, Summary};
 
 /// Microseconds for people: `480 µs`, `12.5 ms`.
 pub fn fmt_us(us: u64) -> String {
@@ -42,174 +43,199 @@ pub fn markdown(summary: &Summary) -> String {
         if s.interrupted {
             let _ = writeln!(md, "**Interrupted.**\n");
         }
-        let l = &s.latency_us;
         let _ = writeln!(md, "| measure | value |\n|---|---|");
-        let rows: Vec<(&str, String)> = vec![
-            ("target", s.target.clone()),
-            (
-                "measured",
-                format!("{:.2} s ({:.1} s wall)", s.measured_s, s.wall_s),
-            ),
-            (
-                "decisions/s",
-                format!("{:.0}", s.throughput.decisions_per_s),
-            ),
-            (
-                "ops started / won / lost race / gave up / timed out / unfinished",
+        for (name, value) in details(s) {
+            let _ = writeln!(md, "| {name} | {value} |");
+        }
+        for note in notes(s) {
+            let _ = writeln!(md, "\n> {note}");
+        }
+        md.push('\n');
+    }
+    md
+}
+
+/// Every measure of a scenario, as (name, value) rows: what `summary.md` and `report.html`
+/// both show under the scenario's heading.
+pub fn details(s: &ScenarioSummary) -> Vec<(String, String)> {
+    let l = &s.latency_us;
+    let rows: Vec<(&str, String)> = vec![
+        ("target", crate::config::display_value(&s.target)),
+        (
+            "measured",
+            format!("{:.2} s ({:.1} s wall)", s.measured_s, s.wall_s),
+        ),
+        (
+            if s.repetitions.is_some() {
+                "decisions/s (pooled over the repetitions)"
+            } else {
+                "decisions/s"
+            },
+            if s.safety.violations > 0 {
                 format!(
-                    "{} / {} / {} / {} / {} / {}",
-                    s.outcomes.started,
-                    s.outcomes.won,
-                    s.outcomes.lost_race,
-                    s.outcomes.gave_up,
-                    s.outcomes.timed_out,
-                    s.outcomes.unfinished
-                ),
+                    "{:.0} wins/s: not throughput, since with agreement broken several \
+                     proposers won one instance",
+                    s.throughput.decisions_per_s
+                )
+            } else {
+                format!("{:.0}", s.throughput.decisions_per_s)
+            },
+        ),
+        (
+            "ops started / won / lost race / gave up / timed out / unfinished",
+            format!(
+                "{} / {} / {} / {} / {} / {}",
+                s.outcomes.started,
+                s.outcomes.won,
+                s.outcomes.lost_race,
+                s.outcomes.gave_up,
+                s.outcomes.timed_out,
+                s.outcomes.unfinished
             ),
-            (
-                "op latency p50 / p90 / p99 / p99.9 / max",
+        ),
+        (
+            "op latency p50 / p90 / p99 / p99.9 / max",
+            format!(
+                "{} / {} / {} / {} / {}",
+                fmt_us(l.op.p50),
+                fmt_us(l.op.p90),
+                fmt_us(l.op.p99),
+                fmt_us(l.op.p999),
+                fmt_us(l.op.max)
+            ),
+        ),
+        (
+            "service time p50 / p99",
+            format!("{} / {}", fmt_us(l.service.p50), fmt_us(l.service.p99)),
+        ),
+        (
+            "phase 1 / phase 2 p50",
+            format!("{} / {}", fmt_us(l.phase1.p50), fmt_us(l.phase2.p50)),
+        ),
+        (
+            "transport floor p50 (ping)",
+            l.floor
+                .iter()
+                .map(|f| format!("n{} {}", f.node, fmt_us(f.rtt.p50)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        (
+            "disk floor p50 / p99 (append + fdatasync)",
+            s.nodes
+                .iter()
+                .filter_map(|n| {
+                    Some(format!(
+                        "n{} {} / {}",
+                        n.node,
+                        fmt_us(n.disk_floor_p50_us?),
+                        fmt_us(n.disk_floor_p99_us?)
+                    ))
+                })
+                .reduce(|a, b| format!("{a}, {b}"))
+                .unwrap_or_else(|| {
+                    if s.nodes.is_empty() {
+                        "— (no node counters)".into()
+                    } else {
+                        "— (nothing on disk)".into()
+                    }
+                }),
+        ),
+        (
+            "preemptions/op, preempted share",
+            format!(
+                "{:.3}, {:.1}%",
+                s.contention.preemptions_per_op,
+                100.0 * s.contention.preempted_share
+            ),
+        ),
+        (
+            "rounds per op",
+            s.contention
+                .rounds
+                .iter()
+                .map(|(r, n)| format!("{r}:{n}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        (
+            "dueling episodes, livelock windows (time)",
+            format!(
+                "{}, {} ({:.1} ms)",
+                s.contention.dueling_episodes,
+                s.contention.livelock_windows,
+                s.contention.livelock_ms
+            ),
+        ),
+        (
+            "retries/op, timeouts/op, backoff/op",
+            format!(
+                "{:.3}, {:.3}, {:.2} ms",
+                s.retries.retries_per_op, s.retries.timeouts_per_op, s.retries.backoff_ms_per_op
+            ),
+        ),
+        (
+            "ID collisions, reuses, growth of high part/s",
+            format!(
+                "{}, {}, {:.3e}",
+                s.ids.collisions, s.ids.reused, s.ids.high_growth_per_s
+            ),
+        ),
+        (
+            "messages/decision, bytes/decision",
+            format!(
+                "{:.1}, {:.0}",
+                s.messages.per_decision, s.messages.bytes_per_decision
+            ),
+        ),
+        (
+            "safety violations",
+            if s.safety.violations == 0 {
+                "0".into()
+            } else {
                 format!(
-                    "{} / {} / {} / {} / {}",
-                    fmt_us(l.op.p50),
-                    fmt_us(l.op.p90),
-                    fmt_us(l.op.p99),
-                    fmt_us(l.op.p999),
-                    fmt_us(l.op.max)
-                ),
-            ),
-            (
-                "service time p50 / p99",
-                format!("{} / {}", fmt_us(l.service.p50), fmt_us(l.service.p99)),
-            ),
-            (
-                "phase 1 / phase 2 p50",
-                format!("{} / {}", fmt_us(l.phase1.p50), fmt_us(l.phase2.p50)),
-            ),
-            (
-                "transport floor p50 (ping)",
-                l.floor
-                    .iter()
-                    .map(|f| format!("n{} {}", f.node, fmt_us(f.rtt.p50)))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-            (
-                "disk floor p50 / p99 (append + fdatasync)",
-                s.nodes
-                    .iter()
-                    .filter_map(|n| {
-                        Some(format!(
-                            "n{} {} / {}",
-                            n.node,
-                            fmt_us(n.disk_floor_p50_us?),
-                            fmt_us(n.disk_floor_p99_us?)
-                        ))
-                    })
-                    .reduce(|a, b| format!("{a}, {b}"))
-                    .unwrap_or_else(|| {
-                        if s.nodes.is_empty() {
-                            "— (no node counters)".into()
-                        } else {
-                            "— (nothing on disk)".into()
-                        }
-                    }),
-            ),
-            (
-                "preemptions/op, preempted share",
-                format!(
-                    "{:.3}, {:.1}%",
-                    s.contention.preemptions_per_op,
-                    100.0 * s.contention.preempted_share
-                ),
-            ),
-            (
-                "rounds per op",
-                s.contention
-                    .rounds
-                    .iter()
-                    .map(|(r, n)| format!("{r}:{n}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-            (
-                "dueling episodes, livelock windows (time)",
-                format!(
-                    "{}, {} ({:.1} ms)",
-                    s.contention.dueling_episodes,
-                    s.contention.livelock_windows,
-                    s.contention.livelock_ms
-                ),
-            ),
-            (
-                "retries/op, timeouts/op, backoff/op",
-                format!(
-                    "{:.3}, {:.3}, {:.2} ms",
-                    s.retries.retries_per_op,
-                    s.retries.timeouts_per_op,
-                    s.retries.backoff_ms_per_op
-                ),
-            ),
-            (
-                "ID collisions, reuses, growth of high part/s",
-                format!(
-                    "{}, {}, {:.3e}",
-                    s.ids.collisions, s.ids.reused, s.ids.high_growth_per_s
-                ),
-            ),
-            (
-                "messages/decision, bytes/decision",
-                format!(
-                    "{:.1}, {:.0}",
-                    s.messages.per_decision, s.messages.bytes_per_decision
-                ),
-            ),
-            (
-                "safety violations",
-                if s.safety.violations == 0 {
-                    "0".into()
-                } else {
-                    format!(
-                        "{} ({}){}",
-                        s.safety.violations,
-                        s.safety
-                            .by_kind
-                            .iter()
-                            .map(|(k, n)| format!("{n} {k}"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        if s.safety.expected {
-                            ", expected: this is the finding"
-                        } else {
-                            ""
-                        }
-                    )
-                },
-            ),
-        ];
-        if let (Some(target), Some(achieved)) =
-            (s.throughput.target_rate, s.throughput.achieved_rate)
-        {
-            let _ = writeln!(
-                md,
-                "| open loop: target / achieved rate, start lag p99 | {target:.0} / {achieved:.0} ops/s, {}{} |",
+                    "{} ({}){}",
+                    s.safety.violations,
+                    s.safety
+                        .by_kind
+                        .iter()
+                        .map(|(k, n)| format!("{n} {k}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if s.safety.expected {
+                        ", expected: this is the finding"
+                    } else {
+                        ""
+                    }
+                )
+            },
+        ),
+    ];
+    let mut rows: Vec<(String, String)> = rows
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+    if let (Some(target), Some(achieved)) = (s.throughput.target_rate, s.throughput.achieved_rate) {
+        rows.push((
+            "open loop: target / achieved rate, start lag p99".into(),
+            format!(
+                "{target:.0} / {achieved:.0} ops/s, {}{}",
                 fmt_us(l.start_lag.p99),
                 if s.throughput.fell_behind {
                     " (**generator fell behind**)"
                 } else {
                     ""
                 }
-            );
-        }
-        for (name, value) in rows {
-            let _ = writeln!(md, "| {name} | {value} |");
-        }
-        if !s.nodes.is_empty() {
-            let _ = writeln!(
-                md,
-                "| nodes: records per commit (max), commit p50 / p99, frames per write | {} |",
-                s.nodes
-                    .iter()
-                    .map(|n| format!(
+            ),
+        ));
+    }
+    if !s.nodes.is_empty() {
+        rows.push((
+            "nodes: records per commit (max), commit p50 / p99, frames per write".into(),
+            s.nodes
+                .iter()
+                .map(|n| {
+                    format!(
                         "n{}: {:.1} ({}), {} / {}, {:.1}",
                         n.node,
                         n.records_per_batch,
@@ -217,49 +243,52 @@ pub fn markdown(summary: &Summary) -> String {
                         fmt_us(n.commit_p50_us),
                         fmt_us(n.commit_p99_us),
                         n.frames_per_write
-                    ))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            );
-        }
-        if s.nodes.iter().any(|n| n.checkpoints > 0) {
-            let _ = writeln!(
-                md,
-                "| nodes: acceptor states held at most, forgotten, read back; checkpoints | {} |",
-                s.nodes
-                    .iter()
-                    .map(|n| format!(
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    if s.nodes.iter().any(|n| n.checkpoints > 0) {
+        rows.push((
+            "nodes: acceptor states held at most, forgotten, read back; checkpoints".into(),
+            s.nodes
+                .iter()
+                .map(|n| {
+                    format!(
                         "n{}: {}, {}, {}; {}",
                         n.node, n.most_held, n.evicted, n.store_reads, n.checkpoints
-                    ))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            );
-        }
-        let r = &s.resources;
-        if !r.processes.is_empty() {
-            let _ = writeln!(
-                md,
-                "| processes: peak / final RSS, RSS slope after the warmup, CPU | {} |",
-                r.processes
-                    .iter()
-                    .map(|p| format!(
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    let r = &s.resources;
+    if !r.processes.is_empty() {
+        rows.push((
+            "processes: peak / final RSS, RSS slope after the warmup, CPU".into(),
+            r.processes
+                .iter()
+                .map(|p| {
+                    format!(
                         "{}: {:.0} / {:.0} MiB, {:+.1} MiB/min, {:.0}%",
                         p.name, p.peak_rss_mib, p.final_rss_mib, p.rss_slope_mib_per_min, p.cpu_pct
-                    ))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            );
-            if r.generator_cpu_us_per_decision > 0.0 {
-                let _ = writeln!(
-                    md,
-                    "| generator CPU per decision | {:.1} µs |",
-                    r.generator_cpu_us_per_decision
-                );
-            }
-            let _ = writeln!(
-                md,
-                "| machine: CPU steal, CPU of other processes, load at start | {:.1}%, {:.1}%, {:.2}{} |",
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+        if r.generator_cpu_us_per_decision > 0.0 {
+            rows.push((
+                "generator CPU per decision".into(),
+                format!("{:.1} µs", r.generator_cpu_us_per_decision),
+            ));
+        }
+        rows.push((
+            "machine: CPU steal, CPU of other processes, load at start".into(),
+            format!(
+                "{:.1}%, {:.1}%, {:.2}{}",
                 r.steal_pct,
                 r.foreign_cpu_pct,
                 r.load_at_start,
@@ -268,28 +297,34 @@ pub fn markdown(summary: &Summary) -> String {
                 } else {
                     ""
                 }
-            );
-        }
-        if let Some(drift) = &s.drift {
-            let _ = writeln!(
-                md,
-                "| drift: decisions/s and p99, {}–{} s against {}–{} s | {:.0} → {:.0} (×{:.2}), {} → {} (×{:.2}) |",
+            ),
+        ));
+    }
+    if let Some(drift) = &s.drift {
+        rows.push((
+            format!(
+                "drift: decisions/s and p99, {}–{} s against {}–{} s",
                 drift.early.from_s,
                 drift.early.from_s + drift.early.seconds,
                 drift.late.from_s,
                 drift.late.from_s + drift.late.seconds,
+            ),
+            format!(
+                "{:.0} → {:.0} (×{:.2}), {} → {} (×{:.2})",
                 drift.early.decisions_per_s,
                 drift.late.decisions_per_s,
                 drift.throughput_ratio,
                 fmt_us(drift.early.p99_us),
                 fmt_us(drift.late.p99_us),
                 drift.p99_ratio,
-            );
-        }
-        if let Some(audit) = &s.reliability.audit {
-            let _ = writeln!(
-                md,
-                "| store audit: chosen values lost, acknowledged states lost, replay violations | {}{} |",
+            ),
+        ));
+    }
+    if let Some(audit) = &s.reliability.audit {
+        rows.push((
+                "store audit: chosen values lost, acknowledged states lost, replay violations".into(),
+                format!(
+                    "{}{}",
                 if audit.problems() == 0 {
                     format!(
                         "0, 0, 0 ({} chosen values and {} acknowledged states checked in {} records of {} stores)",
@@ -306,36 +341,92 @@ pub fn markdown(summary: &Summary) -> String {
                 } else {
                     ""
                 }
-            );
-        }
-        if !s.reliability.recoveries.is_empty() {
-            let ms = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.0} ms"));
-            let _ = writeln!(
-                md,
-                "| recovery: first new decision, every node answering | {} |",
-                s.reliability
-                    .recoveries
-                    .iter()
-                    .map(|r| format!(
+            )));
+    }
+    if !s.reliability.recoveries.is_empty() {
+        let ms = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.0} ms"));
+        rows.push((
+            "recovery: first new decision, every node answering".into(),
+            s.reliability
+                .recoveries
+                .iter()
+                .map(|r| {
+                    format!(
                         "{} at {:.1} s: {}, {}",
                         r.what,
                         r.at_s,
                         ms(r.first_decision_ms),
                         ms(r.nodes_back_ms)
-                    ))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            );
-        }
-        for example in &s.safety.examples {
-            let _ = writeln!(md, "\n> {example}");
-        }
-        if let Some(audit) = &s.reliability.audit {
-            for problem in &audit.problems {
-                let _ = writeln!(md, "\n> store audit: {problem}");
-            }
-        }
-        md.push('\n');
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
     }
-    md
+    if let Some(r) = &s.repetitions {
+        rows.extend(repetition_rows(r));
+    }
+    rows
+}
+
+/// The safety checker's examples and the store audit's problems, written out.
+pub fn notes(s: &ScenarioSummary) -> Vec<String> {
+    let mut notes = s.safety.examples.clone();
+    if let Some(audit) = &s.reliability.audit {
+        notes.extend(audit.problems.iter().map(|p| format!("store audit: {p}")));
+    }
+    notes
+}
+
+/// The spread over repetitions: each headline figure's median, its interval and the
+/// interval's coverage, the range, and every repetition's figure.
+fn repetition_rows(r: &Repetitions) -> Vec<(String, String)> {
+    let spread = |name: &str, s: &Spread, format: &dyn Fn(f64) -> String| {
+        (
+            format!(
+                "repetitions: {name}, median [{:.0}% interval], min–max",
+                100.0 * s.confidence
+            ),
+            format!(
+                "{} [{} – {}] (±{:.1}%), {} – {}",
+                format(s.median),
+                format(s.ci_low),
+                format(s.ci_high),
+                100.0 * s.relative_half_width(),
+                format(s.min),
+                format(s.max),
+            ),
+        )
+    };
+    let rate = |v: f64| format!("{v:.0}");
+    let micros = |v: f64| fmt_us(v.round() as u64);
+    let ratio = |v: f64| format!("{v:.3}");
+    vec![
+        spread("decisions/s", &r.decisions_per_s, &rate),
+        spread("p50", &r.p50_us, &micros),
+        spread("p99", &r.p99_us, &micros),
+        spread("retries/op", &r.retries_per_op, &ratio),
+        spread("preemptions/op", &r.preemptions_per_op, &ratio),
+        (
+            "repetitions, each in turn: decisions/s, p50, p99; ping and disk floors p50; CPU \
+             steal / other processes"
+                .into(),
+            r.runs
+                .iter()
+                .map(|h| {
+                    format!(
+                        "{:.0}, {}, {}; {}, {}; {:.0}% / {:.0}%",
+                        h.decisions_per_s,
+                        fmt_us(h.p50_us),
+                        fmt_us(h.p99_us),
+                        fmt_us(h.ping_p50_us),
+                        h.disk_floor_p50_us.map_or("—".into(), fmt_us),
+                        h.steal_pct,
+                        h.foreign_cpu_pct
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    ]
 }

@@ -10,7 +10,7 @@ pub mod summary;
 pub mod table;
 
 pub use files::{
-    ReportDir, environment, hgrm, histograms_file, hlog, read_histograms, resources, timeseries,
-    utc_stamp,
+    ReportDir, environment, hgrm, histograms_file, hlog, read_histograms, resources_rows,
+    timeseries_rows, utc_stamp,
 };
 pub use markdown::{fmt_us, markdown};

@@ -7,17 +7,19 @@ use serde::{Deserialize, Serialize};
 
 use paxbench_core::Time;
 
-use crate::config::{Scenario, display_value};
+use crate::analysis::stats::Spread;
+use crate::config::{Scenario, TargetKind, display_value};
 use crate::driver::RunOutput;
 use crate::measure::Percentiles;
 use crate::measure::drift::Drift;
 use crate::measure::resources::ResourceSummary;
 
 /// The version of this schema; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A whole run.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Summary {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
@@ -28,6 +30,7 @@ pub struct Summary {
     /// The config file, as given on the command line.
     pub config: String,
     /// UTC start time, RFC 3339.
+    #[schemars(extend("format" = "date-time"))]
     pub started_utc: String,
     /// Whether Ctrl-C cut the run short; then only some scenarios, or parts of one, ran.
     pub interrupted: bool,
@@ -39,6 +42,7 @@ pub struct Summary {
 
 /// The machine and build.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Environment {
     /// `git rev-parse HEAD` of the working tree, or `unknown`.
     pub git_commit: String,
@@ -46,6 +50,9 @@ pub struct Environment {
     pub cpu: String,
     /// Logical cores.
     pub cores: usize,
+    /// The CPU frequency governor (`performance`, `powersave`, …), where the kernel shows it.
+    #[serde(default)]
+    pub cpu_governor: Option<String>,
     /// Kernel release.
     pub os: String,
     /// paxbench's version.
@@ -58,6 +65,7 @@ pub struct Environment {
 
 /// One scenario (a cell of the sweep).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ScenarioSummary {
     /// Position in the sweep.
     pub index: usize,
@@ -66,17 +74,18 @@ pub struct ScenarioSummary {
     /// The swept fields and their values.
     pub swept: Vec<(String, String)>,
     /// `spawn`, `attach` or `sim`.
-    pub target: String,
+    pub target: TargetKind,
     /// The settings reports group and label scenarios by.
     pub setup: Setup,
-    /// Every setting of the scenario, as run: an echo for people and scripts. Reports read
-    /// only the typed fields.
-    #[schemars(with = "serde_json::Value")]
-    pub settings: serde_json::Value,
+    /// Every setting of the scenario, as run.
+    pub settings: Scenario,
     /// Whether Ctrl-C cut this scenario short.
     pub interrupted: bool,
     /// Seconds from the end of the warmup to the last outcome (virtual seconds on `sim`).
     pub measured_s: f64,
+    /// When the measured window began, in seconds since the UNIX epoch (on `sim`, the
+    /// scenario's wall-clock start plus its virtual warmup): the `StartTime` of its `.hlog`.
+    pub window_start_unix_s: f64,
     /// Wall-clock seconds the scenario took, warmup and set-up included.
     pub wall_s: f64,
     /// How operations ended.
@@ -108,12 +117,106 @@ pub struct ScenarioSummary {
     /// more): what a soak run drifted by.
     #[serde(default)]
     pub drift: Option<Drift>,
+    /// With `measure.repeat` above 1: each repetition's headline figures and their spread.
+    /// Every other field then pools the repetitions: histograms added losslessly, counts
+    /// summed, rates over the summed measured time.
+    #[serde(default)]
+    pub repetitions: Option<Repetitions>,
     /// The raw counts behind the ratios, so that runs can be merged exactly.
     pub counts: Counts,
 }
 
+/// The spread of a scenario's headline figures over its repetitions.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Repetitions {
+    /// Each repetition's figures, in the order they ran.
+    pub runs: Vec<Headline>,
+    /// Decisions per second.
+    pub decisions_per_s: Spread,
+    /// Median operation latency, microseconds.
+    pub p50_us: Spread,
+    /// 99th percentile, microseconds.
+    pub p99_us: Spread,
+    /// Retries per operation.
+    pub retries_per_op: Spread,
+    /// Preemptions per operation.
+    pub preemptions_per_op: Spread,
+}
+
+/// One repetition's headline figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Headline {
+    /// Its seed.
+    pub seed: u64,
+    /// Decisions per second.
+    pub decisions_per_s: f64,
+    /// Median operation latency, microseconds.
+    pub p50_us: u64,
+    /// 99th percentile, microseconds.
+    pub p99_us: u64,
+    /// Retries per operation.
+    pub retries_per_op: f64,
+    /// Preemptions per operation.
+    pub preemptions_per_op: f64,
+    /// Safety violations.
+    pub violations: u64,
+    /// The machine's CPU steal during it, percent.
+    pub steal_pct: f64,
+    /// CPU other processes used during it, percent of the machine.
+    pub foreign_cpu_pct: f64,
+    /// Its floor: the median over nodes of the ping round trip's p50 at its start, µs (0 on
+    /// `sim`).
+    pub ping_p50_us: u64,
+    /// Its disk floor: the median over durable nodes of append + `fdatasync` p50, µs.
+    pub disk_floor_p50_us: Option<u64>,
+}
+
+impl Headline {
+    /// The headline figures of one run of a scenario.
+    pub fn of(s: &ScenarioSummary) -> Self {
+        Self {
+            seed: s.settings.seed,
+            decisions_per_s: s.throughput.decisions_per_s,
+            p50_us: s.latency_us.op.p50,
+            p99_us: s.latency_us.op.p99,
+            retries_per_op: s.retries.retries_per_op,
+            preemptions_per_op: s.contention.preemptions_per_op,
+            violations: s.safety.violations,
+            steal_pct: s.resources.steal_pct,
+            foreign_cpu_pct: s.resources.foreign_cpu_pct,
+            ping_p50_us: median_of(s.latency_us.floor.iter().map(|f| f.rtt.p50)).unwrap_or(0),
+            disk_floor_p50_us: median_of(s.nodes.iter().filter_map(|n| n.disk_floor_p50_us)),
+        }
+    }
+}
+
+/// The median of some whole numbers (the lower middle one of an even count).
+fn median_of(values: impl Iterator<Item = u64>) -> Option<u64> {
+    let mut values: Vec<u64> = values.collect();
+    values.sort_unstable();
+    values.get(values.len().saturating_sub(1) / 2).copied()
+}
+
+impl Repetitions {
+    /// The spread over `runs`.
+    pub fn of(runs: Vec<Headline>) -> Self {
+        let spread = |f: fn(&Headline) -> f64| Spread::of(&runs.iter().map(f).collect::<Vec<_>>());
+        Self {
+            decisions_per_s: spread(|h| h.decisions_per_s),
+            p50_us: spread(|h| h.p50_us as f64),
+            p99_us: spread(|h| h.p99_us as f64),
+            retries_per_op: spread(|h| h.retries_per_op),
+            preemptions_per_op: spread(|h| h.preemptions_per_op),
+            runs,
+        }
+    }
+}
+
 /// The settings reports group and label scenarios by.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Setup {
     /// Nodes in the cluster.
     pub nodes: u32,
@@ -142,6 +245,7 @@ impl Setup {
 
 /// How the cluster came back from faults, and whether its stores kept every promise.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Reliability {
     /// Each heal and restart.
     pub recoveries: Vec<RecoverySummary>,
@@ -154,6 +258,7 @@ pub struct Reliability {
 
 /// The recovery from one heal or restart.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RecoverySummary {
     /// Seconds from the end of the warmup.
     pub at_s: f64,
@@ -168,6 +273,7 @@ pub struct RecoverySummary {
 
 /// The post-run audit of the nodes' stores.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AuditSummary {
     /// Stores read.
     pub stores: u64,
@@ -216,6 +322,7 @@ impl AuditSummary {
 
 /// Raw counts of measured operations.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Counts {
     /// Operations that ended.
     pub ops_finished: u64,
@@ -241,6 +348,7 @@ pub struct Counts {
 
 /// One node's counters over a scenario.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NodeSummary {
     /// The node.
     pub node: u32,
@@ -283,6 +391,7 @@ pub struct NodeSummary {
 
 /// How measured operations ended.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Outcomes {
     /// Started after the warmup.
     pub started: u64,
@@ -300,6 +409,7 @@ pub struct Outcomes {
 
 /// Rates.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Throughput {
     /// Instances decided per second: operations that won (each decided instance has exactly one
     /// winner; those that lost the race learned the same decision).
@@ -317,6 +427,7 @@ pub struct Throughput {
 
 /// Latency distributions, in microseconds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Latencies {
     /// Intended start to outcome (in the open loop, includes time queued: no coordinated
     /// omission).
@@ -335,6 +446,7 @@ pub struct Latencies {
 
 /// The ping round trip to one node.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NodeFloor {
     /// The node.
     pub node: u32,
@@ -344,6 +456,7 @@ pub struct NodeFloor {
 
 /// Races and livelock.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Contention {
     /// Preemptions per finished operation.
     pub preemptions_per_op: f64,
@@ -365,6 +478,7 @@ pub struct Contention {
 
 /// Retries and timeouts.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Retries {
     /// Attempts after the first, per finished operation.
     pub retries_per_op: f64,
@@ -376,6 +490,7 @@ pub struct Retries {
 
 /// Proposal IDs.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Ids {
     /// The same ID issued by two proposers for one instance.
     pub collisions: u64,
@@ -390,6 +505,7 @@ pub struct Ids {
 
 /// Message cost.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Messages {
     /// Messages proposers sent.
     pub from_proposers: u64,
@@ -403,6 +519,7 @@ pub struct Messages {
 
 /// The online safety checker.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Safety {
     /// Violations of agreement, validity or ID uniqueness seen.
     pub violations: u64,
@@ -460,11 +577,15 @@ impl ScenarioSummary {
             index: scenario.index,
             label: scenario.label.clone(),
             swept: scenario.swept.clone(),
-            target: format!("{:?}", scenario.target.kind).to_lowercase(),
+            target: scenario.target.kind,
             setup: Setup::of(scenario),
-            settings: serde_json::to_value(scenario).unwrap_or(serde_json::Value::Null),
+            settings: scenario.clone(),
             interrupted: output.interrupted,
             measured_s,
+            window_start_unix_s: output
+                .window_start
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
             wall_s: output.wall.as_secs_f64(),
             outcomes: Outcomes {
                 started: ops.started,
@@ -582,6 +703,7 @@ impl ScenarioSummary {
                 resources
             },
             drift: Drift::of(&output.ops.seconds),
+            repetitions: None,
             counts: Counts {
                 ops_finished: finished,
                 attempts: protocol.attempts,
@@ -671,7 +793,16 @@ impl Summary {
 
 /// The JSON Schema of [`Summary`], pretty-printed.
 pub fn schema_json() -> String {
-    let schema = schemars::schema_for!(Summary);
+    let mut schema = schemars::schema_for!(Summary);
+    // std's `Duration` is `{secs, nanos}`, and serde refuses any other field in it; schemars
+    // leaves its schema open.
+    if let Some(duration) = schema
+        .get_mut("$defs")
+        .and_then(|defs| defs.get_mut("Duration"))
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        duration.insert("additionalProperties".into(), false.into());
+    }
     serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
 }
 

@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
+use crate::analysis::stats::Spread;
 use crate::report::fmt_us;
-use crate::report::summary::ScenarioSummary;
+use crate::report::summary::{Repetitions, ScenarioSummary};
 
 /// One column of the comparison row.
 #[derive(Clone, Copy, Debug)]
@@ -17,22 +18,69 @@ pub struct Column {
     pub cell: fn(&ScenarioSummary) -> String,
 }
 
+/// A figure as `median ± half-width` of its 95% interval when the scenario was repeated, as
+/// the pooled figure otherwise.
+fn spread_or(
+    s: &ScenarioSummary,
+    spread: fn(&Repetitions) -> &Spread,
+    pooled: f64,
+    format: fn(f64) -> String,
+) -> String {
+    match &s.repetitions {
+        Some(r) => {
+            let spread = spread(r);
+            format!(
+                "{} ± {}",
+                format(spread.median),
+                format(spread.half_width())
+            )
+        }
+        None => format(pooled),
+    }
+}
+
+fn rate(value: f64) -> String {
+    format!("{value:.0}")
+}
+
+fn micros(value: f64) -> String {
+    fmt_us(value.round() as u64)
+}
+
+fn ratio(value: f64) -> String {
+    format!("{value:.3}")
+}
+
+/// Decisions per second, unless agreement broke: then several proposers "won" one instance,
+/// and the count is not throughput.
+fn decisions(s: &ScenarioSummary) -> String {
+    if s.safety.violations > 0 {
+        return format!("unsafe ({} violations)", s.safety.violations);
+    }
+    spread_or(
+        s,
+        |r| &r.decisions_per_s,
+        s.throughput.decisions_per_s,
+        rate,
+    )
+}
+
 /// The columns after the scenario's label, in order.
 pub const COLUMNS: &[Column] = &[
     Column {
         name: "decisions/s",
         short: "decisions/s",
-        cell: |s| format!("{:.0}", s.throughput.decisions_per_s),
+        cell: decisions,
     },
     Column {
         name: "p50",
         short: "p50",
-        cell: |s| fmt_us(s.latency_us.op.p50),
+        cell: |s| spread_or(s, |r| &r.p50_us, s.latency_us.op.p50 as f64, micros),
     },
     Column {
         name: "p99",
         short: "p99",
-        cell: |s| fmt_us(s.latency_us.op.p99),
+        cell: |s| spread_or(s, |r| &r.p99_us, s.latency_us.op.p99 as f64, micros),
     },
     Column {
         name: "won",
@@ -52,12 +100,19 @@ pub const COLUMNS: &[Column] = &[
     Column {
         name: "retries/op",
         short: "retry/op",
-        cell: |s| format!("{:.3}", s.retries.retries_per_op),
+        cell: |s| spread_or(s, |r| &r.retries_per_op, s.retries.retries_per_op, ratio),
     },
     Column {
         name: "preemptions/op",
         short: "preempt/op",
-        cell: |s| format!("{:.3}", s.contention.preemptions_per_op),
+        cell: |s| {
+            spread_or(
+                s,
+                |r| &r.preemptions_per_op,
+                s.contention.preemptions_per_op,
+                ratio,
+            )
+        },
     },
     Column {
         name: "duels",

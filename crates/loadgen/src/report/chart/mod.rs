@@ -1,20 +1,26 @@
 //! Charts of a results folder, drawn with plotters: always SVG, and PNG rendered with ab_glyph
 //! and the DejaVu Sans font committed in `assets/` (never a system font). Each chart says in its
-//! title what it compares, and every axis names its unit.
+//! title what it compares, and every axis names its unit. The per-scenario charts live here;
+//! the ID-scheme headline, the spread over repetitions and the resources chart have files of
+//! their own, and `style` holds what they all share.
 
+mod id_schemes;
 mod resources;
+mod spread;
+mod style;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-use plotters::coord::CoordTranslate;
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::Error;
+use crate::report::files::SecondRow;
 use crate::report::summary::{ScenarioSummary, Summary};
+use style::{Entry, Mark, legend_column, with_legend_column};
 
 /// The font every chart uses, committed with its licence (`assets/DejaVuSans-LICENSE.txt`).
 const FONT: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
@@ -94,30 +100,21 @@ pub fn load(dir: &Path) -> Result<ChartData, Error> {
         .iter()
         .map(|s| (s.label.clone(), Vec::new()))
         .collect();
-    for line in csv.lines().skip(1) {
-        // scenario,"label",second,ops_per_s,decisions_per_s,p50_us,p99_us,retries,preemptions
-        let (head, rest) = match line.split_once(",\"") {
-            Some(split) => split,
-            None => continue,
-        };
-        let Some((_, numbers)) = rest.split_once("\",") else {
-            continue;
-        };
-        let fields: Vec<f64> = numbers.split(',').filter_map(|f| f.parse().ok()).collect();
-        if let (Ok(index), [second, _ops, decisions, _p50, p99, ..]) =
-            (head.parse::<usize>(), fields.as_slice())
-            && let Some((_, rows)) = timeseries.get_mut(index)
+    // A partial second is left out: drawn as a rate, it would look like a collapse. With
+    // repetitions, the first one is drawn.
+    for row in csv.lines().skip(1).filter_map(SecondRow::parse) {
+        if let Some((_, rows)) = timeseries.get_mut(row.scenario)
+            && !row.partial
+            && row.repetition == 1
         {
-            rows.push((*second, *decisions, *p99 / 1e3));
+            rows.push((
+                row.second as f64,
+                row.decisions as f64,
+                row.p99_us as f64 / 1e3,
+            ));
         }
     }
-    // The last second of a scenario is usually partial; drawn, it would look like a collapse.
-    for ((_, rows), scenario) in timeseries.iter_mut().zip(scenarios) {
-        let measured = scenario.measured_s;
-        rows.retain(|(second, _, _)| second + 1.0 <= measured + 1e-6);
-    }
-    let measured: Vec<f64> = summary.scenarios.iter().map(|s| s.measured_s).collect();
-    let resources = resources::load(dir, &measured);
+    let resources = resources::load(dir, summary.scenarios.len());
     Ok(ChartData {
         summary,
         spectra,
@@ -146,44 +143,13 @@ fn scenarios(data: &ChartData) -> &[ScenarioSummary] {
     &data.summary.scenarios
 }
 
-/// Draws one line in palette colour `i`, labelled for the legend.
-fn labelled_line<DB: DrawingBackend, CT: CoordTranslate<From = (f64, f64)>>(
-    chart: &mut ChartContext<'_, DB, CT>,
-    i: usize,
-    label: &str,
-    points: impl IntoIterator<Item = (f64, f64)>,
-    point_size: u32,
-) -> DrawResult {
-    let c = color(i);
-    chart
-        .draw_series(LineSeries::new(points, c.stroke_width(2)).point_size(point_size))
-        .map_err(|e| e.to_string())?
-        .label(label)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-    Ok(())
-}
-
-/// The legend box every chart uses.
-fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, DB, CT>,
-    position: SeriesLabelPosition,
-) -> DrawResult {
-    chart
-        .configure_series_labels()
-        .label_font((FAMILY, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(position)
-        .draw()
-        .map_err(|e| e.to_string())
-}
-
 fn draw_spectrum<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     data: &ChartData,
     title: &str,
 ) -> DrawResult {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (plot, side) = with_legend_column(root);
     let max_x = data
         .spectra
         .iter()
@@ -199,27 +165,37 @@ fn draw_spectrum<DB: DrawingBackend>(
     } else {
         (min_y * 0.8).max(0.001)
     };
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FAMILY, 22))
+    let (low_y, high_y) = (min_y, max_y * 1.3);
+    let x_ticks: Vec<f64> =
+        std::iter::successors(Some(2.0), |x| Some(if *x < 10.0 { 10.0 } else { x * 10.0 }))
+            .take_while(|x| *x <= max_x * 1.2)
+            .collect();
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, (FAMILY, 20))
         .margin(12)
         .x_label_area_size(50)
-        .y_label_area_size(70)
+        .y_label_area_size(75)
         .build_cartesian_2d(
-            (1.0f64..max_x * 1.2).log_scale(),
-            (min_y..max_y * 1.3).log_scale(),
+            (1.0f64..max_x * 1.2).log_scale().with_key_points(x_ticks),
+            (low_y..high_y)
+                .log_scale()
+                .with_key_points(style::ticks_125(low_y, high_y)),
         )
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
-        .x_desc("percentile, as 1/(1−p): 10 = p90, 100 = p99, 1000 = p99.9")
-        .y_desc("operation latency (ms)")
+        .x_desc("percentile")
+        .y_desc("operation latency")
+        .x_label_formatter(&|x| style::percentile(*x))
+        .y_label_formatter(&|y| style::milliseconds(*y))
         .label_style((FAMILY, 14))
         .draw()
         .map_err(|e| e.to_string())?;
-    for (i, (label, points)) in data.spectra.iter().enumerate() {
-        labelled_line(&mut chart, i, label.as_str(), points.iter().copied(), 0)?;
+    for (i, ((_, points), s)) in data.spectra.iter().zip(scenarios(data)).enumerate() {
+        let (_, unsafe_) = style::scenario_series(s);
+        style::line(&mut chart, i, points.clone(), unsafe_, 0)?;
     }
-    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    legend_column(&side, None, &style::scenario_entries(scenarios(data)))?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -241,13 +217,14 @@ fn column_max(lines: &[(String, SecondRows)], column: usize, floor: f64) -> f64 
 type TimeChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// One panel of a chart over the measured window: seconds after the warmup against `y_desc`,
-/// from zero to `max_y`, with `caption` above it.
+/// from zero to `max_y` (in milliseconds when `latency`), with `caption` above it.
 fn time_panel<'a, DB: DrawingBackend + 'a>(
     area: &'a DrawingArea<DB, Shift>,
     caption: Option<&str>,
     max_t: f64,
     max_y: f64,
     y_desc: &str,
+    latency: bool,
 ) -> Result<TimeChart<'a, DB>, String> {
     let mut builder = ChartBuilder::on(area);
     if let Some(caption) = caption {
@@ -259,10 +236,13 @@ fn time_panel<'a, DB: DrawingBackend + 'a>(
         .y_label_area_size(70)
         .build_cartesian_2d(0.0f64..max_t, 0.0f64..max_y)
         .map_err(|e| e.to_string())?;
+    let format_y = style::axis_numbers(latency);
     chart
         .configure_mesh()
         .x_desc("seconds after the warmup")
         .y_desc(y_desc)
+        .x_label_formatter(&|x| style::si(*x))
+        .y_label_formatter(&format_y)
         .label_style((FAMILY, 13))
         .draw()
         .map_err(|e| e.to_string())?;
@@ -274,8 +254,7 @@ fn draw_over_time<DB: DrawingBackend>(
     data: &ChartData,
     title: &str,
 ) -> DrawResult {
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let (top, bottom) = root.split_vertically(SIZE.1 / 2);
+    let (top, bottom, side) = style::two_panels(root)?;
     let max_t = column_max(&data.timeseries, 0, 1.0) + 1.0;
     let max_rate = column_max(&data.timeseries, 1, 1.0);
     let max_p99 = column_max(&data.timeseries, 2, 0.01);
@@ -291,22 +270,16 @@ fn draw_over_time<DB: DrawingBackend>(
             1usize,
             Some(title),
         ),
-        (&bottom, max_p99 * 1.15, "p99 latency (ms)", 2usize, None),
+        (&bottom, max_p99 * 1.15, "p99 latency", 2usize, None),
     ] {
-        let mut chart = time_panel(area, caption, max_t, max_y, y_desc)?;
-        for (i, (label, rows)) in data.timeseries.iter().enumerate() {
-            let c = color(i);
+        let mut chart = time_panel(area, caption, max_t, max_y, y_desc, pick == 2)?;
+        for (i, ((_, rows), s)) in data.timeseries.iter().zip(scenarios(data)).enumerate() {
+            let (_, unsafe_) = style::scenario_series(s);
             let points = rows
                 .iter()
-                .map(|r| (r.0 + 0.5, if pick == 1 { r.1 } else { r.2 }));
-            let series = chart
-                .draw_series(LineSeries::new(points, c.stroke_width(2)))
-                .map_err(|e| e.to_string())?;
-            if pick == 1 {
-                series.label(label.as_str()).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                });
-            }
+                .map(|r| (r.0 + 0.5, if pick == 1 { r.1 } else { r.2 }))
+                .collect();
+            style::line(&mut chart, i, points, unsafe_, 0)?;
         }
         for (at, what) in &faults {
             if *at >= 0.0 {
@@ -327,17 +300,17 @@ fn draw_over_time<DB: DrawingBackend>(
                 }
             }
         }
-        if pick == 1 {
-            chart
-                .configure_series_labels()
-                .label_font((FAMILY, 12))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::LowerRight)
-                .draw()
-                .map_err(|e| e.to_string())?;
-        }
     }
+    let mut entries = style::scenario_entries(scenarios(data));
+    if faults.iter().any(|(at, _)| *at >= 0.0) {
+        entries.push(Entry {
+            label: "fault".into(),
+            color: RED,
+            mark: Mark::Line,
+        });
+    }
+    let repeated = scenarios(data).iter().any(|s| s.repetitions.is_some());
+    legend_column(&side, repeated.then_some("first repetition"), &entries)?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -347,63 +320,84 @@ fn draw_outcomes<DB: DrawingBackend>(
     title: &str,
 ) -> DrawResult {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let rows: Vec<(String, [f64; 4])> = scenarios(data)
+    let (plot, side) = with_legend_column(root);
+    let rows: Vec<[f64; 4]> = scenarios(data)
         .iter()
         .map(|s| {
             let o = &s.outcomes;
-            (
-                s.label.clone(),
-                [o.won, o.lost_race, o.gave_up, o.timed_out].map(|n| n as f64),
-            )
+            [o.won, o.lost_race, o.gave_up, o.timed_out].map(|n| n as f64)
         })
         .collect();
     let n = rows.len().max(1);
     let max = rows
         .iter()
-        .map(|(_, v)| v.iter().sum::<f64>())
+        .map(|v| v.iter().sum::<f64>())
         .fold(1.0, f64::max);
-    let mut chart = ChartBuilder::on(root)
+    let mut chart = ChartBuilder::on(&plot)
         .caption(title, (FAMILY, 20))
         .margin(12)
-        .x_label_area_size(60)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0f64..n as f64, 0.0f64..max * 1.1)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0.0f64..max * 1.1)
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_label_formatter(&|_| String::new())
-        .x_desc("scenario (labelled above each bar)")
+        .x_labels(n.min(12))
+        .x_label_formatter(&style::whole)
+        .y_label_formatter(&|y| style::si(*y))
+        .x_desc("scenario (numbered in the key)")
         .y_desc("operations")
-        .label_style((FAMILY, 12))
+        .label_style((FAMILY, 13))
         .draw()
         .map_err(|e| e.to_string())?;
-    chart
-        .draw_series(rows.iter().enumerate().map(|(i, (label, v))| {
-            let total: f64 = v.iter().sum();
-            Text::new(
-                label.chars().take(40).collect::<String>(),
-                (i as f64 + 0.15, total + max * 0.02),
-                (FAMILY, 12),
-            )
-        }))
-        .map_err(|e| e.to_string())?;
-    let names = ["won", "lost the race", "gave up", "timed out"];
-    for (k, name) in names.iter().enumerate() {
+    for k in 0..4 {
         let c = color(k);
         chart
-            .draw_series(rows.iter().enumerate().map(|(i, (_, v))| {
+            .draw_series(rows.iter().enumerate().map(|(i, v)| {
                 let below: f64 = v[..k].iter().sum();
                 Rectangle::new(
-                    [(i as f64 + 0.15, below), (i as f64 + 0.85, below + v[k])],
+                    [(i as f64 - 0.35, below), (i as f64 + 0.35, below + v[k])],
                     c.filled(),
                 )
             }))
-            .map_err(|e| e.to_string())?
-            .label(*name)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+            .map_err(|e| e.to_string())?;
     }
-    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    // An unsafe scenario's bar is outlined in red: its "won" counts several winners of one
+    // instance.
+    chart
+        .draw_series(
+            scenarios(data)
+                .iter()
+                .zip(&rows)
+                .enumerate()
+                .filter(|(_, (s, _))| s.safety.violations > 0)
+                .map(|(i, (_, v))| {
+                    Rectangle::new(
+                        [
+                            (i as f64 - 0.38, 0.0),
+                            (i as f64 + 0.38, v.iter().sum::<f64>()),
+                        ],
+                        RED.stroke_width(3),
+                    )
+                }),
+        )
+        .map_err(|e| e.to_string())?;
+    let mut entries: Vec<Entry> = ["won", "lost the race", "gave up", "timed out"]
+        .iter()
+        .enumerate()
+        .map(|(k, name)| Entry {
+            label: (*name).into(),
+            color: color(k),
+            mark: Mark::Box,
+        })
+        .collect();
+    entries.extend(scenarios(data).iter().enumerate().map(|(i, s)| Entry {
+        label: format!("{i}: {}", style::scenario_series(s).0),
+        color: if s.safety.violations > 0 { RED } else { WHITE },
+        mark: Mark::Box,
+    }));
+    legend_column(&side, None, &entries)?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -413,153 +407,56 @@ fn draw_rounds<DB: DrawingBackend>(
     title: &str,
 ) -> DrawResult {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let series: Vec<(String, Vec<(f64, f64)>)> = scenarios(data)
+    let (plot, side) = with_legend_column(root);
+    let series: Vec<Vec<(f64, f64)>> = scenarios(data)
         .iter()
         .map(|s| {
             let rounds = &s.contention.rounds;
             let total = (rounds.iter().map(|(_, ops)| ops).sum::<u64>() as f64).max(1.0);
-            let points = rounds
+            rounds
                 .iter()
                 .map(|&(attempts, ops)| (f64::from(attempts), 100.0 * ops as f64 / total))
-                .collect();
-            (s.label.clone(), points)
+                .collect()
         })
         .collect();
     let max_rounds = series
         .iter()
-        .flat_map(|(_, p)| p.iter().map(|x| x.0))
+        .flat_map(|p| p.iter().map(|x| x.0))
         .fold(2.0, f64::max);
-    let mut chart = ChartBuilder::on(root)
+    // The smallest share sets the bottom, with room for its marker.
+    let min_share = series
+        .iter()
+        .flat_map(|p| p.iter().map(|x| x.1))
+        .filter(|y| *y > 0.0)
+        .fold(100.0, f64::min);
+    let low = 10f64.powf((min_share / 2.0).log10().floor());
+    let mut chart = ChartBuilder::on(&plot)
         .caption(title, (FAMILY, 20))
         .margin(12)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.5f64..max_rounds + 0.5, (0.001f64..100.0).log_scale())
+        .build_cartesian_2d(
+            0.5f64..max_rounds + 0.5,
+            (low..150.0)
+                .log_scale()
+                .with_key_points(style::ticks_125(low, 100.0)),
+        )
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
         .x_desc("attempts an operation took (rounds)")
-        .y_desc("share of operations (%)")
+        .y_desc("share of operations")
+        .x_labels((max_rounds as usize).min(15))
+        .x_label_formatter(&style::whole)
+        .y_label_formatter(&|y| format!("{}%", style::si(*y)))
         .label_style((FAMILY, 13))
         .draw()
         .map_err(|e| e.to_string())?;
-    for (i, (label, points)) in series.iter().enumerate() {
-        labelled_line(&mut chart, i, label.as_str(), points.iter().copied(), 3)?;
+    for (i, (points, s)) in series.iter().zip(scenarios(data)).enumerate() {
+        let (_, unsafe_) = style::scenario_series(s);
+        style::line(&mut chart, i, points.clone(), unsafe_, 3)?;
     }
-    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
-    root.present().map_err(|e| e.to_string())
-}
-
-/// One point of the headline chart: (proposers, retries/op, preemptions/op, p99 ms).
-type SchemePoint = (f64, f64, f64, f64);
-
-/// The headline chart's lines, one per ID scheme.
-fn by_scheme(data: &ChartData) -> Vec<(String, Vec<SchemePoint>)> {
-    let mut lines: Vec<(String, Vec<SchemePoint>)> = Vec::new();
-    for s in scenarios(data) {
-        let scheme = s.setup.id_scheme.clone();
-        let point = (
-            f64::from(s.setup.proposers),
-            s.retries.retries_per_op,
-            s.contention.preemptions_per_op,
-            s.latency_us.op.p99 as f64 / 1e3,
-        );
-        match lines.iter_mut().find(|(name, _)| *name == scheme) {
-            Some((_, points)) => points.push(point),
-            None => lines.push((scheme, vec![point])),
-        }
-    }
-    for (_, points) in &mut lines {
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
-    lines
-}
-
-/// Whether the run compares ID schemes across proposer counts: the headline chart.
-fn has_headline(data: &ChartData) -> bool {
-    let lines = by_scheme(data);
-    lines.len() >= 2 && lines.iter().any(|(_, points)| points.len() >= 2)
-}
-
-fn draw_headline<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    data: &ChartData,
-    title: &str,
-) -> DrawResult {
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let lines = by_scheme(data);
-    let (left, right) = root.split_horizontally(SIZE.0 * 11 / 20);
-    let max_x = lines
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|q| q.0))
-        .fold(1.0, f64::max);
-    let min_x = lines
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|q| q.0))
-        .fold(max_x, f64::min)
-        .max(1.0);
-    let max_per_op = lines
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|q| q.1.max(q.2)))
-        .fold(0.01, f64::max);
-    let max_p99 = lines
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|q| q.3))
-        .fold(0.01, f64::max);
-    let x_range = (min_x * 0.8..max_x * 1.25).log_scale();
-    let mut chart = ChartBuilder::on(&left)
-        .caption(title, (FAMILY, 17))
-        .margin(10)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x_range.clone(), 0.0f64..max_per_op * 1.15)
-        .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("proposers")
-        .y_desc("per operation: retries (solid), preemptions (dashed)")
-        .label_style((FAMILY, 12))
-        .draw()
-        .map_err(|e| e.to_string())?;
-    for (i, (scheme, points)) in lines.iter().enumerate() {
-        let c = color(i);
-        chart
-            .draw_series(
-                LineSeries::new(points.iter().map(|q| (q.0, q.1)), c.stroke_width(2)).point_size(3),
-            )
-            .map_err(|e| e.to_string())?
-            .label(scheme.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart
-            .draw_series(DashedLineSeries::new(
-                points.iter().map(|q| (q.0, q.2)),
-                6,
-                4,
-                c.stroke_width(1),
-            ))
-            .map_err(|e| e.to_string())?;
-    }
-    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-    let mut p99 = ChartBuilder::on(&right)
-        .caption("p99 latency by ID scheme", (FAMILY, 17))
-        .margin(10)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x_range, 0.0f64..max_p99 * 1.15)
-        .map_err(|e| e.to_string())?;
-    p99.configure_mesh()
-        .x_desc("proposers")
-        .y_desc("p99 operation latency (ms)")
-        .label_style((FAMILY, 12))
-        .draw()
-        .map_err(|e| e.to_string())?;
-    for (i, (_, points)) in lines.iter().enumerate() {
-        p99.draw_series(
-            LineSeries::new(points.iter().map(|q| (q.0, q.3)), color(i).stroke_width(2))
-                .point_size(3),
-        )
-        .map_err(|e| e.to_string())?;
-    }
+    legend_column(&side, None, &style::scenario_entries(scenarios(data)))?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -575,46 +472,53 @@ fn draw_key_ranks<DB: DrawingBackend>(
     title: &str,
 ) -> DrawResult {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let lines: Vec<(String, Vec<(f64, f64)>)> = scenarios(data)
+    let (plot, side) = with_legend_column(root);
+    let lines: Vec<Vec<(f64, f64)>> = scenarios(data)
         .iter()
         .map(|s| {
-            let points = s
-                .contention
+            s.contention
                 .by_key_rank
                 .iter()
                 .filter(|(_, ops, _)| *ops > 0)
                 .map(|&(rank, ops, preemptions)| (f64::from(rank), preemptions as f64 / ops as f64))
-                .collect();
-            (s.label.clone(), points)
+                .collect()
         })
-        .filter(|(_, points): &(String, Vec<(f64, f64)>)| !points.is_empty())
         .collect();
     let max_rank = lines
         .iter()
-        .flat_map(|(_, p)| p.iter().map(|q| q.0))
+        .flat_map(|p| p.iter().map(|q| q.0))
         .fold(2.0, f64::max);
     let max_y = lines
         .iter()
-        .flat_map(|(_, p)| p.iter().map(|q| q.1))
+        .flat_map(|p| p.iter().map(|q| q.1))
         .fold(0.01, f64::max);
-    let mut chart = ChartBuilder::on(root)
+    let mut chart = ChartBuilder::on(&plot)
         .caption(title, (FAMILY, 20))
         .margin(12)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .build_cartesian_2d((1.0f64..max_rank * 1.1).log_scale(), 0.0f64..max_y * 1.15)
+        .build_cartesian_2d(
+            (1.0f64..max_rank * 1.1)
+                .log_scale()
+                .with_key_points(style::ticks_125(1.0, max_rank)),
+            0.0f64..max_y * 1.15,
+        )
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
         .x_desc("key rank (1 = hottest key)")
         .y_desc("preemptions per operation on that key")
+        .x_label_formatter(&|x| style::si(*x))
+        .y_label_formatter(&|y| style::si(*y))
         .label_style((FAMILY, 13))
         .draw()
         .map_err(|e| e.to_string())?;
-    for (i, (label, points)) in lines.iter().enumerate() {
-        labelled_line(&mut chart, i, label.as_str(), points.iter().copied(), 2)?;
+    for (i, (points, s)) in lines.iter().zip(scenarios(data)).enumerate() {
+        if !points.is_empty() {
+            style::line(&mut chart, i, points.clone(), s.safety.violations > 0, 2)?;
+        }
     }
-    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    legend_column(&side, None, &style::scenario_entries(scenarios(data)))?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -628,6 +532,7 @@ enum Kind {
     Outcomes,
     Rounds,
     Resources,
+    Spread,
 }
 
 fn draw<DB: DrawingBackend>(
@@ -638,12 +543,13 @@ fn draw<DB: DrawingBackend>(
 ) -> DrawResult {
     match kind {
         Kind::KeyRanks => draw_key_ranks(root, data, title),
-        Kind::Headline => draw_headline(root, data, title),
+        Kind::Headline => id_schemes::draw_headline(root, data, title),
         Kind::Spectrum => draw_spectrum(root, data, title),
         Kind::OverTime => draw_over_time(root, data, title),
         Kind::Outcomes => draw_outcomes(root, data, title),
         Kind::Rounds => draw_rounds(root, data, title),
         Kind::Resources => resources::draw(root, data, title),
+        Kind::Spread => spread::draw_spread(root, data, title),
     }
 }
 
@@ -654,11 +560,18 @@ pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
     fs::create_dir_all(&out).map_err(io(format!("creating {}", out.display())))?;
     let name = data.summary.name.as_str();
     let mut charts = Vec::new();
-    if has_headline(data) {
+    if id_schemes::has_headline(data) {
         charts.push((
             Kind::Headline,
             "id-schemes",
             format!("{name}: retries and preemptions per operation by ID scheme"),
+        ));
+    }
+    if spread::has_spread(data) {
+        charts.push((
+            Kind::Spread,
+            "spread",
+            format!("{name}: decisions per second and p99 over the repetitions"),
         ));
     }
     if has_key_ranks(data) {
@@ -677,7 +590,14 @@ pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
         (
             Kind::OverTime,
             "over-time",
-            format!("{name}: decisions per second and p99 over time (faults in red)"),
+            if scenarios(data)
+                .iter()
+                .any(|s| s.faults.iter().any(|(at, _)| *at >= 0.0))
+            {
+                format!("{name}: decisions per second and p99 over time (faults in red)")
+            } else {
+                format!("{name}: decisions per second and p99 over time")
+            },
         ),
         (
             Kind::Outcomes,
@@ -726,7 +646,16 @@ pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
 pub fn render(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let data = load(dir)?;
     let charts = draw_all(&data, dir)?;
-    let page = crate::report::html::page(&data, &charts);
+    let mut files: Vec<String> = fs::read_dir(dir)
+        .map_err(io(format!("listing {}", dir.display())))?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            (entry.file_type().ok()?.is_file() && name != "report.html").then_some(name)
+        })
+        .collect();
+    files.sort();
+    let page = crate::report::html::page(&data, &charts, &files);
     let page_path = dir.join("report.html");
     fs::write(&page_path, page).map_err(io(format!("writing {}", page_path.display())))?;
     let mut files: Vec<PathBuf> = charts
