@@ -325,6 +325,7 @@ fn compare_with_repetitions_tells_a_change_from_noise() {
     let md = compare::markdown(&comparisons, 0.1);
     assert!(md.contains("**REGRESSION** (p = 0.008)"), "{md}");
     assert!(md.contains("within noise"), "{md}");
+    assert!(md.contains("| 100 ± "), "the spread is shown: {md}");
     // One run a side: the ratio is flagged, and said to be possibly noise.
     let single = part(root.path(), &template, "single", known(80));
     let comparisons = compare::compare(&[single.clone(), base.clone()], 0.1).unwrap();

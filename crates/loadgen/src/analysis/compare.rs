@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use crate::analysis::stats::{self, Verdict};
 use crate::error::Error;
 use crate::report::chart::{self, ChartData};
-use crate::report::fmt_us;
 use crate::report::summary::{ScenarioSummary, Summary};
+use crate::report::table;
 
 /// One figure per repetition (the figure itself for a single run).
 fn samples(s: &ScenarioSummary, pick: fn(&crate::report::summary::Headline) -> f64) -> Vec<f64> {
@@ -34,6 +34,9 @@ pub struct Row {
     pub p99_us: u64,
     /// Retries per operation.
     pub retries_per_op: f64,
+    /// The decisions/s, p50 and p99 cells of the scenario table: `median ± half-width` with
+    /// repetitions, the figure itself otherwise.
+    pub cells: [String; 3],
     /// Decisions per second relative to the first run.
     pub throughput_ratio: f64,
     /// p99 relative to the first run.
@@ -111,6 +114,7 @@ pub fn compare(dirs: &[PathBuf], threshold: f64) -> Result<Vec<ScenarioCompariso
                 p50_us: s.latency_us.op.p50,
                 p99_us,
                 retries_per_op: s.retries.retries_per_op,
+                cells: ["decisions/s", "p50", "p99"].map(|column| table::cell(column, s)),
                 throughput_ratio,
                 p99_ratio,
                 throughput,
@@ -136,13 +140,13 @@ pub fn markdown(comparisons: &[ScenarioComparison], threshold: f64) -> String {
         for row in &c.rows {
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.0} | {:.2} | {} | {} | {:.2} | {:.3} | {:.0} MiB, {:+.1} MiB/min | {:.1} µs | {} |",
+                "| {} | {} | {} | {:.2} | {} | {} | {:.2} | {:.3} | {:.0} MiB, {:+.1} MiB/min | {:.1} µs | {} |",
                 c.label,
                 row.run,
-                row.decisions_per_s,
+                row.cells[0],
                 row.throughput_ratio,
-                fmt_us(row.p50_us),
-                fmt_us(row.p99_us),
+                row.cells[1],
+                row.cells[2],
                 row.p99_ratio,
                 row.retries_per_op,
                 row.generator_peak_rss_mib,

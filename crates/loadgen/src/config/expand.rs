@@ -52,16 +52,23 @@ pub(crate) fn display_value<T: Serialize>(value: &T) -> String {
                         _ => format!("{policy}:{}-{}ms", ms("base_ms"), ms("cap_ms")),
                     };
                 }
-                // CPU pins: `unpinned`, or `generator:0/nodes:1+2`.
+                // CPU pins: `unpinned`, `generator:0`, or `generator:0/nodes:1+2`.
                 if let (Some(generator), Some(nodes)) = (map.get("generator"), map.get("nodes")) {
                     let cpus = |v: &serde_json::Value| {
                         v.as_array()
                             .map(|a| a.iter().map(compact).collect::<Vec<_>>().join("+"))
                             .unwrap_or_default()
                     };
-                    return match (cpus(generator), cpus(nodes)) {
-                        (g, n) if g.is_empty() && n.is_empty() => "unpinned".into(),
-                        (g, n) => format!("generator:{g}/nodes:{n}"),
+                    let parts: Vec<String> =
+                        [("generator", cpus(generator)), ("nodes", cpus(nodes))]
+                            .into_iter()
+                            .filter(|(_, list)| !list.is_empty())
+                            .map(|(who, list)| format!("{who}:{list}"))
+                            .collect();
+                    return if parts.is_empty() {
+                        "unpinned".into()
+                    } else {
+                        parts.join("/")
                     };
                 }
                 // An externally tagged enum (`{zipfian: {theta: 0.99}}`): the tag, then the values.

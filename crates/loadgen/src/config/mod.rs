@@ -184,6 +184,38 @@ mod tests {
     }
 
     #[test]
+    fn repetitions_and_cpu_pins_are_checked_by_field() {
+        for (text, field, line) in [
+            (
+                "name: t\nmeasure:\n  repeat: 0\n",
+                "measure.repeat",
+                "line 3",
+            ),
+            (
+                "name: t\ntarget:\n  cpus: {generator: [9999]}\n",
+                "target.cpus.generator",
+                "",
+            ),
+            (
+                "name: t\ntarget:\n  kind: sim\n  cpus: {nodes: [0]}\n",
+                "target.cpus.nodes",
+                "",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(field) && err.contains(line), "{text}: {err}");
+        }
+        let config =
+            parse("name: t\nmeasure:\n  repeat: 3\ntarget:\n  cpus: [{}, {generator: [0]}]\n")
+                .unwrap();
+        assert_eq!(config.repeat(), 3);
+        let labels: Vec<&str> = config.scenarios.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(labels, ["cpus=unpinned", "cpus=generator:0"]);
+        let config = config.with_repeat(0);
+        assert!(config.unwrap_err().to_string().contains("--repeat 0"));
+    }
+
+    #[test]
     fn defaults_make_one_scenario() {
         let config = parse("name: t\n").unwrap();
         assert_eq!(config.scenarios.len(), 1);

@@ -136,6 +136,15 @@ pub const COLUMNS: &[Column] = &[
     },
 ];
 
+/// The cell of the column named `name` for `s` (empty for a column that does not exist).
+pub fn cell(name: &str, s: &ScenarioSummary) -> String {
+    COLUMNS
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| (c.cell)(s))
+        .unwrap_or_default()
+}
+
 /// The widest label a terminal row shows; longer ones end in `…`.
 const LABEL_WIDTH: usize = 40;
 
