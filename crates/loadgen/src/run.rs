@@ -129,8 +129,9 @@ fn run_into(
     let repeat = config.repeat();
     let count = config.scenarios.len();
     let mut finished: Vec<Vec<Finished>> = vec![Vec::new(); count];
-    let mut timeseries = String::from(TIMESERIES_HEADER);
-    let mut resources = String::from(RESOURCES_HEADER);
+    // Per-second rows go to disk as each run ends: a long run keeps none of them in memory.
+    report.write("timeseries.csv", TIMESERIES_HEADER.as_bytes())?;
+    report.write("resources.csv", RESOURCES_HEADER.as_bytes())?;
     let mut interrupted = false;
     // Interleaved, A B C A B C …: drift on the machine hits every scenario alike.
     'runs: for repetition in 1..=repeat {
@@ -168,8 +169,12 @@ fn run_into(
                     summary.measured_s,
                 )?,
             )?;
-            report::timeseries_rows(&mut timeseries, &summary, repetition, &output);
-            report::resources_rows(&mut resources, &summary, repetition, &output);
+            let mut rows = String::new();
+            report::timeseries_rows(&mut rows, &summary, repetition, &output);
+            report.append("timeseries.csv", rows.as_bytes())?;
+            rows.clear();
+            report::resources_rows(&mut rows, &summary, repetition, &output);
+            report.append("resources.csv", rows.as_bytes())?;
             let histograms = [
                 ("op", &output.ops.latency),
                 ("service", &output.ops.service),
@@ -214,8 +219,6 @@ fn run_into(
         environment,
         scenarios: summaries,
     };
-    report.write("timeseries.csv", timeseries.as_bytes())?;
-    report.write("resources.csv", resources.as_bytes())?;
     report.write("summary.md", report::markdown(&summary).as_bytes())?;
     report.write(
         "summary.json",
@@ -237,14 +240,13 @@ fn pool(
         let (summary, histograms) = runs.remove(0);
         return Ok((summary, histograms.into_iter().collect()));
     }
-    let parts: Vec<&ScenarioSummary> = runs.iter().map(|(s, _)| s).collect();
-    let histograms: Vec<Vec<(String, Histogram<u64>)>> =
-        runs.iter().map(|(_, h)| h.clone()).collect();
+    let (summaries, histograms): (Vec<ScenarioSummary>, Vec<_>) = runs.into_iter().unzip();
+    let parts: Vec<&ScenarioSummary> = summaries.iter().collect();
     let (mut pooled, sums) = merge_scenario(&parts, &histograms, Combine::Sequential)?;
     // The settings as the config wrote them: repetition 1's seed is the config's.
-    pooled.settings = runs[0].0.settings.clone();
+    pooled.settings = summaries[0].settings.clone();
     pooled.repetitions = Some(Repetitions::of(
-        runs.iter().map(|(s, _)| Headline::of(s)).collect(),
+        summaries.iter().map(Headline::of).collect(),
     ));
     Ok((pooled, sums))
 }

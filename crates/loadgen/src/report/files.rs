@@ -81,6 +81,17 @@ impl ReportDir {
         fs::write(&path, contents).map_err(io(format!("writing {}", path.display())))
     }
 
+    /// Appends to one file.
+    pub fn append(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
+        use std::io::Write as _;
+        let path = self.partial.join(name);
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(contents))
+            .map_err(io(format!("appending to {}", path.display())))
+    }
+
     /// Renames the folder to its final name (with `-interrupted` when cut short); returns it.
     pub fn finish(self, interrupted: bool) -> Result<PathBuf, Error> {
         let target = if interrupted {

@@ -50,16 +50,10 @@ pub fn findings(summary: &Summary) -> Vec<String> {
         .filter(|s| s.safety.violations == 0 && s.outcomes.won + s.outcomes.lost_race > 0)
         .collect();
     if ranked.len() > 1 {
-        let retries = |s: &ScenarioSummary| {
-            s.repetitions
-                .as_ref()
-                .map_or(s.retries.retries_per_op, |r| r.retries_per_op.median)
-        };
-        let rate = |s: &ScenarioSummary| {
-            s.repetitions
-                .as_ref()
-                .map_or(s.throughput.decisions_per_s, |r| r.decisions_per_s.median)
-        };
+        let retries =
+            |s: &ScenarioSummary| s.median_or(|r| &r.retries_per_op, s.retries.retries_per_op);
+        let rate =
+            |s: &ScenarioSummary| s.median_or(|r| &r.decisions_per_s, s.throughput.decisions_per_s);
         let mut by_retries = ranked.clone();
         by_retries.sort_by(|a, b| retries(a).total_cmp(&retries(b)));
         out.push(ranking(

@@ -747,6 +747,13 @@ impl ScenarioSummary {
         }
     }
 
+    /// A figure's median over the repetitions, or `single` (the figure itself) without them.
+    pub fn median_or(&self, spread: fn(&Repetitions) -> &Spread, single: f64) -> f64 {
+        self.repetitions
+            .as_ref()
+            .map_or(single, |r| spread(r).median)
+    }
+
     /// Violations that were not expected, the audit's problems included.
     pub fn unexpected_violations(&self) -> u64 {
         if self.safety.expected {
