@@ -2,17 +2,19 @@
 # Starts a local paxbench cluster on 127.0.0.1 and keeps it up until Ctrl-C (or SIGTERM), then stops every
 # node with SIGTERM (each finishes its batch in flight and closes its connections).
 #
-#   scripts/local-cluster.sh [DIR] [NODES] [STORAGE] [FIRST_PORT]
+#   scripts/local-cluster.sh [DIR] [NODES] [STORAGE] [FIRST_PORT] [CLIENTS]
 #
 # DIR (default ./local-cluster) receives certs/, one config and data dir per node, and logs.
 # STORAGE is `durable` (the write-ahead log, the default), `redb` or `memory`. Nodes listen on
-# FIRST_PORT (default 7001) and up. Client certificate files for attaching: DIR/certs/client-0.{pem,key}.
+# FIRST_PORT (default 7001) and up. Client certificates for attaching, one per generator:
+# DIR/certs/client-N.{pem,key} for N below CLIENTS (default 2).
 set -euo pipefail
 
 dir=${1:-local-cluster}
 nodes=${2:-3}
 storage=${3:-durable}
 first_port=${4:-7001}
+clients=${5:-2}
 
 cd "$(dirname "$0")/.."
 cargo build --release -q -p paxbench-node
@@ -20,7 +22,7 @@ bin=target/release/paxbench-node
 
 mkdir -p "$dir"
 if [[ ! -f "$dir/certs/ca.pem" ]]; then
-  "$bin" certs --out "$dir/certs" --nodes "$nodes" --clients 2
+  "$bin" certs --out "$dir/certs" --nodes "$nodes" --clients "$clients"
 fi
 
 pids=()

@@ -95,11 +95,47 @@ pub trait Workload {
     fn stop(&mut self) {}
 }
 
-/// A value no other operation proposes: the proposer and its operation number.
-pub fn unique_value(proposer: ProposerId, op: u64) -> Value {
-    let mut bytes = Vec::with_capacity(12);
-    bytes.extend_from_slice(&proposer.0.to_be_bytes());
-    bytes.extend_from_slice(&op.to_be_bytes());
+/// The first bytes of every value a paxbench workload proposes, so that a value met in a
+/// cluster can be traced to the run, proposer and operation that proposed it.
+pub const VALUE_MAGIC: [u8; 4] = *b"pxb1";
+/// The length of a value's [`ValueTag`]: magic, run, proposer and operation.
+pub const VALUE_TAG_LEN: usize = 20;
+
+/// Who proposed a value: the run (shared by every generator of one run), the proposer (unique
+/// across generators) and its operation number. Read back with [`ValueTag::of`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ValueTag {
+    /// The run's tag: the generators of one run share it; different runs differ.
+    pub run: u32,
+    /// The proposer.
+    pub proposer: ProposerId,
+    /// The proposer's operation number.
+    pub op: u64,
+}
+
+impl ValueTag {
+    /// The tag a value starts with, if it was made by [`unique_value`].
+    pub fn of(value: &[u8]) -> Option<Self> {
+        let header = value.get(..VALUE_TAG_LEN)?;
+        if header[..4] != VALUE_MAGIC {
+            return None;
+        }
+        let run = u32::from_be_bytes(header[4..8].try_into().ok()?);
+        let proposer = ProposerId(u32::from_be_bytes(header[8..12].try_into().ok()?));
+        let op = u64::from_be_bytes(header[12..20].try_into().ok()?);
+        Some(Self { run, proposer, op })
+    }
+}
+
+/// A value no other operation proposes: its [`ValueTag`], padded to `size` bytes (never
+/// shorter than the tag).
+pub fn unique_value(tag: ValueTag, size: usize) -> Value {
+    let mut bytes = Vec::with_capacity(size.max(VALUE_TAG_LEN));
+    bytes.extend_from_slice(&VALUE_MAGIC);
+    bytes.extend_from_slice(&tag.run.to_be_bytes());
+    bytes.extend_from_slice(&tag.proposer.0.to_be_bytes());
+    bytes.extend_from_slice(&tag.op.to_be_bytes());
+    bytes.resize(size.max(VALUE_TAG_LEN), 0x2a);
     Value::from(bytes)
 }
 
@@ -157,7 +193,14 @@ impl Workload for UniformWorkload {
         let slot = self.next_slot.get(&key).copied().unwrap_or(0);
         NextOp::Start(OpSpec {
             instance: Instance::new(key, slot),
-            value: unique_value(ProposerId(proposer.0), op),
+            value: unique_value(
+                ValueTag {
+                    run: 0,
+                    proposer: ProposerId(proposer.0),
+                    op,
+                },
+                VALUE_TAG_LEN,
+            ),
             at,
         })
     }
@@ -193,15 +236,33 @@ mod tests {
         assert_eq!(w.next_op(p, Time(9)), NextOp::Done);
     }
 
+    fn tag(run: u32, proposer: u32, op: u64) -> ValueTag {
+        ValueTag {
+            run,
+            proposer: ProposerId(proposer),
+            op,
+        }
+    }
+
     #[test]
-    fn unique_values_differ_per_proposer_and_op() {
-        assert_ne!(
-            unique_value(ProposerId(1), 2),
-            unique_value(ProposerId(2), 1)
-        );
-        assert_ne!(
-            unique_value(ProposerId(1), 1),
-            unique_value(ProposerId(1), 2)
-        );
+    fn unique_values_differ_per_run_proposer_and_op() {
+        let values =
+            [tag(0, 1, 2), tag(0, 2, 1), tag(0, 1, 1), tag(1, 1, 2)].map(|t| unique_value(t, 64));
+        for (i, a) in values.iter().enumerate() {
+            for b in &values[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn a_value_tells_who_proposed_it() {
+        let t = tag(0xdead_beef, 65_537, 42);
+        let value = unique_value(t, 64);
+        assert_eq!(value.len(), 64);
+        assert_eq!(ValueTag::of(&value), Some(t));
+        assert_eq!(unique_value(t, 3).len(), VALUE_TAG_LEN);
+        assert_eq!(ValueTag::of(b"not a paxbench value at all"), None);
+        assert_eq!(ValueTag::of(&value[..VALUE_TAG_LEN - 1]), None);
     }
 }

@@ -11,7 +11,9 @@ use paxbench_core::acceptor::{Acceptor, AcceptorConfig, Destination, RejectMode}
 use paxbench_core::host::{DRAIN, Observer, ProposerHost, Transmit};
 use paxbench_core::message::Message;
 use paxbench_core::proposer::{ProposerConfig, ProposerEvent};
-use paxbench_core::workload::{NextOp, OpOutcome, OpSpec, Workload, unique_value};
+use paxbench_core::workload::{
+    NextOp, OpOutcome, OpSpec, VALUE_TAG_LEN, ValueTag, Workload, unique_value,
+};
 use paxbench_core::{Instance, NodeId, ProposerId, ProposerIndex, Time};
 
 const MS: Duration = Duration::from_millis(1);
@@ -33,7 +35,14 @@ impl Workload for TimedLoop {
         let key = (self.issued * 7 + u64::from(proposer.0)) % self.keys;
         NextOp::Start(OpSpec {
             instance: Instance::new(key, self.next_slot.get(&key).copied().unwrap_or(0)),
-            value: unique_value(ProposerId(proposer.0), self.issued),
+            value: unique_value(
+                ValueTag {
+                    run: 0,
+                    proposer: ProposerId(proposer.0),
+                    op: self.issued,
+                },
+                VALUE_TAG_LEN,
+            ),
             at: now + Duration::from_micros(u64::from(proposer.0) * 13),
         })
     }

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use paxbench_node::cli::NodeCommand;
 
 use crate::config::{BenchConfig, TargetKind};
-use crate::report::summary::Summary;
+use crate::report::summary::{ScenarioSummary, Summary};
 use crate::run::{RunOptions, run};
 
 /// Exit code when a scenario saw safety violations it did not expect.
@@ -75,6 +75,15 @@ enum Command {
         /// medians and 95% intervals (overrides `measure.repeat`).
         #[arg(long, value_name = "N")]
         repeat: Option<u32>,
+        /// Start the first scenario's warmup at this UTC instant (RFC 3339, e.g.
+        /// 2026-11-30T07:00:00Z), like every generator given the same one (overrides
+        /// `measure.start_at`; attach only).
+        #[arg(long, value_name = "UTC")]
+        start_at: Option<String>,
+        /// Run as client N of the cluster (overrides `target.attach.client`; `{client}` in the
+        /// certificate and key paths becomes N): one config serves every generator.
+        #[arg(long, value_name = "N")]
+        client: Option<u32>,
     },
     /// Draw the charts (SVG and PNG) and report.html of a results folder.
     Chart {
@@ -206,7 +215,21 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Merge { dirs, out } => {
             let merged = crate::analysis::merge::merge(&dirs, &out)?;
             print!("{}", table(&merged));
+            for scenario in &merged.scenarios {
+                if let Some(line) = scenario.shared.as_ref().map(|s| s.merge_line()) {
+                    println!("{}: {line}", scenario.label);
+                }
+            }
             println!("merged: {}", out.display());
+            let unexpected: u64 = merged
+                .scenarios
+                .iter()
+                .map(ScenarioSummary::unexpected_violations)
+                .sum();
+            if unexpected > 0 {
+                eprintln!("SAFETY VIOLATION: {unexpected} across the merged generators");
+                return Ok(ExitCode::from(EXIT_VIOLATIONS));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Reliability { dirs, fuzz_stats } => {
@@ -303,6 +326,8 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             no_charts,
             time_scale,
             repeat,
+            start_at,
+            client,
         } => {
             init_logging();
             let mut config = BenchConfig::load(&config)?;
@@ -314,6 +339,12 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if let Some(repeat) = repeat {
                 config = config.with_repeat(repeat)?;
+            }
+            if let Some(client) = client {
+                config = config.with_client(client)?;
+            }
+            if let Some(stamp) = start_at {
+                config = config.with_start_at(&stamp)?;
             }
             let interrupt = Arc::new(AtomicBool::new(false));
             let flag = interrupt.clone();

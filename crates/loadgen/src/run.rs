@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::analysis::merge::{Combine, merge_scenario};
+use crate::config::shared::SharedPlan;
 use crate::config::{BenchConfig, TargetKind};
 use crate::driver::{real, sim};
 use crate::error::Error;
@@ -82,8 +83,10 @@ pub fn run(
             config.file.name
         ))
     });
+    // A config that cannot run is refused before any folder is made.
+    let plan = SharedPlan::new(config)?;
     let report = ReportDir::create(&dir)?;
-    match run_into(config, options, interrupt, &report, started) {
+    match run_into(config, &plan, options, interrupt, &report, started) {
         Ok((summary, interrupted)) => {
             let dir = report.finish(interrupted)?;
             Ok(RunResult { dir, summary })
@@ -113,6 +116,7 @@ type Finished = (ScenarioSummary, Vec<(String, Histogram<u64>)>);
 
 fn run_into(
     config: &BenchConfig,
+    plan: &SharedPlan,
     options: &RunOptions,
     interrupt: &AtomicBool,
     report: &ReportDir,
@@ -140,7 +144,8 @@ fn run_into(
                 interrupted = true;
                 break 'runs;
             }
-            let scenario = base.repetition(repetition - 1);
+            let mut scenario = base.repetition(repetition - 1);
+            scenario.run = plan.keys((repetition as usize - 1) * count + scenario.index);
             // Before the driver starts its threads, so that they inherit it.
             paxbench_node::affinity::pin_current_thread(&scenario.target.cpus.generator)?;
             let label = if repeat > 1 {

@@ -206,7 +206,7 @@ fn merge_refuses_runs_that_differ() {
     changed["scenarios"][0]["settings"]["target"]["attach"]["nodes"][0]["addr"] =
         json!("10.0.0.9:7001");
     std::fs::write(&path, changed.to_string()).unwrap();
-    let err = merge::merge(&[a.clone(), b], &root.path().join("m2"))
+    let err = merge::merge(&[a.clone(), b.clone()], &root.path().join("m2"))
         .unwrap_err()
         .to_string();
     assert!(
@@ -218,6 +218,29 @@ fn merge_refuses_runs_that_differ() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("only runs attached to one cluster"), "{err}");
+    // Generators that did not run at the same time, by the nodes' clock: the second began
+    // 100 s later by its own clock, which its measured offset does not explain.
+    let mut later: Value = serde_json::from_str(&original).unwrap();
+    let start = later["scenarios"][0]["window_start_unix_s"]
+        .as_f64()
+        .unwrap();
+    later["scenarios"][0]["window_start_unix_s"] = json!(start + 100.0);
+    later["scenarios"][0]["shared"] = json!({"start_late_ms": null, "clock_offsets": [{"node": 1, "offset_ms": -2.0, "bound_ms": 0.1}], "preexisting": 0, "other_generators": 0, "window_spread_ms": null, "cross_check": null});
+    std::fs::write(&path, later.to_string()).unwrap();
+    let err = merge::merge(&[a.clone(), b.clone()], &root.path().join("m4"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("measured windows do not overlap") && err.contains("--start-at"),
+        "{err}"
+    );
+    // The same start once the offset is applied: a node clock 100 s behind this generator's.
+    later["scenarios"][0]["shared"]["clock_offsets"][0]["offset_ms"] = json!(-100_000.0);
+    std::fs::write(&path, later.to_string()).unwrap();
+    let merged = merge::merge(&[a, b], &root.path().join("m5")).unwrap();
+    let shared = merged.scenarios[0].shared.as_ref().unwrap();
+    assert!(shared.window_spread_ms.unwrap() < 1.0, "{shared:?}");
+    assert!(shared.cross_check.is_none(), "no evidence was kept");
     assert!(!root.path().join("m1").exists() && !root.path().join("m2").exists());
 }
 

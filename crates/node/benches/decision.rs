@@ -90,7 +90,7 @@ fn start_cluster(certs: &Path, data: Option<&Path>) -> Vec<SocketAddr> {
             .filter(|(j, _)| *j != i)
             .map(|(j, addr)| PeerAddr {
                 id: j as u32 + 1,
-                addr: *addr,
+                addr: (*addr).into(),
             })
             .collect();
         tx.send(peers).unwrap();

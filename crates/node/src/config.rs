@@ -9,7 +9,7 @@ use std::str::FromStr;
 use clap::Args;
 use paxbench_core::NodeId;
 use paxbench_core::acceptor::RejectMode;
-use paxbench_quic::{FaultSpec, TlsFiles, TransportKind};
+use paxbench_quic::{Address, FaultSpec, TlsFiles, TransportKind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -54,13 +54,13 @@ pub enum LearnerFanout {
 
 /// Another node of the cluster.
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerAddr {
     /// Its node id.
     pub id: u32,
-    /// Its address.
-    pub addr: SocketAddr,
+    /// Its address: `IP:PORT`, or `NAME:PORT`, resolved when dialled and at every redial.
+    pub addr: Address,
 }
 
 impl FromStr for PeerAddr {
@@ -73,9 +73,7 @@ impl FromStr for PeerAddr {
             .ok_or_else(|| format!("`{s}` is not ID=ADDRESS (for example 2=127.0.0.1:7002)"))?;
         Ok(PeerAddr {
             id: id.parse().map_err(|_| format!("`{id}` is not a node id"))?,
-            addr: addr
-                .parse()
-                .map_err(|_| format!("`{addr}` is not a socket address"))?,
+            addr: addr.parse()?,
         })
     }
 }
@@ -103,10 +101,17 @@ pub struct NodeSettings {
     /// This node's id (1, 2, …); it must match the node-N name in its certificate.
     #[arg(long)]
     pub id: Option<u32>,
+    /// Without `id`: take it from the host name's trailing number plus one, as a Kubernetes
+    /// StatefulSet names its pods (`paxbench-node-0` is node 1). `{id}` in the TLS paths
+    /// becomes the id, so one config serves every node.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    #[serde(default)]
+    pub id_from_hostname: Option<bool>,
     /// Address to listen on.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Another node, as ID=ADDRESS; repeat for each. Learner fan-out goes to them.
+    /// Another node, as ID=ADDRESS; repeat for each. Learner fan-out goes to them. The list
+    /// may hold this node too (one list for the whole cluster): its own entry is skipped.
     #[arg(long = "peer", value_name = "ID=ADDR")]
     #[serde(default)]
     pub peers: Vec<PeerAddr>,
@@ -212,6 +217,7 @@ impl NodeSettings {
     pub fn overridden_by(self, overrides: NodeSettings) -> NodeSettings {
         NodeSettings {
             id: overrides.id.or(self.id),
+            id_from_hostname: overrides.id_from_hostname.or(self.id_from_hostname),
             listen: overrides.listen.or(self.listen),
             peers: if overrides.peers.is_empty() {
                 self.peers
@@ -251,10 +257,29 @@ impl NodeSettings {
             origin: origin.into(),
             message,
         };
-        let id = self.id.ok_or_else(|| missing("id", "id"))?;
+        let id = match (self.id, self.id_from_hostname) {
+            (Some(id), _) => id,
+            (None, Some(true)) => {
+                let host = hostname();
+                id_from_hostname(&host).ok_or_else(|| {
+                    invalid(format!(
+                        "field `id_from_hostname`: the host name {host:?} does not end in -N \
+                         (a StatefulSet pod's ordinal); set `id` instead"
+                    ))
+                })?
+            }
+            (None, _) => return Err(missing("id", "id")),
+        };
         if id == 0 {
             return Err(invalid("field `id`: node ids start at 1".into()));
         }
+        let with_id = |path: Option<PathBuf>| {
+            path.map(|p| PathBuf::from(p.to_string_lossy().replace("{id}", &id.to_string())))
+        };
+        let mut tls = self.tls;
+        tls.cert = with_id(tls.cert);
+        tls.key = with_id(tls.key);
+        let peers: Vec<PeerAddr> = self.peers.into_iter().filter(|p| p.id != id).collect();
         let listen = self.listen.ok_or_else(|| missing("listen", "listen"))?;
         let storage = self.storage.unwrap_or_default();
         let transport = self.transport.unwrap_or_default();
@@ -262,10 +287,10 @@ impl NodeSettings {
             return Err(missing("data_dir", "data-dir"));
         }
         let mut seen = vec![id];
-        for peer in &self.peers {
+        for peer in &peers {
             if seen.contains(&peer.id) {
                 return Err(invalid(format!(
-                    "field `peers`: node id {} appears twice (or is this node's own id)",
+                    "field `peers`: node id {} appears twice",
                     peer.id
                 )));
             }
@@ -273,16 +298,16 @@ impl NodeSettings {
         }
         let tls = match transport {
             TransportKind::Quic => Some(TlsFiles {
-                ca: self.tls.ca.ok_or_else(|| missing("tls.ca", "ca"))?,
-                cert: self.tls.cert.ok_or_else(|| missing("tls.cert", "cert"))?,
-                key: self.tls.key.ok_or_else(|| missing("tls.key", "key"))?,
+                ca: tls.ca.ok_or_else(|| missing("tls.ca", "ca"))?,
+                cert: tls.cert.ok_or_else(|| missing("tls.cert", "cert"))?,
+                key: tls.key.ok_or_else(|| missing("tls.key", "key"))?,
             }),
             TransportKind::Tcp => None,
         };
         Ok(NodeConfig {
             id: NodeId(id),
             listen,
-            peers: self.peers,
+            peers,
             data_dir: self.data_dir,
             storage,
             cache_instances: self
@@ -301,9 +326,52 @@ impl NodeSettings {
     }
 }
 
+/// The machine's host name (a pod's name, in Kubernetes).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default()
+}
+
+/// Node `k + 1` for a host named `…-k`.
+fn id_from_hostname(host: &str) -> Option<u32> {
+    let (_, ordinal) = host.rsplit_once('-')?;
+    ordinal.parse::<u32>().ok()?.checked_add(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statefulset_ordinals_are_node_ids_from_one() {
+        assert_eq!(id_from_hostname("paxbench-node-0"), Some(1));
+        assert_eq!(id_from_hostname("paxbench-node-12"), Some(13));
+        assert_eq!(id_from_hostname("laptop"), None);
+        assert_eq!(id_from_hostname("node-x"), None);
+    }
+
+    #[test]
+    fn one_config_serves_every_node() {
+        let settings = parse(
+            "listen: 0.0.0.0:7000\nstorage: memory\npeers:\n  - {id: 1, addr: n-0.n:7000}\n  - {id: 2, addr: n-1.n:7000}\ntls:\n  ca: /c/ca.pem\n  cert: /c/node-{id}.pem\n  key: /c/node-{id}.key\n",
+        )
+        .unwrap();
+        let config = NodeSettings {
+            id: Some(2),
+            ..settings
+        }
+        .resolve("test")
+        .unwrap();
+        assert_eq!(config.peers.len(), 1, "its own entry is skipped");
+        assert_eq!(config.peers[0].addr.to_string(), "n-0.n:7000");
+        let tls = config.tls.unwrap();
+        assert_eq!(tls.cert, PathBuf::from("/c/node-2.pem"));
+        assert_eq!(tls.key, PathBuf::from("/c/node-2.key"));
+    }
 
     fn parse(yaml: &str) -> Result<NodeSettings, String> {
         serde_saphyr::from_str(yaml).map_err(|e| e.to_string())

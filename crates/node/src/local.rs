@@ -122,21 +122,23 @@ impl LocalCluster {
         let certs = dir.path().join("certs");
         paxbench_quic::generate_cluster_certs(&certs, spec.nodes, spec.clients)?;
         let transport = spec.shared.transport.unwrap_or_default();
-        let peers = (1..=spec.nodes)
-            .map(|id| {
-                Ok(PeerAddr {
-                    id,
-                    addr: free_port(transport)?,
-                })
-            })
+        let listen = (1..=spec.nodes)
+            .map(|id| Ok((id, free_port(transport)?)))
             .collect::<Result<Vec<_>, Error>>()?;
+        let peers: Vec<PeerAddr> = listen
+            .iter()
+            .map(|(id, addr)| PeerAddr {
+                id: *id,
+                addr: (*addr).into(),
+            })
+            .collect();
         let mut nodes = Vec::with_capacity(peers.len());
-        for me in &peers {
+        for (me, (_, listen)) in peers.iter().zip(&listen) {
             let files = TlsFiles::in_dir(&certs, PeerName::Node(NodeId(me.id)));
             let settings = NodeSettings {
                 id: Some(me.id),
-                listen: Some(me.addr),
-                peers: peers.iter().filter(|p| p.id != me.id).copied().collect(),
+                listen: Some(*listen),
+                peers: peers.iter().filter(|p| p.id != me.id).cloned().collect(),
                 data_dir: Some(dir.path().join(format!("data-{}", me.id))),
                 tls: TlsSection {
                     ca: Some(files.ca),
@@ -154,7 +156,7 @@ impl LocalCluster {
             std::fs::write(&config, text).map_err(io(format!("writing {}", config.display())))?;
             nodes.push(LocalNode {
                 id: me.id,
-                addr: me.addr,
+                addr: *listen,
                 data_dir: settings.data_dir.unwrap_or_default(),
                 log: dir.path().join(format!("node-{}.log", me.id)),
                 config,

@@ -101,7 +101,7 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     let peers = config
         .peers
         .iter()
-        .map(|peer| endpoint.dial(peer.addr, PeerName::Node(NodeId(peer.id))))
+        .map(|peer| endpoint.dial(peer.addr.clone(), PeerName::Node(NodeId(peer.id))))
         .collect();
     let mut node = Node {
         id: config.id,
@@ -178,6 +178,13 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     node.endpoint.shutdown().await;
     info!(node = %stats.node, "{}", stats_line(&stats));
     Ok(stats)
+}
+
+/// The wall clock in UNIX nanoseconds, for a Pong (0 if the clock is before 1970).
+fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 async fn wait_commit(commit: &mut Option<Commit>) -> Result<Committed, tokio::task::JoinError> {
@@ -259,7 +266,10 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
         };
         match envelope {
             Envelope::Paxos(message) => self.handle_paxos(peer, message, reply),
-            Envelope::Ping { nonce } => reply.send(Envelope::Pong { nonce }),
+            Envelope::Ping { nonce } => reply.send(Envelope::Pong {
+                nonce,
+                unix_ns: unix_now_ns(),
+            }),
             Envelope::Admin { request, command } => {
                 let answer = self.handle_admin(peer, command);
                 reply.send(Envelope::AdminReply {

@@ -109,7 +109,103 @@ pub enum Error {
     Fault(String),
 }
 
+/// A TLS handshake that was refused: retrying cannot help until a certificate or a CA changes,
+/// so the dialler reports it at once instead of waiting out a timeout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The peer refused the certificate we presented (it sent this TLS alert): it is not
+    /// signed by the CA the peer trusts, or has expired.
+    OurCertificate {
+        /// The alert, named.
+        alert: String,
+    },
+    /// The peer's certificate is not signed by the CA we trust.
+    PeerNotTrusted {
+        /// What verification said.
+        detail: String,
+    },
+    /// The peer's certificate is valid but names another member than the one dialled.
+    PeerNameMismatch {
+        /// What verification said.
+        detail: String,
+    },
+}
+
+/// The TLS alert a CRYPTO_ERROR code carries (RFC 9001 §4.8), named.
+fn alert_name(alert: u8) -> String {
+    let name = match alert {
+        40 => "handshake_failure",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        51 => "decrypt_error",
+        116 => "certificate_required",
+        _ => "alert",
+    };
+    format!("{name} ({alert})")
+}
+
+/// The TLS alert of a QUIC CRYPTO_ERROR code, if it is one.
+fn crypto_alert(code: quinn_proto::TransportErrorCode) -> Option<u8> {
+    let code = u64::from(code);
+    (0x100..0x200).contains(&code).then(|| (code - 0x100) as u8)
+}
+
+impl Refusal {
+    /// The refusal a connection error stands for, if it is one.
+    pub fn of_connection(error: &quinn::ConnectionError) -> Option<Self> {
+        match error {
+            quinn::ConnectionError::TransportError(e) => {
+                crypto_alert(e.code)?;
+                Some(if e.reason.contains("not valid for name") {
+                    Refusal::PeerNameMismatch {
+                        detail: e.reason.clone(),
+                    }
+                } else {
+                    Refusal::PeerNotTrusted {
+                        detail: e.reason.clone(),
+                    }
+                })
+            }
+            quinn::ConnectionError::ConnectionClosed(close) => {
+                crypto_alert(close.error_code).map(|alert| Refusal::OurCertificate {
+                    alert: alert_name(alert),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::OurCertificate { alert } => {
+                write!(f, "it refused our client certificate (TLS alert {alert})")
+            }
+            Refusal::PeerNotTrusted { detail } => {
+                write!(f, "its certificate is not signed by our CA ({detail})")
+            }
+            Refusal::PeerNameMismatch { detail } => {
+                write!(f, "its certificate names another member ({detail})")
+            }
+        }
+    }
+}
+
 impl Error {
+    /// The handshake refusal this error stands for, if it is one.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Error::Connection { source, .. } => Refusal::of_connection(source),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             context: context.into(),

@@ -10,7 +10,7 @@ use crate::wire::Envelope;
 /// The wire version this build writes and accepts. Postcard is not self-describing, so any change
 /// to an envelope's layout bumps it: 2 added the disk floor to `NodeStats`, 3 its memory and
 /// checkpoint counters.
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 
 /// Bytes before the payload: the length and the version.
 pub const HEADER_LEN: usize = 5;

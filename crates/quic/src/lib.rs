@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+mod address;
 mod error;
 pub mod fault;
 pub mod frame;
@@ -22,7 +23,8 @@ pub mod tls;
 pub mod transport;
 pub mod wire;
 
-pub use error::Error;
+pub use address::Address;
+pub use error::{Error, Refusal};
 pub use fault::{FaultLayer, FaultSpec, LinkFaults};
 pub use link::{Endpoint, EndpointConfig, Inbound, Link, Replier};
 pub use peer::PeerName;

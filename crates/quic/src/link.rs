@@ -2,15 +2,15 @@
 //! peers (reconnecting after they restart) and serves peers that dial it; every frame that
 //! arrives lands in one inbox as an [`Inbound`] that carries the link to answer on.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::error::Error;
+use crate::address::Address;
+use crate::error::{Error, Refusal};
 use crate::fault::{Fate, FaultLayer};
 use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder, encode_frame};
 use crate::peer::PeerName;
@@ -59,6 +59,7 @@ pub struct Link {
     peer: PeerName,
     queue: mpsc::UnboundedSender<Envelope>,
     shared: Arc<Shared>,
+    refused: Arc<Mutex<Option<Refusal>>>,
 }
 
 impl Link {
@@ -70,6 +71,15 @@ impl Link {
     /// Whether both handles are the same link.
     pub fn same_link(&self, other: &Link) -> bool {
         self.queue.same_channel(&other.queue)
+    }
+
+    /// Why the peer's handshake was refused at the last attempt to dial it, if it was: a wrong
+    /// certificate or CA, which no redial mends. Cleared when a connection succeeds.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether the link's stream is gone (a dialled link never is: it redials).
@@ -222,19 +232,23 @@ impl<T: Transport + std::fmt::Debug> Endpoint<T> {
     }
 
     /// A link to `peer` at `addr`. It connects in the background, and reconnects when the peer
-    /// restarts; frames sent while it is down are dropped and counted.
-    pub fn dial(&self, addr: SocketAddr, peer: PeerName) -> Link {
+    /// restarts; frames sent while it is down are dropped and counted. A DNS name is resolved
+    /// at every attempt.
+    pub fn dial(&self, addr: impl Into<Address>, peer: PeerName) -> Link {
+        let addr = addr.into();
         let (queue, rx) = mpsc::unbounded_channel();
         let link = Link {
             peer,
             queue,
             shared: self.shared.clone(),
+            refused: Arc::default(),
         };
         let transport = self.transport.clone();
         let reply = ReplyHandle::Weak {
             peer,
             queue: link.queue.downgrade(),
             shared: self.shared.clone(),
+            refused: link.refused.clone(),
         };
         match self.carrier {
             Carrier::Framed => {
@@ -263,6 +277,7 @@ where
         peer: stream.peer,
         queue,
         shared: shared.clone(),
+        refused: Arc::default(),
     };
     let (abort_tx, abort_rx) = oneshot::channel();
     // The reader keeps the link alive for as long as the peer keeps its side open.
@@ -295,6 +310,7 @@ enum ReplyHandle {
         peer: PeerName,
         queue: mpsc::WeakUnboundedSender<Envelope>,
         shared: Arc<Shared>,
+        refused: Arc<Mutex<Option<Refusal>>>,
     },
 }
 
@@ -303,6 +319,13 @@ impl ReplyHandle {
         match self {
             ReplyHandle::Strong(link) => link.peer,
             ReplyHandle::Weak { peer, .. } => *peer,
+        }
+    }
+
+    /// Notes the outcome of a dial: a refusal, or `None` once connected.
+    fn note_dial(&self, refusal: Option<Refusal>) {
+        if let ReplyHandle::Weak { refused, .. } = self {
+            *refused.lock().unwrap_or_else(PoisonError::into_inner) = refusal;
         }
     }
 
@@ -320,18 +343,33 @@ impl ReplyHandle {
                 peer,
                 queue,
                 shared,
+                refused,
             } => Some(Link {
                 peer: *peer,
                 queue: queue.upgrade()?,
                 shared: shared.clone(),
+                refused: refused.clone(),
             }),
         }
     }
 }
 
+/// Resolves `addr` and opens a stream to `peer` there.
+async fn open<T: Transport>(
+    transport: &T,
+    addr: &Address,
+    peer: PeerName,
+) -> Result<(T::Reader, T::Writer), Error> {
+    let socket = addr
+        .resolve()
+        .await
+        .map_err(|e| Error::io(format!("resolving {addr}"), e))?;
+    transport.open(socket, peer).await
+}
+
 async fn run_dialled_framed<T: Transport>(
     transport: T,
-    addr: SocketAddr,
+    addr: Address,
     reply: ReplyHandle,
     mut rx: mpsc::UnboundedReceiver<Envelope>,
 ) {
@@ -339,7 +377,7 @@ async fn run_dialled_framed<T: Transport>(
     let shared = reply.shared().clone();
     let mut delay = REDIAL_DELAYS.0;
     loop {
-        match transport.open(addr, peer).await {
+        match open(&transport, &addr, peer).await {
             Ok((reader, writer)) => {
                 delay = REDIAL_DELAYS.0;
                 let (abort_tx, abort_rx) = oneshot::channel();
@@ -356,6 +394,7 @@ async fn run_dialled_framed<T: Transport>(
             }
             Err(e) => {
                 debug!(%peer, %addr, "dial failed: {e}");
+                reply.note_dial(e.refusal());
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(REDIAL_DELAYS.1);
                 loop {
@@ -375,7 +414,7 @@ async fn run_dialled_framed<T: Transport>(
 
 async fn run_dialled_per_request<T: Transport>(
     transport: T,
-    addr: SocketAddr,
+    addr: Address,
     reply: ReplyHandle,
     mut rx: mpsc::UnboundedReceiver<Envelope>,
 ) {
@@ -383,9 +422,10 @@ async fn run_dialled_per_request<T: Transport>(
     while let Some(envelope) = rx.recv().await {
         let transport = transport.clone();
         let reply = reply.clone();
+        let addr = addr.clone();
         tokio::spawn(async move {
             let shared = reply.shared().clone();
-            match transport.open(addr, peer).await {
+            match open(&transport, &addr, peer).await {
                 Ok((reader, mut writer)) => {
                     let mut buf = Vec::new();
                     if let Err(e) = encode_frame(&envelope, &mut buf) {
@@ -409,6 +449,7 @@ async fn run_dialled_per_request<T: Transport>(
                 }
                 Err(e) => {
                     debug!(%peer, %addr, "dial failed: {e}");
+                    reply.note_dial(e.refusal());
                     Counters::add(&shared.counters().dropped, 1);
                 }
             }
@@ -467,6 +508,7 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
     let peer = reply.peer();
     let replier = Replier(Arc::new(reply));
     let mut decoder = FrameDecoder::new(shared.max_frame);
+    let mut heard = false;
     let bad_frame = |e: Error| {
         warn!(%peer, "closing stream after a bad frame: {e}");
         Counters::add(&shared.counters().malformed_frames, 1);
@@ -482,7 +524,15 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                 }
                 return;
             }
-            Ok(n) => Counters::add(&shared.counters().bytes_in, n as u64),
+            Ok(n) => {
+                Counters::add(&shared.counters().bytes_in, n as u64);
+                if !heard {
+                    // A refused client's handshake also completes, until the server's verdict
+                    // closes it: only bytes from the peer clear a refusal.
+                    heard = true;
+                    replier.0.note_dial(None);
+                }
+            }
             Err(e) => {
                 debug!(%peer, "stream read failed: {e}");
                 return;

@@ -11,7 +11,7 @@ use rustls_pki_types::CertificateDer;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::error::Error;
+use crate::error::{Error, Refusal};
 use crate::peer::PeerName;
 use crate::tls::{Identity, peer_name_from_certs};
 use crate::transport::{Counters, IncomingStream, Transport, TransportKind};
@@ -116,6 +116,17 @@ impl QuicTransport {
             && connection.remote_address() == addr
         {
             return Ok(connection.clone());
+        }
+        // With TLS 1.3 a client's handshake completes before the server has judged the
+        // client's certificate; a server that refuses it closes the connection just after.
+        // Report that refusal once, to the dialler, rather than redial into it silently.
+        if let Some(reason) = slot.take().and_then(|c| c.close_reason())
+            && Refusal::of_connection(&reason).is_some()
+        {
+            return Err(Error::Connection {
+                peer,
+                source: reason,
+            });
         }
         let connecting = self
             .inner

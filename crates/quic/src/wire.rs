@@ -38,6 +38,9 @@ pub enum Envelope {
     Pong {
         /// The ping's nonce.
         nonce: u64,
+        /// The answering node's wall clock, in UNIX nanoseconds, read as it answered: with the
+        /// round trip it bounds the offset between the node's clock and the sender's.
+        unix_ns: u64,
     },
     /// An admin command; only cluster clients may change faults.
     Admin {

@@ -39,7 +39,7 @@ fn spawn_echo<T: Transport + std::fmt::Debug>(transport: T) -> Endpoint<T> {
         }) = inbox.recv().await
         {
             if let (Envelope::Ping { nonce }, Some(reply)) = (envelope, reply.link()) {
-                reply.send(Envelope::Pong { nonce });
+                reply.send(Envelope::Pong { nonce, unix_ns: 0 });
             }
         }
     });
@@ -63,7 +63,7 @@ async fn ping_many(
             .unwrap_or_else(|_| panic!("replies arrive: got {} of {count}", nonces.len()))
             .expect("inbox open");
         assert_eq!(inbound.peer, SERVER);
-        if let Envelope::Pong { nonce } = inbound.envelope {
+        if let Envelope::Pong { nonce, .. } = inbound.envelope {
             nonces.push(nonce);
         }
     }

@@ -20,6 +20,7 @@ pub use violation::{ChosenBy, Violation};
 use crate::acceptor::Record;
 use crate::message::Message;
 use crate::types::{Instance, NodeId, ProposalId, ProposerId, Value};
+use crate::workload::ValueTag;
 
 /// IDs issued are remembered in two generations of this many: a collision or reuse is found
 /// when the two IDs were issued fewer than this many IDs apart, and possibly up to twice that.
@@ -51,6 +52,45 @@ pub struct CheckerStats {
     pub revived: u64,
     /// The most instances held in memory at once.
     pub most_retained: u64,
+    /// Decisions for a value an earlier run proposed (the cluster held it before this run;
+    /// see [`Origins`]).
+    pub preexisting: u64,
+    /// Decisions for a value another generator of this run proposed: its validity is checked
+    /// where every generator's proposals meet (the load generator's `merge`).
+    pub other_generators: u64,
+}
+
+/// Whose values this checker can vouch for, when its proposers share a cluster with others: a
+/// value chosen that none of its own proposers proposed is a validity violation only if it is
+/// one of theirs or is no paxbench value at all ([`ValueTag`]). One chosen by another run is
+/// pre-existing; one chosen by another generator of the same run is checked across generators.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origins {
+    /// This run's tag.
+    pub run: u32,
+    /// This generator's proposers.
+    pub proposers: std::ops::Range<u32>,
+}
+
+/// Where a chosen value that this checker never saw proposed came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stranger {
+    /// From another run: the cluster held it before this run.
+    EarlierRun,
+    /// From another generator of this run.
+    OtherGenerator,
+    /// From nowhere this checker can explain.
+    Unexplained,
+}
+
+impl Origins {
+    fn classify(&self, value: &Value) -> Stranger {
+        match ValueTag::of(value) {
+            Some(tag) if tag.run != self.run => Stranger::EarlierRun,
+            Some(tag) if !self.proposers.contains(&tag.proposer.0) => Stranger::OtherGenerator,
+            _ => Stranger::Unexplained,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +139,7 @@ pub struct Checker {
     spare: Vec<InstanceFacts>,
     store: Box<dyn RetiredStore>,
     issued: IdWindow,
+    origins: Option<Origins>,
     violations: Vec<Violation>,
     stats: CheckerStats,
 }
@@ -131,9 +172,16 @@ impl Checker {
             spare: Vec::new(),
             store,
             issued: IdWindow::default(),
+            origins: None,
             violations: Vec::new(),
             stats: CheckerStats::default(),
         }
+    }
+
+    /// Shares the cluster with other runs and generators: see [`Origins`]. Without it, every
+    /// chosen value must have been proposed to this checker.
+    pub fn set_origins(&mut self, origins: Origins) {
+        self.origins = Some(origins);
     }
 
     /// The live facts of `instance`, brought back from the store if it was retired.
@@ -336,8 +384,11 @@ impl Checker {
         self.stats.events += 1;
         let mut found = Vec::new();
         let mut decided = false;
+        let stranger = self.origins.as_ref().map(|o| o.classify(value));
         let facts = self.facts(instance);
-        if !facts.proposed.contains(value) {
+        let proposed = facts.proposed.contains(value);
+        let first = facts.chosen.is_none();
+        if !proposed && matches!(stranger, None | Some(Stranger::Unexplained)) {
             found.push(Violation::Validity {
                 instance,
                 value: value.clone(),
@@ -359,6 +410,13 @@ impl Checker {
             }
         }
         self.stats.decided += u64::from(decided);
+        if first && !proposed {
+            match stranger {
+                Some(Stranger::EarlierRun) => self.stats.preexisting += 1,
+                Some(Stranger::OtherGenerator) => self.stats.other_generators += 1,
+                _ => {}
+            }
+        }
         self.violations.extend(found);
         self.settle(instance);
     }
@@ -502,6 +560,47 @@ mod tests {
             "{text}"
         );
         assert!(c.has_protocol_violation());
+    }
+
+    #[test]
+    fn values_of_other_runs_and_generators_are_no_validity_violation() {
+        use crate::workload::unique_value;
+        let value = |run, proposer| {
+            unique_value(
+                ValueTag {
+                    run,
+                    proposer: ProposerId(proposer),
+                    op: 1,
+                },
+                32,
+            )
+        };
+        let by = ChosenBy::Learner(NodeId(1));
+        let mut c = Checker::new();
+        c.set_origins(Origins {
+            run: 7,
+            proposers: 100..200,
+        });
+        let earlier = value(6, 150);
+        let other_generator = value(7, 250);
+        let mine_unproposed = value(7, 150);
+        c.on_chosen(Instance::new(1, 0), &earlier, by);
+        c.on_chosen(Instance::new(1, 0), &earlier, by);
+        c.on_chosen(Instance::new(2, 0), &other_generator, by);
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+        assert_eq!((c.stats().preexisting, c.stats().other_generators), (1, 1));
+        // A value this generator says it proposed but did not, or no paxbench value at all.
+        c.on_chosen(Instance::new(3, 0), &mine_unproposed, by);
+        c.on_chosen(Instance::new(4, 0), &v("garbage"), by);
+        // A pre-existing value still must agree with what else is learned there.
+        c.on_chosen(Instance::new(1, 0), &other_generator, by);
+        let kinds: Vec<_> = c.violations().iter().map(Violation::kind).collect();
+        assert_eq!(kinds, ["validity", "validity", "agreement"]);
+
+        // Without origins, every stranger is a validity violation, as before.
+        let mut plain = Checker::new();
+        plain.on_chosen(Instance::new(1, 0), &earlier, by);
+        assert_eq!(plain.violations().len(), 1);
     }
 
     #[test]

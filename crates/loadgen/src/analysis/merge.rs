@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use serde_json::Value;
 
+use crate::analysis::cross_check::cross_check;
 use crate::config::{Scenario, TargetKind, display_value};
 use crate::error::Error;
 use crate::measure::resources::{ProcessResources, ResourceSummary};
@@ -19,7 +20,7 @@ use crate::measure::{Percentiles, interval_histogram, latency_histogram};
 use crate::report;
 use crate::report::summary::{
     AuditSummary, Contention, Counts, Ids, Latencies, Messages, Outcomes, RecoverySummary,
-    Reliability, Retries, Safety, ScenarioSummary, Setup, Summary, Throughput,
+    Reliability, Retries, Safety, ScenarioSummary, Setup, SharedCluster, Summary, Throughput,
 };
 
 fn read(path: &Path) -> Result<String, Error> {
@@ -36,6 +37,8 @@ fn comparable_settings(settings: &Scenario) -> Value {
     if let Some(object) = settings.as_object_mut() {
         object.remove("seed");
         object.remove("index");
+        // Generators that were not synchronized each wrote keys of their own namespace.
+        object.remove("run");
         if let Some(attach) = object
             .get_mut("target")
             .and_then(|target| target.get_mut("attach"))
@@ -226,6 +229,7 @@ pub fn merge_scenario(
         resources: _,
         drift: _,
         repetitions: _,
+        shared: _,
         counts: _,
     } = (*first).clone();
     let outcomes = Outcomes {
@@ -436,9 +440,29 @@ pub fn merge_scenario(
         drift: None,
         // The caller that pools repetitions sets their spread.
         repetitions: None,
+        shared: merge_shared(parts),
         counts,
     };
     Ok((merged, sums))
+}
+
+/// The parts' shared-cluster figures: counts add up, the latest start stands for all, and the
+/// first part's clock offsets stand for the cluster's (each part keeps its own). `merge` adds
+/// the window spread and the cross-generator check.
+fn merge_shared(parts: &[&ScenarioSummary]) -> Option<SharedCluster> {
+    let shared: Vec<&SharedCluster> = parts.iter().filter_map(|p| p.shared.as_ref()).collect();
+    let first = shared.first()?;
+    Some(SharedCluster {
+        start_late_ms: shared
+            .iter()
+            .filter_map(|s| s.start_late_ms)
+            .reduce(f64::max),
+        clock_offsets: first.clock_offsets.clone(),
+        preexisting: shared.iter().map(|s| s.preexisting).sum(),
+        other_generators: shared.iter().map(|s| s.other_generators).sum(),
+        window_spread_ms: None,
+        cross_check: None,
+    })
 }
 
 /// Every repetition's recoveries, and their audits added up.
@@ -503,6 +527,69 @@ fn read_hlog(path: &Path) -> Result<Vec<Histogram<u64>>, Error> {
     Ok(seconds)
 }
 
+/// Where each generator's measured window lay, on the nodes' clock: its own start plus the
+/// offset it measured to the nodes (their mean), and its length.
+fn window_on_nodes(part: &ScenarioSummary) -> (f64, f64) {
+    let offsets = part
+        .shared
+        .as_ref()
+        .map(|s| s.clock_offsets.as_slice())
+        .unwrap_or_default();
+    let offset_s = if offsets.is_empty() {
+        0.0
+    } else {
+        offsets.iter().map(|c| c.offset_ms).sum::<f64>() / offsets.len() as f64 / 1e3
+    };
+    let start = part.window_start_unix_s + offset_s;
+    (start, start + part.measured_s)
+}
+
+/// Refuses generators whose measured windows do not overlap (they did not drive the cluster
+/// together), warns when they overlap by less than half of the shortest, and returns how far
+/// apart the windows began, in ms.
+fn check_windows(dirs: &[PathBuf], parts: &[&ScenarioSummary]) -> Result<f64, Error> {
+    let windows: Vec<(f64, f64)> = parts.iter().map(|p| window_on_nodes(p)).collect();
+    let latest_start = windows.iter().map(|w| w.0).fold(f64::MIN, f64::max);
+    let earliest_start = windows.iter().map(|w| w.0).fold(f64::MAX, f64::min);
+    let earliest_end = windows.iter().map(|w| w.1).fold(f64::MAX, f64::min);
+    let shortest = windows.iter().map(|w| w.1 - w.0).fold(f64::MAX, f64::min);
+    let label = &parts[0].label;
+    let listing = || {
+        dirs.iter()
+            .zip(&windows)
+            .map(|(d, (start, end))| {
+                format!(
+                    "{}: {} + {:.3} s",
+                    d.display(),
+                    report::utc_stamp(
+                        std::time::UNIX_EPOCH + Duration::from_secs_f64(*start),
+                        false
+                    ),
+                    end - start
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if latest_start >= earliest_end {
+        return Err(Error::Scenario(format!(
+            "scenario {label}: the generators' measured windows do not overlap ({}); merge adds \
+             up generators that drove the cluster at the same time: start them together with \
+             `--start-at`",
+            listing()
+        )));
+    }
+    if earliest_end - latest_start < shortest / 2.0 {
+        tracing::warn!(
+            "scenario {label}: the generators' measured windows overlap by {:.3} s only ({}); \
+             the merged rates count time when not every generator was running",
+            earliest_end - latest_start,
+            listing()
+        );
+    }
+    Ok((latest_start - earliest_start) * 1e3)
+}
+
 /// Merges the runs in `dirs` into a new results folder `out`; returns the merged summary.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, Error> {
     let runs = dirs
@@ -531,7 +618,38 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, Error> {
             .iter()
             .map(|d| report::read_histograms(&read(&d.join(format!("{stem}.histograms")))?))
             .collect::<Result<Vec<_>, _>>()?;
-        let (scenario, sums) = merge_scenario(&parts, &histograms, Combine::Concurrent)?;
+        let (mut scenario, sums) = merge_scenario(&parts, &histograms, Combine::Concurrent)?;
+        let spread_ms = check_windows(dirs, &parts)?;
+        let evidence_everywhere = dirs
+            .iter()
+            .all(|d| d.join(format!("{stem}.evidence")).exists());
+        let cross = if evidence_everywhere {
+            Some(cross_check(dirs, &stem, first.settings.run.tag)?)
+        } else {
+            tracing::warn!(
+                "scenario {}: not every generator kept its evidence (`measure.evidence: true`), \
+                 so agreement across generators was not checked",
+                first.label
+            );
+            None
+        };
+        if let Some(check) = &cross {
+            scenario.safety.violations += check.violations;
+            if check.violations > 0 {
+                scenario
+                    .safety
+                    .by_kind
+                    .push(("across-generators".into(), check.violations));
+                scenario
+                    .safety
+                    .examples
+                    .extend(check.examples.iter().cloned());
+            }
+        }
+        if let Some(shared) = &mut scenario.shared {
+            shared.window_spread_ms = Some(spread_ms);
+            shared.cross_check = cross;
+        }
         let op = sums.get("op").cloned().unwrap_or_else(latency_histogram);
         folder.write(&format!("{stem}.hgrm"), report::hgrm(&op).as_bytes())?;
         let named: Vec<(&str, &Histogram<u64>)> =

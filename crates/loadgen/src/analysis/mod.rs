@@ -3,6 +3,7 @@
 //! repetitions ([`stats`]).
 
 pub mod compare;
+pub mod cross_check;
 pub mod merge;
 pub mod reliability;
 pub mod stats;

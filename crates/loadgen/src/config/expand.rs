@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::faults::expand_faults;
 use super::file::BenchFile;
 use super::scenario::{
-    MeasureSettings, ProposerSettings, Scenario, TargetSettings, WorkloadSettings,
+    MeasureSettings, ProposerSettings, RunKeys, Scenario, TargetSettings, WorkloadSettings,
 };
 use super::sweep::Sweep;
 
@@ -155,7 +155,9 @@ impl BenchFile {
                 pings: self.measure.pings,
                 evidence: self.measure.evidence,
                 repeat: self.measure.repeat,
+                start_at: self.measure.start_at.clone(),
             },
+            run: RunKeys::default(),
         };
         Scenario {
             label: if cell.swept.is_empty() {

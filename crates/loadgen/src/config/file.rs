@@ -163,14 +163,47 @@ pub struct AttachSpec {
     pub nodes: Vec<PeerAddr>,
     /// The cluster CA (QUIC).
     pub ca: Option<PathBuf>,
-    /// This generator's client certificate (QUIC).
+    /// This generator's client certificate (QUIC); `{client}` in it becomes `client`.
     pub cert: Option<PathBuf>,
-    /// Its key (QUIC).
+    /// Its key (QUIC); `{client}` in it becomes `client`.
     pub key: Option<PathBuf>,
     /// The client number in the certificate (`client-N`); it also keeps proposer ids of several
     /// generators apart.
     #[serde(default)]
     pub client: u32,
+    /// Which keys the run writes on a cluster that may already hold decisions.
+    #[serde(default)]
+    pub keys: KeyReuse,
+}
+
+impl AttachSpec {
+    /// A certificate or key path with `{client}` replaced by the client number, so that one
+    /// config serves every generator (`--client N`).
+    pub fn client_file(&self, path: &std::path::Path) -> PathBuf {
+        PathBuf::from(
+            path.to_string_lossy()
+                .replace("{client}", &self.client.to_string()),
+        )
+    }
+}
+
+/// Which keys an attached run writes.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyReuse {
+    /// Every generator's run (and every scenario and repetition of it) writes keys of a
+    /// namespace of its own, so its instances are fresh whatever the cluster decided before,
+    /// and generators running together never meet on an instance.
+    #[default]
+    Fresh,
+    /// Like `fresh`, but the generators that share a `measure.start_at` share the namespace:
+    /// they contend on the same instances, and learn each other's decisions only by losing.
+    Shared,
+    /// Write the configured keys themselves, from slot 0: instances earlier runs decided are
+    /// learned again (reported as pre-existing), which measures recovery of old instances.
+    Reuse,
 }
 
 /// The simulated network and disk.
@@ -481,7 +514,17 @@ pub struct MeasureSpec {
     /// Run every scenario this many times, each on a fresh cluster, interleaved (A B C A B C
     /// …); the summary gives each headline figure's median and 95% interval over them.
     pub repeat: u32,
+    /// `attach` only: when the first scenario's warmup starts, as RFC 3339 UTC
+    /// (`2026-11-30T07:00:00Z`), so that several generators start together. Run `k` (in run
+    /// order, repetitions included) starts at `start_at + k × slot`, where the slot is the
+    /// longest warmup plus duration plus [`SYNC_GAP`]. Generators that share it share their
+    /// key namespace too. `--start-at` overrides it.
+    pub start_at: Option<String>,
 }
+
+/// Between two synchronized runs: time to drain the last operations, stop, and connect and
+/// ping for the next one.
+pub const SYNC_GAP: Duration = Duration::from_secs(10);
 
 impl Default for MeasureSpec {
     fn default() -> Self {
@@ -490,6 +533,7 @@ impl Default for MeasureSpec {
             pings: 200,
             evidence: false,
             repeat: 1,
+            start_at: None,
         }
     }
 }

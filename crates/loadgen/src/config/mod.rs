@@ -14,6 +14,7 @@ pub mod faults;
 pub mod file;
 mod locate;
 pub mod scenario;
+pub mod shared;
 pub mod sweep;
 mod validate;
 
@@ -22,7 +23,7 @@ pub use faults::*;
 pub use file::*;
 pub use locate::locate;
 pub use scenario::*;
-pub use validate::{MAX_NODES, MAX_PROPOSERS, MAX_REPEAT, MAX_TIME, MAX_VALUE_SIZE};
+pub use validate::{MAX_KEYS, MAX_NODES, MAX_PROPOSERS, MAX_REPEAT, MAX_TIME, MAX_VALUE_SIZE};
 
 /// The most scenarios one config may sweep: beyond this a run would not end in a day.
 pub const MAX_SCENARIOS: u128 = 10_000;
@@ -100,6 +101,24 @@ impl BenchConfig {
     pub fn with_repeat(mut self, repeat: u32) -> Result<Self, Error> {
         self.file.measure.repeat = repeat;
         self.rebuild(&format!("with --repeat {repeat}"))
+    }
+
+    /// The same config run as client `client` of an attached cluster (`--client`).
+    pub fn with_client(mut self, client: u32) -> Result<Self, Error> {
+        let Some(attach) = self.file.target.attach.as_mut() else {
+            return Err(Error::Config {
+                path: self.path,
+                message: "--client needs a `target.attach` section".into(),
+            });
+        };
+        attach.client = client;
+        self.rebuild(&format!("with --client {client}"))
+    }
+
+    /// The same config with its runs synchronized to start at `stamp` (`--start-at`).
+    pub fn with_start_at(mut self, stamp: &str) -> Result<Self, Error> {
+        self.file.measure.start_at = Some(stamp.to_string());
+        self.rebuild(&format!("with --start-at {stamp}"))
     }
 
     /// Repetitions of every scenario.

@@ -40,6 +40,39 @@ pub struct Scenario {
     pub expect_violations: bool,
     /// Measurement settings.
     pub measure: MeasureSettings,
+    /// Where this run's instances live and how its values are tagged; set per run by the
+    /// runner, not by the config.
+    #[serde(default)]
+    pub run: RunKeys,
+}
+
+/// What keeps runs on a shared cluster apart. Instance keys are `namespace << 32 | key`;
+/// values start with the run's `tag` ([`paxbench_core::workload::ValueTag`]), so that a value
+/// chosen by an earlier run is recognised as pre-existing rather than as a validity violation.
+/// Spawned and simulated clusters are fresh, and use zeros.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct RunKeys {
+    /// The run's tag; generators that share `measure.start_at` share it.
+    pub tag: u32,
+    /// The key namespace (0 with `keys: reuse`).
+    pub namespace: u32,
+    /// When this run's warmup is to start, in UNIX nanoseconds (`measure.start_at`).
+    pub start_unix_ns: Option<u64>,
+}
+
+impl RunKeys {
+    /// The instance key of configured key `key`.
+    pub fn key(&self, key: u64) -> u64 {
+        (u64::from(self.namespace) << 32) | key
+    }
+
+    /// The configured key of an instance key.
+    pub fn local_key(key: u64) -> u64 {
+        key & 0xffff_ffff
+    }
 }
 
 /// The cluster a scenario runs against.
@@ -134,15 +167,27 @@ pub struct MeasureSettings {
     pub evidence: bool,
     /// Repetitions of every scenario.
     pub repeat: u32,
+    /// When the first run starts (`measure.start_at`, RFC 3339 UTC).
+    pub start_at: Option<String>,
 }
 
 impl Scenario {
     /// Repetition `k` (from 0) of this scenario: the same settings under a seed of its own, so
-    /// that repetitions on the simulator differ; repetition 0 keeps the config's seed.
+    /// that repetitions on the simulator differ; repetition 0 of client 0 keeps the config's
+    /// seed, and other clients of an attached run fork theirs.
     pub fn repetition(&self, k: u32) -> Scenario {
         let mut scenario = self.clone();
         if k > 0 {
             scenario.seed = paxbench_core::rng::DetRng::fork(self.seed, u64::from(k)).next_u64();
+        }
+        // Generators of one attached run draw keys and jitter of their own: with one seed
+        // they would pick the same keys in the same order and race in lock-step.
+        if let Some(client) = self.target.attach.as_ref().map(|a| a.client)
+            && client > 0
+        {
+            scenario.seed =
+                paxbench_core::rng::DetRng::fork(scenario.seed, (1 << 32) | u64::from(client))
+                    .next_u64();
         }
         scenario
     }

@@ -18,6 +18,10 @@ pub const MAX_NODES: u32 = 1_000;
 /// The most proposers one generator runs.
 pub const MAX_PROPOSERS: u32 = 1_000_000;
 
+/// The most keys a workload may have: instance keys keep the upper 32 bits for the run's key
+/// namespace, and races use the keys above this.
+pub const MAX_KEYS: u64 = 1 << 31;
+
 /// The most repetitions of a scenario.
 pub const MAX_REPEAT: u32 = 1_000;
 
@@ -92,8 +96,38 @@ impl Scenario {
                 format!("at most {MAX_VALUE_SIZE} bytes (a value travels in one frame)"),
             );
         }
-        if self.workload.keys == 0 {
-            return fail("workload.keys", "at least one key".into());
+        if self.workload.keys == 0 || self.workload.keys > MAX_KEYS {
+            return fail(
+                "workload.keys",
+                format!("between 1 and {MAX_KEYS} keys (2^31)"),
+            );
+        }
+        if let Some(start_at) = &self.measure.start_at {
+            if crate::report::files::parse_utc(start_at).is_none() {
+                return fail(
+                    "measure.start_at",
+                    format!(
+                        "{start_at:?} is not an RFC 3339 UTC time such as 2026-11-30T07:00:00Z \
+                         (`date -u -d '+2 min' +%FT%TZ` prints one)"
+                    ),
+                );
+            }
+            if self.target.kind != TargetKind::Attach {
+                return fail(
+                    "measure.start_at",
+                    "synchronized starts are for generators attached to one cluster \
+                     (`target.kind: attach`)"
+                        .into(),
+                );
+            }
+            if self.workload.duration.is_none() {
+                return fail(
+                    "measure.start_at",
+                    "synchronized runs need `workload.duration_s`: every generator's run \
+                     must end on time for the next one to start together"
+                        .into(),
+                );
+            }
         }
         match self.workload.distribution {
             KeyDistribution::Zipfian { theta } if !(theta > 0.0 && theta.is_finite()) => {

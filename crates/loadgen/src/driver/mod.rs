@@ -60,6 +60,23 @@ pub struct RunOutput {
     pub unfinished: u64,
     /// Memory and CPU of the generator and the spawned nodes, and the machine's noise.
     pub resources: ResourceSummary,
+    /// Each node's clock against this generator's, from the fastest ping (real targets).
+    pub clock_offsets: Vec<ClockOffset>,
+    /// How long after its scheduled instant (`measure.start_at`) the warmup began.
+    pub start_late: Option<Duration>,
+}
+
+/// One node's wall clock against the generator's, estimated as NTP does from the ping with the
+/// shortest round trip: the node read its clock somewhere within that round trip, so the
+/// estimate is within half of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ClockOffset {
+    /// The node.
+    pub node: u32,
+    /// Node clock minus generator clock, in nanoseconds.
+    pub offset_ns: i64,
+    /// Half the round trip of the ping it came from: the estimate's error bound.
+    pub bound_ns: u64,
 }
 
 /// Violation examples kept in the report.
@@ -109,6 +126,8 @@ impl RunOutput {
             interrupted,
             unfinished,
             resources,
+            clock_offsets: Vec::new(),
+            start_late: None,
         }
     }
 }

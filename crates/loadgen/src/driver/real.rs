@@ -8,26 +8,28 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use paxbench_core::checker::Origins;
 use paxbench_core::host::{ProposerHost, Transmit};
 use paxbench_core::rng::Stream;
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings};
 use paxbench_quic::{
-    AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec, Identity,
-    Inbound, Link, NodeStats, PeerName, QuicTransport, TcpTransport, TlsFiles, Transport,
-    TransportKind,
+    Address, AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec,
+    Identity, Inbound, Link, NodeStats, PeerName, QuicTransport, Refusal, TcpTransport, TlsFiles,
+    Transport, TransportKind,
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::fault_plan::{FaultPlan, Planned};
-use super::{RunOutput, evidence_checker, finish_evidence, proposer_configs};
+use super::{ClockOffset, RunOutput, evidence_checker, finish_evidence, proposer_configs};
 use crate::config::{Scenario, TargetKind};
 use crate::driver::topology::Cuts;
 use crate::driver::workload::Generator;
 use crate::error::Error;
 use crate::measure::resources::ResourceSampler;
 use crate::measure::{Percentiles, ProtocolMetrics, latency_histogram, record_ns};
+use crate::report;
 
 /// How long nodes may take to answer their first ping.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -36,7 +38,7 @@ pub const PROPOSER_IDS_PER_CLIENT: u32 = 65_536;
 
 /// The nodes a scenario runs against.
 pub struct TargetCluster {
-    nodes: Vec<(u32, SocketAddr)>,
+    nodes: Vec<(u32, Address)>,
     client_tls: Option<TlsFiles>,
     client: u32,
     spawned: Option<LocalCluster>,
@@ -68,7 +70,11 @@ impl TargetCluster {
             log_filter: std::env::var("PAXBENCH_NODE_LOG").unwrap_or_else(|_| "info".into()),
         })?;
         Ok(Self {
-            nodes: local.nodes().iter().map(|n| (n.id, n.addr)).collect(),
+            nodes: local
+                .nodes()
+                .iter()
+                .map(|n| (n.id, n.addr.into()))
+                .collect(),
             client_tls: Some(local.client_tls(0)),
             client: 0,
             spawned: Some(local),
@@ -89,8 +95,8 @@ impl TargetCluster {
         ) {
             (TransportKind::Quic, Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
                 ca: ca.clone(),
-                cert: cert.clone(),
-                key: key.clone(),
+                cert: attach.client_file(cert),
+                key: attach.client_file(key),
             }),
             (TransportKind::Quic, ..) => {
                 return Err(Error::Scenario("QUIC attach needs ca, cert and key".into()));
@@ -98,7 +104,11 @@ impl TargetCluster {
             (TransportKind::Tcp, ..) => None,
         };
         Ok(Self {
-            nodes: attach.nodes.iter().map(|n| (n.id, n.addr)).collect(),
+            nodes: attach
+                .nodes
+                .iter()
+                .map(|n| (n.id, n.addr.clone()))
+                .collect(),
             client_tls,
             client: attach.client,
             spawned: None,
@@ -183,11 +193,19 @@ pub fn run(
             source: e,
         })?;
     let me = PeerName::Client(cluster.client);
-    let localhost: SocketAddr = match cluster.nodes.first() {
-        Some((_, addr)) if addr.is_ipv6() => {
+    // Every name must resolve now; links resolve again at each redial.
+    let mut first = None;
+    for (id, addr) in &cluster.nodes {
+        let resolved = runtime.block_on(addr.resolve()).map_err(|e| {
+            Error::Scenario(format!("node {id}: cannot resolve its address {addr}: {e}"))
+        })?;
+        first.get_or_insert(resolved);
+    }
+    let localhost: SocketAddr = match first {
+        Some(addr) if addr.is_ipv6() => {
             "[::]:0".parse().unwrap_or(SocketAddr::from(([0u8; 16], 0)))
         }
-        Some((_, addr)) if !addr.ip().is_loopback() => SocketAddr::from(([0, 0, 0, 0], 0)),
+        Some(addr) if !addr.ip().is_loopback() => SocketAddr::from(([0, 0, 0, 0], 0)),
         _ => SocketAddr::from(([127, 0, 0, 1], 0)),
     };
     let (audited, keep_evidence) = evidence_policy(scenario);
@@ -290,16 +308,28 @@ async fn drive<T: Transport + std::fmt::Debug>(
     let links: Vec<Link> = cluster
         .nodes
         .iter()
-        .map(|(id, addr)| endpoint.dial(*addr, PeerName::Node(NodeId(*id))))
+        .map(|(id, addr)| endpoint.dial(addr.clone(), PeerName::Node(NodeId(*id))))
         .collect();
     let node_ids: Vec<u32> = cluster.nodes.iter().map(|(id, _)| *id).collect();
 
-    // Every node must answer before anything is measured.
+    // Every node must answer before anything is measured; a refused handshake fails at once.
     for (i, id) in node_ids.iter().enumerate() {
-        if ping(&links[i], &mut inbox, 1, READY_TIMEOUT)
-            .await
-            .is_none()
-        {
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        let mut answered = false;
+        while !answered && tokio::time::Instant::now() < deadline {
+            answered = ping(&links[i], &mut inbox, 1, Duration::from_millis(300))
+                .await
+                .is_some();
+            if let Some(refusal) = links[i].refusal() {
+                return Err(Error::Scenario(refused_message(
+                    *id,
+                    &cluster.nodes[i].1.to_string(),
+                    &refusal,
+                    cluster.client_tls.as_ref(),
+                )));
+            }
+        }
+        if !answered {
             let log = cluster.node_log(*id);
             return Err(Error::Scenario(format!(
                 "node {id} at {} did not answer within {READY_TIMEOUT:?}{}",
@@ -313,17 +343,33 @@ async fn drive<T: Transport + std::fmt::Debug>(
         }
     }
     let mut floor = Vec::new();
+    let mut clock_offsets = Vec::new();
     for (i, id) in node_ids.iter().enumerate() {
         let mut histogram = latency_histogram();
-        for _ in 0..scenario.measure.pings {
-            if let Some(rtt) = ping(&links[i], &mut inbox, 1, Duration::from_secs(2)).await {
-                record_ns(&mut histogram, rtt.as_nanos() as u64);
+        let mut best: Option<Pong> = None;
+        for _ in 0..scenario.measure.pings.max(1) {
+            if let Some(pong) = ping(&links[i], &mut inbox, 1, Duration::from_secs(2)).await {
+                record_ns(&mut histogram, pong.rtt.as_nanos() as u64);
+                if best.is_none_or(|b| pong.rtt < b.rtt) {
+                    best = Some(pong);
+                }
             }
         }
         floor.push((*id, Percentiles::of(&histogram)));
+        if let Some(best) = best {
+            clock_offsets.push(ClockOffset {
+                node: *id,
+                offset_ns: best.offset_ns,
+                bound_ns: best.rtt.as_nanos() as u64 / 2,
+            });
+        }
     }
     let mut next_request = 1;
     let stats_before = node_stats(&links, &mut inbox, &mut next_request).await;
+    let start_late = match scenario.run.start_unix_ns {
+        Some(at) => Some(wait_until_unix(at).await?),
+        None => None,
+    };
 
     let acceptors = links.len();
     let epoch_ns = SystemTime::now()
@@ -331,13 +377,20 @@ async fn drive<T: Transport + std::fmt::Debug>(
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     let first_id = ProposerId(cluster.client * PROPOSER_IDS_PER_CLIENT);
-    let generator = Generator::new(scenario);
+    let generator = Generator::new(scenario, first_id);
     let warmup_end = generator.warmup_end();
     let configs = proposer_configs(scenario, acceptors, epoch_ns);
     let mut host = ProposerHost::new(configs, first_id, scenario.seed, generator)
         .map_err(|e| Error::Scenario(e.to_string()))?;
     *host.checker_mut() = evidence_checker(evidence, keep_evidence)?;
     let count = scenario.workload.proposers as usize;
+    if scenario.target.kind == TargetKind::Attach {
+        // The cluster may hold other runs' decisions, and other generators may share its keys.
+        host.checker_mut().set_origins(Origins {
+            run: scenario.run.tag,
+            proposers: first_id.0..first_id.0 + count as u32,
+        });
+    }
     let mut driver = Driver {
         scenario,
         started: Instant::now(),
@@ -386,7 +439,66 @@ async fn drive<T: Transport + std::fmt::Debug>(
         (m + s.paxos_out, b + s.transport.bytes_out)
     });
     output.floor = floor;
+    output.clock_offsets = clock_offsets;
+    output.start_late = start_late;
     Ok(output)
+}
+
+/// What to tell the user when node `id` at `addr` refused the handshake or was refused: what
+/// was refused, why, and which file to fix.
+fn refused_message(id: u32, addr: &str, refusal: &Refusal, tls: Option<&TlsFiles>) -> String {
+    let file = |pick: fn(&TlsFiles) -> &Path| {
+        tls.map_or_else(|| "?".into(), |t| pick(t).display().to_string())
+    };
+    match refusal {
+        Refusal::OurCertificate { alert } => format!(
+            "node {id} at {addr} refused this generator's client certificate {} (TLS alert \
+             {alert}). It must be signed by the cluster CA (the one in the nodes' `tls.ca`): point \
+             `target.attach.cert` and `key` at a client certificate made with the cluster's \
+             certificates (`paxbench-node certs`)",
+            file(|t| &t.cert)
+        ),
+        Refusal::PeerNotTrusted { .. } => format!(
+            "node {id} at {addr}: {refusal}. Its certificate was not signed by the CA in {}: \
+             point `target.attach.ca` at the cluster's ca.pem",
+            file(|t| &t.ca)
+        ),
+        Refusal::PeerNameMismatch { .. } => format!(
+            "the node at {addr} is not node {id}: {refusal}. Fix node {id}'s address in \
+             `target.attach.nodes`"
+        ),
+    }
+}
+
+/// The UNIX time now, in nanoseconds.
+fn unix_now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Waits until the wall clock reads `at` (UNIX nanoseconds); returns how late it woke. A start
+/// already past is an error: the generators it was meant to start with have started.
+async fn wait_until_unix(at: u64) -> Result<Duration, Error> {
+    let now = unix_now_ns();
+    if now > at {
+        let stamp = report::utc_stamp(UNIX_EPOCH + Duration::from_nanos(at), false);
+        return Err(Error::Scenario(format!(
+            "the synchronized start ({stamp}, from `measure.start_at` or `--start-at`) passed {:.3} s \
+             before this generator was ready: give every generator time to start, connect and \
+             ping (choose a start a minute or more ahead)",
+            (now - at) as f64 / 1e9
+        )));
+    }
+    // tokio's timer has millisecond resolution: it sleeps to within a few milliseconds, and a
+    // short blocking sleep (about 60 µs accurate here) does the rest.
+    let coarse = Duration::from_nanos(at - now).saturating_sub(Duration::from_millis(3));
+    tokio::time::sleep(coarse).await;
+    let now = unix_now_ns();
+    if at > now {
+        std::thread::sleep(Duration::from_nanos(at - now));
+    }
+    Ok(Duration::from_nanos(unix_now_ns().saturating_sub(at)))
 }
 
 fn stats_delta(after: &NodeStats, before: Option<&NodeStats>) -> NodeStats {
@@ -406,25 +518,39 @@ fn stats_delta(after: &NodeStats, before: Option<&NodeStats>) -> NodeStats {
     delta
 }
 
-/// One ping's round trip, or `None` after `timeout`.
+/// A ping's answer.
+#[derive(Clone, Copy, Debug)]
+struct Pong {
+    /// The round trip.
+    rtt: Duration,
+    /// The node's clock minus ours, had the node read it halfway through the round trip.
+    offset_ns: i64,
+}
+
+/// One ping's round trip and the node's clock, or `None` after `timeout`.
 async fn ping(
     link: &Link,
     inbox: &mut mpsc::Receiver<Inbound>,
     nonce: u64,
     timeout: Duration,
-) -> Option<Duration> {
+) -> Option<Pong> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut sent = Instant::now();
+    let mut sent_unix_ns = unix_now_ns();
     link.send(Envelope::Ping { nonce });
     let mut resend = tokio::time::Instant::now() + Duration::from_millis(200);
     loop {
         tokio::select! {
             inbound = inbox.recv() => {
-                if let Some(Inbound { envelope: Envelope::Pong { nonce: n }, peer, .. }) = inbound
+                if let Some(Inbound { envelope: Envelope::Pong { nonce: n, unix_ns }, peer, .. }) = inbound
                     && n == nonce
                     && peer == link.peer()
                 {
-                    return Some(sent.elapsed());
+                    let rtt = sent.elapsed();
+                    let midpoint = i128::from(sent_unix_ns) + (rtt.as_nanos() / 2) as i128;
+                    let offset_ns = (i128::from(unix_ns) - midpoint)
+                        .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+                    return Some(Pong { rtt, offset_ns });
                 }
             }
             () = tokio::time::sleep_until(resend) => {
@@ -433,6 +559,7 @@ async fn ping(
                 }
                 // A node that is still starting drops early pings; ask again.
                 sent = Instant::now();
+                sent_unix_ns = unix_now_ns();
                 link.send(Envelope::Ping { nonce });
                 resend = tokio::time::Instant::now() + Duration::from_millis(200);
             }

@@ -119,7 +119,8 @@ pub fn run(
     config.proposers = proposer_configs(scenario, nodes, SIM_EPOCH_NS);
     // The host's drain deadline ends a timed run; this bounds one counted in operations.
     config.until = Time::ZERO + SIM_LIMIT;
-    let generator = Generator::new(scenario);
+    // The simulator's host numbers its proposers from 0.
+    let generator = Generator::new(scenario, paxbench_core::ProposerId(0));
     let warmup_end = generator.warmup_end();
     let mut sim = Sim::new(config, generator).map_err(|e| Error::Scenario(e.to_string()))?;
     // Acceptors and learners report on instances long after their operations ended, so the

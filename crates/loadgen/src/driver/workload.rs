@@ -6,15 +6,15 @@
 use std::time::Duration;
 
 use paxbench_core::rng::{DetRng, Stream};
-use paxbench_core::workload::{NextOp, OpOutcome, OpSpec, Workload};
-use paxbench_core::{Instance, ProposerIndex, Time, Value};
+use paxbench_core::workload::{NextOp, OpOutcome, OpSpec, ValueTag, Workload, unique_value};
+use paxbench_core::{Instance, ProposerId, ProposerIndex, Time, Value};
 use rustc_hash::FxHashMap;
 
-use crate::config::{Arrival, KeyDistribution, LoopMode, Scenario};
+use crate::config::{Arrival, KeyDistribution, LoopMode, RunKeys, Scenario};
 use crate::measure::OpMetrics;
 
-/// Keys used by races start here, far above any configured key range.
-const RACE_KEY_BASE: u64 = 1 << 48;
+/// Keys used by races start here, above any configured key range.
+const RACE_KEY_BASE: u64 = crate::config::MAX_KEYS;
 
 /// Draws keys from a distribution.
 #[derive(Clone, Debug)]
@@ -163,6 +163,8 @@ pub struct Generator {
     sampler: KeySampler,
     rng: DetRng,
     value_size: usize,
+    run: RunKeys,
+    first_proposer: ProposerId,
     warmup_end: Time,
     end: Option<Time>,
     measured_ops_limit: Option<u64>,
@@ -180,8 +182,9 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// The workload of `scenario`, with proposers `0..proposers`.
-    pub fn new(scenario: &Scenario) -> Self {
+    /// The workload of `scenario`, with proposers `0..proposers`, whose ids start at
+    /// `first_proposer`.
+    pub fn new(scenario: &Scenario, first_proposer: ProposerId) -> Self {
         let proposers = scenario.workload.proposers as usize;
         let warmup_end = Time(scenario.workload.warmup.as_nanos() as u64);
         let groups = if scenario.workload.mode == LoopMode::Race {
@@ -198,6 +201,8 @@ impl Generator {
             sampler: KeySampler::new(scenario.workload.distribution, scenario.workload.keys),
             rng: Stream::Workload.rng(scenario.seed),
             value_size: scenario.workload.value_size as usize,
+            run: scenario.run,
+            first_proposer,
             warmup_end,
             end: scenario
                 .workload
@@ -241,11 +246,12 @@ impl Generator {
     }
 
     fn value(&self, proposer: ProposerIndex, op: u64) -> Value {
-        let mut bytes = Vec::with_capacity(self.value_size.max(12));
-        bytes.extend_from_slice(&proposer.0.to_be_bytes());
-        bytes.extend_from_slice(&op.to_be_bytes());
-        bytes.resize(self.value_size.max(12), 0x2a);
-        Value::from(bytes)
+        let tag = ValueTag {
+            run: self.run.tag,
+            proposer: ProposerId(self.first_proposer.0 + proposer.0),
+            op,
+        };
+        unique_value(tag, self.value_size)
     }
 
     fn issue(
@@ -288,7 +294,7 @@ impl Generator {
     fn next_instance(&mut self) -> Instance {
         let key = self.sampler.sample(&mut self.rng);
         let slot = self.next_slot.get(key);
-        Instance::new(key, slot)
+        Instance::new(self.run.key(key), slot)
     }
 }
 
@@ -329,7 +335,8 @@ impl Workload for Generator {
                 if self.issuing_done(now) {
                     return NextOp::Done;
                 }
-                let instance = Instance::new(RACE_KEY_BASE + group_index as u64, round);
+                let key = self.run.key(RACE_KEY_BASE + group_index as u64);
+                let instance = Instance::new(key, round);
                 self.issue(proposer, instance, now, now)
             }
         }
@@ -356,7 +363,8 @@ impl Workload for Generator {
             state.active -= 1;
             state.decided |= decided;
             if state.decided {
-                self.next_slot.raise(instance.key, instance.slot + 1);
+                self.next_slot
+                    .raise(RunKeys::local_key(instance.key), instance.slot + 1);
             }
             if state.active == 0 {
                 self.instances.remove(&instance);

@@ -51,6 +51,54 @@ pub fn utc_stamp(time: SystemTime, for_path: bool) -> String {
     }
 }
 
+/// The UNIX time of an RFC 3339 UTC stamp, `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (what
+/// [`utc_stamp`] writes and `date -u +%FT%TZ` prints); `None` if it is not one.
+pub fn parse_utc(stamp: &str) -> Option<SystemTime> {
+    let stamp = stamp.trim();
+    let body = stamp
+        .strip_suffix('Z')
+        .or_else(|| stamp.strip_suffix("+00:00"))?;
+    let (date, time) = body.split_once(['T', 't', ' '])?;
+    let mut date_parts = date.splitn(3, '-');
+    let number = |s: Option<&str>, digits: usize| -> Option<i64> {
+        let s = s?;
+        (s.len() == digits && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+    };
+    let year = number(date_parts.next(), 4)?;
+    let month = number(date_parts.next(), 2)?;
+    let day = number(date_parts.next(), 2)?;
+    let (whole, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut time_parts = whole.splitn(3, ':');
+    let hour = number(time_parts.next(), 2)?;
+    let minute = number(time_parts.next(), 2)?;
+    let second = number(time_parts.next(), 2)?;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=days_in_month).contains(&day) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) || fraction.len() > 9 {
+        return None;
+    }
+    let nanos: u32 = format!("{fraction:0<9}").parse().ok()?;
+    // Days-from-civil (Howard Hinnant's algorithm), the inverse of `utc_stamp`'s.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+}
+
 impl ReportDir {
     /// Starts `dir` (written as `dir.partial` until [`ReportDir::finish`]).
     pub fn create(dir: &Path) -> Result<Self, Error> {
@@ -480,6 +528,29 @@ pub fn resources_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_stamps_parse_back() {
+        for secs in [0u64, 951_782_400, 1_764_460_800, 4_107_542_399] {
+            let time = UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            assert_eq!(parse_utc(&utc_stamp(time, false)), Some(time), "{secs}");
+        }
+        assert_eq!(
+            parse_utc("2026-11-30T07:00:00.25Z"),
+            Some(UNIX_EPOCH + std::time::Duration::from_millis(1_796_022_000_250))
+        );
+        for bad in [
+            "2026-11-30T07:00:00",
+            "2026-11-31T07:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-1-30T07:00:00Z",
+            "2026-11-30T24:00:00Z",
+            "2026-11-30T07:00:00+02:00",
+            "tomorrow",
+        ] {
+            assert_eq!(parse_utc(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn utc_stamps_are_calendar_dates() {

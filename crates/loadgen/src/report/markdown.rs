@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::analysis::stats::Spread;
-use crate::report::summary::{Repetitions, ScenarioSummary, Summary};
+use crate::report::summary::{Repetitions, ScenarioSummary, SharedCluster, Summary};
 
 /// Microseconds for people: `480 µs`, `12.5 ms`.
 pub fn fmt_us(us: u64) -> String {
@@ -363,9 +363,74 @@ pub fn details(s: &ScenarioSummary) -> Vec<(String, String)> {
                 .join("; "),
         ));
     }
+    if let Some(shared) = &s.shared {
+        rows.extend(shared_rows(s, shared));
+    }
     if let Some(r) = &s.repetitions {
         rows.extend(repetition_rows(r));
     }
+    rows
+}
+
+/// An attached run's place on a shared cluster: its keys, start, clocks, and what it met that
+/// others proposed.
+fn shared_rows(s: &ScenarioSummary, shared: &SharedCluster) -> Vec<(String, String)> {
+    let run = &s.settings.run;
+    let keys = if run.namespace == 0 {
+        "the configured keys (`keys: reuse`)".to_string()
+    } else {
+        format!("namespace {:08x}", run.namespace)
+    };
+    let mut rows = vec![(
+        "shared cluster: run tag, keys".to_string(),
+        format!("{:08x}, {keys}", run.tag),
+    )];
+    if let (Some(at), Some(late)) = (run.start_unix_ns, shared.start_late_ms) {
+        rows.push((
+            "synchronized start (`start_at`)".into(),
+            format!(
+                "{}, warmup began {late:.3} ms after it",
+                crate::report::utc_stamp(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(at),
+                    false
+                )
+            ),
+        ));
+    }
+    if !shared.clock_offsets.is_empty() {
+        rows.push((
+            "node clocks against this generator's (± half the fastest ping)".into(),
+            shared
+                .clock_offsets
+                .iter()
+                .map(|c| format!("n{} {:+.3} ± {:.3} ms", c.node, c.offset_ms, c.bound_ms))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+    }
+    rows.push((
+        "decisions for values of earlier runs (pre-existing), of other generators".into(),
+        format!("{}, {}", shared.preexisting, shared.other_generators),
+    ));
+    if let Some(spread) = shared.window_spread_ms {
+        rows.push((
+            "generators' measured windows began apart (on the nodes' clock)".into(),
+            format!("{spread:.3} ms"),
+        ));
+    }
+    rows.push((
+        "agreement and validity across generators".into(),
+        match &shared.cross_check {
+            Some(c) => format!(
+                "{} violations over {} instances of {} generators ({} touched by several, {} pre-existing)",
+                c.violations, c.instances, c.generators, c.shared_instances, c.preexisting
+            ),
+            None if shared.window_spread_ms.is_some() => {
+                "not checked: a generator kept no evidence (`measure.evidence: true`)".into()
+            }
+            None => "checked by `paxbench merge` across the generators' evidence".into(),
+        },
+    ));
     rows
 }
 

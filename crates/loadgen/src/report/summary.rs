@@ -15,7 +15,9 @@ use crate::measure::drift::Drift;
 use crate::measure::resources::ResourceSummary;
 
 /// The version of this schema; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
+/// The oldest schema this build still reads: version 4 only added fields, with defaults.
+pub const OLDEST_READABLE_SCHEMA: u32 = 3;
 
 /// A whole run.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -122,8 +124,85 @@ pub struct ScenarioSummary {
     /// summed, rates over the summed measured time.
     #[serde(default)]
     pub repetitions: Option<Repetitions>,
+    /// Attached runs: this run's place on a cluster it shares with other runs and generators.
+    #[serde(default)]
+    pub shared: Option<SharedCluster>,
     /// The raw counts behind the ratios, so that runs can be merged exactly.
     pub counts: Counts,
+}
+
+/// An attached run on a cluster that other runs and generators may share (the run's tag and
+/// key namespace are in `settings.run`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SharedCluster {
+    /// How long after its scheduled instant (`measure.start_at`) the warmup began, in ms.
+    pub start_late_ms: Option<f64>,
+    /// Each node's clock against this generator's.
+    pub clock_offsets: Vec<ClockOffsetSummary>,
+    /// Decisions whose value an earlier run proposed: the cluster held them before this run
+    /// (`keys: reuse`, or a namespace that collided). Not a violation.
+    pub preexisting: u64,
+    /// Decisions whose value another generator of this run proposed; `merge` checks them
+    /// across the generators' evidence.
+    pub other_generators: u64,
+    /// Set by `merge`: how far apart the generators' measured windows began, in ms, each
+    /// start read on the nodes' clock (its own plus its measured offset).
+    pub window_spread_ms: Option<f64>,
+    /// Set by `merge`: the check across every generator's evidence.
+    pub cross_check: Option<CrossCheck>,
+}
+
+impl SharedCluster {
+    /// One line on how the merged generators lined up and what the cross check found.
+    pub fn merge_line(&self) -> String {
+        let spread = self.window_spread_ms.map_or_else(String::new, |ms| {
+            format!("windows began {ms:.1} ms apart; ")
+        });
+        let check = match &self.cross_check {
+            Some(c) => format!(
+                "cross-generator check: {} instances ({} shared by several generators), {} \
+                 pre-existing, {} violations",
+                c.instances, c.shared_instances, c.preexisting, c.violations
+            ),
+            None => "cross-generator check not run: a generator kept no evidence \
+                     (`measure.evidence: true`)"
+                .into(),
+        };
+        format!("{spread}{check}")
+    }
+}
+
+/// A node's clock against the generator's, from the fastest ping.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClockOffsetSummary {
+    /// The node.
+    pub node: u32,
+    /// Node clock minus generator clock, in ms.
+    pub offset_ms: f64,
+    /// The estimate is within this many ms (half the ping's round trip).
+    pub bound_ms: f64,
+}
+
+/// `merge`'s safety check across generators: every instance any generator touched, with every
+/// generator's proposals and decisions for it, read from their evidence files in instance
+/// order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrossCheck {
+    /// Generators whose evidence was read.
+    pub generators: u32,
+    /// Instances checked.
+    pub instances: u64,
+    /// Instances more than one generator touched.
+    pub shared_instances: u64,
+    /// Decisions for values no generator of the run proposed, from earlier runs.
+    pub preexisting: u64,
+    /// Agreement and validity violations across generators.
+    pub violations: u64,
+    /// The first few, written out.
+    pub examples: Vec<String>,
 }
 
 /// The spread of a scenario's headline figures over its repetitions.
@@ -704,6 +783,22 @@ impl ScenarioSummary {
             },
             drift: Drift::of(&output.ops.seconds),
             repetitions: None,
+            shared: (scenario.target.kind == TargetKind::Attach).then(|| SharedCluster {
+                start_late_ms: output.start_late.map(|d| d.as_secs_f64() * 1e3),
+                clock_offsets: output
+                    .clock_offsets
+                    .iter()
+                    .map(|c| ClockOffsetSummary {
+                        node: c.node,
+                        offset_ms: c.offset_ns as f64 / 1e6,
+                        bound_ms: c.bound_ns as f64 / 1e6,
+                    })
+                    .collect(),
+                preexisting: output.checker.preexisting,
+                other_generators: output.checker.other_generators,
+                window_spread_ms: None,
+                cross_check: None,
+            }),
             counts: Counts {
                 ops_finished: finished,
                 attempts: protocol.attempts,
@@ -787,7 +882,7 @@ impl Summary {
         }
         let version: Version = serde_json::from_str(&text)
             .map_err(|e| fail(format!("not a paxbench summary: {e}")))?;
-        if version.schema_version != SCHEMA_VERSION {
+        if !(OLDEST_READABLE_SCHEMA..=SCHEMA_VERSION).contains(&version.schema_version) {
             return Err(fail(format!(
                 "summary schema {}, this paxbench reads schema {SCHEMA_VERSION}: run it again \
                  with this version",

@@ -265,7 +265,7 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
             while let Some(inbound) =
                 self.recv(wait_until.saturating_duration_since(Instant::now()))
             {
-                if inbound.envelope == (Envelope::Pong { nonce }) {
+                if matches!(inbound.envelope, Envelope::Pong { nonce: n, .. } if n == nonce) {
                     return true;
                 }
             }

@@ -1,0 +1,23 @@
+//! What the process-level tests of `paxbench` share: the binary, the repository, and a
+//! finished process's output as one text for assertion messages.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// The `paxbench` binary under test.
+pub const PAXBENCH: &str = env!("CARGO_BIN_EXE_paxbench");
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Standard output then standard error.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
