@@ -381,6 +381,8 @@ fn shared_rows(s: &ScenarioSummary, shared: &SharedCluster) -> Vec<(String, Stri
     } else {
         format!("namespace {:08x}", run.namespace)
     };
+    // A merged report speaks of several generators.
+    let merged = shared.window_spread_ms.is_some();
     let mut rows = vec![(
         "shared cluster: run tag, keys".to_string(),
         format!("{:08x}, {keys}", run.tag),
@@ -389,17 +391,26 @@ fn shared_rows(s: &ScenarioSummary, shared: &SharedCluster) -> Vec<(String, Stri
         rows.push((
             "synchronized start (`start_at`)".into(),
             format!(
-                "{}, warmup began {late:.3} ms after it",
+                "{}, {} began {late:.3} ms after it",
                 crate::report::utc_stamp(
                     std::time::UNIX_EPOCH + std::time::Duration::from_nanos(at),
                     false
-                )
+                ),
+                if merged {
+                    "the latest generator's warmup"
+                } else {
+                    "warmup"
+                }
             ),
         ));
     }
     if !shared.clock_offsets.is_empty() {
         rows.push((
-            "node clocks against this generator's (± half the fastest ping)".into(),
+            if merged {
+                "node clocks against the first generator's (± half the fastest ping)".into()
+            } else {
+                "node clocks against this generator's (± half the fastest ping)".into()
+            },
             shared
                 .clock_offsets
                 .iter()
@@ -425,7 +436,7 @@ fn shared_rows(s: &ScenarioSummary, shared: &SharedCluster) -> Vec<(String, Stri
                 "{} violations over {} instances of {} generators ({} touched by several, {} pre-existing)",
                 c.violations, c.instances, c.generators, c.shared_instances, c.preexisting
             ),
-            None if shared.window_spread_ms.is_some() => {
+            None if merged => {
                 "not checked: a generator kept no evidence (`measure.evidence: true`)".into()
             }
             None => "checked by `paxbench merge` across the generators' evidence".into(),
