@@ -3,19 +3,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PAXBENCH: &str = env!("CARGO_BIN_EXE_paxbench");
+mod common;
+
+use common::{PAXBENCH, paxbench};
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn paxbench(args: &[&str]) -> Output {
-    Command::new(PAXBENCH).args(args).output().unwrap()
 }
 
 fn only_results_dir(results: &Path) -> PathBuf {

@@ -180,13 +180,6 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     Ok(stats)
 }
 
-/// The wall clock in UNIX nanoseconds, for a Pong (0 if the clock is before 1970).
-fn unix_now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 async fn wait_commit(commit: &mut Option<Commit>) -> Result<Committed, tokio::task::JoinError> {
     match commit.as_mut() {
         Some(handle) => handle.await,
@@ -268,7 +261,7 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             Envelope::Paxos(message) => self.handle_paxos(peer, message, reply),
             Envelope::Ping { nonce } => reply.send(Envelope::Pong {
                 nonce,
-                unix_ns: unix_now_ns(),
+                unix_ns: paxbench_quic::wire::unix_now_ns(),
             }),
             Envelope::Admin { request, command } => {
                 let answer = self.handle_admin(peer, command);

@@ -46,14 +46,6 @@ impl Address {
             }
         }
     }
-
-    /// The socket address, if it is one (not a name).
-    pub fn socket(&self) -> Option<SocketAddr> {
-        match self {
-            Address::Socket(addr) => Some(*addr),
-            Address::Name { .. } => None,
-        }
-    }
 }
 
 impl From<SocketAddr> for Address {

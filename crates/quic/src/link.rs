@@ -2,6 +2,8 @@
 //! peers (reconnecting after they restart) and serves peers that dial it; every frame that
 //! arrives lands in one inbox as an [`Inbound`] that carries the link to answer on.
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -419,13 +421,31 @@ async fn run_dialled_per_request<T: Transport>(
     mut rx: mpsc::UnboundedReceiver<Envelope>,
 ) {
     let peer = reply.peer();
+    // Resolved once, and again only after an open failed: a lookup per message would be part
+    // of what this carrier measures.
+    let mut resolved: Option<SocketAddr> = None;
+    let stale = Arc::new(AtomicBool::new(false));
     while let Some(envelope) = rx.recv().await {
+        if stale.swap(false, Ordering::Relaxed) {
+            resolved = None;
+        }
+        let socket = match resolved {
+            Some(socket) => socket,
+            None => match addr.resolve().await {
+                Ok(socket) => *resolved.insert(socket),
+                Err(e) => {
+                    debug!(%peer, %addr, "cannot resolve: {e}");
+                    Counters::add(&reply.shared().counters().dropped, 1);
+                    continue;
+                }
+            },
+        };
         let transport = transport.clone();
         let reply = reply.clone();
-        let addr = addr.clone();
+        let stale = stale.clone();
         tokio::spawn(async move {
             let shared = reply.shared().clone();
-            match open(&transport, &addr, peer).await {
+            match transport.open(socket, peer).await {
                 Ok((reader, mut writer)) => {
                     let mut buf = Vec::new();
                     if let Err(e) = encode_frame(&envelope, &mut buf) {
@@ -448,8 +468,9 @@ async fn run_dialled_per_request<T: Transport>(
                     }
                 }
                 Err(e) => {
-                    debug!(%peer, %addr, "dial failed: {e}");
+                    debug!(%peer, %socket, "dial failed: {e}");
                     reply.note_dial(e.refusal());
+                    stale.store(true, Ordering::Relaxed);
                     Counters::add(&shared.counters().dropped, 1);
                 }
             }

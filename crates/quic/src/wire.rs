@@ -183,3 +183,10 @@ pub struct TransportCounters {
     /// Frames dropped by the fault layer or because a link was down.
     pub dropped: u64,
 }
+
+/// The wall clock in UNIX nanoseconds, as a [`Envelope::Pong`] carries it (0 before 1970).
+pub fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

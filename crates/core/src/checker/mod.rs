@@ -384,10 +384,17 @@ impl Checker {
         self.stats.events += 1;
         let mut found = Vec::new();
         let mut decided = false;
-        let stranger = self.origins.as_ref().map(|o| o.classify(value));
+        // Sixteen bytes, no allocation: it frees `self` for the facts' mutable borrow.
+        let origins = self.origins.clone();
         let facts = self.facts(instance);
         let proposed = facts.proposed.contains(value);
         let first = facts.chosen.is_none();
+        // Only a value nobody here proposed needs its tag read: never on the common path.
+        let stranger = if proposed {
+            None
+        } else {
+            origins.as_ref().map(|o| o.classify(value))
+        };
         if !proposed && matches!(stranger, None | Some(Stranger::Unexplained)) {
             found.push(Violation::Validity {
                 instance,

@@ -6,13 +6,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use paxbench_core::checker::Origins;
 use paxbench_core::host::{ProposerHost, Transmit};
 use paxbench_core::rng::Stream;
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings};
+use paxbench_quic::wire::unix_now_ns;
 use paxbench_quic::{
     Address, AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec,
     Identity, Inbound, Link, NodeStats, PeerName, QuicTransport, Refusal, TcpTransport, TlsFiles,
@@ -372,10 +373,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
     };
 
     let acceptors = links.len();
-    let epoch_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let epoch_ns = unix_now_ns();
     let first_id = ProposerId(cluster.client * PROPOSER_IDS_PER_CLIENT);
     let generator = Generator::new(scenario, first_id);
     let warmup_end = generator.warmup_end();
@@ -468,13 +466,6 @@ fn refused_message(id: u32, addr: &str, refusal: &Refusal, tls: Option<&TlsFiles
              `target.attach.nodes`"
         ),
     }
-}
-
-/// The UNIX time now, in nanoseconds.
-fn unix_now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Waits until the wall clock reads `at` (UNIX nanoseconds); returns how late it woke. A start

@@ -13,6 +13,14 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Runs `paxbench` with `args` to its end.
+pub fn paxbench(args: &[&str]) -> Output {
+    std::process::Command::new(PAXBENCH)
+        .args(args)
+        .output()
+        .expect("the paxbench binary runs")
+}
+
 /// Standard output then standard error.
 pub fn text(output: &Output) -> String {
     format!(
