@@ -13,6 +13,8 @@
 //!   their operations, keeps their timers and emits [`host::Transmit`]s with explicit
 //!   destinations; the simulator, the load generator and the node tests are I/O shells over it.
 //! - Verification: the online safety [`checker`] and the deterministic [`sim`]ulator.
+//! - Wide-area networks: delay distributions in [`latency`], zones and their delay matrix in
+//!   [`zones`].
 #![warn(missing_docs)]
 
 pub mod acceptor;
@@ -21,6 +23,7 @@ pub mod checker;
 mod error;
 pub mod host;
 pub mod id;
+pub mod latency;
 pub mod learner;
 pub mod message;
 pub mod proposer;
@@ -29,6 +32,7 @@ pub mod sim;
 pub mod time;
 pub mod types;
 pub mod workload;
+pub mod zones;
 
 pub use error::Error;
 pub use time::Time;

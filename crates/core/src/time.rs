@@ -116,6 +116,12 @@ impl ClockModel {
         self
     }
 
+    /// Moves the clock by `by_ns` more (a zone's clock offset on top of a proposer's own).
+    pub fn shifted(mut self, by_ns: i64) -> Self {
+        self.offset_ns = self.offset_ns.saturating_add(by_ns);
+        self
+    }
+
     /// Sets the drift, in parts per million.
     pub fn with_drift_ppm(mut self, ppm: f64) -> Self {
         self.drift_ppb = (ppm * 1_000.0).round() as i64;

@@ -1,6 +1,7 @@
 //! Simulator scenarios with known answers: a clean cluster decides everything, a seed fixes the
 //! history, naive timestamps collide and break agreement, volatile acceptors break agreement
-//! and durable ones do not, and group commit shares persists.
+//! and durable ones do not, group commit shares persists, and a zoned network decides in two
+//! quorum round trips.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -13,6 +14,7 @@ use paxbench_core::checker::{Checker, Violation};
 use paxbench_core::id::IdSchemeKind;
 use paxbench_core::sim::{Durability, Fault, Latency, LinkModel, Sim, SimConfig, SimReport};
 use paxbench_core::workload::{OpOutcome, UniformWorkload};
+use paxbench_core::zones::Geography;
 use paxbench_core::{Instance, NodeId, Time};
 
 const MS: Duration = Duration::from_millis(1);
@@ -248,4 +250,63 @@ fn the_checker_holds_only_what_can_still_change_over_two_million_decisions() {
     let bound = (Checker::DEFAULT_RETAIN + 4 * proposers) as u64;
     assert!(stats.most_retained <= bound, "{stats:?}");
     assert!(stats.retired >= stats.decided - bound, "{stats:?}");
+}
+
+/// Three zones with unequal, asymmetric round trips; one node and one proposer in each. With
+/// constant delays and nothing lost, every operation takes exactly two round trips (PREPARE,
+/// ACCEPT) to the second-nearest node: a majority of three is the proposer's own zone's node
+/// and the next nearest.
+#[test]
+fn a_zoned_decision_takes_two_round_trips_to_the_nearest_majority() {
+    let rtt_ms = [[0.5, 77.0, 190.0], [76.0, 0.5, 130.0], [191.0, 131.0, 0.5]];
+    let one_way = rtt_ms
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|r| Latency::Constant(Duration::from_secs_f64(r / 2e3)))
+                .collect()
+        })
+        .collect();
+    let geography = Geography::new(one_way, vec![0, 1, 2], vec![0, 1, 2]).unwrap();
+    let mut config = SimConfig::new(3, 3, 5);
+    config.links = LinkModel::constant(Duration::ZERO);
+    config.geography = Some(geography.clone());
+    for proposer in &mut config.proposers {
+        // Longer than the longest round trip, so that no attempt times out.
+        proposer.phase1_timeout = Duration::from_secs(1);
+        proposer.phase2_timeout = Duration::from_secs(1);
+    }
+    let mut workload = ScriptedWorkload::default();
+    for proposer in 0..3u32 {
+        for op in 0..4u64 {
+            let instance = Instance::new(u64::from(proposer), op);
+            workload = workload.op(proposer, Time::ZERO, instance, "v");
+        }
+    }
+    let mut sim = Sim::new(config, workload).unwrap();
+    sim.run(&mut ());
+    assert!(sim.checker().violations().is_empty());
+    let workload = sim.workload();
+    assert_eq!(workload.outcomes.len(), 12);
+    for proposer in 0..3usize {
+        let expected = 2 * geography.quorum_round_trip(proposer, 2);
+        // Round trip = half of a→b plus half of b→a: zone 0's majority is itself and zone 1,
+        // (77 + 76) / 2 = 76.5 ms.
+        let by_hand = [76.5, 76.5, 130.5][proposer];
+        assert_eq!(expected, Duration::from_secs_f64(2.0 * by_hand / 1e3));
+        let mut previous = Time::ZERO;
+        for (i, (who, _, outcome)) in workload.outcomes.iter().enumerate() {
+            if who.0 as usize != proposer {
+                continue;
+            }
+            assert_eq!(*outcome, OpOutcome::Won);
+            let ended = workload.ended[i];
+            assert_eq!(
+                ended.saturating_since(previous),
+                expected,
+                "proposer {proposer}"
+            );
+            previous = ended;
+        }
+    }
 }

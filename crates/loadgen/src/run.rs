@@ -188,7 +188,16 @@ fn run_into(
                 ("phase2", &output.protocol.phase2),
             ]
             .map(|(name, h)| (name.to_string(), h.clone()))
-            .to_vec();
+            .into_iter()
+            .chain(
+                summary
+                    .zones
+                    .iter()
+                    .flat_map(|zones| &zones.names)
+                    .zip(&output.ops.by_zone)
+                    .map(|(zone, h)| (report::zones::histogram_name(zone), h.clone())),
+            )
+            .collect::<Vec<_>>();
             interrupted |= output.interrupted;
             finished[scenario.index].push((summary, histograms));
             if interrupted {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use paxbench_core::latency::{Latency, Shape};
 use paxbench_core::rng::DetRng;
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +24,12 @@ pub struct LinkFaults {
     /// Fixed delay added to every frame, in microseconds.
     pub delay_us: u64,
     /// Extra delay drawn uniformly from `0..=jitter_us` per frame; frames may then be reordered.
+    /// With a `shape`, the jitter spreads the delay that way instead.
     pub jitter_us: u64,
+    /// How `jitter_us` spreads `delay_us`, as a zone matrix's `distribution` does: `uniform`
+    /// (delay ± jitter), `normal` (σ = jitter), `pareto` (a tail of mean jitter) or `constant`.
+    /// Unset: the uniform `0..=jitter_us` added on top, as above.
+    pub shape: Option<Shape>,
 }
 
 impl LinkFaults {
@@ -160,15 +166,17 @@ impl FaultLayer {
         } else {
             1
         };
-        let jitter = if link.jitter_us > 0 {
-            faults.rng.between(0, link.jitter_us)
-        } else {
-            0
+        let delay = match (link.shape, link.jitter_us) {
+            (_, 0) => Duration::from_micros(link.delay_us),
+            (None, jitter) => Duration::from_micros(link.delay_us + faults.rng.between(0, jitter)),
+            (Some(shape), jitter) => Latency::shaped(
+                shape,
+                Duration::from_micros(link.delay_us),
+                Duration::from_micros(jitter),
+            )
+            .sample(&mut faults.rng),
         };
-        Fate::Send {
-            copies,
-            delay: Duration::from_micros(link.delay_us + jitter),
-        }
+        Fate::Send { copies, delay }
     }
 }
 
@@ -187,7 +195,7 @@ mod tests {
                     drop: 0.25,
                     duplicate: 0.5,
                     delay_us: 100,
-                    jitter_us: 0,
+                    ..LinkFaults::default()
                 },
             )]),
             partitioned: vec!["node-3".into()],
@@ -217,6 +225,44 @@ mod tests {
         assert!((3_400..4_100).contains(&doubled), "{doubled}");
         layer.set(&FaultSpec::default()).unwrap();
         assert_eq!(layer.outbound(n3), Fate::CLEAN);
+    }
+
+    #[test]
+    fn a_shaped_link_spreads_its_delay_around_the_base() {
+        let link = |shape| LinkFaults {
+            delay_us: 10_000,
+            jitter_us: 1_000,
+            shape,
+            ..LinkFaults::default()
+        };
+        let n2 = PeerName::Node(NodeId(2));
+        for (shape, low, high) in [
+            (None, 10_000, 11_000),
+            (Some(Shape::Uniform), 9_000, 11_000),
+            (Some(Shape::Constant), 10_000, 10_000),
+        ] {
+            let layer = FaultLayer::new(&FaultSpec {
+                all: link(shape),
+                seed: 3,
+                ..FaultSpec::default()
+            })
+            .unwrap();
+            let delays: Vec<u128> = (0..2_000)
+                .map(|_| match layer.outbound(n2) {
+                    Fate::Send { delay, .. } => delay.as_micros(),
+                    Fate::Drop => 0,
+                })
+                .collect();
+            let (min, max) = (delays.iter().min(), delays.iter().max());
+            assert!(
+                min >= Some(&low) && max <= Some(&high),
+                "{shape:?}: {min:?}..{max:?}"
+            );
+            if shape == Some(Shape::Uniform) {
+                // Centred: some below the base, as many above.
+                assert!(delays.iter().filter(|d| **d < 10_000).count() > 800);
+            }
+        }
     }
 
     #[test]

@@ -9,8 +9,8 @@ use crate::wire::Envelope;
 
 /// The wire version this build writes and accepts. Postcard is not self-describing, so any change
 /// to an envelope's layout bumps it: 2 added the disk floor to `NodeStats`, 3 its memory and
-/// checkpoint counters.
-pub const WIRE_VERSION: u8 = 4;
+/// checkpoint counters, 4 the node's clock in `Pong`, 5 the `shape` of a link's jitter.
+pub const WIRE_VERSION: u8 = 5;
 
 /// Bytes before the payload: the length and the version.
 pub const HEADER_LEN: usize = 5;

@@ -4,7 +4,8 @@
 //! The crate moves [`Envelope`]s between named peers and knows no Paxos rule. Messages are
 //! framed with postcard ([`frame`]), carried by default on one long-lived stream per peer pair
 //! shared by every proposer, with whatever is queued sent in one write ([`link`]). A fault layer
-//! ([`fault`]) drops, duplicates, delays and partitions frames for tests and benchmarks.
+//! ([`fault`]) drops, duplicates, delays and partitions frames for tests and benchmarks; delayed
+//! frames wait in a [`delay`] line.
 //!
 //! Drive endpoints from current-thread tokio runtimes: on 2 vCPUs a multi-thread runtime
 //! roughly doubled quinn's round trip (see the README's Performance section).
@@ -12,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod address;
+pub mod delay;
 mod error;
 pub mod fault;
 pub mod frame;
@@ -24,6 +26,7 @@ pub mod transport;
 pub mod wire;
 
 pub use address::Address;
+pub use delay::DelayLine;
 pub use error::{Error, Refusal};
 pub use fault::{FaultLayer, FaultSpec, LinkFaults};
 pub use link::{Endpoint, EndpointConfig, Inbound, Link, Replier};

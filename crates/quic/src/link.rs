@@ -4,14 +4,15 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::address::Address;
+use crate::delay::DelayLine;
 use crate::error::{Error, Refusal};
 use crate::fault::{Fate, FaultLayer};
 use crate::frame::{DEFAULT_MAX_FRAME, FrameDecoder, encode_frame};
@@ -92,28 +93,40 @@ impl Link {
     /// Queues `envelope`, through the fault layer (control frames pass it untouched). A frame
     /// for a closed link is dropped and counted: Paxos treats it as lost.
     pub fn send(&self, envelope: Envelope) {
+        self.send_delayed(envelope, Duration::ZERO);
+    }
+
+    /// Like [`Link::send`], with `delay` added to whatever the fault layer adds: an emulated
+    /// network delay of the sender's choosing (the load generator's per-zone delays). Delayed
+    /// frames wait in the endpoint's [`DelayLine`].
+    pub fn send_delayed(&self, envelope: Envelope, delay: Duration) {
         if envelope.is_control() {
             self.enqueue(envelope);
             return;
         }
         match self.shared.faults.outbound(self.peer) {
             Fate::Drop => Counters::add(&self.shared.counters().dropped, 1),
-            Fate::Send { copies, delay } if delay.is_zero() => {
+            Fate::Send {
+                copies,
+                delay: added,
+            } => {
+                let delay = delay + added;
                 if copies == 2 {
-                    self.enqueue(envelope.clone());
+                    self.enqueue_after(delay, envelope.clone());
                 }
-                self.enqueue(envelope);
+                self.enqueue_after(delay, envelope);
             }
-            Fate::Send { copies, delay } => {
-                let link = self.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    if copies == 2 {
-                        link.enqueue(envelope.clone());
-                    }
-                    link.enqueue(envelope);
-                });
-            }
+        }
+    }
+
+    fn enqueue_after(&self, delay: Duration, envelope: Envelope) {
+        if delay.is_zero() {
+            self.enqueue(envelope);
+            return;
+        }
+        match self.shared.delay_line() {
+            Some(line) => line.push(Instant::now() + delay, (self.clone(), envelope)),
+            None => self.enqueue(envelope),
         }
     }
 
@@ -131,9 +144,24 @@ struct Shared {
     faults: FaultLayer,
     inbox: mpsc::Sender<Inbound>,
     max_frame: usize,
+    /// Frames waiting out an emulated delay; started at the first such frame. `None` if its
+    /// thread could not start, in which case frames go undelayed (and a warning says so).
+    delays: OnceLock<Option<DelayLine<(Link, Envelope)>>>,
 }
 
 impl Shared {
+    fn delay_line(&self) -> Option<&DelayLine<(Link, Envelope)>> {
+        self.delays
+            .get_or_init(|| {
+                DelayLine::new("paxbench-delay", |(link, envelope): (Link, Envelope)| {
+                    link.enqueue(envelope);
+                })
+                .inspect_err(|e| warn!("cannot start the delay thread, frames go undelayed: {e}"))
+                .ok()
+            })
+            .as_ref()
+    }
+
     fn counters(&self) -> &Counters {
         self.counters.counters()
     }
@@ -196,6 +224,7 @@ impl<T: Transport + std::fmt::Debug> Endpoint<T> {
             faults,
             inbox,
             max_frame: config.max_frame,
+            delays: OnceLock::new(),
         });
         let endpoint = Self {
             transport,

@@ -26,6 +26,7 @@ use crate::rng::{DetRng, Stream};
 use crate::time::{ClockModel, Time};
 use crate::types::{Instance, NodeId, ProposerId, ProposerIndex};
 use crate::workload::Workload;
+use crate::zones::Geography;
 
 /// Whether acceptors keep their state across a crash.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -79,6 +80,8 @@ pub struct SimConfig {
     pub proposers: Vec<ProposerConfig>,
     /// The model of every link.
     pub links: LinkModel,
+    /// Zones and the delays between them, added to every message's link delay.
+    pub geography: Option<Geography>,
     /// Faults, by time.
     pub faults: Vec<(Time, Fault)>,
     /// The simulation stops at this time, or at the host's [`deadline`](ProposerHost::deadline)
@@ -97,6 +100,7 @@ impl SimConfig {
             fsync: Duration::ZERO,
             proposers: vec![ProposerConfig::new(acceptors); proposers],
             links: LinkModel::default(),
+            geography: None,
             faults: Vec::new(),
             until: Time::ZERO + Duration::from_secs(3_600),
         }
@@ -306,9 +310,11 @@ impl<W: Workload> Sim<W> {
                 epoch: 0,
             })
             .collect();
+        let mut network = Network::new(config.links);
+        network.set_geography(config.geography.clone());
         let mut sim = Self {
             rng: Stream::Network.rng(config.seed),
-            network: Network::new(config.links),
+            network,
             host,
             host_armed: None,
             started: false,

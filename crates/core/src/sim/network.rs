@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+pub use crate::latency::Latency;
+use crate::latency::nanos;
 use crate::rng::DetRng;
 use crate::types::{NodeId, ProposerId};
+use crate::zones::Geography;
 
 /// A simulated host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -15,55 +18,6 @@ pub enum Address {
     Node(NodeId),
     /// A proposer.
     Proposer(ProposerId),
-}
-
-/// One-way delay distribution of a link.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Latency {
-    /// Always the same.
-    Constant(Duration),
-    /// Uniform between the bounds, inclusive.
-    Uniform {
-        /// Shortest delay.
-        min: Duration,
-        /// Longest delay.
-        max: Duration,
-    },
-    /// Normal, truncated at zero.
-    Normal {
-        /// Mean delay.
-        mean: Duration,
-        /// Standard deviation.
-        std_dev: Duration,
-    },
-    /// Exponential: many short delays and a long tail.
-    Exponential {
-        /// Mean delay.
-        mean: Duration,
-    },
-}
-
-impl Latency {
-    /// One delay drawn from the distribution.
-    pub fn sample(&self, rng: &mut DetRng) -> Duration {
-        match *self {
-            Latency::Constant(d) => d,
-            Latency::Uniform { min, max } => {
-                Duration::from_nanos(rng.between(nanos(min), nanos(max)))
-            }
-            Latency::Normal { mean, std_dev } => {
-                let draw = nanos(mean) as f64 + nanos(std_dev) as f64 * rng.standard_normal();
-                Duration::from_nanos(draw.max(0.0) as u64)
-            }
-            Latency::Exponential { mean } => {
-                Duration::from_nanos(rng.exponential(nanos(mean) as f64) as u64)
-            }
-        }
-    }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// How one direction of a link behaves.
@@ -117,6 +71,7 @@ pub struct Network {
     default: LinkModel,
     links: FxHashMap<(Address, Address), LinkModel>,
     cut: FxHashSet<(Address, Address)>,
+    geography: Option<Geography>,
 }
 
 impl Network {
@@ -126,7 +81,25 @@ impl Network {
             default,
             links: FxHashMap::default(),
             cut: FxHashSet::default(),
+            geography: None,
         }
+    }
+
+    /// Places nodes and proposers in zones: a message then waits its zone pair's delay plus
+    /// its link model's (which a zoned run keeps at zero, or a fault's added delay).
+    pub fn set_geography(&mut self, geography: Option<Geography>) {
+        self.geography = geography;
+    }
+
+    fn zone_delay(&self, from: Address, to: Address, rng: &mut DetRng) -> Duration {
+        let Some(geo) = &self.geography else {
+            return Duration::ZERO;
+        };
+        let zone = |address: Address| match address {
+            Address::Node(node) => geo.node_zone(node.0 as usize),
+            Address::Proposer(proposer) => geo.proposer_zone(proposer.0 as usize),
+        };
+        geo.between(zone(from), zone(to)).sample(rng)
     }
 
     /// Replaces the model of every link without an override.
@@ -175,7 +148,7 @@ impl Network {
             return Delivery::Lost;
         }
         let delay = |rng: &mut DetRng| {
-            let mut d = model.latency.sample(rng);
+            let mut d = self.zone_delay(from, to, rng) + model.latency.sample(rng);
             if rng.chance(model.reorder) {
                 d += Duration::from_nanos(rng.between(0, nanos(model.reorder_window)));
             }
@@ -193,26 +166,6 @@ mod tests {
 
     const A: Address = Address::Node(NodeId(0));
     const B: Address = Address::Proposer(ProposerId(0));
-
-    #[test]
-    fn latency_samples_stay_in_range() {
-        let mut rng = DetRng::new(5);
-        let us = Duration::from_micros;
-        let uniform = Latency::Uniform {
-            min: us(10),
-            max: us(20),
-        };
-        let normal = Latency::Normal {
-            mean: us(10),
-            std_dev: us(50),
-        };
-        for _ in 0..1_000 {
-            let d = uniform.sample(&mut rng);
-            assert!(d >= us(10) && d <= us(20));
-            let _ = normal.sample(&mut rng); // truncated at zero: cannot be negative
-        }
-        assert_eq!(Latency::Constant(us(7)).sample(&mut rng), us(7));
-    }
 
     #[test]
     fn partitions_cut_both_ways_until_healed() {

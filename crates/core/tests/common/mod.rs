@@ -11,6 +11,8 @@ use paxbench_core::{Instance, ProposerIndex, Time, Value};
 pub struct ScriptedWorkload {
     ops: Vec<(ProposerIndex, VecDeque<OpSpec>)>,
     pub outcomes: Vec<(ProposerIndex, Instance, OpOutcome)>,
+    /// When each outcome came, in the order of `outcomes`.
+    pub ended: Vec<Time>,
 }
 
 impl ScriptedWorkload {
@@ -46,10 +48,11 @@ impl Workload for ScriptedWorkload {
     fn on_outcome(
         &mut self,
         proposer: ProposerIndex,
-        _: Time,
+        now: Time,
         instance: Instance,
         outcome: OpOutcome,
     ) {
         self.outcomes.push((proposer, instance, outcome));
+        self.ended.push(now);
     }
 }

@@ -230,6 +230,7 @@ pub fn merge_scenario(
         drift: _,
         repetitions: _,
         shared: _,
+        zones,
         counts: _,
     } = (*first).clone();
     let outcomes = Outcomes {
@@ -441,6 +442,11 @@ pub fn merge_scenario(
         // The caller that pools repetitions sets their spread.
         repetitions: None,
         shared: merge_shared(parts),
+        // The pairs as the first run measured them; each zone's latency pooled.
+        zones: zones.map(|mut zones| {
+            zones.repool(&sums);
+            zones
+        }),
         counts,
     };
     Ok((merged, sums))

@@ -6,11 +6,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::faults::expand_faults;
-use super::file::BenchFile;
+use super::file::{BenchFile, TargetKind};
 use super::scenario::{
     MeasureSettings, ProposerSettings, RunKeys, Scenario, TargetSettings, WorkloadSettings,
 };
 use super::sweep::Sweep;
+use super::zones::ZonesSpec;
 
 /// Picks one value per sweepable field; records the lengths on the first pass.
 struct Cell<'a> {
@@ -103,6 +104,36 @@ impl BenchFile {
     fn cell(&self, index: usize, cell: &mut Cell<'_>) -> Scenario {
         let (t, w, p) = (&self.target, &self.workload, &self.proposer);
         let id_scheme = cell.pick("id_scheme", &p.id_scheme);
+        let zones = Some(cell.pick("zones", &t.zones)).filter(|z| *z != ZonesSpec::default());
+        let node_ids = self.node_ids();
+        // Unset timeouts and the livelock window scale with the zones' widest round trip.
+        let mut scaled = Vec::new();
+        let default_ms = match &zones {
+            Some(zones) => zones.scaled_default(&node_ids).as_secs_f64() * 1e3,
+            None => 50.0,
+        };
+        let mut or_scaled = |field: &str, value: Option<f64>| {
+            value.unwrap_or_else(|| {
+                if zones.is_some() {
+                    scaled.push(field.to_string());
+                }
+                default_ms
+            })
+        };
+        let phase1_ms = p
+            .phase1_timeout_ms
+            .as_ref()
+            .map(|s| cell.pick("phase1_timeout_ms", s));
+        let phase2_ms = p
+            .phase2_timeout_ms
+            .as_ref()
+            .map(|s| cell.pick("phase2_timeout_ms", s));
+        let phase1_ms = or_scaled("proposer.phase1_timeout_ms", phase1_ms);
+        let phase2_ms = or_scaled("proposer.phase2_timeout_ms", phase2_ms);
+        let livelock_ms = or_scaled(
+            "measure.livelock_window_ms",
+            self.measure.livelock_window_ms,
+        );
         let scenario = Scenario {
             index,
             label: String::new(),
@@ -119,6 +150,7 @@ impl BenchFile {
                 attach: t.attach.clone(),
                 sim: t.sim.clone(),
                 cpus: cell.pick("cpus", &t.cpus),
+                zones,
             },
             workload: WorkloadSettings {
                 proposers: cell.pick("proposers", &w.proposers),
@@ -142,8 +174,8 @@ impl BenchFile {
                 ),
                 clock_skew: Duration::from_micros(cell.pick("clock_skew_us", &p.clock_skew_us)),
                 clock_drift_ppm: cell.pick("clock_drift_ppm", &p.clock_drift_ppm),
-                phase1_timeout: millis(cell.pick("phase1_timeout_ms", &p.phase1_timeout_ms)),
-                phase2_timeout: millis(cell.pick("phase2_timeout_ms", &p.phase2_timeout_ms)),
+                phase1_timeout: millis(phase1_ms),
+                phase2_timeout: millis(phase2_ms),
                 backoff: cell.pick("backoff", &p.backoff),
                 max_attempts: cell.pick("max_attempts", &p.max_attempts),
                 deadline: p.deadline_ms.map(millis),
@@ -151,13 +183,14 @@ impl BenchFile {
             faults: expand_faults(&self.faults),
             expect_violations: self.expect_violations.applies_to(id_scheme),
             measure: MeasureSettings {
-                livelock_window: millis(self.measure.livelock_window_ms),
+                livelock_window: millis(livelock_ms),
                 pings: self.measure.pings,
                 evidence: self.measure.evidence,
                 repeat: self.measure.repeat,
                 start_at: self.measure.start_at.clone(),
             },
             run: RunKeys::default(),
+            scaled,
         };
         Scenario {
             label: if cell.swept.is_empty() {
@@ -171,6 +204,14 @@ impl BenchFile {
             },
             swept: std::mem::take(&mut cell.swept),
             ..scenario
+        }
+    }
+
+    /// The ids of the target's nodes: the attached ones, or 1 to `target.nodes`.
+    pub(crate) fn node_ids(&self) -> Vec<u32> {
+        match (&self.target.kind, &self.target.attach) {
+            (TargetKind::Attach, Some(attach)) => attach.nodes.iter().map(|n| n.id).collect(),
+            _ => (1..=self.target.nodes).collect(),
         }
     }
 

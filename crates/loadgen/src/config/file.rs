@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::faults::FaultStep;
 use super::sweep::Sweep;
+use super::zones::ZonesSpec;
 
 /// Where a scenario runs.
 #[derive(
@@ -126,6 +127,10 @@ pub struct TargetSpec {
     /// CPUs to pin the generator and the spawned nodes to; `{}` (the default) pins nothing.
     /// Sweep `[{}, {generator: [0], nodes: [1]}]` to see what pinning does to the spread.
     pub cpus: Sweep<CpuPins>,
+    /// WAN zones: where each node and proposer is, and the round trips between zones, on
+    /// every target. Unset or `{}`: no zones, no delay added. Sweep `[{}, {preset: …}]` to
+    /// compare.
+    pub zones: Sweep<ZonesSpec>,
 }
 
 /// Where the generator and the spawned nodes may run (`target.cpus`).
@@ -151,6 +156,7 @@ impl Default for TargetSpec {
             attach: None,
             sim: SimSpec::default(),
             cpus: Sweep::default(),
+            zones: Sweep::default(),
         }
     }
 }
@@ -401,10 +407,12 @@ pub struct ProposerSpec {
     pub clock_skew_us: Sweep<u64>,
     /// Each proposer's clock drifts by a value uniform in ±this many ppm.
     pub clock_drift_ppm: Sweep<f64>,
-    /// Wait for a majority of PROMISEs this long before retrying, in milliseconds.
-    pub phase1_timeout_ms: Sweep<f64>,
-    /// Wait for a majority of ACCEPTEDs this long before retrying, in milliseconds.
-    pub phase2_timeout_ms: Sweep<f64>,
+    /// Wait for a majority of PROMISEs this long before retrying, in milliseconds. Unset: 50,
+    /// or with `target.zones`, 50 plus two of the longest round trips.
+    pub phase1_timeout_ms: Option<Sweep<f64>>,
+    /// Wait for a majority of ACCEPTEDs this long before retrying, in milliseconds; unset, as
+    /// `phase1_timeout_ms`.
+    pub phase2_timeout_ms: Option<Sweep<f64>>,
     /// The delay before each retry.
     pub backoff: Sweep<BackoffSpec>,
     /// Attempts per operation, the first included.
@@ -420,8 +428,8 @@ impl Default for ProposerSpec {
             clock_resolution_ns: Sweep::one(1),
             clock_skew_us: Sweep::one(0),
             clock_drift_ppm: Sweep::one(0.0),
-            phase1_timeout_ms: Sweep::one(50.0),
-            phase2_timeout_ms: Sweep::one(50.0),
+            phase1_timeout_ms: None,
+            phase2_timeout_ms: None,
             backoff: Sweep::one(BackoffSpec::default()),
             max_attempts: Sweep::one(50),
             deadline_ms: None,
@@ -502,8 +510,9 @@ impl BackoffSpec {
 #[serde(deny_unknown_fields, default)]
 pub struct MeasureSpec {
     /// An instance with two or more active proposers and no decision for this long counts as a
-    /// livelock window, in milliseconds.
-    pub livelock_window_ms: f64,
+    /// livelock window, in milliseconds. Unset: 50, or with `target.zones`, 50 plus two of
+    /// the longest round trips.
+    pub livelock_window_ms: Option<f64>,
     /// Pings to each node at the start, to measure the transport floor.
     pub pings: u32,
     /// `attach` only: keep the evidence the store audit needs (every proposal, decision and
@@ -529,7 +538,7 @@ pub const SYNC_GAP: Duration = Duration::from_secs(10);
 impl Default for MeasureSpec {
     fn default() -> Self {
         Self {
-            livelock_window_ms: 50.0,
+            livelock_window_ms: None,
             pings: 200,
             evidence: false,
             repeat: 1,

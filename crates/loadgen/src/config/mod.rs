@@ -2,7 +2,7 @@
 //! expansion into concrete [`Scenario`]s, one per combination of swept values. Unknown fields
 //! are refused; every error names the file, line, column and field.
 //!
-//! One file per idea: the [`file`] as written, its [`faults`], [`sweep`] values and their
+//! One file per idea: the [`file`] as written, its [`faults`], [`zones`], [`sweep`] values and their
 //! expansion into [`Scenario`]s, validation, and locating a field in the text for errors.
 
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ pub mod scenario;
 pub mod shared;
 pub mod sweep;
 mod validate;
+pub mod zones;
 
 pub(crate) use expand::display_value;
 pub use faults::*;
@@ -24,6 +25,7 @@ pub use file::*;
 pub use locate::locate;
 pub use scenario::*;
 pub use validate::{MAX_KEYS, MAX_NODES, MAX_PROPOSERS, MAX_REPEAT, MAX_TIME, MAX_VALUE_SIZE};
+pub use zones::{Placement, PlacementRule, Preset, ZonesSpec};
 
 /// The most scenarios one config may sweep: beyond this a run would not end in a day.
 pub const MAX_SCENARIOS: u128 = 10_000;

@@ -14,6 +14,7 @@ use super::faults::FaultStep;
 use super::file::{
     Arrival, AttachSpec, BackoffSpec, CpuPins, KeyDistribution, LoopMode, SimSpec, TargetKind,
 };
+use super::zones::ZonesSpec;
 
 /// One fully specified scenario: a cell of the sweep. (`Default` is an empty scenario, for
 /// summaries built in tests.)
@@ -44,6 +45,10 @@ pub struct Scenario {
     /// runner, not by the config.
     #[serde(default)]
     pub run: RunKeys,
+    /// Settings left unset that took a default scaled to the zones' longest round trip, by
+    /// field name (`proposer.phase1_timeout_ms`), so that the report can say so.
+    #[serde(default)]
+    pub scaled: Vec<String>,
 }
 
 /// What keeps runs on a shared cluster apart. Instance keys are `namespace << 32 | key`;
@@ -99,6 +104,9 @@ pub struct TargetSettings {
     pub sim: SimSpec,
     /// CPU pinning.
     pub cpus: CpuPins,
+    /// WAN zones, as written (a preset unexpanded).
+    #[serde(default)]
+    pub zones: Option<ZonesSpec>,
 }
 
 /// What the proposers do.
@@ -172,6 +180,22 @@ pub struct MeasureSettings {
 }
 
 impl Scenario {
+    /// The ids of the nodes: the attached ones, or 1 to `target.nodes`.
+    pub fn node_ids(&self) -> Vec<u32> {
+        match (&self.target.kind, &self.target.attach) {
+            (TargetKind::Attach, Some(attach)) => attach.nodes.iter().map(|n| n.id).collect(),
+            _ => (1..=self.target.nodes).collect(),
+        }
+    }
+
+    /// The core geography of this scenario's zones, for its nodes and proposers.
+    pub fn geography(&self) -> Option<paxbench_core::zones::Geography> {
+        self.target
+            .zones
+            .as_ref()
+            .map(|zones| zones.geography(&self.node_ids(), self.workload.proposers))
+    }
+
     /// Repetition `k` (from 0) of this scenario: the same settings under a seed of its own, so
     /// that repetitions on the simulator differ; repetition 0 of client 0 keeps the config's
     /// seed, and other clients of an attached run fork theirs.

@@ -60,6 +60,9 @@ impl Scenario {
                 Some(_) => {}
             }
         }
+        if let Some(zones) = &self.target.zones {
+            zones.validate(&self.node_ids())?;
+        }
         if self.measure.repeat == 0 || self.measure.repeat > MAX_REPEAT {
             return fail(
                 "measure.repeat",

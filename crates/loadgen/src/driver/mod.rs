@@ -9,6 +9,7 @@ pub mod real;
 pub mod sim;
 pub mod topology;
 pub mod workload;
+pub mod zones;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -64,6 +65,20 @@ pub struct RunOutput {
     pub clock_offsets: Vec<ClockOffset>,
     /// How long after its scheduled instant (`measure.start_at`) the warmup began.
     pub start_late: Option<Duration>,
+    /// With zones (real targets): the round trip from each proposer zone to each node, delays
+    /// included, measured at the start.
+    pub zone_pings: Vec<ZonePing>,
+}
+
+/// The measured round trip from a proposer zone to a node, emulated delays included.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ZonePing {
+    /// The proposer zone, by index.
+    pub zone: usize,
+    /// The node.
+    pub node: u32,
+    /// The round trips.
+    pub rtt: Percentiles,
 }
 
 /// One node's wall clock against the generator's, estimated as NTP does from the ping with the
@@ -128,6 +143,7 @@ impl RunOutput {
             resources,
             clock_offsets: Vec::new(),
             start_late: None,
+            zone_pings: Vec::new(),
         }
     }
 }
@@ -166,12 +182,19 @@ pub fn finish_evidence(
 }
 
 /// Every proposer's settings, each with its own clock: offset and drift drawn from its
-/// [`Stream::Clock`] within the scenario's skew bounds, reading `epoch_ns` at time zero.
+/// [`Stream::Clock`] within the scenario's skew bounds, plus its zone's offset, reading
+/// `epoch_ns` at time zero.
 pub fn proposer_configs(
     scenario: &Scenario,
     acceptors: usize,
     epoch_ns: u64,
 ) -> Vec<ProposerConfig> {
+    let zones = scenario.target.zones.as_ref();
+    let placed = zones.map(|z| z.proposer_zones(scenario.workload.proposers));
+    let zone_offset = |index: u32| match (zones, &placed) {
+        (Some(zones), Some(placed)) => zones.clock_offset_ns(placed[index as usize]),
+        _ => 0,
+    };
     (0..scenario.workload.proposers)
         .map(|index| ProposerConfig {
             acceptors,
@@ -187,7 +210,8 @@ pub fn proposer_configs(
                 scenario.proposer.clock_skew,
                 scenario.proposer.clock_drift_ppm,
                 scenario.proposer.clock_resolution,
-            ),
+            )
+            .shifted(zone_offset(index)),
         })
         .collect()
 }

@@ -16,17 +16,20 @@ use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings};
 use paxbench_quic::wire::unix_now_ns;
 use paxbench_quic::{
     Address, AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec,
-    Identity, Inbound, Link, NodeStats, PeerName, QuicTransport, Refusal, TcpTransport, TlsFiles,
-    Transport, TransportKind,
+    Identity, Inbound, Link, LinkFaults, NodeStats, PeerName, QuicTransport, Refusal, TcpTransport,
+    TlsFiles, Transport, TransportKind,
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::fault_plan::{FaultPlan, Planned};
-use super::{ClockOffset, RunOutput, evidence_checker, finish_evidence, proposer_configs};
+use super::{
+    ClockOffset, RunOutput, ZonePing, evidence_checker, finish_evidence, proposer_configs,
+};
 use crate::config::{Scenario, TargetKind};
 use crate::driver::topology::Cuts;
 use crate::driver::workload::Generator;
+use crate::driver::zones::{ZoneShaper, node_fault_spec};
 use crate::error::Error;
 use crate::measure::resources::ResourceSampler;
 use crate::measure::{Percentiles, ProtocolMetrics, latency_histogram, record_ns};
@@ -287,6 +290,8 @@ struct Driver<'a, T: Transport> {
     cuts: Cuts,
     next_request: u64,
     resources: ResourceSampler,
+    /// With zones: the delays of proposer traffic.
+    zones: Option<ZoneShaper>,
 }
 
 async fn drive<T: Transport + std::fmt::Debug>(
@@ -366,6 +371,34 @@ async fn drive<T: Transport + std::fmt::Debug>(
         }
     }
     let mut next_request = 1;
+    let (mut zones, mut released) = match ZoneShaper::new(scenario)? {
+        Some((shaper, released)) => (Some(shaper), Some(released)),
+        None => (None, None),
+    };
+    let mut zone_pings = Vec::new();
+    if let (Some(shaper), Some(released)) = (&mut zones, &mut released) {
+        // Nodes delay their links to each other before anything is measured.
+        for (link, id) in links.iter().zip(&node_ids) {
+            let spec = node_fault_spec(scenario, *id, LinkFaults::default(), Vec::new(), 0);
+            let command = AdminCommand::SetFaults(spec);
+            if admin(link, &mut inbox, &mut next_request, command)
+                .await
+                .is_none()
+            {
+                return Err(Error::Scenario(format!(
+                    "node {id} did not accept its zone delays (an admin command) within 2 s"
+                )));
+            }
+        }
+        zone_pings = ping_zones(
+            &links,
+            &node_ids,
+            &mut inbox,
+            (shaper, released),
+            scenario.measure.pings.max(1),
+        )
+        .await;
+    }
     let stats_before = node_stats(&links, &mut inbox, &mut next_request).await;
     let start_late = match scenario.run.start_unix_ns {
         Some(at) => Some(wait_until_unix(at).await?),
@@ -403,12 +436,22 @@ async fn drive<T: Transport + std::fmt::Debug>(
         cuts: Cuts::default(),
         next_request,
         resources: ResourceSampler::new(&cluster.processes(), scenario.workload.warmup),
+        zones,
     };
     let now = driver.now();
     driver.host.start(now, &mut driver.protocol);
     driver.flush();
-    let interrupted = driver.run(&mut inbox, cluster, interrupt, progress).await;
+    let interrupted = driver
+        .run(&mut inbox, released.as_mut(), cluster, interrupt, progress)
+        .await;
     next_request = driver.next_request;
+    if scenario.target.zones.is_some() && scenario.target.kind == TargetKind::Attach {
+        // Attached nodes outlive the run: take the zone delays off them.
+        for link in &driver.links {
+            let command = AdminCommand::SetFaults(FaultSpec::default());
+            let _ = admin(link, &mut inbox, &mut next_request, command).await;
+        }
+    }
     let stats_after = node_stats(&driver.links, &mut inbox, &mut next_request).await;
     let now = driver.now();
     driver.protocol.finish(now);
@@ -439,6 +482,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
     output.floor = floor;
     output.clock_offsets = clock_offsets;
     output.start_late = start_late;
+    output.zone_pings = zone_pings;
     Ok(output)
 }
 
@@ -558,6 +602,98 @@ async fn ping(
     }
 }
 
+/// Zone pings' nonces carry this bit, then the round and the pair: other pings' never do.
+const ZONE_PING: u64 = 1 << 48;
+/// Between rounds of zone pings: every pair is pinged once per round.
+const ZONE_PING_GAP: Duration = Duration::from_millis(2);
+
+/// The round trip from every proposer zone to every node, emulated delays included: `pings`
+/// rounds, each pinging every pair, 2 ms apart, so that the wait is about one longest round
+/// trip however many pairs there are. Each pong waits out its way back in the shaper before it
+/// counts, as a reply does.
+async fn ping_zones(
+    links: &[Link],
+    node_ids: &[u32],
+    inbox: &mut mpsc::Receiver<Inbound>,
+    (shaper, released): (&mut ZoneShaper, &mut mpsc::UnboundedReceiver<Inbound>),
+    pings: u32,
+) -> Vec<ZonePing> {
+    let zones = shaper.geography().zones();
+    let pairs: Vec<(usize, usize)> = (0..zones)
+        .flat_map(|zone| (0..links.len()).map(move |node| (zone, node)))
+        .collect();
+    let mut histograms = vec![latency_histogram(); pairs.len()];
+    let mut sent_at = std::collections::HashMap::new();
+    let expected = pairs.len() as u64 * u64::from(pings);
+    let (mut round, mut received) = (0u32, 0u64);
+    let mut next_round = tokio::time::Instant::now();
+    let mut deadline = None;
+    let record = |inbound: Inbound,
+                  sent_at: &mut std::collections::HashMap<u64, Instant>,
+                  histograms: &mut Vec<_>| {
+        if let Envelope::Pong { nonce, .. } = inbound.envelope
+            && let Some(sent) = sent_at.remove(&nonce)
+        {
+            let pair = (nonce & 0xffff) as usize;
+            record_ns(&mut histograms[pair], sent.elapsed().as_nanos() as u64);
+            return true;
+        }
+        false
+    };
+    loop {
+        let now = tokio::time::Instant::now();
+        if round < pings && now >= next_round {
+            for (pair, &(zone, node)) in pairs.iter().enumerate() {
+                let nonce = ZONE_PING | (u64::from(round) << 16) | pair as u64;
+                let delay = shaper.to_node(zone, node);
+                sent_at.insert(nonce, Instant::now());
+                links[node].send_delayed(Envelope::Ping { nonce }, delay);
+            }
+            round += 1;
+            next_round += ZONE_PING_GAP;
+            if round == pings {
+                let longest = shaper.geography().longest_round_trip();
+                deadline = Some(now + 2 * longest + Duration::from_secs(2));
+            }
+        }
+        if received == expected || deadline.is_some_and(|end| now >= end) {
+            break;
+        }
+        let wake = if round < pings {
+            next_round
+        } else {
+            deadline.unwrap_or(now)
+        };
+        tokio::select! {
+            inbound = inbox.recv() => {
+                let Some(inbound) = inbound else { break };
+                if let Envelope::Pong { nonce, .. } = inbound.envelope
+                    && nonce & ZONE_PING != 0
+                    && let Some(&(zone, node)) = pairs.get((nonce & 0xffff) as usize)
+                {
+                    let delay = shaper.from_node(node, zone);
+                    if let Some(inbound) = shaper.hold(inbound, delay) {
+                        received += u64::from(record(inbound, &mut sent_at, &mut histograms));
+                    }
+                }
+            }
+            Some(inbound) = released.recv() => {
+                received += u64::from(record(inbound, &mut sent_at, &mut histograms));
+            }
+            () = tokio::time::sleep_until(wake) => {}
+        }
+    }
+    pairs
+        .iter()
+        .zip(&histograms)
+        .map(|(&(zone, node), histogram)| ZonePing {
+            zone,
+            node: node_ids[node],
+            rtt: Percentiles::of(histogram),
+        })
+        .collect()
+}
+
 async fn node_stats(
     links: &[Link],
     inbox: &mut mpsc::Receiver<Inbound>,
@@ -628,14 +764,40 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         let now = self.now();
         while let Some(Transmit { from, to, message }) = self.host.poll_transmit() {
             let mut sent = 0;
-            for (link, node) in self.links.iter().zip(&self.node_ids) {
+            let zone = self
+                .zones
+                .as_ref()
+                .map(|z| z.proposer_zone(from.0 as usize));
+            for (position, (link, node)) in self.links.iter().zip(&self.node_ids).enumerate() {
                 if to.includes(NodeId(*node)) && self.cuts.can_reach(from.0, *node) {
-                    link.send(Envelope::Paxos(message.clone()));
+                    let delay = match (&mut self.zones, zone) {
+                        (Some(zones), Some(zone)) => zones.to_node(zone, position),
+                        _ => Duration::ZERO,
+                    };
+                    link.send_delayed(Envelope::Paxos(message.clone()), delay);
                     sent += 1;
                 }
             }
             self.protocol.on_broadcast(now, &message, sent);
         }
+    }
+
+    /// A frame from a node: with zones, a reply waits out its way back to its proposer's zone
+    /// first, and comes back through [`Driver::deliver`].
+    fn arrive(&mut self, now: Time, inbound: Inbound) {
+        if let (Some(zones), Envelope::Reply { proposer, .. }, PeerName::Node(node)) =
+            (&mut self.zones, &inbound.envelope, inbound.peer)
+            && let Some(index) = self.host.index_of(*proposer)
+            && let Some(position) = self.node_ids.iter().position(|id| *id == node.0)
+        {
+            let zone = zones.proposer_zone(index.0 as usize);
+            let delay = zones.from_node(position, zone);
+            if let Some(inbound) = zones.hold(inbound, delay) {
+                self.deliver(now, inbound);
+            }
+            return;
+        }
+        self.deliver(now, inbound);
     }
 
     fn deliver(&mut self, now: Time, inbound: Inbound) {
@@ -693,13 +855,9 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                         .into_iter()
                         .map(|n| PeerName::Node(NodeId(n)).to_string())
                         .collect();
-                    self.set_node_faults(
-                        link,
-                        FaultSpec {
-                            partitioned,
-                            ..FaultSpec::default()
-                        },
-                    );
+                    let spec =
+                        node_fault_spec(self.scenario, id, LinkFaults::default(), partitioned, 0);
+                    self.set_node_faults(link, spec);
                 }
             }
             Planned::Heal => {
@@ -718,8 +876,10 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                 }
                 self.cuts = Cuts::default();
                 let _ = self.endpoint.faults().set(&FaultSpec::default());
-                for link in self.links.clone() {
-                    self.set_node_faults(&link, FaultSpec::default());
+                for (link, id) in self.links.clone().iter().zip(self.node_ids.clone()) {
+                    let spec =
+                        node_fault_spec(self.scenario, id, LinkFaults::default(), Vec::new(), 0);
+                    self.set_node_faults(link, spec);
                 }
                 self.protocol.start_recovery(now, label, concerned);
             }
@@ -747,14 +907,16 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                 }
             }
             Planned::Links(all) => {
+                let seed = Stream::Faults.seed(self.scenario.seed);
                 let spec = FaultSpec {
                     all,
-                    seed: Stream::Faults.seed(self.scenario.seed),
+                    seed,
                     ..FaultSpec::default()
                 };
                 let _ = self.endpoint.faults().set(&spec);
-                for link in self.links.clone() {
-                    self.set_node_faults(&link, spec.clone());
+                for (link, id) in self.links.clone().iter().zip(self.node_ids.clone()) {
+                    let spec = node_fault_spec(self.scenario, id, all, Vec::new(), seed);
+                    self.set_node_faults(link, spec);
                 }
             }
         }
@@ -776,6 +938,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
     async fn run(
         &mut self,
         inbox: &mut mpsc::Receiver<Inbound>,
+        mut released: Option<&mut mpsc::UnboundedReceiver<Inbound>>,
         cluster: &mut TargetCluster,
         interrupt: &AtomicBool,
         progress: &indicatif::ProgressBar,
@@ -833,13 +996,31 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
             let wait = wake
                 .map_or(Duration::MAX, |at| at.saturating_since(now))
                 .min(Duration::from_millis(50));
-            match tokio::time::timeout(wait, inbox.recv()).await {
-                Ok(Some(inbound)) => {
+            let next = async {
+                match released.as_deref_mut() {
+                    Some(released) => tokio::select! {
+                        inbound = inbox.recv() => inbound.map(|i| (i, false)),
+                        Some(inbound) = released.recv() => Some((inbound, true)),
+                    },
+                    None => inbox.recv().await.map(|i| (i, false)),
+                }
+            };
+            match tokio::time::timeout(wait, next).await {
+                Ok(Some((inbound, was_held))) => {
                     // One clock read for everything that arrived together.
                     let now = self.now();
-                    self.deliver(now, inbound);
-                    while let Ok(inbound) = inbox.try_recv() {
+                    if was_held {
                         self.deliver(now, inbound);
+                    } else {
+                        self.arrive(now, inbound);
+                    }
+                    while let Ok(inbound) = inbox.try_recv() {
+                        self.arrive(now, inbound);
+                    }
+                    if let Some(released) = released.as_deref_mut() {
+                        while let Ok(inbound) = released.try_recv() {
+                            self.deliver(now, inbound);
+                        }
                     }
                     self.flush();
                 }

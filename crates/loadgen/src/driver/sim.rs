@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use paxbench_core::acceptor::AcceptorConfig;
-use paxbench_core::sim::{Address, Durability, Fault, LinkModel, Sim, SimConfig};
+use paxbench_core::sim::{Address, Durability, Fault, Latency, LinkModel, Sim, SimConfig};
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_node::{LearnerFanout, StorageMode};
 use paxbench_quic::LinkFaults;
@@ -30,13 +30,19 @@ const SIM_EPOCH_NS: u64 = 1_767_225_600_000_000_000;
 const SIM_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
 /// The scenario's simulated network with `extra` faults on top: a fault's drop or duplicate
-/// share replaces the scenario's when set, its delay adds to the mean latency.
+/// share replaces the scenario's when set, its delay adds to the mean latency. With zones, the
+/// zone pair gives each message its delay, and the link adds only a fault's.
 fn links(scenario: &Scenario, extra: &LinkFaults) -> LinkModel {
-    let mut latency = scenario.target.sim.latency;
-    latency.mean_us += extra.delay_us as f64;
+    let latency = if scenario.target.zones.is_some() {
+        Latency::Constant(Duration::from_micros(extra.delay_us))
+    } else {
+        let mut latency = scenario.target.sim.latency;
+        latency.mean_us += extra.delay_us as f64;
+        latency.to_latency()
+    };
     let share = |fault: f64, base: f64| if fault > 0.0 { fault } else { base };
     LinkModel {
-        latency: latency.to_latency(),
+        latency,
         drop: share(extra.drop, scenario.target.sim.drop),
         duplicate: share(extra.duplicate, scenario.target.sim.duplicate),
         ..LinkModel::default()
@@ -114,6 +120,7 @@ pub fn run(
     };
     config.fsync = Duration::from_micros(scenario.target.sim.fsync_us);
     config.links = links(scenario, &LinkFaults::default());
+    config.geography = scenario.geography();
     let plan = FaultPlan::new(scenario);
     config.faults = faults(scenario, &plan);
     config.proposers = proposer_configs(scenario, nodes, SIM_EPOCH_NS);

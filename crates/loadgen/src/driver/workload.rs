@@ -218,7 +218,13 @@ impl Generator {
             race_groups: vec![RaceGroup::default(); groups],
             race_round_of: vec![0; proposers],
             stopped: false,
-            metrics: OpMetrics::new(warmup_end),
+            metrics: match &scenario.target.zones {
+                Some(zones) => OpMetrics::new(warmup_end).with_zones(
+                    zones.proposer_zones(scenario.workload.proposers),
+                    zones.names().len(),
+                ),
+                None => OpMetrics::new(warmup_end),
+            },
         }
     }
 
@@ -356,7 +362,7 @@ impl Workload for Generator {
         debug_assert_eq!(current.instance, instance);
         if current.measured {
             self.metrics
-                .on_outcome(now, current.intended, current.started, outcome);
+                .on_outcome(index, (now, current.intended, current.started), outcome);
         }
         let decided = matches!(outcome, OpOutcome::Won | OpOutcome::Lost);
         if let Some(state) = self.instances.get_mut(&instance) {

@@ -215,6 +215,10 @@ pub struct OpMetrics {
     pub last_outcome: Time,
     /// Per-second buckets, from the end of the warmup.
     pub seconds: Vec<Second>,
+    /// With zones: each proposer's zone, and the latency of each zone's proposers.
+    zone_of: Vec<usize>,
+    /// Latency (intended start to outcome) by proposer zone; empty without zones.
+    pub by_zone: Vec<Histogram<u64>>,
 }
 
 impl OpMetrics {
@@ -232,7 +236,16 @@ impl OpMetrics {
             timed_out: 0,
             last_outcome: warmup_end,
             seconds: Vec::new(),
+            zone_of: Vec::new(),
+            by_zone: Vec::new(),
         }
+    }
+
+    /// Also measures latency by zone: proposer `i` is in zone `zone_of[i]` of `zones`.
+    pub fn with_zones(mut self, zone_of: Vec<usize>, zones: usize) -> Self {
+        self.by_zone = (0..zones).map(|_| latency_histogram()).collect();
+        self.zone_of = zone_of;
+        self
     }
 
     /// A measured operation intended at `intended` starts at `started`.
@@ -244,10 +257,20 @@ impl OpMetrics {
         );
     }
 
-    /// A measured operation ended.
-    pub fn on_outcome(&mut self, now: Time, intended: Time, started: Time, outcome: OpOutcome) {
+    /// A measured operation of proposer `proposer` (by index) ended.
+    pub fn on_outcome(
+        &mut self,
+        proposer: usize,
+        (now, intended, started): (Time, Time, Time),
+        outcome: OpOutcome,
+    ) {
         let latency = now.0.saturating_sub(intended.0);
         record_ns(&mut self.latency, latency);
+        if let Some(zone) = self.zone_of.get(proposer)
+            && let Some(histogram) = self.by_zone.get_mut(*zone)
+        {
+            record_ns(histogram, latency);
+        }
         record_ns(&mut self.service, now.0.saturating_sub(started.0));
         let won = match outcome {
             OpOutcome::Won => {

@@ -366,6 +366,9 @@ pub fn details(s: &ScenarioSummary) -> Vec<(String, String)> {
     if let Some(shared) = &s.shared {
         rows.extend(shared_rows(s, shared));
     }
+    if let Some(zones) = &s.zones {
+        rows.extend(zones.rows());
+    }
     if let Some(r) = &s.repetitions {
         rows.extend(repetition_rows(r));
     }

@@ -1,6 +1,7 @@
 //! Everything a run writes, from the typed [`summary::Summary`]: the results folder and its
 //! files ([`files`]), the scenario table for terminals, Markdown and HTML ([`table`]),
-//! `summary.md` ([`markdown`]), the charts ([`chart`]) and `report.html` ([`html`]).
+//! `summary.md` ([`markdown`]), the charts ([`chart`]), `report.html` ([`html`]) and the WAN
+//! section of zoned scenarios ([`zones`]).
 
 pub mod chart;
 pub mod files;
@@ -8,6 +9,7 @@ pub mod html;
 pub mod markdown;
 pub mod summary;
 pub mod table;
+pub mod zones;
 
 pub use files::{
     ReportDir, environment, hgrm, histograms_file, hlog, read_histograms, resources_rows,

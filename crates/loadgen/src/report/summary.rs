@@ -15,8 +15,8 @@ use crate::measure::drift::Drift;
 use crate::measure::resources::ResourceSummary;
 
 /// The version of this schema; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 4;
-/// The oldest schema this build still reads: version 4 only added fields, with defaults.
+pub const SCHEMA_VERSION: u32 = 5;
+/// The oldest schema this build still reads: versions 4 and 5 only added fields, with defaults.
 pub const OLDEST_READABLE_SCHEMA: u32 = 3;
 
 /// A whole run.
@@ -127,6 +127,9 @@ pub struct ScenarioSummary {
     /// Attached runs: this run's place on a cluster it shares with other runs and generators.
     #[serde(default)]
     pub shared: Option<SharedCluster>,
+    /// With `target.zones`: round trips configured and measured, and latency by zone.
+    #[serde(default)]
+    pub zones: Option<crate::report::zones::ZonesSummary>,
     /// The raw counts behind the ratios, so that runs can be merged exactly.
     pub counts: Counts,
 }
@@ -799,6 +802,7 @@ impl ScenarioSummary {
                 window_spread_ms: None,
                 cross_check: None,
             }),
+            zones: crate::report::zones::ZonesSummary::new(scenario, output),
             counts: Counts {
                 ops_finished: finished,
                 attempts: protocol.attempts,

@@ -1,0 +1,185 @@
+//! The WAN report of a zoned scenario: each zone pair's configured round trip beside the one
+//! measured at the start, each proposer zone's latency beside its floor (two round trips to
+//! its nearest majority), and the defaults scaled to the zones.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use paxbench_core::latency::Shape;
+use paxbench_core::quorum;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Preset, Scenario};
+use crate::driver::RunOutput;
+use crate::measure::Percentiles;
+
+/// A zoned scenario's geography and what it measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZonesSummary {
+    /// The preset the matrix came from, if any.
+    pub preset: Option<Preset>,
+    /// The zones.
+    pub names: Vec<String>,
+    /// Spread of each one-way delay, ms, and its shape.
+    pub jitter_ms: f64,
+    /// The jitter's shape.
+    pub distribution: Shape,
+    /// Settings left unset that took a default scaled to the longest round trip, and that
+    /// default, in ms.
+    pub scaled: Vec<String>,
+    /// The scaled default, in ms.
+    pub scaled_ms: f64,
+    /// The round trip from each proposer zone to each node (real targets).
+    pub pairs: Vec<ZonePair>,
+    /// Latency by proposer zone.
+    pub by_zone: Vec<ZoneLatency>,
+}
+
+/// One proposer zone to one node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZonePair {
+    /// The proposers' zone.
+    pub from: String,
+    /// The node.
+    pub node: u32,
+    /// The node's zone.
+    pub to: String,
+    /// The matrix's round trip, there and back (half of each direction's entry), ms.
+    pub configured_ms: f64,
+    /// Measured at the start, delays and the machine's own floor included, µs.
+    pub measured: Percentiles,
+}
+
+/// The operations of one zone's proposers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneLatency {
+    /// The zone.
+    pub zone: String,
+    /// Its proposers.
+    pub proposers: u32,
+    /// The least an operation can take from here: two round trips (PREPARE, ACCEPT) to the
+    /// nearest majority of nodes, by the matrix's medians, ms.
+    pub floor_ms: f64,
+    /// Intended start to outcome, µs.
+    pub latency: Percentiles,
+}
+
+/// The name a zone's latency histogram has in `scenario-NN.histograms`.
+pub fn histogram_name(zone: &str) -> String {
+    format!("zone:{zone}")
+}
+
+impl ZonesSummary {
+    /// The summary of a zoned scenario; `None` without zones.
+    pub fn new(scenario: &Scenario, output: &RunOutput) -> Option<Self> {
+        let zones = scenario.target.zones.as_ref()?;
+        let geography = scenario.geography()?;
+        let names = zones.names();
+        let node_ids = scenario.node_ids();
+        let majority = quorum(node_ids.len());
+        let placed = zones.proposer_zones(scenario.workload.proposers);
+        let pairs = output
+            .zone_pings
+            .iter()
+            .map(|ping| {
+                let to = zones.node_zone(ping.node);
+                ZonePair {
+                    from: names[ping.zone].clone(),
+                    node: ping.node,
+                    to: names[to].clone(),
+                    configured_ms: geography.round_trip(ping.zone, to).as_secs_f64() * 1e3,
+                    measured: ping.rtt,
+                }
+            })
+            .collect();
+        let by_zone = names
+            .iter()
+            .enumerate()
+            .map(|(z, name)| ZoneLatency {
+                zone: name.clone(),
+                proposers: placed.iter().filter(|p| **p == z).count() as u32,
+                floor_ms: 2.0 * geography.quorum_round_trip(z, majority).as_secs_f64() * 1e3,
+                latency: output
+                    .ops
+                    .by_zone
+                    .get(z)
+                    .map(Percentiles::of)
+                    .unwrap_or_default(),
+            })
+            .collect();
+        Some(Self {
+            preset: zones.preset,
+            names,
+            jitter_ms: zones.jitter_ms,
+            distribution: zones.distribution,
+            scaled: scenario.scaled.clone(),
+            scaled_ms: zones.scaled_default(&node_ids).as_secs_f64() * 1e3,
+            pairs,
+            by_zone,
+        })
+    }
+
+    /// Each zone's latency from pooled histograms (repetitions, merged generators).
+    pub fn repool(&mut self, sums: &BTreeMap<String, Histogram<u64>>) {
+        for zone in &mut self.by_zone {
+            if let Some(histogram) = sums.get(&histogram_name(&zone.zone)) {
+                zone.latency = Percentiles::of(histogram);
+            }
+        }
+    }
+
+    /// Rows for the scenario's details: pairs, zones, scaled defaults.
+    pub fn rows(&self) -> Vec<(String, String)> {
+        let ms = |us: u64| us as f64 / 1e3;
+        let mut rows = vec![(
+            "zones".to_string(),
+            format!(
+                "{}{}, jitter {} ms ({})",
+                self.names.join(", "),
+                self.preset
+                    .map(|p| format!(" (preset {})", crate::config::display_value(&p)))
+                    .unwrap_or_default(),
+                self.jitter_ms,
+                crate::config::display_value(&self.distribution),
+            ),
+        )];
+        for pair in &self.pairs {
+            let error = ms(pair.measured.p50) - pair.configured_ms;
+            rows.push((
+                format!(
+                    "round trip {} → node {} ({})",
+                    pair.from, pair.node, pair.to
+                ),
+                format!(
+                    "configured {:.2} ms, measured p50 {:.2} ms ({error:+.2}), p99 {:.2} ms",
+                    pair.configured_ms,
+                    ms(pair.measured.p50),
+                    ms(pair.measured.p99)
+                ),
+            ));
+        }
+        for zone in self.by_zone.iter().filter(|z| z.proposers > 0) {
+            rows.push((
+                format!("latency from {} ({} proposers)", zone.zone, zone.proposers),
+                format!(
+                    "p50 {:.2} ms, p99 {:.2} ms over {} ops; floor (two round trips to the \
+                     nearest majority) {:.2} ms",
+                    ms(zone.latency.p50),
+                    ms(zone.latency.p99),
+                    zone.latency.count,
+                    zone.floor_ms
+                ),
+            ));
+        }
+        if !self.scaled.is_empty() {
+            rows.push((
+                "defaults scaled to the zones (50 ms + 2 × longest round trip)".into(),
+                format!("{} = {:.0} ms", self.scaled.join(", "), self.scaled_ms),
+            ));
+        }
+        rows
+    }
+}
