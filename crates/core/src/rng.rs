@@ -114,6 +114,8 @@ pub enum Stream {
     Network,
     /// Injected link faults (drops, duplicates, jitter of the transport's fault layer).
     Faults,
+    /// The delays the load generator adds to proposer links under WAN zones.
+    Zones,
 }
 
 impl Stream {
@@ -122,6 +124,7 @@ impl Stream {
             Stream::Workload => (1, 0),
             Stream::Network => (2, 0),
             Stream::Faults => (3, 0),
+            Stream::Zones => (6, 0),
             Stream::Proposer(i) => (4, i),
             Stream::Clock(i) => (5, i),
         };
@@ -148,8 +151,13 @@ mod tests {
         // The configs allow up to 1,000,000 proposers; every stream of one seed must differ.
         const PROPOSERS: u32 = 1_000_000;
         for seed in [0, 1, u64::MAX] {
-            let mut seen = std::collections::HashSet::with_capacity(2 * PROPOSERS as usize + 3);
-            let named = [Stream::Workload, Stream::Network, Stream::Faults];
+            let mut seen = std::collections::HashSet::with_capacity(2 * PROPOSERS as usize + 4);
+            let named = [
+                Stream::Workload,
+                Stream::Network,
+                Stream::Faults,
+                Stream::Zones,
+            ];
             let indexed = (0..PROPOSERS).flat_map(|i| [Stream::Proposer(i), Stream::Clock(i)]);
             for stream in named.into_iter().chain(indexed) {
                 assert!(

@@ -190,7 +190,8 @@ fn run_into(
             .map(|(name, h)| (name.to_string(), h.clone()))
             .into_iter()
             .chain(
-                summary
+                scenario
+                    .target
                     .zones
                     .iter()
                     .flat_map(|zones| &zones.names)

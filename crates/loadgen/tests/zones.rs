@@ -80,16 +80,18 @@ fn in_the_simulator_the_fastest_operation_is_two_round_trips_to_the_nearest_majo
         }
     }
     assert!(zones.pairs.is_empty(), "the simulator has no pings");
+    let settings = &summary.scenarios[0].settings;
     assert_eq!(
-        zones.scaled,
+        settings.scaled,
         [
             "proposer.phase1_timeout_ms",
             "proposer.phase2_timeout_ms",
             "measure.livelock_window_ms"
         ]
     );
-    assert_eq!(zones.scaled_ms, 50.0 + 2.0 * 200.0);
-    let settings = &summary.scenarios[0].settings;
+    // 50 ms + 2 × the longest round trip (200 ms).
+    assert_eq!(settings.proposer.phase2_timeout.as_millis(), 450);
+    assert_eq!(settings.measure.livelock_window.as_millis(), 450);
     assert_eq!(settings.proposer.phase1_timeout.as_millis(), 450);
 }
 

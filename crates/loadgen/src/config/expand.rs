@@ -6,9 +6,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::faults::expand_faults;
-use super::file::{BenchFile, TargetKind};
+use super::file::BenchFile;
 use super::scenario::{
     MeasureSettings, ProposerSettings, RunKeys, Scenario, TargetSettings, WorkloadSettings,
+    node_ids,
 };
 use super::sweep::Sweep;
 use super::zones::ZonesSpec;
@@ -104,14 +105,13 @@ impl BenchFile {
     fn cell(&self, index: usize, cell: &mut Cell<'_>) -> Scenario {
         let (t, w, p) = (&self.target, &self.workload, &self.proposer);
         let id_scheme = cell.pick("id_scheme", &p.id_scheme);
-        let zones = Some(cell.pick("zones", &t.zones)).filter(|z| *z != ZonesSpec::default());
-        let node_ids = self.node_ids();
+        let zones = Some(cell.pick("zones", &t.zones))
+            .filter(|z| *z != ZonesSpec::default())
+            .map(ZonesSpec::resolved);
+        let node_ids = node_ids(t.kind, t.attach.as_ref(), t.nodes);
         // Unset timeouts and the livelock window scale with the zones' widest round trip.
         let mut scaled = Vec::new();
-        let default_ms = match &zones {
-            Some(zones) => zones.scaled_default(&node_ids).as_secs_f64() * 1e3,
-            None => 50.0,
-        };
+        let default_ms = ZonesSpec::default_wait(zones.as_ref(), &node_ids).as_secs_f64() * 1e3;
         let mut or_scaled = |field: &str, value: Option<f64>| {
             value.unwrap_or_else(|| {
                 if zones.is_some() {
@@ -204,14 +204,6 @@ impl BenchFile {
             },
             swept: std::mem::take(&mut cell.swept),
             ..scenario
-        }
-    }
-
-    /// The ids of the target's nodes: the attached ones, or 1 to `target.nodes`.
-    pub(crate) fn node_ids(&self) -> Vec<u32> {
-        match (&self.target.kind, &self.target.attach) {
-            (TargetKind::Attach, Some(attach)) => attach.nodes.iter().map(|n| n.id).collect(),
-            _ => (1..=self.target.nodes).collect(),
         }
     }
 

@@ -51,6 +51,14 @@ pub struct Scenario {
     pub scaled: Vec<String>,
 }
 
+/// The ids of a target's nodes: the attached ones, or 1 to `nodes`.
+pub(crate) fn node_ids(kind: TargetKind, attach: Option<&AttachSpec>, nodes: u32) -> Vec<u32> {
+    match (kind, attach) {
+        (TargetKind::Attach, Some(attach)) => attach.nodes.iter().map(|n| n.id).collect(),
+        _ => (1..=nodes).collect(),
+    }
+}
+
 /// What keeps runs on a shared cluster apart. Instance keys are `namespace << 32 | key`;
 /// values start with the run's `tag` ([`paxbench_core::workload::ValueTag`]), so that a value
 /// chosen by an earlier run is recognised as pre-existing rather than as a validity violation.
@@ -104,7 +112,7 @@ pub struct TargetSettings {
     pub sim: SimSpec,
     /// CPU pinning.
     pub cpus: CpuPins,
-    /// WAN zones, as written (a preset unexpanded).
+    /// WAN zones, a preset's names and matrix filled in.
     #[serde(default)]
     pub zones: Option<ZonesSpec>,
 }
@@ -182,18 +190,24 @@ pub struct MeasureSettings {
 impl Scenario {
     /// The ids of the nodes: the attached ones, or 1 to `target.nodes`.
     pub fn node_ids(&self) -> Vec<u32> {
-        match (&self.target.kind, &self.target.attach) {
-            (TargetKind::Attach, Some(attach)) => attach.nodes.iter().map(|n| n.id).collect(),
-            _ => (1..=self.target.nodes).collect(),
-        }
+        node_ids(
+            self.target.kind,
+            self.target.attach.as_ref(),
+            self.target.nodes,
+        )
     }
 
-    /// The core geography of this scenario's zones, for its nodes and proposers.
-    pub fn geography(&self) -> Option<paxbench_core::zones::Geography> {
+    /// The core geography of this scenario's zones, for its nodes and proposers; `None`
+    /// without zones.
+    pub fn geography(
+        &self,
+    ) -> Result<Option<paxbench_core::zones::Geography>, crate::error::Error> {
         self.target
             .zones
             .as_ref()
             .map(|zones| zones.geography(&self.node_ids(), self.workload.proposers))
+            .transpose()
+            .map_err(|e| crate::error::Error::Scenario(format!("target.zones: {e}")))
     }
 
     /// Repetition `k` (from 0) of this scenario: the same settings under a seed of its own, so

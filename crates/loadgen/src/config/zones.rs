@@ -122,43 +122,51 @@ impl Preset {
 /// The largest round trip a matrix may hold: a minute, far beyond any planet-bound path.
 const MAX_RTT_MS: f64 = 60_000.0;
 
+/// The most zones: zone pings number their (zone, node) pairs in 16 bits, and a cluster has at
+/// most 1,000 nodes.
+pub const MAX_ZONES: usize = 64;
+
+/// What timeouts and the livelock window default to without zones.
+const UNSCALED_DEFAULT: Duration = Duration::from_millis(50);
+
 impl ZonesSpec {
-    /// The zone names: the preset's, or as written.
-    pub fn names(&self) -> Vec<String> {
-        match self.preset {
-            Some(preset) => preset.table().0.into_iter().map(String::from).collect(),
-            None => self.names.clone(),
+    /// The spec with its preset's names and matrix filled in, once, when the sweep is
+    /// expanded. Names or a matrix written beside a preset are kept, for validation to refuse.
+    pub fn resolved(mut self) -> Self {
+        if let Some(preset) = self.preset
+            && self.names.is_empty()
+            && self.rtt_ms.is_empty()
+        {
+            let (names, rtt_ms) = preset.table();
+            self.names = names.into_iter().map(String::from).collect();
+            self.rtt_ms = rtt_ms;
         }
+        self
     }
 
-    /// The round-trip matrix, in milliseconds: the preset's, or as written.
-    pub fn rtt_ms(&self) -> Vec<Vec<f64>> {
-        match self.preset {
-            Some(preset) => preset.table().1,
-            None => self.rtt_ms.clone(),
-        }
-    }
-
-    fn zone(&self, names: &[String], name: &str) -> Option<usize> {
-        names.iter().position(|n| n == name)
+    fn zone(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
     }
 
     /// Checks the zones against the cluster's node ids and proposer count. Errors name the
     /// field under `target.zones`.
     pub fn validate(&self, node_ids: &[u32]) -> Result<(), (String, String)> {
         let fail = |field: &str, message: String| Err((format!("target.zones.{field}"), message));
-        if self.preset.is_some() && (!self.names.is_empty() || !self.rtt_ms.is_empty()) {
-            return fail(
-                "preset",
-                "a preset gives the names and the matrix: leave out `names` and `rtt_ms`".into(),
-            );
+        if let Some(preset) = self.preset {
+            let (names, rtt_ms) = preset.table();
+            if self.names != names || self.rtt_ms != rtt_ms {
+                return fail(
+                    "preset",
+                    "a preset gives the names and the matrix: leave out `names` and `rtt_ms`"
+                        .into(),
+                );
+            }
         }
-        let names = self.names();
-        let rtt = self.rtt_ms();
-        if names.is_empty() {
+        let (names, rtt) = (&self.names, &self.rtt_ms);
+        if names.is_empty() || names.len() > MAX_ZONES {
             return fail(
                 "names",
-                "name at least one zone (or choose a `preset`)".into(),
+                format!("name between 1 and {MAX_ZONES} zones (or choose a `preset`)"),
             );
         }
         if let Some(bad) = names
@@ -229,7 +237,7 @@ impl ZonesSpec {
                         format!("node {id} has no zone: give every node one, as `{id}: ZONE`"),
                     );
                 }
-                Some(zone) if self.zone(&names, zone).is_none() => {
+                Some(zone) if self.zone(zone).is_none() => {
                     return fail(
                         "nodes",
                         format!("node {id} is in `{zone}`, which is not one of {names:?}"),
@@ -245,7 +253,7 @@ impl ZonesSpec {
             );
         }
         if let Placement::Shares(shares) = &self.proposers {
-            if let Some(zone) = shares.keys().find(|z| self.zone(&names, z).is_none()) {
+            if let Some(zone) = shares.keys().find(|z| self.zone(z).is_none()) {
                 return fail(
                     "proposers",
                     format!("`{zone}` is not one of the zones {names:?}"),
@@ -259,11 +267,7 @@ impl ZonesSpec {
                 );
             }
         }
-        if let Some(zone) = self
-            .clock_skew_us
-            .keys()
-            .find(|z| self.zone(&names, z).is_none())
-        {
+        if let Some(zone) = self.clock_skew_us.keys().find(|z| self.zone(z).is_none()) {
             return fail(
                 "clock_skew_us",
                 format!("`{zone}` is not one of the zones {names:?}"),
@@ -285,7 +289,7 @@ impl ZonesSpec {
     /// The zone of each of `count` proposers. Shares are rounded by largest remainder, and the
     /// zones interleaved, so that a sweep over the proposer count keeps the mix.
     pub fn proposer_zones(&self, count: u32) -> Vec<usize> {
-        let names = self.names();
+        let names = &self.names;
         let zones = names.len().max(1);
         match &self.proposers {
             Placement::Rule(PlacementRule::RoundRobin) => {
@@ -331,17 +335,16 @@ impl ZonesSpec {
 
     /// The zone of node `id` (zone 0 for a node it does not know: validation refuses those).
     pub fn node_zone(&self, id: u32) -> usize {
-        let names = self.names();
         self.nodes
             .get(&id)
-            .and_then(|zone| self.zone(&names, zone))
+            .and_then(|zone| self.zone(zone))
             .unwrap_or(0)
     }
 
     /// The one-way delay from zone `a` to zone `b`: half the round trip, spread by the jitter.
     pub fn one_way(&self, a: usize, b: usize) -> Latency {
         let rtt = self
-            .rtt_ms()
+            .rtt_ms
             .get(a)
             .and_then(|row| row.get(b))
             .copied()
@@ -354,37 +357,38 @@ impl ZonesSpec {
     }
 
     /// The core's geography for nodes `node_ids` (in the order the target numbers them from
-    /// 0) and `proposers` proposers.
-    pub fn geography(&self, node_ids: &[u32], proposers: u32) -> Geography {
-        let zones = self.names().len();
+    /// 0) and `proposers` proposers; an error for a spec validation refuses.
+    pub fn geography(
+        &self,
+        node_ids: &[u32],
+        proposers: u32,
+    ) -> Result<Geography, paxbench_core::Error> {
+        let zones = self.names.len();
         let one_way = (0..zones)
             .map(|a| (0..zones).map(|b| self.one_way(a, b)).collect())
             .collect();
         let nodes = node_ids.iter().map(|id| self.node_zone(*id)).collect();
-        // Validated: the matrix is square and every zone exists.
-        Geography::new(one_way, nodes, self.proposer_zones(proposers)).unwrap_or_else(|_| {
-            Geography::new(
-                vec![vec![Latency::Constant(Duration::ZERO)]],
-                vec![],
-                vec![],
-            )
-            .unwrap_or_else(|_| unreachable!("one zero-delay zone is a valid geography"))
-        })
+        Geography::new(one_way, nodes, self.proposer_zones(proposers))
     }
 
     /// The clock offset of the proposers of zone `zone`, in nanoseconds.
     pub fn clock_offset_ns(&self, zone: usize) -> i64 {
-        self.names()
+        self.names
             .get(zone)
             .and_then(|name| self.clock_skew_us.get(name))
             .map_or(0, |us| us.saturating_mul(1_000))
     }
 
-    /// What timeouts and the livelock window default to under these zones: 50 ms (the default
-    /// on one machine) plus two of the longest round trips, jitter included, so that an
-    /// ordinary decision across the widest pair never counts as a timeout or a livelock.
-    pub fn scaled_default(&self, node_ids: &[u32]) -> Duration {
-        Duration::from_millis(50) + 2 * self.geography(node_ids, 0).longest_round_trip()
+    /// What an unset timeout or livelock window defaults to: 50 ms (the default on one
+    /// machine), and under zones two of the longest round trips more, jitter included, so that
+    /// an ordinary decision across the widest pair never counts as a timeout or a livelock. A
+    /// spec validation refuses gets the 50 ms.
+    pub fn default_wait(zones: Option<&Self>, node_ids: &[u32]) -> Duration {
+        zones
+            .and_then(|zones| zones.geography(node_ids, 0).ok())
+            .map_or(UNSCALED_DEFAULT, |geo| {
+                UNSCALED_DEFAULT + 2 * geo.longest_round_trip()
+            })
     }
 }
 
@@ -393,7 +397,9 @@ mod tests {
     use super::*;
 
     fn spec(yaml: &str) -> ZonesSpec {
-        serde_saphyr::from_str(yaml).unwrap()
+        serde_saphyr::from_str::<ZonesSpec>(yaml)
+            .unwrap()
+            .resolved()
     }
 
     const THREE: &str = "names: [a, b, c]\nrtt_ms: [[0.5, 77, 190], [77, 0.5, 130], [190, 130, 0.5]]\nnodes: {1: a, 2: b, 3: c}\n";
@@ -447,7 +453,8 @@ mod tests {
                 preset: Some(preset),
                 nodes,
                 ..ZonesSpec::default()
-            };
+            }
+            .resolved();
             let ids: Vec<u32> = (1..=names.len() as u32).collect();
             zones.validate(&ids).unwrap();
         }
@@ -464,10 +471,10 @@ mod tests {
     #[test]
     fn the_geography_halves_each_round_trip_and_timeouts_scale_with_the_widest() {
         let zones = spec(THREE);
-        let geo = zones.geography(&[1, 2, 3], 3);
+        let geo = zones.geography(&[1, 2, 3], 3).unwrap();
         assert_eq!(geo.round_trip(0, 2), Duration::from_millis(190));
         assert_eq!(
-            zones.scaled_default(&[1, 2, 3]),
+            ZonesSpec::default_wait(Some(&zones), &[1, 2, 3]),
             Duration::from_millis(50 + 2 * 190)
         );
         let skewed = spec(&format!("{THREE}clock_skew_us: {{b: -2000}}\n"));

@@ -120,7 +120,7 @@ pub fn run(
     };
     config.fsync = Duration::from_micros(scenario.target.sim.fsync_us);
     config.links = links(scenario, &LinkFaults::default());
-    config.geography = scenario.geography();
+    config.geography = scenario.geography()?;
     let plan = FaultPlan::new(scenario);
     config.faults = faults(scenario, &plan);
     config.proposers = proposer_configs(scenario, nodes, SIM_EPOCH_NS);

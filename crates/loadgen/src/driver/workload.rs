@@ -221,7 +221,7 @@ impl Generator {
             metrics: match &scenario.target.zones {
                 Some(zones) => OpMetrics::new(warmup_end).with_zones(
                     zones.proposer_zones(scenario.workload.proposers),
-                    zones.names().len(),
+                    zones.names.len(),
                 ),
                 None => OpMetrics::new(warmup_end),
             },

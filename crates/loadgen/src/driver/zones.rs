@@ -29,7 +29,7 @@ impl ZoneShaper {
     pub fn new(
         scenario: &Scenario,
     ) -> Result<Option<(Self, mpsc::UnboundedReceiver<Inbound>)>, Error> {
-        let Some(geography) = scenario.geography() else {
+        let Some(geography) = scenario.geography()? else {
             return Ok(None);
         };
         let (released, rx) = mpsc::unbounded_channel();
@@ -42,7 +42,7 @@ impl ZoneShaper {
         })?;
         let shaper = Self {
             geography,
-            rng: Stream::Faults.rng(scenario.seed ^ 0x5a0e),
+            rng: Stream::Zones.rng(scenario.seed),
             inbound,
         };
         Ok(Some((shaper, rx)))
@@ -96,7 +96,7 @@ pub fn node_links(
         .filter(|peer| **peer != id)
         .map(|peer| {
             let to = zones.node_zone(*peer);
-            let rtt_ms = zones.rtt_ms()[from][to];
+            let rtt_ms = zones.rtt_ms[from][to];
             let faults = LinkFaults {
                 delay_us: (rtt_ms * 1e3 / 2.0).round() as u64 + all.delay_us,
                 jitter_us,

@@ -367,7 +367,7 @@ pub fn details(s: &ScenarioSummary) -> Vec<(String, String)> {
         rows.extend(shared_rows(s, shared));
     }
     if let Some(zones) = &s.zones {
-        rows.extend(zones.rows());
+        rows.extend(zones.rows(&s.settings));
     }
     if let Some(r) = &s.repetitions {
         rows.extend(repetition_rows(r));

@@ -5,31 +5,18 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use paxbench_core::latency::Shape;
 use paxbench_core::quorum;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Preset, Scenario};
+use crate::config::{Scenario, ZonesSpec, display_value};
 use crate::driver::RunOutput;
 use crate::measure::Percentiles;
 
-/// A zoned scenario's geography and what it measured.
+/// What a zoned scenario measured. The zones themselves are in `settings.target.zones`, the
+/// defaults scaled to them in `settings.scaled` and the settings they set.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZonesSummary {
-    /// The preset the matrix came from, if any.
-    pub preset: Option<Preset>,
-    /// The zones.
-    pub names: Vec<String>,
-    /// Spread of each one-way delay, ms, and its shape.
-    pub jitter_ms: f64,
-    /// The jitter's shape.
-    pub distribution: Shape,
-    /// Settings left unset that took a default scaled to the longest round trip, and that
-    /// default, in ms.
-    pub scaled: Vec<String>,
-    /// The scaled default, in ms.
-    pub scaled_ms: f64,
     /// The round trip from each proposer zone to each node (real targets).
     pub pairs: Vec<ZonePair>,
     /// Latency by proposer zone.
@@ -76,10 +63,9 @@ impl ZonesSummary {
     /// The summary of a zoned scenario; `None` without zones.
     pub fn new(scenario: &Scenario, output: &RunOutput) -> Option<Self> {
         let zones = scenario.target.zones.as_ref()?;
-        let geography = scenario.geography()?;
-        let names = zones.names();
-        let node_ids = scenario.node_ids();
-        let majority = quorum(node_ids.len());
+        let geography = scenario.geography().ok().flatten()?;
+        let names = &zones.names;
+        let majority = quorum(scenario.node_ids().len());
         let placed = zones.proposer_zones(scenario.workload.proposers);
         let pairs = output
             .zone_pings
@@ -110,16 +96,7 @@ impl ZonesSummary {
                     .unwrap_or_default(),
             })
             .collect();
-        Some(Self {
-            preset: zones.preset,
-            names,
-            jitter_ms: zones.jitter_ms,
-            distribution: zones.distribution,
-            scaled: scenario.scaled.clone(),
-            scaled_ms: zones.scaled_default(&node_ids).as_secs_f64() * 1e3,
-            pairs,
-            by_zone,
-        })
+        Some(Self { pairs, by_zone })
     }
 
     /// Each zone's latency from pooled histograms (repetitions, merged generators).
@@ -131,19 +108,24 @@ impl ZonesSummary {
         }
     }
 
-    /// Rows for the scenario's details: pairs, zones, scaled defaults.
-    pub fn rows(&self) -> Vec<(String, String)> {
+    /// Rows for the details of `scenario`, which ran in these zones: the zones, pairs, each
+    /// zone's latency, and the defaults scaled to them.
+    pub fn rows(&self, scenario: &Scenario) -> Vec<(String, String)> {
         let ms = |us: u64| us as f64 / 1e3;
+        let Some(zones) = &scenario.target.zones else {
+            return Vec::new();
+        };
         let mut rows = vec![(
             "zones".to_string(),
             format!(
                 "{}{}, jitter {} ms ({})",
-                self.names.join(", "),
-                self.preset
-                    .map(|p| format!(" (preset {})", crate::config::display_value(&p)))
+                zones.names.join(", "),
+                zones
+                    .preset
+                    .map(|p| format!(" (preset {})", display_value(&p)))
                     .unwrap_or_default(),
-                self.jitter_ms,
-                crate::config::display_value(&self.distribution),
+                zones.jitter_ms,
+                display_value(&zones.distribution),
             ),
         )];
         for pair in &self.pairs {
@@ -174,10 +156,13 @@ impl ZonesSummary {
                 ),
             ));
         }
-        if !self.scaled.is_empty() {
+        if !scenario.scaled.is_empty() {
+            // Every scaled field took the same default; the phase-1 timeout always has one.
+            let scaled_ms =
+                ZonesSpec::default_wait(Some(zones), &scenario.node_ids()).as_secs_f64() * 1e3;
             rows.push((
                 "defaults scaled to the zones (50 ms + 2 × longest round trip)".into(),
-                format!("{} = {:.0} ms", self.scaled.join(", "), self.scaled_ms),
+                format!("{} = {scaled_ms:.0} ms", scenario.scaled.join(", ")),
             ));
         }
         rows
