@@ -15,8 +15,7 @@ use paxbench_core::proposer::ProposerConfig;
 use paxbench_core::{Instance, NodeId, ProposalId, ProposerId};
 use paxbench_node::{LearnerFanout, NodeSettings, StorageMode};
 use paxbench_quic::{
-    AdminCommand, AdminReply, DiskFault, Envelope, FaultSpec, PeerName, TlsFiles, Transport,
-    TransportKind,
+    AdminCommand, AdminReply, DiskFault, Envelope, PeerName, TlsFiles, Transport, TransportKind,
 };
 
 fn proposer_config(max_attempts: u32) -> ProposerConfig {
@@ -193,7 +192,7 @@ fn strangers_and_bad_frames_leave_the_cluster_serving() {
     assert!(impostor.wait_ready(1, Duration::from_secs(10)));
     for command in [
         AdminCommand::Stats,
-        AdminCommand::SetFaults(FaultSpec::default()),
+        AdminCommand::SetFaults(Box::default()),
         AdminCommand::SetDiskFault(DiskFault::FailWrite),
     ] {
         let reply = impostor.admin(1, command);
@@ -203,7 +202,7 @@ fn strangers_and_bad_frames_leave_the_cluster_serving() {
         );
     }
     assert!(!client.stats(1).storage_failed);
-    let reply = client.admin(1, AdminCommand::SetFaults(FaultSpec::default()));
+    let reply = client.admin(1, AdminCommand::SetFaults(Box::default()));
     assert_eq!(reply, Some(AdminReply::FaultsSet));
 
     // Garbage, a truncated frame and an oversized frame, each on its own stream.

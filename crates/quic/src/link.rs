@@ -92,13 +92,16 @@ impl Link {
 
     /// Queues `envelope`, through the fault layer (control frames pass it untouched). A frame
     /// for a closed link is dropped and counted: Paxos treats it as lost.
+    #[inline]
     pub fn send(&self, envelope: Envelope) {
         self.send_delayed(envelope, Duration::ZERO);
     }
 
     /// Like [`Link::send`], with `delay` added to whatever the fault layer adds: an emulated
     /// network delay of the sender's choosing (the load generator's per-zone delays). Delayed
-    /// frames wait in the endpoint's [`DelayLine`].
+    /// frames wait in the endpoint's [`DelayLine`]; an undelayed one is queued at once, by the
+    /// same few instructions as before there were delays (it is every frame's path).
+    #[inline]
     pub fn send_delayed(&self, envelope: Envelope, delay: Duration) {
         if envelope.is_control() {
             self.enqueue(envelope);
@@ -109,25 +112,30 @@ impl Link {
             Fate::Send {
                 copies,
                 delay: added,
-            } => {
-                let delay = delay + added;
+            } if delay.is_zero() && added.is_zero() => {
                 if copies == 2 {
-                    self.enqueue_after(delay, envelope.clone());
+                    self.enqueue(envelope.clone());
                 }
-                self.enqueue_after(delay, envelope);
+                self.enqueue(envelope);
             }
+            Fate::Send {
+                copies,
+                delay: added,
+            } => self.hold(delay + added, copies, envelope),
         }
     }
 
-    fn enqueue_after(&self, delay: Duration, envelope: Envelope) {
-        if delay.is_zero() {
+    /// Puts `copies` of `envelope` in the delay line, to be queued after `delay`.
+    fn hold(&self, delay: Duration, copies: u8, envelope: Envelope) {
+        let Some(line) = self.shared.delay_line() else {
             self.enqueue(envelope);
             return;
+        };
+        let at = Instant::now() + delay;
+        if copies == 2 {
+            line.push(at, (self.clone(), envelope.clone()));
         }
-        match self.shared.delay_line() {
-            Some(line) => line.push(Instant::now() + delay, (self.clone(), envelope)),
-            None => self.enqueue(envelope),
-        }
+        line.push(at, (self.clone(), envelope));
     }
 
     fn enqueue(&self, envelope: Envelope) {

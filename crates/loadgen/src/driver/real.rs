@@ -380,7 +380,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
         // Nodes delay their links to each other before anything is measured.
         for (link, id) in links.iter().zip(&node_ids) {
             let spec = node_fault_spec(scenario, *id, LinkFaults::default(), Vec::new(), 0);
-            let command = AdminCommand::SetFaults(spec);
+            let command = AdminCommand::SetFaults(Box::new(spec));
             if admin(link, &mut inbox, &mut next_request, command)
                 .await
                 .is_none()
@@ -448,7 +448,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
     if scenario.target.zones.is_some() && scenario.target.kind == TargetKind::Attach {
         // Attached nodes outlive the run: take the zone delays off them.
         for link in &driver.links {
-            let command = AdminCommand::SetFaults(FaultSpec::default());
+            let command = AdminCommand::SetFaults(Box::default());
             let _ = admin(link, &mut inbox, &mut next_request, command).await;
         }
     }
@@ -783,8 +783,14 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
     }
 
     /// A frame from a node: with zones, a reply waits out its way back to its proposer's zone
-    /// first, and comes back through [`Driver::deliver`].
+    /// first, and comes back through [`Driver::deliver`]. Inlined, so that without zones every
+    /// frame goes to `deliver` as directly as it did before there were zones.
+    #[inline]
     fn arrive(&mut self, now: Time, inbound: Inbound) {
+        if self.zones.is_none() {
+            self.deliver(now, inbound);
+            return;
+        }
         if let (Some(zones), Envelope::Reply { proposer, .. }, PeerName::Node(node)) =
             (&mut self.zones, &inbound.envelope, inbound.peer)
             && let Some(index) = self.host.index_of(*proposer)
@@ -929,7 +935,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         self.next_request += 1;
         link.send(Envelope::Admin {
             request,
-            command: AdminCommand::SetFaults(spec),
+            command: AdminCommand::SetFaults(Box::new(spec)),
         });
     }
 
@@ -996,16 +1002,22 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
             let wait = wake
                 .map_or(Duration::MAX, |at| at.saturating_since(now))
                 .min(Duration::from_millis(50));
-            let next = async {
-                match released.as_deref_mut() {
-                    Some(released) => tokio::select! {
-                        inbound = inbox.recv() => inbound.map(|i| (i, false)),
-                        Some(inbound) = released.recv() => Some((inbound, true)),
-                    },
-                    None => inbox.recv().await.map(|i| (i, false)),
+            // Without zones, the wait is the inbox alone, as it was before there were zones.
+            let received = match released.as_deref_mut() {
+                None => tokio::time::timeout(wait, inbox.recv())
+                    .await
+                    .map(|inbound| inbound.map(|i| (i, false))),
+                Some(released) => {
+                    let either = async {
+                        tokio::select! {
+                            inbound = inbox.recv() => inbound.map(|i| (i, false)),
+                            Some(inbound) = released.recv() => Some((inbound, true)),
+                        }
+                    };
+                    tokio::time::timeout(wait, either).await
                 }
             };
-            match tokio::time::timeout(wait, next).await {
+            match received {
                 Ok(Some((inbound, was_held))) => {
                     // One clock read for everything that arrived together.
                     let now = self.now();
