@@ -7,7 +7,13 @@
 # --results`), which records the audit in the run's summary. Everything it creates is torn down
 # on exit.
 #
-#   scripts/netns-cluster.sh OUT_DIR [TIME_SCALE]
+# With --zones the three nodes are three WAN zones instead (round trips of 40, 60 and 80 ms
+# between them, a scenario choice): `tc netem` delays each node's traffic per destination node,
+# and the config says `node_delays: external`; the generator delays each proposer's traffic by
+# its zone, as on any target. Where there is no netem, the nodes' fault layer delays their links
+# instead, and the script says so.
+#
+#   scripts/netns-cluster.sh OUT_DIR [TIME_SCALE] [--zones]
 #   PAXBENCH=target/debug/paxbench scripts/netns-cluster.sh OUT_DIR 0.3
 #
 # Exits 77, with the reason on its last line, where namespaces cannot be made (not root, no
@@ -17,8 +23,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-out=${1:?usage: scripts/netns-cluster.sh OUT_DIR [TIME_SCALE]}
+out=${1:?usage: scripts/netns-cluster.sh OUT_DIR [TIME_SCALE] [--zones]}
 scale=${2:-1}
+zones=0
+[ "${3:-}" = --zones ] && zones=1
+# --zones: the round trip between nodes i and j, in ms (node i is zone z$i).
+declare -A rtt=([1,2]=40 [2,1]=40 [1,3]=80 [3,1]=80 [2,3]=60 [3,2]=60)
 skip() { echo "skipped: $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "network namespaces need root"
 command -v ip >/dev/null 2>&1 || skip "iproute2 (ip) is not installed"
@@ -39,6 +49,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# --zones: a prio qdisc on node $1's link with one netem band per other node, chosen by
+# destination address; other traffic (the generator's) goes undelayed through the last band.
+zone_qdisc() {
+  local i=$1 ns="${prefix}n$1" band=1 j
+  tc -n "$ns" qdisc add dev eth0 root handle 1: prio bands 4 priomap 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 3 \
+    2>/dev/null || return 1
+  for j in 1 2 3; do
+    [ "$j" = "$i" ] && continue
+    tc -n "$ns" qdisc add dev eth0 parent "1:$band" handle "${band}0:" netem \
+      delay "$(awk -v r="${rtt[$i,$j]}" 'BEGIN { print r / 2 }')ms" 2>/dev/null || return 1
+    tc -n "$ns" filter add dev eth0 parent 1: protocol ip prio 1 u32 \
+      match ip dst "10.77.0.$j/32" flowid "1:$band" 2>/dev/null || return 1
+    band=$((band + 1))
+  done
+}
+
 netem=1
 ip netns add "${prefix}n1" 2>/dev/null || skip "cannot create a network namespace here"
 ip link add "$bridge" type bridge 2>/dev/null || skip "cannot create a bridge here"
@@ -52,7 +78,13 @@ for i in 1 2 3; do
   ip -n "$ns" addr add "10.77.0.$i/24" dev eth0
   ip -n "$ns" link set eth0 up
   ip -n "$ns" link set lo up
-  if [ "$netem" = 1 ] && ! tc -n "$ns" qdisc add dev eth0 root netem delay 1ms 200us loss 0.5% 2>/dev/null; then
+  if [ "$zones" = 1 ]; then
+    if [ "$netem" = 1 ] && ! zone_qdisc "$i"; then
+      netem=0
+      tc -n "$ns" qdisc del dev eth0 root 2>/dev/null || true
+      echo "tc netem is not available (no sch_netem in this kernel): the nodes' fault layer delays their links to each other instead"
+    fi
+  elif [ "$netem" = 1 ] && ! tc -n "$ns" qdisc add dev eth0 root netem delay 1ms 200us loss 0.5% 2>/dev/null; then
     netem=0
     echo "tc netem is not available (no sch_netem in this kernel): delay and loss come from the transport's fault layer instead"
   fi
@@ -70,6 +102,24 @@ for i in 1 2 3; do
 done
 
 at() { awk -v a="$1" -v s="$scale" 'BEGIN { printf "%g", a * s }'; }
+if [ "$zones" = 1 ]; then
+  [ "$netem" = 1 ] && node_delays=external || node_delays=fault-layer
+  # Zones: the matrix above, node i in zone z$i; the timeouts scale to it (left unset), and
+  # the generic delay and loss give way to the zones'.
+  zone_section="  zones:
+    names: [z1, z2, z3]
+    rtt_ms: [[0, ${rtt[1,2]}, ${rtt[1,3]}], [${rtt[2,1]}, 0, ${rtt[2,3]}], [${rtt[3,1]}, ${rtt[3,2]}, 0]]
+    distribution: constant
+    nodes: {1: z1, 2: z2, 3: z3}
+    node_delays: $node_delays"
+  timeouts=""
+  link_faults=0
+else
+  zone_section=""
+  timeouts="  phase1_timeout_ms: 30
+  phase2_timeout_ms: 30"
+  link_faults=$((1 - netem))
+fi
 cat >"$work/netns.yaml" <<YAML
 name: faults-netns
 description: >
@@ -86,6 +136,7 @@ target:
     ca: $work/certs/ca.pem
     cert: $work/certs/client-0.pem
     key: $work/certs/client-0.key
+$zone_section
 workload:
   proposers: 16
   keys: 1000
@@ -94,14 +145,13 @@ workload:
 measure:
   evidence: true                     # the stores are audited against it once the nodes stop
 proposer:
-  phase1_timeout_ms: 30
-  phase2_timeout_ms: 30
+$timeouts
   max_attempts: 100
 faults:
-$(if [ "$netem" = 0 ]; then echo "  - {at_s: 0, set-delay-us: 1000}"; echo "  - {at_s: $(at 3), heal}"; fi)
+$(if [ "$link_faults" = 1 ]; then echo "  - {at_s: 0, set-delay-us: 1000}"; echo "  - {at_s: $(at 3), heal}"; fi)
   - {at_s: $(at 4), isolate: [3]}
   - {at_s: $(at 7), heal}
-$(if [ "$netem" = 0 ]; then echo "  - {at_s: $(at 8), set-drop: 0.005}"; fi)
+$(if [ "$link_faults" = 1 ]; then echo "  - {at_s: $(at 8), set-drop: 0.005}"; fi)
 YAML
 status=0
 "$paxbench" run "$work/netns.yaml" --out "$out" --no-progress --no-charts || status=$?

@@ -25,7 +25,7 @@ pub use file::*;
 pub use locate::locate;
 pub use scenario::*;
 pub use validate::{MAX_KEYS, MAX_NODES, MAX_PROPOSERS, MAX_REPEAT, MAX_TIME, MAX_VALUE_SIZE};
-pub use zones::{Placement, PlacementRule, Preset, ZonesSpec};
+pub use zones::{NodeDelays, Placement, PlacementRule, Preset, ZonesSpec};
 
 /// The most scenarios one config may sweep: beyond this a run would not end in a day.
 pub const MAX_SCENARIOS: u128 = 10_000;

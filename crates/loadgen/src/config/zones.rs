@@ -34,6 +34,22 @@ pub struct ZonesSpec {
     /// A fixed offset of the clocks of a zone's proposers, in microseconds, on top of
     /// `proposer.clock_skew_us`: `{eu-west: 3000}`. Zones not listed are not offset.
     pub clock_skew_us: BTreeMap<String, i64>,
+    /// Who delays the links between nodes: `fault-layer` (each node, told by the generator) or
+    /// `external` (the network already does, as `tc netem` in `scripts/netns-cluster.sh`).
+    pub node_delays: NodeDelays,
+}
+
+/// Who delays the links between nodes.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeDelays {
+    /// Each node's fault layer, per peer link, set by the generator before it measures.
+    #[default]
+    FaultLayer,
+    /// The network between the nodes already has the matrix's delays: nodes add none.
+    External,
 }
 
 /// How proposers are spread over the zones.

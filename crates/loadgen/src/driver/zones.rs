@@ -12,7 +12,7 @@ use paxbench_core::zones::Geography;
 use paxbench_quic::{DelayLine, FaultSpec, Inbound, LinkFaults, PeerName};
 use tokio::sync::mpsc;
 
-use crate::config::{Scenario, ZonesSpec};
+use crate::config::{NodeDelays, Scenario, ZonesSpec};
 use crate::error::Error;
 
 /// The generator's side of the emulation: one delay per message to a node, and replies held
@@ -108,8 +108,9 @@ pub fn node_links(
         .collect()
 }
 
-/// Node `id`'s fault settings: `all` on every link, cut off from `partitioned`, and with zones,
-/// its links to other nodes delayed as the matrix says.
+/// Node `id`'s fault settings: `all` on every link, cut off from `partitioned`, and with zones
+/// (unless the network delays node links itself), its links to other nodes delayed as the
+/// matrix says.
 pub fn node_fault_spec(
     scenario: &Scenario,
     id: u32,
@@ -121,6 +122,7 @@ pub fn node_fault_spec(
         .target
         .zones
         .as_ref()
+        .filter(|zones| zones.node_delays == NodeDelays::FaultLayer)
         .map(|zones| node_links(zones, &scenario.node_ids(), id, all))
         .unwrap_or_default();
     FaultSpec {
@@ -152,5 +154,24 @@ mod tests {
         assert_eq!(to_1.delay_us, 35_000 + 500, "b → a is half of 70 ms");
         assert_eq!((to_1.jitter_us, to_1.drop), (1_000, 0.1));
         assert_eq!(links["node-3"].delay_us, 250 + 500);
+    }
+
+    #[test]
+    fn nodes_add_no_zone_delay_when_the_network_delays_their_links() {
+        let scenario = |node_delays: &str| {
+            let yaml = format!(
+                "name: t\ntarget:\n  kind: sim\n  zones:\n    names: [a, b]\n    rtt_ms: [[0, 80], [80, 0]]\n    nodes: {{1: a, 2: b, 3: b}}\n    node_delays: {node_delays}\n"
+            );
+            crate::config::BenchConfig::parse(std::path::Path::new("t.yaml"), yaml)
+                .unwrap()
+                .scenarios[0]
+                .clone()
+        };
+        let spec = |s: &Scenario| node_fault_spec(s, 1, LinkFaults::default(), Vec::new(), 0);
+        assert_eq!(
+            spec(&scenario("fault-layer")).links["node-2"].delay_us,
+            40_000
+        );
+        assert!(spec(&scenario("external")).links.is_empty());
     }
 }

@@ -1,13 +1,14 @@
 //! Charts of a results folder, drawn with plotters: always SVG, and PNG rendered with ab_glyph
 //! and the DejaVu Sans font committed in `assets/` (never a system font). Each chart says in its
 //! title what it compares, and every axis names its unit. The per-scenario charts live here;
-//! the ID-scheme headline, the spread over repetitions and the resources chart have files of
-//! their own, and `style` holds what they all share.
+//! the ID-scheme headline, the spread over repetitions, the resources chart and latency by
+//! zone have files of their own, and `style` holds what they all share.
 
 mod id_schemes;
 mod resources;
 mod spread;
 mod style;
+mod zones;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -533,6 +534,7 @@ enum Kind {
     Rounds,
     Resources,
     Spread,
+    Zones,
 }
 
 fn draw<DB: DrawingBackend>(
@@ -550,6 +552,7 @@ fn draw<DB: DrawingBackend>(
         Kind::Rounds => draw_rounds(root, data, title),
         Kind::Resources => resources::draw(root, data, title),
         Kind::Spread => spread::draw_spread(root, data, title),
+        Kind::Zones => zones::draw(root, data, title),
     }
 }
 
@@ -572,6 +575,13 @@ pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
             Kind::Spread,
             "spread",
             format!("{name}: decisions per second and p99 over the repetitions"),
+        ));
+    }
+    if zones::has_zones(data) {
+        charts.push((
+            Kind::Zones,
+            "zones",
+            format!("{name}: latency by proposer zone, beside its floor"),
         ));
     }
     if has_key_ranks(data) {
