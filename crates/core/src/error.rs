@@ -1,7 +1,7 @@
 //! The crate's one error type. The roles report bad commands and misrouted messages here;
 //! protocol-level rejections are not errors, they are events.
 
-use crate::types::{Instance, ProposerId};
+use crate::types::{Instance, ProposerId, Quorums};
 
 /// Everything that can go wrong when using this crate.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -37,6 +37,17 @@ pub enum Error {
         scheme: &'static str,
         /// The largest proposer it can encode.
         max: u32,
+    },
+    /// A quorum size is zero or larger than the cluster.
+    #[error(
+        "quorums of {} (phase 1) and {} (phase 2) do not fit {acceptors} acceptors: each must be 1..={acceptors}",
+        quorums.phase1, quorums.phase2
+    )]
+    QuorumOutOfRange {
+        /// The sizes asked for.
+        quorums: Quorums,
+        /// The cluster size.
+        acceptors: usize,
     },
     /// A proposer host was set up inconsistently.
     #[error("invalid proposer host: {0}")]

@@ -1,6 +1,7 @@
 //! The learner: counts ACCEPTED messages per `(instance, proposal ID)` and announces the value
-//! once a majority of distinct acceptors accepted the same proposal. Memory is bounded: it keeps
-//! the most recent instances it heard of (tallies, or the chosen value) and a count of the rest.
+//! once a quorum (a majority, or a flexible phase-2 quorum) of distinct acceptors accepted the
+//! same proposal. Memory is bounded: it keeps the most recent instances it heard of (tallies, or
+//! the chosen value) and a count of the rest.
 
 use std::collections::VecDeque;
 
@@ -57,8 +58,14 @@ impl Learner {
 
     /// A learner that remembers the `capacity` most recent instances (at least one).
     pub fn with_capacity(acceptors: usize, capacity: usize) -> Self {
+        Self::with_quorum(quorum(acceptors), capacity)
+    }
+
+    /// A learner that announces a value once `phase2` distinct acceptors accepted it (a
+    /// flexible phase-2 quorum), remembering the `capacity` most recent instances.
+    pub fn with_quorum(phase2: usize, capacity: usize) -> Self {
         Self {
-            quorum: quorum(acceptors),
+            quorum: phase2.max(1),
             capacity: capacity.max(1),
             instances: FxHashMap::default(),
             order: VecDeque::new(),

@@ -36,4 +36,4 @@ pub mod zones;
 
 pub use error::Error;
 pub use time::Time;
-pub use types::{Instance, NodeId, ProposalId, ProposerId, ProposerIndex, Value, quorum};
+pub use types::{Instance, NodeId, ProposalId, ProposerId, ProposerIndex, Quorums, Value, quorum};

@@ -24,13 +24,15 @@ use crate::id::{IdGenerator, IdScheme, IdSchemeKind};
 use crate::message::{AcceptRequest, Accepted, Message, Nack, Prepare, Promise};
 use crate::rng::DetRng;
 use crate::time::{ClockModel, Time};
-use crate::types::{Instance, NodeId, ProposalId, ProposerId, Value, quorum};
+use crate::types::{Instance, NodeId, ProposalId, ProposerId, Quorums, Value};
 
 /// Proposer settings.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ProposerConfig {
-    /// How many acceptors there are; a majority of them decides.
+    /// How many acceptors there are.
     pub acceptors: usize,
+    /// How many of them each phase waits for: majorities unless set otherwise.
+    pub quorums: Quorums,
     /// How long to wait for a majority of PROMISEs before retrying. It should exceed the
     /// round trip plus the acceptors' fsync, or slow disks look like lost races.
     pub phase1_timeout: Duration,
@@ -55,6 +57,7 @@ impl ProposerConfig {
     pub fn new(acceptors: usize) -> Self {
         Self {
             acceptors,
+            quorums: Quorums::majority(acceptors),
             phase1_timeout: Duration::from_millis(50),
             phase2_timeout: Duration::from_millis(50),
             backoff: BackoffPolicy::ExponentialFullJitter {
@@ -189,7 +192,6 @@ struct Operation {
 pub struct Proposer {
     id: ProposerId,
     config: ProposerConfig,
-    quorum: usize,
     ids: IdGenerator,
     rng: DetRng,
     operation: Option<Operation>,
@@ -210,9 +212,14 @@ impl Proposer {
         if config.max_attempts == 0 {
             return Err(Error::ZeroAttempts);
         }
+        if !config.quorums.fits(config.acceptors) {
+            return Err(Error::QuorumOutOfRange {
+                quorums: config.quorums,
+                acceptors: config.acceptors,
+            });
+        }
         Ok(Self {
             id,
-            quorum: quorum(config.acceptors),
             ids: IdGenerator::new(config.id_scheme, id)?,
             rng: DetRng::new(seed),
             operation: None,
@@ -289,13 +296,13 @@ impl Proposer {
         Ok(())
     }
 
-    /// A PROMISE: on a majority for the current ID, phase 2 begins with the value of the
+    /// A PROMISE: on a phase-1 quorum for the current ID, phase 2 begins with the value of the
     /// highest-ID piggybacked proposal, or the proposer's own value when none came back.
     pub fn handle_promise(&mut self, now: Time, promise: &Promise) {
         if let Some((accepted_id, _)) = &promise.accepted {
             self.ids.observe(*accepted_id);
         }
-        let quorum = self.quorum;
+        let quorum = self.config.quorums.phase1;
         let Some(op) = self.operation.as_mut() else {
             return;
         };
@@ -343,13 +350,13 @@ impl Proposer {
         });
     }
 
-    /// An ACCEPTED: on a majority for the current ID, the value is chosen.
+    /// An ACCEPTED: on a phase-2 quorum for the current ID, the value is chosen.
     ///
     /// Votes are counted by proposal ID alone, as Paxos may: unique IDs carry one value each.
     /// When an ID scheme breaks that promise (naive timestamps), two proposers sharing an ID
     /// both count each other's votes, which is how ID collisions turn into agreement violations.
     pub fn handle_accepted(&mut self, _now: Time, accepted: &Accepted) {
-        let quorum = self.quorum;
+        let quorum = self.config.quorums.phase2;
         let Some(op) = self.operation.as_mut() else {
             return;
         };
@@ -376,27 +383,28 @@ impl Proposer {
         self.end_operation();
     }
 
-    /// A NACK: once so many acceptors rejected the current ID that no majority can be reached,
+    /// A NACK: once so many acceptors rejected the current ID that no quorum can be reached,
     /// the attempt is preempted and a retry is scheduled.
     pub fn handle_nack(&mut self, now: Time, nack: &Nack) {
         self.ids.observe(nack.promised);
-        let max_nays = self.config.acceptors - self.quorum;
+        let acceptors = self.config.acceptors;
+        let quorums = self.config.quorums;
         let Some(op) = self.operation.as_mut() else {
             return;
         };
         if op.instance != nack.instance || op.id != nack.id {
             return;
         }
-        let phase = match op.stage {
-            Stage::Preparing { .. } => Phase::Prepare,
-            Stage::Accepting { .. } => Phase::Accept,
+        let (phase, needed) = match op.stage {
+            Stage::Preparing { .. } => (Phase::Prepare, quorums.phase1),
+            Stage::Accepting { .. } => (Phase::Accept, quorums.phase2),
             Stage::BackingOff => return,
         };
         if !insert_sorted(&mut self.nays, nack.from) {
             return;
         }
         op.highest_rejection = op.highest_rejection.max(nack.promised);
-        if self.nays.len() <= max_nays {
+        if self.nays.len() < Quorums::hopeless_after(needed, acceptors) {
             return;
         }
         self.events.push_back(ProposerEvent::Preempted {

@@ -104,6 +104,44 @@ pub const fn quorum(acceptors: usize) -> usize {
     acceptors / 2 + 1
 }
 
+/// How many acceptors each phase waits for: majorities by default, or flexible quorums
+/// (FPaxos, Howard, Malkhi and Spiegelman 2016), where only every phase-1 quorum must
+/// intersect every phase-2 quorum: `phase1 + phase2 > acceptors`. A smaller phase 2 makes the
+/// common case cheaper and the rare leader change dearer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Quorums {
+    /// PROMISEs needed before phase 2.
+    pub phase1: usize,
+    /// ACCEPTEDs needed for a value to be chosen.
+    pub phase2: usize,
+}
+
+impl Quorums {
+    /// Majorities of `acceptors` in both phases.
+    pub const fn majority(acceptors: usize) -> Self {
+        Self {
+            phase1: quorum(acceptors),
+            phase2: quorum(acceptors),
+        }
+    }
+
+    /// Whether both sizes are between 1 and `acceptors`: each phase can be completed at all.
+    pub const fn fits(&self, acceptors: usize) -> bool {
+        self.phase1 >= 1 && self.phase2 >= 1 && self.phase1 <= acceptors && self.phase2 <= acceptors
+    }
+
+    /// Whether every phase-1 quorum meets every phase-2 quorum, the one condition Paxos's
+    /// agreement rests on: `phase1 + phase2 > acceptors`.
+    pub const fn intersect(&self, acceptors: usize) -> bool {
+        self.phase1 + self.phase2 > acceptors
+    }
+
+    /// How many refusals in a phase needing `needed` of `acceptors` make that phase hopeless.
+    pub const fn hopeless_after(needed: usize, acceptors: usize) -> usize {
+        acceptors.saturating_sub(needed) + 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +151,40 @@ mod tests {
         assert!(ProposalId::new(2, 0) > ProposalId::new(1, u32::MAX));
         assert!(ProposalId::new(1, 2) > ProposalId::new(1, 1));
         assert!(ProposalId::ZERO < ProposalId::new(0, 1));
+    }
+
+    #[test]
+    fn flexible_quorums_must_intersect_across_phases_only() {
+        assert!(Quorums::majority(5).intersect(5));
+        let fpaxos = Quorums {
+            phase1: 4,
+            phase2: 2,
+        };
+        assert!(fpaxos.fits(5) && fpaxos.intersect(5), "4 + 2 > 5");
+        let unsafe_pair = Quorums {
+            phase1: 2,
+            phase2: 3,
+        };
+        assert!(
+            unsafe_pair.fits(5) && !unsafe_pair.intersect(5),
+            "2 + 3 = 5"
+        );
+        assert!(
+            !Quorums {
+                phase1: 0,
+                phase2: 5
+            }
+            .fits(5)
+        );
+        assert!(
+            !Quorums {
+                phase1: 6,
+                phase2: 1
+            }
+            .fits(5)
+        );
+        assert_eq!(Quorums::hopeless_after(2, 5), 4);
+        assert_eq!(Quorums::hopeless_after(3, 3), 1);
     }
 
     #[test]

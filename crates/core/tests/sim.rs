@@ -15,7 +15,7 @@ use paxbench_core::id::IdSchemeKind;
 use paxbench_core::sim::{Durability, Fault, Latency, LinkModel, Sim, SimConfig, SimReport};
 use paxbench_core::workload::{OpOutcome, UniformWorkload};
 use paxbench_core::zones::Geography;
-use paxbench_core::{Instance, NodeId, Time};
+use paxbench_core::{Instance, NodeId, Quorums, Time};
 
 const MS: Duration = Duration::from_millis(1);
 const US: Duration = Duration::from_micros(1);
@@ -220,6 +220,61 @@ fn a_partitioned_minority_does_not_stop_the_majority() {
     assert!(violations.is_empty(), "{violations:?}");
     assert_eq!(report.stats.host.ops_won + report.stats.host.ops_lost, 30);
     assert!(report.stats.lost > 0, "messages to the minority are cut");
+}
+
+/// Eight proposers racing on one key of three acceptors, with the given quorum sizes.
+fn flexible_race(phase1: usize, phase2: usize, seed: u64) -> Vec<Violation> {
+    let mut config = SimConfig::new(3, 8, seed);
+    config.links = jittery_links();
+    config.quorums = Quorums { phase1, phase2 };
+    for p in &mut config.proposers {
+        p.quorums = config.quorums;
+    }
+    uniform_run(config, 1, 30).1
+}
+
+#[test]
+fn flexible_quorums_that_do_not_intersect_break_agreement() {
+    // 1 + 2 = 3 acceptors: a proposer can be promised by the one acceptor that missed the
+    // chosen value, and overwrite it.
+    let found = (1..=5).any(|seed| {
+        flexible_race(1, 2, seed)
+            .iter()
+            .any(|v| matches!(v, Violation::Agreement { .. }))
+    });
+    assert!(
+        found,
+        "no seed broke agreement with non-intersecting quorums"
+    );
+}
+
+#[test]
+fn flexible_quorums_that_intersect_stay_safe_on_the_same_races() {
+    for seed in 1..=5 {
+        for (phase1, phase2) in [(2, 2), (3, 1), (1, 3)] {
+            let violations = flexible_race(phase1, phase2, seed);
+            assert!(
+                violations.is_empty(),
+                "{phase1}/{phase2} seed {seed}: {violations:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn quorums_the_learners_do_not_share_are_refused() {
+    let mut config = SimConfig::new(3, 1, 1);
+    config.quorums = Quorums {
+        phase1: 3,
+        phase2: 1,
+    };
+    assert!(Sim::new(config.clone(), UniformWorkload::new(1, 1, MS, MS, 1)).is_err());
+    config.proposers[0].quorums = Quorums {
+        phase1: 4,
+        phase2: 1,
+    };
+    config.quorums = config.proposers[0].quorums;
+    assert!(Sim::new(config, UniformWorkload::new(1, 1, MS, MS, 1)).is_err());
 }
 
 #[test]

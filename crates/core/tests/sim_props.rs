@@ -1,7 +1,8 @@
 //! Property tests: random seeded simulations with message loss, duplication, reordering,
 //! partitions, crashes and clock skew, for 2 to 7 acceptors, 1 to 20 proposers and every
-//! ID scheme that promises unique IDs. No safety violation may ever appear, and once the faults
-//! stop every operation must finish with a decision.
+//! ID scheme that promises unique IDs, with majorities or any flexible quorums whose phases
+//! intersect (phase 1 + phase 2 > acceptors). No safety violation may ever appear, and once the
+//! faults stop every operation must finish with a decision.
 //!
 //! CI runs a modest number of cases; set `PROPTEST_CASES` to run more.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,7 +14,7 @@ use paxbench_core::backoff::BackoffPolicy;
 use paxbench_core::id::IdSchemeKind;
 use paxbench_core::sim::{Address, Fault, Latency, LinkModel, Sim, SimConfig};
 use paxbench_core::workload::UniformWorkload;
-use paxbench_core::{NodeId, ProposerId, ProposerIndex, Time};
+use paxbench_core::{NodeId, ProposerId, ProposerIndex, Quorums, Time};
 use proptest::prelude::*;
 
 const US: Duration = Duration::from_micros(1);
@@ -31,6 +32,7 @@ const FAULTS_END: Duration = Duration::from_millis(300);
 struct Scenario {
     seed: u64,
     acceptors: usize,
+    quorums: Quorums,
     proposers: usize,
     keys: u64,
     ops: u64,
@@ -114,10 +116,21 @@ fn fault(acceptors: usize, proposers: usize) -> impl Strategy<Value = (Time, Fau
     (at, fault)
 }
 
+/// Majorities half the time, otherwise any phase-1 size with a phase-2 size that meets it.
+fn quorums(acceptors: usize) -> impl Strategy<Value = Quorums> {
+    prop_oneof![
+        Just(Quorums::majority(acceptors)),
+        (1..=acceptors).prop_flat_map(move |phase1| {
+            ((acceptors + 1 - phase1).max(1)..=acceptors)
+                .prop_map(move |phase2| Quorums { phase1, phase2 })
+        }),
+    ]
+}
+
 fn scenario() -> impl Strategy<Value = Scenario> {
     (2usize..=7, 1usize..=20).prop_flat_map(|(acceptors, proposers)| {
         (
-            (any::<u64>(), 1u64..8, 1u64..10),
+            (any::<u64>(), 1u64..8, 1u64..10, quorums(acceptors)),
             prop_oneof![
                 Just(IdSchemeKind::Counter),
                 Just(IdSchemeKind::Timestamp),
@@ -134,7 +147,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         )
             .prop_map(
                 move |(
-                    (seed, keys, ops),
+                    (seed, keys, ops, quorums),
                     scheme,
                     (reject_mode, notify_learners),
                     backoff,
@@ -144,6 +157,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 )| Scenario {
                     seed,
                     acceptors,
+                    quorums,
                     proposers,
                     keys,
                     ops,
@@ -171,7 +185,9 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
     config.fsync = s.fsync;
     config.links = s.links;
     config.until = Time::ZERO + Duration::from_secs(600);
+    config.quorums = s.quorums;
     for p in &mut config.proposers {
+        p.quorums = s.quorums;
         p.id_scheme = s.scheme;
         p.backoff = s.backoff;
         p.max_attempts = u32::MAX;

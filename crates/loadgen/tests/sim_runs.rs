@@ -564,3 +564,37 @@ fn repetitions_are_interleaved_pooled_and_summarised_with_their_spread() {
     assert!(md.contains(" ± "), "tables show median ± half-width");
     assert!(result.dir.join("charts/spread.svg").is_file());
 }
+
+#[test]
+fn flexible_quorums_that_miss_each_other_break_agreement_and_are_refused_unless_expected() {
+    let sweep = "target:\n  kind: sim\n  nodes: 3\n  quorum:\n    - {phase1: 1, phase2: 2}\n    - {phase1: 2}\n    - {phase1: 3, phase2: 1}\nworkload:\n  proposers: 16\n  keys: 1\n  warmup_s: 0\n  duration_s: 0.3\n";
+    let refused = BenchConfig::parse(Path::new("fq.yaml"), format!("name: fq\n{sweep}"));
+    let message = refused.err().unwrap().to_string();
+    assert!(
+        message.contains("target.quorum") && message.contains("Q1 + Q2 > N"),
+        "{message}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let result = run_yaml(
+        &format!("name: fq\n{sweep}expect_violations: true\n"),
+        dir.path(),
+    );
+    let agreement = |phase1: usize| {
+        let s = result
+            .summary
+            .scenarios
+            .iter()
+            .find(|s| s.settings.target.quorum.phase1 == Some(phase1))
+            .unwrap();
+        assert_counts_add_up(s);
+        s.safety
+            .by_kind
+            .iter()
+            .find(|(k, _)| k == "agreement")
+            .map_or(0, |(_, n)| *n)
+    };
+    assert!(agreement(1) > 0, "1 + 2 = 3 nodes must break agreement");
+    assert_eq!(agreement(2), 0, "2 + majority > 3");
+    assert_eq!(agreement(3), 0, "3 + 1 > 3");
+}

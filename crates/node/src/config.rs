@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use clap::Args;
-use paxbench_core::NodeId;
 use paxbench_core::acceptor::RejectMode;
+use paxbench_core::{NodeId, quorum};
 use paxbench_quic::{Address, FaultSpec, TlsFiles, TransportKind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -138,6 +138,10 @@ pub struct NodeSettings {
     /// ACCEPTED to `all` learners or only to the `proposer`.
     #[arg(long, value_parser = parse_yaml_scalar::<LearnerFanout>)]
     pub learner_fanout: Option<LearnerFanout>,
+    /// ACCEPTEDs this node's learner waits for before it counts a value chosen: the
+    /// proposers' phase-2 quorum under flexible quorums. Unset: a majority of the cluster.
+    #[arg(long, value_name = "N")]
+    pub phase2_quorum: Option<usize>,
     /// Log filter, as in RUST_LOG (`info`, `paxbench_node=debug`, …).
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -190,6 +194,8 @@ pub struct NodeConfig {
     pub reject_mode: RejectMode,
     /// Learner fan-out.
     pub learner_fanout: LearnerFanout,
+    /// ACCEPTEDs the learner waits for.
+    pub phase2_quorum: usize,
     /// Log filter.
     pub log_level: String,
     /// Stats line period in milliseconds (0: off).
@@ -235,6 +241,7 @@ impl NodeSettings {
             },
             reject_mode: overrides.reject_mode.or(self.reject_mode),
             learner_fanout: overrides.learner_fanout.or(self.learner_fanout),
+            phase2_quorum: overrides.phase2_quorum.or(self.phase2_quorum),
             log_level: overrides.log_level.or(self.log_level),
             stats_interval_ms: overrides.stats_interval_ms.or(self.stats_interval_ms),
             faults: overrides.faults.or(self.faults),
@@ -296,6 +303,14 @@ impl NodeSettings {
             }
             seen.push(peer.id);
         }
+        let cluster = peers.len() + 1;
+        let phase2_quorum = self.phase2_quorum.unwrap_or(quorum(cluster));
+        if phase2_quorum == 0 || phase2_quorum > cluster {
+            return Err(invalid(format!(
+                "field `phase2_quorum`: {phase2_quorum} does not fit a cluster of {cluster} \
+                 nodes (1..={cluster})"
+            )));
+        }
         let tls = match transport {
             TransportKind::Quic => Some(TlsFiles {
                 ca: tls.ca.ok_or_else(|| missing("tls.ca", "ca"))?,
@@ -318,6 +333,7 @@ impl NodeSettings {
             tls,
             reject_mode: self.reject_mode.unwrap_or_default(),
             learner_fanout: self.learner_fanout.unwrap_or_default(),
+            phase2_quorum,
             log_level: self.log_level.unwrap_or_else(|| "info".into()),
             stats_interval_ms: self.stats_interval_ms.unwrap_or(10_000),
             faults: self.faults.unwrap_or_default(),
@@ -423,6 +439,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("tls.ca"), "{err}");
+    }
+
+    #[test]
+    fn the_learner_quorum_defaults_to_a_majority_and_must_fit_the_cluster() {
+        let three = "id: 1\nlisten: 127.0.0.1:7001\ntransport: tcp\nstorage: memory\npeers:\n  - {id: 2, addr: 127.0.0.1:7002}\n  - {id: 3, addr: 127.0.0.1:7003}\n";
+        let config = parse(three).unwrap().resolve("test").unwrap();
+        assert_eq!(config.phase2_quorum, 2);
+        let flexible = parse(&format!("{three}phase2_quorum: 1\n")).unwrap();
+        assert_eq!(flexible.resolve("test").unwrap().phase2_quorum, 1);
+        let err = parse(&format!("{three}phase2_quorum: 4\n"))
+            .unwrap()
+            .resolve("n.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("n.yaml") && err.contains("phase2_quorum"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use paxbench_core::acceptor::{Acceptor, AcceptorConfig, Destination, Outgoing, Ready, Record};
-use paxbench_core::learner::Learner;
+use paxbench_core::learner::{Learner, RECENT_INSTANCES};
 use paxbench_core::message::Message;
 use paxbench_core::{Instance, NodeId, ProposerId};
 use paxbench_quic::{
@@ -107,7 +107,7 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
         id: config.id,
         endpoint,
         acceptor,
-        learner: Learner::new(config.peers.len() + 1),
+        learner: Learner::with_quorum(config.phase2_quorum, RECENT_INSTANCES),
         peers,
         proposers: HashMap::new(),
         memory_storage: config.storage == StorageMode::Memory,

@@ -19,12 +19,12 @@ use crate::acceptor::{Acceptor, AcceptorConfig, Destination, Outgoing, Ready, Re
 use crate::checker::{Checker, ChosenBy};
 use crate::error::Error;
 use crate::host::{HostStats, Observer, ProposerHost, Transmit};
-use crate::learner::Learner;
+use crate::learner::{Learner, RECENT_INSTANCES};
 use crate::message::Message;
 use crate::proposer::{ProposerConfig, ProposerEvent};
 use crate::rng::{DetRng, Stream};
 use crate::time::{ClockModel, Time};
-use crate::types::{Instance, NodeId, ProposerId, ProposerIndex};
+use crate::types::{Instance, NodeId, ProposerId, ProposerIndex, Quorums};
 use crate::workload::Workload;
 use crate::zones::Geography;
 
@@ -70,6 +70,8 @@ pub struct SimConfig {
     pub seed: u64,
     /// How many nodes (acceptor + learner each), numbered from 0.
     pub acceptors: usize,
+    /// Quorum sizes, the same for every proposer and learner.
+    pub quorums: Quorums,
     /// Acceptor settings, the same for all.
     pub acceptor: AcceptorConfig,
     /// Durable or volatile acceptor state.
@@ -95,6 +97,7 @@ impl SimConfig {
         Self {
             seed,
             acceptors,
+            quorums: Quorums::majority(acceptors),
             acceptor: AcceptorConfig::default(),
             durability: Durability::Durable,
             fsync: Duration::ZERO,
@@ -273,6 +276,12 @@ impl<W: Workload> Sim<W> {
                     proposer_config.acceptors, config.acceptors
                 )));
             }
+            if proposer_config.quorums != config.quorums {
+                return Err(Error::InvalidSimulation(format!(
+                    "proposer {i} waits for {:?}, the cluster's learners for {:?}",
+                    proposer_config.quorums, config.quorums
+                )));
+            }
         }
         let proposers = config.proposers.len();
         let node_ok = |n: &NodeId| (n.0 as usize) < config.acceptors;
@@ -304,7 +313,7 @@ impl<W: Workload> Sim<W> {
             .map(|n| SimNode {
                 id: NodeId(n as u32),
                 acceptor: Some(Acceptor::new(NodeId(n as u32), config.acceptor)),
-                learner: Learner::new(config.acceptors),
+                learner: Learner::with_quorum(config.quorums.phase2, RECENT_INSTANCES),
                 store: FxHashMap::default(),
                 persisting: false,
                 epoch: 0,
@@ -612,7 +621,7 @@ impl<W: Workload> Sim<W> {
             Fault::Crash(n) => {
                 let node = &mut self.nodes[n.0 as usize];
                 node.acceptor = None;
-                node.learner = Learner::new(self.config.acceptors);
+                node.learner = Learner::with_quorum(self.config.quorums.phase2, RECENT_INSTANCES);
                 node.persisting = false;
                 node.epoch += 1;
                 if self.config.durability == Durability::Volatile {

@@ -151,6 +151,7 @@ impl BenchFile {
                 sim: t.sim.clone(),
                 cpus: cell.pick("cpus", &t.cpus),
                 zones,
+                quorum: cell.pick("quorum", &t.quorum),
             },
             workload: WorkloadSettings {
                 proposers: cell.pick("proposers", &w.proposers),

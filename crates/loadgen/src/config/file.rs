@@ -131,6 +131,33 @@ pub struct TargetSpec {
     /// every target. Unset or `{}`: no zones, no delay added. Sweep `[{}, {preset: …}]` to
     /// compare.
     pub zones: Sweep<ZonesSpec>,
+    /// Quorum sizes: `{phase1: Q1, phase2: Q2}` (flexible quorums, FPaxos); an unset phase
+    /// waits for a majority. Q1 + Q2 must exceed the nodes unless `expect_violations` says the
+    /// broken agreement is the finding. Sweepable.
+    pub quorum: Sweep<QuorumSpec>,
+}
+
+/// How many nodes each phase waits for (`target.quorum`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct QuorumSpec {
+    /// PROMISEs before phase 2; unset: a majority.
+    pub phase1: Option<usize>,
+    /// ACCEPTEDs for a decision; unset: a majority.
+    pub phase2: Option<usize>,
+}
+
+impl QuorumSpec {
+    /// The sizes for a cluster of `nodes`.
+    pub fn resolve(&self, nodes: usize) -> paxbench_core::Quorums {
+        let majority = paxbench_core::Quorums::majority(nodes);
+        paxbench_core::Quorums {
+            phase1: self.phase1.unwrap_or(majority.phase1),
+            phase2: self.phase2.unwrap_or(majority.phase2),
+        }
+    }
 }
 
 /// Where the generator and the spawned nodes may run (`target.cpus`).
@@ -157,6 +184,7 @@ impl Default for TargetSpec {
             sim: SimSpec::default(),
             cpus: Sweep::default(),
             zones: Sweep::default(),
+            quorum: Sweep::default(),
         }
     }
 }

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::faults::FaultStep;
 use super::file::{
-    Arrival, AttachSpec, BackoffSpec, CpuPins, KeyDistribution, LoopMode, SimSpec, TargetKind,
+    Arrival, AttachSpec, BackoffSpec, CpuPins, KeyDistribution, LoopMode, QuorumSpec, SimSpec,
+    TargetKind,
 };
 use super::zones::ZonesSpec;
 
@@ -115,6 +116,9 @@ pub struct TargetSettings {
     /// WAN zones, a preset's names and matrix filled in.
     #[serde(default)]
     pub zones: Option<ZonesSpec>,
+    /// Quorum sizes as configured; [`Scenario::quorums`] resolves them.
+    #[serde(default)]
+    pub quorum: QuorumSpec,
 }
 
 /// What the proposers do.
@@ -195,6 +199,11 @@ impl Scenario {
             self.target.attach.as_ref(),
             self.target.nodes,
         )
+    }
+
+    /// The quorum sizes for this scenario's cluster.
+    pub fn quorums(&self) -> paxbench_core::Quorums {
+        self.target.quorum.resolve(self.node_ids().len())
     }
 
     /// The core geography of this scenario's zones, for its nodes and proposers; `None`

@@ -60,6 +60,28 @@ impl Scenario {
                 Some(_) => {}
             }
         }
+        let nodes = self.node_ids().len();
+        let quorums = self.quorums();
+        if !quorums.fits(nodes) {
+            return fail(
+                "target.quorum",
+                format!(
+                    "phase1 {} and phase2 {} must each be between 1 and the {nodes} nodes",
+                    quorums.phase1, quorums.phase2
+                ),
+            );
+        }
+        if !quorums.intersect(nodes) && !self.expect_violations {
+            return fail(
+                "target.quorum",
+                format!(
+                    "phase1 + phase2 = {} does not exceed the {nodes} nodes, so a phase-1 quorum \
+                     can miss a chosen value and agreement can break (FPaxos needs Q1 + Q2 > N); \
+                     set `expect_violations: true` to run it as a demonstration",
+                    quorums.phase1 + quorums.phase2
+                ),
+            );
+        }
         if let Some(zones) = &self.target.zones {
             zones.validate(&self.node_ids())?;
         }

@@ -195,9 +195,11 @@ pub fn proposer_configs(
         (Some(zones), Some(placed)) => zones.clock_offset_ns(placed[index as usize]),
         _ => 0,
     };
+    let quorums = scenario.target.quorum.resolve(acceptors);
     (0..scenario.workload.proposers)
         .map(|index| ProposerConfig {
             acceptors,
+            quorums,
             phase1_timeout: scenario.proposer.phase1_timeout,
             phase2_timeout: scenario.proposer.phase2_timeout,
             backoff: scenario.proposer.backoff.to_policy(),

@@ -60,6 +60,7 @@ impl TargetCluster {
                 transport: Some(scenario.target.transport),
                 reject_mode: Some(scenario.target.reject_mode),
                 learner_fanout: Some(scenario.target.learner_fanout),
+                phase2_quorum: Some(scenario.quorums().phase2),
                 // Unpinned nodes get what this process started with, not the pin the
                 // generator holds while it spawns (or restarts) them.
                 cpus: if scenario.target.cpus.nodes.is_empty() {

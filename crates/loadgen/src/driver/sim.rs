@@ -124,6 +124,7 @@ pub fn run(
     let plan = FaultPlan::new(scenario);
     config.faults = faults(scenario, &plan);
     config.proposers = proposer_configs(scenario, nodes, SIM_EPOCH_NS);
+    config.quorums = scenario.quorums();
     // The host's drain deadline ends a timed run; this bounds one counted in operations.
     config.until = Time::ZERO + SIM_LIMIT;
     // The simulator's host numbers its proposers from 0.
