@@ -49,6 +49,9 @@ pub enum Error {
         /// The cluster size.
         acceptors: usize,
     },
+    /// A Multi-Paxos leader role was set up inconsistently.
+    #[error("invalid leader settings: {0}")]
+    InvalidLeader(String),
     /// A proposer host was set up inconsistently.
     #[error("invalid proposer host: {0}")]
     InvalidHost(String),

@@ -1,6 +1,6 @@
-//! The proposer host: many proposers, the workload that feeds them, their timers and the safety
-//! checker behind one sans-IO object, as quinn-proto's `Address` stands over its
-//! `Connection`s. The simulator, the load generator's real driver and the node tests are thin
+//! The proposer host: many proposers (or, under Multi-Paxos, the clients they become), the
+//! workload that feeds them, their timers and the safety checker behind one sans-IO object, as
+//! quinn-proto's `Address` stands over its `Connection`s. The simulator, the load generator's real driver and the node tests are thin
 //! I/O shells over it, so hosting rules (timers, drain, seeding) exist once.
 //!
 //! # Driving a host
@@ -23,6 +23,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use crate::checker::{Checker, ChosenBy};
+use crate::client::{Client, ClientConfig};
 use crate::error::Error;
 use crate::message::Message;
 use crate::proposer::{Proposer, ProposerConfig, ProposerEvent};
@@ -107,9 +108,70 @@ enum Timer {
     Proposer(u32),
 }
 
+/// What a hosted proposer is: a Paxos proposer, or a Multi-Paxos client of a leader.
+// The slots sit in one vector and a host has one kind: boxing would add a pointer chase to
+// every message of the common case to save memory no run has.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Role {
+    Proposer(Proposer),
+    Client(Client),
+}
+
+impl Role {
+    fn propose(&mut self, now: Time, op: OpSpec) -> Result<(), Error> {
+        match self {
+            Role::Proposer(p) => p.propose(now, op.instance, op.value),
+            Role::Client(c) => c.propose(now, op.instance, op.value),
+        }
+    }
+
+    fn handle(&mut self, now: Time, message: &Message) -> Result<(), Error> {
+        match self {
+            Role::Proposer(p) => p.handle(now, message),
+            Role::Client(c) => c.handle(now, message),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Time) {
+        match self {
+            Role::Proposer(p) => p.handle_timeout(now),
+            Role::Client(c) => c.handle_timeout(now),
+        }
+    }
+
+    fn cancel(&mut self) {
+        match self {
+            Role::Proposer(p) => p.cancel(),
+            Role::Client(c) => c.cancel(),
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<(Recipients, Message)> {
+        match self {
+            Role::Proposer(p) => p.poll_transmit().map(|m| (Recipients::Acceptors, m)),
+            Role::Client(c) => c.poll_transmit().map(|(n, m)| (Recipients::Node(n), m)),
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<ProposerEvent> {
+        match self {
+            Role::Proposer(p) => p.poll_event(),
+            Role::Client(c) => c.poll_event(),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Time> {
+        match self {
+            Role::Proposer(p) => p.poll_timeout(),
+            Role::Client(c) => c.poll_timeout(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Slot {
-    proposer: Proposer,
+    role: Role,
     armed: Option<Time>,
     pending: Option<OpSpec>,
     done: bool,
@@ -140,27 +202,60 @@ impl<W: Workload> ProposerHost<W> {
         seed: u64,
         workload: W,
     ) -> Result<Self, Error> {
-        let last = u32::try_from(configs.len().saturating_sub(1))
+        Self::check_ids(configs.len(), first_id)?;
+        let roles = (0u32..)
+            .zip(configs)
+            .map(|(index, config)| {
+                let seed = Stream::Proposer(index).seed(seed);
+                Proposer::new(ProposerId(first_id.0 + index), config, seed).map(Role::Proposer)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self::with_roles(roles, first_id, workload))
+    }
+
+    /// One Multi-Paxos client per config, numbered and seeded as [`ProposerHost::new`] numbers
+    /// and seeds proposers.
+    pub fn clients(
+        configs: Vec<ClientConfig>,
+        first_id: ProposerId,
+        seed: u64,
+        workload: W,
+    ) -> Result<Self, Error> {
+        Self::check_ids(configs.len(), first_id)?;
+        let roles = (0u32..)
+            .zip(configs)
+            .map(|(index, config)| {
+                let seed = Stream::Proposer(index).seed(seed);
+                Client::new(ProposerId(first_id.0 + index), config, seed).map(Role::Client)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self::with_roles(roles, first_id, workload))
+    }
+
+    fn check_ids(count: usize, first_id: ProposerId) -> Result<(), Error> {
+        let last = u32::try_from(count.saturating_sub(1))
             .ok()
             .and_then(|last| first_id.0.checked_add(last));
         if last.is_none() {
             return Err(Error::InvalidHost(format!(
-                "{} proposers from id {first_id} overflow a 32-bit proposer id",
-                configs.len()
+                "{count} proposers from id {first_id} overflow a 32-bit proposer id"
             )));
         }
-        let mut slots = Vec::with_capacity(configs.len());
-        for (index, config) in (0u32..).zip(configs) {
-            let seed = Stream::Proposer(index).seed(seed);
-            slots.push(Slot {
-                proposer: Proposer::new(ProposerId(first_id.0 + index), config, seed)?,
+        Ok(())
+    }
+
+    fn with_roles(roles: Vec<Role>, first_id: ProposerId, workload: W) -> Self {
+        let slots = roles
+            .into_iter()
+            .map(|role| Slot {
+                role,
                 armed: None,
                 pending: None,
                 done: false,
                 dirty: false,
-            });
-        }
-        Ok(Self {
+            })
+            .collect();
+        Self {
             slots,
             first_id: first_id.0,
             workload,
@@ -171,7 +266,7 @@ impl<W: Workload> ProposerHost<W> {
             dirty: Vec::new(),
             waiting: Vec::new(),
             done: 0,
-        })
+        }
     }
 
     /// Asks the workload for every proposer's first operation.
@@ -195,7 +290,7 @@ impl<W: Workload> ProposerHost<W> {
             return false;
         };
         if self.slots[index.0 as usize]
-            .proposer
+            .role
             .handle(now, message)
             .is_ok()
         {
@@ -220,7 +315,7 @@ impl<W: Workload> ProposerHost<W> {
                     let slot = &mut self.slots[index as usize];
                     if slot.armed == Some(at) {
                         slot.armed = None;
-                        slot.proposer.handle_timeout(now);
+                        slot.role.handle_timeout(now);
                         self.mark(index);
                     }
                 }
@@ -254,7 +349,7 @@ impl<W: Workload> ProposerHost<W> {
     pub fn stop(&mut self) {
         self.workload.stop();
         for slot in &mut self.slots {
-            slot.proposer.cancel();
+            slot.role.cancel();
             slot.pending = None;
             slot.armed = None;
             slot.done = true;
@@ -266,8 +361,12 @@ impl<W: Workload> ProposerHost<W> {
 
     /// Steps proposer `index`'s wall clock by `delta_ns` (negative: back), as a clock fault.
     pub fn step_clock(&mut self, index: ProposerIndex, delta_ns: i64) {
-        if let Some(slot) = self.slots.get_mut(index.0 as usize) {
-            slot.proposer.clock_mut().step(delta_ns);
+        if let Some(Slot {
+            role: Role::Proposer(proposer),
+            ..
+        }) = self.slots.get_mut(index.0 as usize)
+        {
+            proposer.clock_mut().step(delta_ns);
         }
     }
 
@@ -364,9 +463,13 @@ impl<W: Workload> ProposerHost<W> {
         let Some(op) = slot.pending.take() else {
             return;
         };
-        self.checker.on_op_started(op.instance, &op.value);
+        // A client's slot is the leader's to pick: the checker hears of the proposal from the
+        // leader, which is where the instance is known.
+        if matches!(slot.role, Role::Proposer(_)) {
+            self.checker.on_op_started(op.instance, &op.value);
+        }
         // A proposer is asked for its next operation only once idle, so this cannot fail.
-        if slot.proposer.propose(now, op.instance, op.value).is_ok() {
+        if slot.role.propose(now, op).is_ok() {
             self.stats.ops_started += 1;
             self.mark(index);
         }
@@ -386,22 +489,21 @@ impl<W: Workload> ProposerHost<W> {
         let id = self.id_of(from);
         let slot = &mut self.slots[index as usize];
         slot.dirty = false;
-        while let Some(message) = slot.proposer.poll_transmit() {
-            self.transmits.push_back(Transmit {
-                from,
-                to: Recipients::Acceptors,
-                message,
-            });
+        let is_client = matches!(slot.role, Role::Client(_));
+        while let Some((to, message)) = slot.role.poll_transmit() {
+            self.transmits.push_back(Transmit { from, to, message });
         }
         let mut ended = false;
-        while let Some(event) = self.slots[index as usize].proposer.poll_event() {
+        while let Some(event) = self.slots[index as usize].role.poll_event() {
             observer.on_proposer_event(now, from, &event);
             match &event {
                 ProposerEvent::AttemptStarted {
                     instance, id: pid, ..
                 } => {
                     self.stats.attempts += 1;
-                    self.checker.on_id_issued(id, *instance, *pid);
+                    if !is_client {
+                        self.checker.on_id_issued(id, *instance, *pid);
+                    }
                 }
                 ProposerEvent::Preempted { .. } => self.stats.preemptions += 1,
                 ProposerEvent::TimedOut { .. } => self.stats.timeouts += 1,
@@ -421,7 +523,9 @@ impl<W: Workload> ProposerHost<W> {
                     OpOutcome::GaveUp(_) => self.stats.ops_gave_up += 1,
                 }
                 self.workload.on_outcome(from, now, instance, outcome);
-                self.checker.on_op_ended(instance);
+                if !is_client {
+                    self.checker.on_op_ended(instance);
+                }
                 ended = true;
             }
         }
@@ -432,7 +536,7 @@ impl<W: Workload> ProposerHost<W> {
             }
         }
         let slot = &mut self.slots[index as usize];
-        let timeout = slot.proposer.poll_timeout();
+        let timeout = slot.role.poll_timeout();
         if timeout != slot.armed {
             slot.armed = timeout;
             if let Some(at) = timeout {

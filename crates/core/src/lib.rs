@@ -6,7 +6,9 @@
 //! persist before replying) comes out of it to be drained by a driver: the simulator in
 //! [`sim`], the QUIC node, or the load generator. The same inputs always give the same outputs.
 //!
-//! - Roles: [`acceptor::Acceptor`], [`proposer::Proposer`], [`learner::Learner`].
+//! - Roles: [`acceptor::Acceptor`], [`proposer::Proposer`], [`learner::Learner`]; for
+//!   Multi-Paxos, [`leader::Leader`] on every node and [`client::Client`] in place of a
+//!   proposer.
 //! - Wire vocabulary: [`message`], over the nouns in [`types`].
 //! - Remedies the harness compares: ID schemes in [`id`], retry delays in [`backoff`].
 //! - Hosting: [`host::ProposerHost`] owns many proposers, asks a [`workload::Workload`] for
@@ -20,10 +22,12 @@
 pub mod acceptor;
 pub mod backoff;
 pub mod checker;
+pub mod client;
 mod error;
 pub mod host;
 pub mod id;
 pub mod latency;
+pub mod leader;
 pub mod learner;
 pub mod message;
 pub mod proposer;

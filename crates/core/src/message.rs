@@ -1,6 +1,7 @@
 //! The Paxos messages, one struct per message kind, and [`Message`], the enum that carries any
-//! of them over a wire. Every message names its instance and its sender so that a trace or a
-//! violation report can be read without the surrounding context.
+//! of them over a wire: single-decree Paxos's five, then Multi-Paxos's, in which a leader runs
+//! phase 1 once for every instance and clients send it requests. Every message names its sender
+//! so that a trace or a violation report can be read without the surrounding context.
 
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +71,124 @@ pub struct Accepted {
     pub from: NodeId,
 }
 
+/// Multi-Paxos: a client asks the node it believes leads to have `value` written to `key`'s
+/// next slot.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ClientRequest {
+    /// The key to write.
+    pub key: u64,
+    /// The value; unique per operation, so a retried request is recognised.
+    pub value: Value,
+    /// The client asking, to which the answer goes.
+    pub client: ProposerId,
+    /// The follower that forwarded it, if one did: a forwarded request is never forwarded
+    /// again, so a stale view of the leader cannot bounce it around.
+    pub via: Option<NodeId>,
+}
+
+/// Multi-Paxos: a node that does not lead turns a request away, naming the leader it knows.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Redirect {
+    /// The request's key.
+    pub key: u64,
+    /// The request's value, so the client can tell which of its requests is meant.
+    pub value: Value,
+    /// The leader the node knows, if any.
+    pub leader: Option<NodeId>,
+    /// The node turning it away.
+    pub from: NodeId,
+}
+
+/// Multi-Paxos: the leader tells a client its value was chosen for `instance`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ClientReply {
+    /// The slot the leader gave the request, now decided.
+    pub instance: Instance,
+    /// The value chosen.
+    pub value: Value,
+    /// The leader answering.
+    pub from: NodeId,
+}
+
+/// Multi-Paxos phase 1a for every instance at once: promise to ignore every ballot below
+/// `ballot`, on all instances, and report what you accepted from the first slot of each key
+/// the would-be leader does not know chosen.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PrepareAll {
+    /// The would-be leader's ballot; ballots order as proposal IDs do.
+    pub ballot: ProposalId,
+    /// The would-be leader.
+    pub from: NodeId,
+    /// Per key, the slot below which the would-be leader knows every slot chosen; keys not
+    /// listed are reported from slot 0. Only the leader's own knowledge may shorten the
+    /// report: an acceptor that skipped what it alone knew chosen could let a stale value from
+    /// another acceptor win.
+    pub known: Vec<(u64, u64)>,
+}
+
+/// Multi-Paxos phase 1b: a global promise, with every accepted proposal at or above the
+/// would-be leader's known-chosen slots, and each key's highest accepted slot.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PromiseAll {
+    /// The promised ballot.
+    pub ballot: ProposalId,
+    /// The acceptor promising.
+    pub from: NodeId,
+    /// Accepted proposals the new leader must carry on: `(instance, ballot, value)`.
+    pub accepted: Vec<(Instance, ProposalId, Value)>,
+    /// Per key, the highest slot this acceptor accepted anything for: every chosen slot is at
+    /// or below the highest a phase-1 quorum reports, so the leader's next slot is above it.
+    pub high_slots: Vec<(u64, u64)>,
+}
+
+/// Multi-Paxos phase 2a: accept these values under the leader's ballot; the commit notices
+/// of earlier decisions ride along.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AcceptBatch {
+    /// The leader's ballot, promised by a phase-1 quorum.
+    pub ballot: ProposalId,
+    /// The leader.
+    pub from: NodeId,
+    /// The instances and their values.
+    pub entries: Vec<(Instance, Value)>,
+    /// Instances chosen under `ballot` since the last notice.
+    pub commits: Vec<Instance>,
+}
+
+/// Multi-Paxos phase 2b: the acceptor accepted these instances under `ballot`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AcceptedBatch {
+    /// The ballot accepted.
+    pub ballot: ProposalId,
+    /// The acceptor.
+    pub from: NodeId,
+    /// The instances accepted.
+    pub instances: Vec<Instance>,
+}
+
+/// Multi-Paxos: the leader is alive; its pending commit notices ride along.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The leader's ballot.
+    pub ballot: ProposalId,
+    /// The leader.
+    pub from: NodeId,
+    /// Instances chosen under `ballot` since the last notice.
+    pub commits: Vec<Instance>,
+}
+
+/// Multi-Paxos: an acceptor refuses a leader's PREPARE-ALL or ACCEPT-BATCH, because it has
+/// promised `promised`. Always sent: a leader that has lost its ballot must step down.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Refused {
+    /// The refused ballot.
+    pub ballot: ProposalId,
+    /// The acceptor's promise.
+    pub promised: ProposalId,
+    /// The acceptor.
+    pub from: NodeId,
+}
+
 /// Any Paxos message.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Message {
@@ -83,21 +202,42 @@ pub enum Message {
     AcceptRequest(AcceptRequest),
     /// Phase 2b.
     Accepted(Accepted),
+    /// Multi-Paxos: client to node.
+    ClientRequest(ClientRequest),
+    /// Multi-Paxos: node to client, "ask the leader".
+    Redirect(Redirect),
+    /// Multi-Paxos: leader to client, "chosen".
+    ClientReply(ClientReply),
+    /// Multi-Paxos phase 1a, for every instance.
+    PrepareAll(PrepareAll),
+    /// Multi-Paxos phase 1b, for every instance.
+    PromiseAll(PromiseAll),
+    /// Multi-Paxos phase 2a, batched.
+    AcceptBatch(AcceptBatch),
+    /// Multi-Paxos phase 2b, batched.
+    AcceptedBatch(AcceptedBatch),
+    /// Multi-Paxos leader liveness.
+    Heartbeat(Heartbeat),
+    /// Multi-Paxos refusal of a ballot.
+    Refused(Refused),
 }
 
 impl Message {
-    /// The instance the message is about.
-    pub fn instance(&self) -> Instance {
+    /// The one instance the message is about; `None` for Multi-Paxos messages, which name
+    /// none or many.
+    pub fn instance(&self) -> Option<Instance> {
         match self {
-            Message::Prepare(m) => m.instance,
-            Message::Promise(m) => m.instance,
-            Message::Nack(m) => m.instance,
-            Message::AcceptRequest(m) => m.instance,
-            Message::Accepted(m) => m.instance,
+            Message::Prepare(m) => Some(m.instance),
+            Message::Promise(m) => Some(m.instance),
+            Message::Nack(m) => Some(m.instance),
+            Message::AcceptRequest(m) => Some(m.instance),
+            Message::Accepted(m) => Some(m.instance),
+            Message::ClientReply(m) => Some(m.instance),
+            _ => None,
         }
     }
 
-    /// The proposal ID the message carries.
+    /// The proposal ID or ballot the message carries; [`ProposalId::ZERO`] for a client's.
     pub fn id(&self) -> ProposalId {
         match self {
             Message::Prepare(m) => m.id,
@@ -105,6 +245,15 @@ impl Message {
             Message::Nack(m) => m.id,
             Message::AcceptRequest(m) => m.id,
             Message::Accepted(m) => m.id,
+            Message::PrepareAll(m) => m.ballot,
+            Message::PromiseAll(m) => m.ballot,
+            Message::AcceptBatch(m) => m.ballot,
+            Message::AcceptedBatch(m) => m.ballot,
+            Message::Heartbeat(m) => m.ballot,
+            Message::Refused(m) => m.ballot,
+            Message::ClientRequest(_) | Message::Redirect(_) | Message::ClientReply(_) => {
+                ProposalId::ZERO
+            }
         }
     }
 
@@ -116,6 +265,15 @@ impl Message {
             Message::Nack(_) => "nack",
             Message::AcceptRequest(_) => "accept-request",
             Message::Accepted(_) => "accepted",
+            Message::ClientRequest(_) => "client-request",
+            Message::Redirect(_) => "redirect",
+            Message::ClientReply(_) => "client-reply",
+            Message::PrepareAll(_) => "prepare-all",
+            Message::PromiseAll(_) => "promise-all",
+            Message::AcceptBatch(_) => "accept-batch",
+            Message::AcceptedBatch(_) => "accepted-batch",
+            Message::Heartbeat(_) => "heartbeat",
+            Message::Refused(_) => "refused",
         }
     }
 }
@@ -129,4 +287,19 @@ macro_rules! into_message {
         }
     )*};
 }
-into_message!(Prepare, Promise, Nack, AcceptRequest, Accepted);
+into_message!(
+    Prepare,
+    Promise,
+    Nack,
+    AcceptRequest,
+    Accepted,
+    ClientRequest,
+    Redirect,
+    ClientReply,
+    PrepareAll,
+    PromiseAll,
+    AcceptBatch,
+    AcceptedBatch,
+    Heartbeat,
+    Refused
+);

@@ -116,6 +116,8 @@ pub enum Stream {
     Faults,
     /// The delays the load generator adds to proposer links under WAN zones.
     Zones,
+    /// Node `n`'s Multi-Paxos leader role: election timeouts and backoff.
+    Leader(u32),
 }
 
 impl Stream {
@@ -127,6 +129,7 @@ impl Stream {
             Stream::Zones => (6, 0),
             Stream::Proposer(i) => (4, i),
             Stream::Clock(i) => (5, i),
+            Stream::Leader(n) => (7, n),
         };
         (kind << 32) | u64::from(index)
     }
@@ -151,14 +154,15 @@ mod tests {
         // The configs allow up to 1,000,000 proposers; every stream of one seed must differ.
         const PROPOSERS: u32 = 1_000_000;
         for seed in [0, 1, u64::MAX] {
-            let mut seen = std::collections::HashSet::with_capacity(2 * PROPOSERS as usize + 4);
+            let mut seen = std::collections::HashSet::with_capacity(3 * PROPOSERS as usize + 4);
             let named = [
                 Stream::Workload,
                 Stream::Network,
                 Stream::Faults,
                 Stream::Zones,
             ];
-            let indexed = (0..PROPOSERS).flat_map(|i| [Stream::Proposer(i), Stream::Clock(i)]);
+            let indexed = (0..PROPOSERS)
+                .flat_map(|i| [Stream::Proposer(i), Stream::Clock(i), Stream::Leader(i)]);
             for stream in named.into_iter().chain(indexed) {
                 assert!(
                     seen.insert(stream.seed(seed)),

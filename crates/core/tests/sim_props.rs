@@ -1,7 +1,8 @@
 //! Property tests: random seeded simulations with message loss, duplication, reordering,
 //! partitions, crashes and clock skew, for 2 to 7 acceptors, 1 to 20 proposers and every
 //! ID scheme that promises unique IDs, with majorities or any flexible quorums whose phases
-//! intersect (phase 1 + phase 2 > acceptors). No safety violation may ever appear, and once the
+//! intersect (phase 1 + phase 2 > acceptors), in vanilla Paxos and in Multi-Paxos (any batch,
+//! pipeline, forwarding, thrifty or not, a pinned leader or none). No safety violation may ever appear, and once the
 //! faults stop every operation must finish with a decision.
 //!
 //! CI runs a modest number of cases; set `PROPTEST_CASES` to run more.
@@ -12,7 +13,8 @@ use std::time::Duration;
 use paxbench_core::acceptor::RejectMode;
 use paxbench_core::backoff::BackoffPolicy;
 use paxbench_core::id::IdSchemeKind;
-use paxbench_core::sim::{Address, Fault, Latency, LinkModel, Sim, SimConfig};
+use paxbench_core::leader::{ForwardMode, LeaderConfig};
+use paxbench_core::sim::{Address, Fault, Latency, LinkModel, Protocol, Sim, SimConfig};
 use paxbench_core::workload::UniformWorkload;
 use paxbench_core::{NodeId, ProposerId, ProposerIndex, Quorums, Time};
 use proptest::prelude::*;
@@ -43,6 +45,8 @@ struct Scenario {
     links: LinkModel,
     fsync: Duration,
     faults: Vec<(Time, Fault)>,
+    /// `None`: vanilla; otherwise Multi-Paxos with (batch, pipeline, forward, thrifty, pinned).
+    multi: Option<(usize, usize, bool, bool, Option<u32>)>,
 }
 
 fn latency() -> impl Strategy<Value = Latency> {
@@ -144,6 +148,13 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             links(),
             prop_oneof![Just(Duration::ZERO), (1u64..2_000).prop_map(us)],
             proptest::collection::vec(fault(acceptors, proposers), 0..12),
+            proptest::option::of((
+                1usize..8,
+                1usize..4,
+                any::<bool>(),
+                any::<bool>(),
+                proptest::option::of(0..acceptors as u32),
+            )),
         )
             .prop_map(
                 move |(
@@ -154,6 +165,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     links,
                     fsync,
                     faults,
+                    multi,
                 )| Scenario {
                     seed,
                     acceptors,
@@ -168,6 +180,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     links,
                     fsync,
                     faults,
+                    multi,
                 },
             )
     })
@@ -193,6 +206,25 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
         p.max_attempts = u32::MAX;
         p.phase1_timeout = 20 * MS;
         p.phase2_timeout = 20 * MS;
+    }
+    if let Some((batch, pipeline, forward, thrifty, pinned)) = s.multi {
+        let mut leader = LeaderConfig::new((0..s.acceptors as u32).map(NodeId).collect());
+        leader.quorums = s.quorums;
+        leader.batch = batch;
+        leader.pipeline = pipeline;
+        leader.forward = if forward {
+            ForwardMode::Forward
+        } else {
+            ForwardMode::Redirect
+        };
+        leader.thrifty = thrifty;
+        leader.initial_leader = pinned.map(NodeId);
+        leader.heartbeat = 5 * MS;
+        leader.election_timeout = 20 * MS;
+        leader.phase1_timeout = 20 * MS;
+        leader.phase2_timeout = 20 * MS;
+        leader.backoff = s.backoff;
+        config.protocol = Protocol::MultiPaxos(leader);
     }
     config.faults = s.faults.clone();
     let healed = Time::ZERO + FAULTS_END;

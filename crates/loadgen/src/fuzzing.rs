@@ -222,6 +222,8 @@ fn route(to: Destination) -> To {
     match to {
         Destination::Proposer(p) => To::Proposer(p),
         Destination::Learners => To::Learners,
+        // Only Multi-Paxos requests, which this harness never sends, are answered to a node.
+        Destination::Node(n) => To::Acceptor(n.0 as usize),
     }
 }
 

@@ -332,6 +332,11 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             Message::Promise(_) | Message::Nack(_) => {
                 debug!(%peer, kind = message.kind(), "ignoring a proposer-bound message");
             }
+            // The node hosts no leader role yet: Multi-Paxos runs in the simulator only, and
+            // the load generator refuses it for spawned and attached clusters.
+            _ => {
+                warn!(%peer, kind = message.kind(), "ignoring a Multi-Paxos message: this node runs vanilla Paxos");
+            }
         }
     }
 
@@ -504,6 +509,11 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
                         message: outgoing.message,
                     });
                 }
+            }
+            // Only replies to a leader's PREPARE-ALL or ACCEPT-BATCH go to a node, and this node
+            // does not handle those.
+            Destination::Node(node) => {
+                debug!(%node, kind = outgoing.message.kind(), "dropping a reply to a leader");
             }
             Destination::Learners => {
                 if let Message::Accepted(accepted) = &outgoing.message {

@@ -118,7 +118,7 @@ impl<T: Transport + std::fmt::Debug> Client<T> {
             }
             let inbound = self.inbox.recv().await.unwrap();
             if let Envelope::Paxos(message) = inbound.envelope {
-                let n = message.instance().key;
+                let n = message.instance().map_or(u64::MAX, |i| i.key);
                 if let Some(at) = sent_at.remove(&n) {
                     histogram.record(at.elapsed().as_nanos() as u64).unwrap();
                     received += 1;

@@ -9,8 +9,9 @@ use crate::wire::Envelope;
 
 /// The wire version this build writes and accepts. Postcard is not self-describing, so any change
 /// to an envelope's layout bumps it: 2 added the disk floor to `NodeStats`, 3 its memory and
-/// checkpoint counters, 4 the node's clock in `Pong`, 5 the `shape` of a link's jitter.
-pub const WIRE_VERSION: u8 = 5;
+/// checkpoint counters, 4 the node's clock in `Pong`, 5 the `shape` of a link's jitter, 6 the
+/// Multi-Paxos messages.
+pub const WIRE_VERSION: u8 = 6;
 
 /// Bytes before the payload: the length and the version.
 pub const HEADER_LEN: usize = 5;

@@ -1,10 +1,12 @@
-//! The deterministic simulator: acceptors and learners on a seeded virtual network, in virtual
-//! time, with a [`ProposerHost`] for the proposers, crashes, partitions and clock faults on a
-//! schedule, and the safety checker fed at every step. It is an I/O shell: it moves the host's
+//! The deterministic simulator: acceptors and learners (and, under Multi-Paxos, leader roles)
+//! on a seeded virtual network, in virtual time, with a [`ProposerHost`] for the proposers or
+//! clients, crashes, partitions and clock faults on a schedule, and the safety checker fed at
+//! every step. It is an I/O shell: it moves the host's
 //! transmits through the network and fires its timers. The same [`SimConfig`] and workload give
 //! the same history, down to the [`Sim::digest`].
 
 mod network;
+mod node;
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -15,16 +17,18 @@ use rustc_hash::{FxHashMap, FxHasher};
 
 pub use network::{Address, Delivery, Latency, LinkModel, Network};
 
-use crate::acceptor::{Acceptor, AcceptorConfig, Destination, Outgoing, Ready, Record};
-use crate::checker::{Checker, ChosenBy};
+use crate::acceptor::{Acceptor, AcceptorConfig, Ready, Record};
+use crate::checker::Checker;
+use crate::client::ClientConfig;
 use crate::error::Error;
 use crate::host::{HostStats, Observer, ProposerHost, Transmit};
+use crate::leader::{Leader, LeaderConfig, LeaderEvent, LeaderStats};
 use crate::learner::{Learner, RECENT_INSTANCES};
 use crate::message::Message;
 use crate::proposer::{ProposerConfig, ProposerEvent};
 use crate::rng::{DetRng, Stream};
 use crate::time::{ClockModel, Time};
-use crate::types::{Instance, NodeId, ProposerId, ProposerIndex, Quorums};
+use crate::types::{Instance, NodeId, ProposalId, ProposerId, ProposerIndex, Quorums};
 use crate::workload::Workload;
 use crate::zones::Geography;
 
@@ -63,6 +67,18 @@ pub enum Fault {
     },
 }
 
+/// How the cluster decides.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// Single-decree Paxos per instance: the proposers run both phases.
+    #[default]
+    Vanilla,
+    /// A stable leader on the nodes (every node runs a leader role with these settings; its
+    /// `nodes` are `0..acceptors`); the proposers become its clients, with their retry
+    /// settings.
+    MultiPaxos(LeaderConfig),
+}
+
 /// Everything a simulation needs besides its workload.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -72,6 +88,8 @@ pub struct SimConfig {
     pub acceptors: usize,
     /// Quorum sizes, the same for every proposer and learner.
     pub quorums: Quorums,
+    /// Vanilla Paxos or Multi-Paxos.
+    pub protocol: Protocol,
     /// Acceptor settings, the same for all.
     pub acceptor: AcceptorConfig,
     /// Durable or volatile acceptor state.
@@ -98,6 +116,7 @@ impl SimConfig {
             seed,
             acceptors,
             quorums: Quorums::majority(acceptors),
+            protocol: Protocol::Vanilla,
             acceptor: AcceptorConfig::default(),
             durability: Durability::Durable,
             fsync: Duration::ZERO,
@@ -146,6 +165,8 @@ pub trait SimObserver: Observer {
     }
     /// A scheduled fault was applied.
     fn on_fault(&mut self, _now: Time, _fault: &Fault) {}
+    /// Node `node`'s leader role reported `event` (Multi-Paxos).
+    fn on_leader_event(&mut self, _now: Time, _node: NodeId, _event: &LeaderEvent) {}
 }
 
 impl SimObserver for () {}
@@ -180,6 +201,8 @@ pub struct SimStats {
     pub faults: u64,
     /// What the proposers did.
     pub host: HostStats,
+    /// What the nodes' leader roles did, summed over nodes and restarts (Multi-Paxos).
+    pub leaders: LeaderStats,
 }
 
 /// A finished (or stopped) simulation's results.
@@ -209,6 +232,12 @@ enum Event {
         node: u32,
         epoch: u64,
         ready: Ready,
+    },
+    /// A node's leader role asked to be woken at `at`; valid while it is the one armed.
+    LeaderTimer {
+        node: u32,
+        epoch: u64,
+        at: Time,
     },
     Fault(Fault),
 }
@@ -242,8 +271,14 @@ struct SimNode {
     acceptor: Option<Acceptor>,
     learner: Learner,
     store: FxHashMap<Instance, Record>,
+    /// The durable global promise (Multi-Paxos).
+    global: ProposalId,
     persisting: bool,
     epoch: u64,
+    leader: Option<Leader>,
+    leader_armed: Option<Time>,
+    /// Leader counts of the node's earlier lives.
+    leader_stats: LeaderStats,
 }
 
 /// A simulation. Build it with [`Sim::new`], then [`Sim::run`] it (or [`Sim::step`] through it).
@@ -303,22 +338,51 @@ impl<W: Workload> Sim<W> {
                 )));
             }
         }
-        let host = ProposerHost::new(
-            config.proposers.clone(),
-            ProposerId(0),
-            config.seed,
-            workload,
-        )?;
-        let nodes = (0..config.acceptors)
-            .map(|n| SimNode {
-                id: NodeId(n as u32),
-                acceptor: Some(Acceptor::new(NodeId(n as u32), config.acceptor)),
-                learner: Learner::with_quorum(config.quorums.phase2, RECENT_INSTANCES),
-                store: FxHashMap::default(),
-                persisting: false,
-                epoch: 0,
+        let node_ids: Vec<NodeId> = (0..config.acceptors as u32).map(NodeId).collect();
+        let host = match &config.protocol {
+            Protocol::Vanilla => ProposerHost::new(
+                config.proposers.clone(),
+                ProposerId(0),
+                config.seed,
+                workload,
+            )?,
+            Protocol::MultiPaxos(leader) => {
+                if leader.nodes != node_ids || leader.quorums != config.quorums {
+                    return Err(Error::InvalidSimulation(format!(
+                        "the leader roles expect nodes {:?} and {:?}; the cluster has {} nodes \
+                         and {:?}",
+                        leader.nodes, leader.quorums, config.acceptors, config.quorums
+                    )));
+                }
+                let clients = (0..)
+                    .zip(&config.proposers)
+                    .map(|(index, p): (usize, _)| {
+                        let first = leader
+                            .initial_leader
+                            .unwrap_or(node_ids[index % node_ids.len()]);
+                        ClientConfig::from_proposer(p, node_ids.clone(), first)
+                    })
+                    .collect();
+                ProposerHost::clients(clients, ProposerId(0), config.seed, workload)?
+            }
+        };
+        let nodes = node_ids
+            .iter()
+            .map(|&id| -> Result<SimNode, Error> {
+                Ok(SimNode {
+                    id,
+                    acceptor: Some(Acceptor::new(id, config.acceptor)),
+                    learner: Learner::with_quorum(config.quorums.phase2, RECENT_INSTANCES),
+                    store: FxHashMap::default(),
+                    global: ProposalId::ZERO,
+                    persisting: false,
+                    epoch: 0,
+                    leader: node::leader_role(&config, id)?,
+                    leader_armed: None,
+                    leader_stats: LeaderStats::default(),
+                })
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let mut network = Network::new(config.links);
         network.set_geography(config.geography.clone());
         let mut sim = Self {
@@ -359,10 +423,23 @@ impl<W: Workload> Sim<W> {
 
     /// Counts so far.
     pub fn stats(&self) -> SimStats {
+        let mut leaders = LeaderStats::default();
+        for node in &self.nodes {
+            leaders.add(&node.leader_stats);
+            if let Some(leader) = &node.leader {
+                leaders.add(&leader.stats());
+            }
+        }
         SimStats {
             host: self.host.stats(),
+            leaders,
             ..self.stats
         }
+    }
+
+    /// Node `node`'s leader role, if the node is up and runs Multi-Paxos.
+    pub fn leader(&self, node: NodeId) -> Option<&Leader> {
+        self.nodes.get(node.0 as usize)?.leader.as_ref()
     }
 
     /// The workload.
@@ -417,6 +494,13 @@ impl<W: Workload> Sim<W> {
             };
             self.host.start(self.now, &mut tap);
             self.flush_host(observer);
+            for node in 0..self.nodes.len() as u32 {
+                let n = &mut self.nodes[node as usize];
+                if let Some(leader) = n.leader.as_mut() {
+                    leader.start(self.now, n.global);
+                    self.flush_leader(node, observer);
+                }
+            }
         }
         match self.queue.peek() {
             Some(next) if next.at <= self.end() => {}
@@ -442,6 +526,18 @@ impl<W: Workload> Sim<W> {
             Event::PersistDone { node, epoch, ready } => {
                 if self.nodes[node as usize].epoch == epoch {
                     self.complete_persist(node, ready, observer);
+                }
+            }
+            // Leaders heartbeat forever; once every client is done, their timers stop, so that
+            // the run ends when the messages in flight are delivered.
+            Event::LeaderTimer { node, epoch, at } => {
+                let n = &mut self.nodes[node as usize];
+                if n.epoch == epoch && n.leader_armed == Some(at) && !self.host.is_finished() {
+                    n.leader_armed = None;
+                    if let Some(leader) = n.leader.as_mut() {
+                        leader.handle_timeout(at);
+                    }
+                    self.flush_leader(node, observer);
                 }
             }
             Event::Fault(fault) => self.apply_fault(fault, observer),
@@ -485,6 +581,18 @@ impl<W: Workload> Sim<W> {
         observer: &mut impl SimObserver,
     ) {
         self.stats.sent += 1;
+        if from == to {
+            // A node's leader role and its own acceptor share a process: no network between.
+            observer.on_send(
+                self.now,
+                from,
+                to,
+                &message,
+                Delivery::Delivered(Duration::ZERO, None),
+            );
+            self.schedule(self.now, Event::Deliver { from, to, message });
+            return;
+        }
         let fate = self.network.fate(from, to, &mut self.rng);
         observer.on_send(self.now, from, to, &message, fate);
         match fate {
@@ -508,111 +616,6 @@ impl<W: Workload> Sim<W> {
         }
     }
 
-    fn deliver(
-        &mut self,
-        from: Address,
-        to: Address,
-        message: Message,
-        observer: &mut impl SimObserver,
-    ) {
-        (self.now, from, to, &message).hash(&mut self.digest);
-        match to {
-            Address::Node(n) => {
-                let node = &mut self.nodes[n.0 as usize];
-                let Some(acceptor) = node.acceptor.as_mut() else {
-                    self.stats.lost += 1;
-                    return;
-                };
-                self.stats.delivered += 1;
-                match &message {
-                    Message::Prepare(m) => acceptor.handle_prepare(m),
-                    Message::AcceptRequest(m) => acceptor.handle_accept_request(m),
-                    Message::Accepted(m) => {
-                        if let Some(chosen) = node.learner.handle_accepted(m) {
-                            self.host.checker_mut().on_chosen(
-                                chosen.instance,
-                                &chosen.value,
-                                ChosenBy::Learner(node.id),
-                            );
-                        }
-                        return;
-                    }
-                    Message::Promise(_) | Message::Nack(_) => return,
-                }
-                self.flush_node(n.0, observer);
-            }
-            Address::Proposer(p) => {
-                self.stats.delivered += 1;
-                let mut tap = Tap {
-                    digest: &mut self.digest,
-                    inner: observer,
-                };
-                self.host.handle_reply(self.now, p, &message, &mut tap);
-                self.flush_host(observer);
-            }
-        }
-    }
-
-    fn flush_node(&mut self, node: u32, observer: &mut impl SimObserver) {
-        let n = &mut self.nodes[node as usize];
-        if n.persisting {
-            return;
-        }
-        let Some(acceptor) = n.acceptor.as_mut() else {
-            return;
-        };
-        if !acceptor.has_ready() {
-            return;
-        }
-        let mut ready = acceptor.ready();
-        let epoch = n.epoch;
-        let immediate = ready.take_unpersisted_messages();
-        if self.config.fsync.is_zero() || ready.records().is_empty() {
-            self.route(node, immediate, observer);
-            self.complete_persist(node, ready, observer);
-        } else {
-            n.persisting = true;
-            self.route(node, immediate, observer);
-            self.schedule(
-                self.now + self.config.fsync,
-                Event::PersistDone { node, epoch, ready },
-            );
-        }
-    }
-
-    fn complete_persist(&mut self, node: u32, ready: Ready, observer: &mut impl SimObserver) {
-        let n = &mut self.nodes[node as usize];
-        if !ready.records().is_empty() {
-            self.stats.persists += 1;
-        }
-        for record in ready.records() {
-            self.host.checker_mut().on_acceptor_record(n.id, record);
-            n.store.insert(record.instance, record.clone());
-        }
-        n.persisting = false;
-        self.route(node, ready.persisted(), observer);
-        self.flush_node(node, observer);
-    }
-
-    fn route(&mut self, node: u32, outgoing: Vec<Outgoing>, observer: &mut impl SimObserver) {
-        let from = Address::Node(NodeId(node));
-        for Outgoing { to, message } in outgoing {
-            match to {
-                Destination::Proposer(p) => {
-                    if (p.0 as usize) < self.host.len() {
-                        self.send(from, Address::Proposer(p), message, observer);
-                    }
-                }
-                Destination::Learners => {
-                    for learner in 0..self.nodes.len() as u32 {
-                        let to = Address::Node(NodeId(learner));
-                        self.send(from, to, message.clone(), observer);
-                    }
-                }
-            }
-        }
-    }
-
     fn apply_fault(&mut self, fault: Fault, observer: &mut impl SimObserver) {
         self.stats.faults += 1;
         (self.now, format!("{fault:?}")).hash(&mut self.digest);
@@ -624,8 +627,13 @@ impl<W: Workload> Sim<W> {
                 node.learner = Learner::with_quorum(self.config.quorums.phase2, RECENT_INSTANCES);
                 node.persisting = false;
                 node.epoch += 1;
+                node.leader_armed = None;
+                if let Some(leader) = node.leader.take() {
+                    node.leader_stats.add(&leader.stats());
+                }
                 if self.config.durability == Durability::Volatile {
                     node.store.clear();
+                    node.global = ProposalId::ZERO;
                 }
             }
             Fault::Restart(n) => {
@@ -633,7 +641,15 @@ impl<W: Workload> Sim<W> {
                 if node.acceptor.is_none() {
                     let mut records: Vec<Record> = node.store.values().cloned().collect();
                     records.sort_unstable_by_key(|r| r.instance);
-                    node.acceptor = Some(Acceptor::restore(node.id, self.config.acceptor, records));
+                    let mut acceptor = Acceptor::restore(node.id, self.config.acceptor, records);
+                    acceptor.restore_global_promise(node.global);
+                    node.acceptor = Some(acceptor);
+                    // The role's settings were checked when the simulation was built.
+                    if let Ok(Some(mut leader)) = node::leader_role(&self.config, node.id) {
+                        leader.rejoin(self.now, node.global);
+                        node.leader = Some(leader);
+                        self.flush_leader(n.0, observer);
+                    }
                 }
             }
             Fault::Partition(side) => {

@@ -1,4 +1,5 @@
-//! The acceptor: per-instance promise and accepted proposal, and the rules that move them.
+//! The acceptor: per-instance promise and accepted proposal, and the rules that move them; for
+//! Multi-Paxos also a global promise covering every instance (in [`ranged`]).
 //!
 //! # Driving an acceptor
 //! 1. Feed requests with [`Acceptor::handle_prepare`] and [`Acceptor::handle_accept_request`]
@@ -7,7 +8,8 @@
 //! 2. Take [`Acceptor::ready`]. The [`Ready`] holds the [`Record`]s that changed, the messages
 //!    that may go out at once ([`Ready::take_unpersisted_messages`], only NACKs, which promise
 //!    nothing), and the messages that may go out only once the records are durable.
-//! 3. Write [`Ready::records`] to stable storage and wait until it is durable, then call
+//! 3. Write [`Ready::records`] (and [`Ready::global_promise`], when set) to stable storage and
+//!    wait until it is durable, then call
 //!    [`Ready::persisted`] to get the PROMISE and ACCEPTED messages and send them. Batches must be
 //!    made durable in the order they were taken. A driver that cannot persist (disk error)
 //!    drops the `Ready`: nothing that depended on it is ever sent.
@@ -19,6 +21,8 @@
 //! can read them again. A request for an instance the acceptor does not hold is handled as one
 //! for a fresh instance, so a driver that forgets must always load first; `forget` refuses a
 //! state whose change is not yet handed out by [`Acceptor::ready`].
+
+mod ranged;
 
 use std::mem;
 
@@ -61,7 +65,8 @@ impl Default for AcceptorConfig {
     }
 }
 
-/// What an acceptor must remember about one instance across crashes.
+/// What an acceptor must remember about one instance across crashes. Under Multi-Paxos the
+/// promise that binds it is the higher of `promised` and the acceptor's global promise.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AcceptorState {
     /// The highest ID promised; requests below it are rejected.
@@ -85,6 +90,8 @@ pub struct Record {
 pub enum Destination {
     /// The proposer that asked.
     Proposer(ProposerId),
+    /// A node: the Multi-Paxos leader that asked.
+    Node(NodeId),
     /// Every learner.
     Learners,
 }
@@ -117,6 +124,9 @@ pub struct AcceptorStats {
 struct Slot {
     state: AcceptorState,
     dirty: bool,
+    /// A commit notice said the accepted value is chosen and the node's learner was told.
+    /// Volatile: after a restart a notice teaches the learner again, which is only redundant.
+    committed: bool,
 }
 
 /// One acceptor. See the [module documentation](self) for how to drive it.
@@ -126,6 +136,10 @@ pub struct Acceptor {
     config: AcceptorConfig,
     slots: FxHashMap<Instance, Slot>,
     dirty: Vec<Instance>,
+    /// The Multi-Paxos promise that covers every instance, and whether it changed since the
+    /// last [`Acceptor::ready`].
+    global: ProposalId,
+    global_dirty: bool,
     unpersisted: Vec<Outgoing>,
     after_persist: Vec<Outgoing>,
     stats: AcceptorStats,
@@ -136,6 +150,7 @@ pub struct Acceptor {
 #[must_use = "records must be persisted and the messages sent"]
 pub struct Ready {
     records: Vec<Record>,
+    global: Option<ProposalId>,
     unpersisted: Vec<Outgoing>,
     after_persist: Vec<Outgoing>,
 }
@@ -146,6 +161,11 @@ impl Ready {
         &self.records
     }
 
+    /// The new global promise to make durable with the records, if it rose.
+    pub fn global_promise(&self) -> Option<ProposalId> {
+        self.global
+    }
+
     /// Messages that promise nothing and may be sent before the records are durable.
     pub fn take_unpersisted_messages(&mut self) -> Vec<Outgoing> {
         mem::take(&mut self.unpersisted)
@@ -153,7 +173,10 @@ impl Ready {
 
     /// Whether there is nothing to persist and nothing to send.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.unpersisted.is_empty() && self.after_persist.is_empty()
+        self.records.is_empty()
+            && self.global.is_none()
+            && self.unpersisted.is_empty()
+            && self.after_persist.is_empty()
     }
 
     /// Call only once [`Ready::records`] are durable: the messages that depended on them.
@@ -170,6 +193,8 @@ impl Acceptor {
             config,
             slots: FxHashMap::default(),
             dirty: Vec::new(),
+            global: ProposalId::ZERO,
+            global_dirty: false,
             unpersisted: Vec::new(),
             after_persist: Vec::new(),
             stats: AcceptorStats::default(),
@@ -190,6 +215,7 @@ impl Acceptor {
                 Slot {
                     state: record.state,
                     dirty: false,
+                    committed: false,
                 },
             );
         }
@@ -237,6 +263,7 @@ impl Acceptor {
         self.slots.entry(record.instance).or_insert(Slot {
             state: record.state,
             dirty: false,
+            committed: false,
         });
     }
 
@@ -258,11 +285,16 @@ impl Acceptor {
         self.stats
     }
 
-    /// Handles any message; only PREPARE and ACCEPT-REQUEST are for an acceptor.
+    /// Handles any message for an acceptor: PREPARE and ACCEPT-REQUEST, or Multi-Paxos's
+    /// PREPARE-ALL and ACCEPT-BATCH.
     pub fn handle(&mut self, message: &Message) -> Result<(), Error> {
         match message {
             Message::Prepare(m) => self.handle_prepare(m),
             Message::AcceptRequest(m) => self.handle_accept_request(m),
+            Message::PrepareAll(m) => self.handle_prepare_all(m),
+            Message::AcceptBatch(m) => {
+                self.handle_accept_batch(m);
+            }
             other => {
                 return Err(Error::UnexpectedMessage {
                     role: "acceptor",
@@ -278,9 +310,10 @@ impl Acceptor {
     /// and duplicated packets harmless.
     pub fn handle_prepare(&mut self, prepare: &Prepare) {
         self.stats.prepares += 1;
+        let global = self.global;
         let slot = self.slots.entry(prepare.instance).or_default();
-        if prepare.id < slot.state.promised {
-            let promised = slot.state.promised;
+        if prepare.id < slot.state.promised.max(global) {
+            let promised = slot.state.promised.max(global);
             self.reject(prepare.instance, prepare.id, promised, prepare.from);
             return;
         }
@@ -307,9 +340,10 @@ impl Acceptor {
     /// Phase 2b: accept when `id` is at least the promise, which then rises to `id`.
     pub fn handle_accept_request(&mut self, request: &AcceptRequest) {
         self.stats.accept_requests += 1;
+        let global = self.global;
         let slot = self.slots.entry(request.instance).or_default();
-        if request.id < slot.state.promised {
-            let promised = slot.state.promised;
+        if request.id < slot.state.promised.max(global) {
+            let promised = slot.state.promised.max(global);
             self.reject(request.instance, request.id, promised, request.from);
             return;
         }
@@ -363,7 +397,10 @@ impl Acceptor {
 
     /// Whether [`Acceptor::ready`] has anything in it.
     pub fn has_ready(&self) -> bool {
-        !self.dirty.is_empty() || !self.unpersisted.is_empty() || !self.after_persist.is_empty()
+        !self.dirty.is_empty()
+            || self.global_dirty
+            || !self.unpersisted.is_empty()
+            || !self.after_persist.is_empty()
     }
 
     /// Everything the requests handled since the last call produced.
@@ -378,8 +415,10 @@ impl Acceptor {
                 });
             }
         }
+        let global = mem::take(&mut self.global_dirty).then_some(self.global);
         Ready {
             records,
+            global,
             unpersisted: mem::take(&mut self.unpersisted),
             after_persist: mem::take(&mut self.after_persist),
         }
@@ -394,6 +433,8 @@ impl PartialEq for Acceptor {
             && self.config == other.config
             && self.slots == other.slots
             && self.dirty == other.dirty
+            && self.global == other.global
+            && self.global_dirty == other.global_dirty
             && self.unpersisted == other.unpersisted
             && self.after_persist == other.after_persist
     }
@@ -407,6 +448,8 @@ impl std::hash::Hash for Acceptor {
         slots.sort_unstable_by_key(|(instance, _)| **instance);
         slots.hash(state);
         self.dirty.hash(state);
+        self.global.hash(state);
+        self.global_dirty.hash(state);
         self.unpersisted.hash(state);
         self.after_persist.hash(state);
     }
@@ -745,7 +788,7 @@ mod properties {
                             store.insert(record.instance, record.state.clone());
                         }
                         for out in ready.persisted() {
-                            let durable = store.get(&out.message.instance());
+                            let durable = out.message.instance().and_then(|i| store.get(&i));
                             prop_assert!(durable.is_some(), "reply with nothing on disk: {out:?}");
                             let durable = durable.unwrap();
                             match &out.message {

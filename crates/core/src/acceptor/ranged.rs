@@ -1,0 +1,318 @@
+//! Multi-Paxos on the acceptor: one durable global promise that covers every instance, set by a
+//! PREPARE-ALL, phase 2 in batches under the leader's ballot, and commit notices that tell the
+//! node's learner what was chosen. The per-instance rules are unchanged: an instance
+//! is bound by the higher of its own promise and the global one.
+
+use rustc_hash::FxHashMap;
+
+use super::{Acceptor, Destination, Outgoing, Slot};
+use crate::message::{AcceptBatch, AcceptedBatch, Message, PrepareAll, PromiseAll, Refused};
+use crate::types::{Instance, NodeId, ProposalId, Value};
+
+impl Acceptor {
+    /// The global promise: no instance accepts a ballot below it.
+    pub fn global_promise(&self) -> ProposalId {
+        self.global
+    }
+
+    /// Restores the global promise a restarting acceptor had persisted.
+    pub fn restore_global_promise(&mut self, ballot: ProposalId) {
+        self.global = self.global.max(ballot);
+    }
+
+    /// Multi-Paxos phase 1b: promise `ballot` on every instance unless a higher global promise
+    /// was made, reporting each accepted proposal at or above the slots the would-be leader
+    /// knows chosen, and each key's highest accepted slot. The reply waits for the global
+    /// promise to be durable.
+    pub fn handle_prepare_all(&mut self, prepare: &PrepareAll) {
+        self.stats.prepares += 1;
+        if prepare.ballot < self.global {
+            self.refuse(prepare.ballot, prepare.from);
+            return;
+        }
+        if prepare.ballot > self.global {
+            self.global = prepare.ballot;
+            self.global_dirty = true;
+        }
+        self.stats.promises += 1;
+        let known: FxHashMap<u64, u64> = prepare.known.iter().copied().collect();
+        let mut accepted = Vec::new();
+        let mut high_slots: FxHashMap<u64, u64> = FxHashMap::default();
+        for (instance, slot) in &self.slots {
+            let Some((id, value)) = &slot.state.accepted else {
+                continue;
+            };
+            let high = high_slots.entry(instance.key).or_insert(instance.slot);
+            *high = (*high).max(instance.slot);
+            if instance.slot >= known.get(&instance.key).copied().unwrap_or(0) {
+                accepted.push((*instance, *id, value.clone()));
+            }
+        }
+        // Sorted, so that a reply does not depend on the map's history.
+        accepted.sort_unstable_by_key(|(instance, _, _)| *instance);
+        let mut high_slots: Vec<(u64, u64)> = high_slots.into_iter().collect();
+        high_slots.sort_unstable();
+        self.after_persist.push(Outgoing {
+            to: Destination::Node(prepare.from),
+            message: Message::PromiseAll(PromiseAll {
+                ballot: prepare.ballot,
+                from: self.id,
+                accepted,
+                high_slots,
+            }),
+        });
+    }
+
+    /// Multi-Paxos phase 2b: accept every entry whose instance's promise is at most `ballot`,
+    /// note the commit notices, and acknowledge the accepted instances once durable. Returns
+    /// the values the notices say are chosen that this acceptor holds, for its learner.
+    pub fn handle_accept_batch(&mut self, batch: &AcceptBatch) -> Vec<(Instance, Value)> {
+        self.stats.accept_requests += batch.entries.len() as u64;
+        if batch.ballot < self.global {
+            self.stats.rejections += batch.entries.len() as u64;
+            self.refuse(batch.ballot, batch.from);
+            return Vec::new();
+        }
+        let mut instances = Vec::with_capacity(batch.entries.len());
+        for (instance, value) in &batch.entries {
+            let slot = self.slots.entry(*instance).or_default();
+            if batch.ballot < slot.state.promised {
+                // Only a vanilla proposer can have raised one instance above the global
+                // promise; that instance is not this leader's to decide.
+                self.stats.rejections += 1;
+                continue;
+            }
+            let unchanged = slot.state.promised == batch.ballot
+                && slot
+                    .state
+                    .accepted
+                    .as_ref()
+                    .is_some_and(|(id, v)| *id == batch.ballot && v == value);
+            if !unchanged {
+                slot.state.promised = batch.ballot;
+                slot.state.accepted = Some((batch.ballot, value.clone()));
+                slot.committed = false;
+                if !slot.dirty {
+                    slot.dirty = true;
+                    self.dirty.push(*instance);
+                }
+            }
+            self.stats.accepts += 1;
+            instances.push(*instance);
+        }
+        if !instances.is_empty() {
+            self.after_persist.push(Outgoing {
+                to: Destination::Node(batch.from),
+                message: Message::AcceptedBatch(AcceptedBatch {
+                    ballot: batch.ballot,
+                    from: self.id,
+                    instances,
+                }),
+            });
+        }
+        self.handle_commits(batch.ballot, &batch.commits)
+    }
+
+    /// Commit notices: each instance whose accepted proposal is `ballot`'s is chosen. Returns
+    /// those instances with their values. Notices change nothing durable.
+    pub fn handle_commits(
+        &mut self,
+        ballot: ProposalId,
+        commits: &[Instance],
+    ) -> Vec<(Instance, Value)> {
+        let mut chosen = Vec::new();
+        for instance in commits {
+            if let Some(Slot {
+                state, committed, ..
+            }) = self.slots.get_mut(instance)
+                && let Some((id, value)) = &state.accepted
+                && *id == ballot
+                && !*committed
+            {
+                *committed = true;
+                chosen.push((*instance, value.clone()));
+            }
+        }
+        chosen
+    }
+
+    /// A leader's ballot is below the global promise: tell it at once, so it steps down. The
+    /// refusal promises nothing and needs no disk.
+    fn refuse(&mut self, ballot: ProposalId, leader: NodeId) {
+        self.stats.rejections += 1;
+        self.unpersisted.push(Outgoing {
+            to: Destination::Node(leader),
+            message: Message::Refused(Refused {
+                ballot,
+                promised: self.global,
+                from: self.id,
+            }),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acceptor::{AcceptorConfig, Record};
+    use crate::message::{AcceptRequest, Prepare};
+    use crate::types::ProposerId;
+
+    const LEADER: NodeId = NodeId(2);
+
+    fn ballot(round: u64) -> ProposalId {
+        ProposalId::new(round, LEADER.0)
+    }
+
+    fn prepare_all(round: u64) -> PrepareAll {
+        PrepareAll {
+            ballot: ballot(round),
+            from: LEADER,
+            known: vec![(7, 1)],
+        }
+    }
+
+    fn batch(
+        round: u64,
+        entries: &[(u64, u64, &'static str)],
+        commits: &[(u64, u64)],
+    ) -> AcceptBatch {
+        AcceptBatch {
+            ballot: ballot(round),
+            from: LEADER,
+            entries: entries
+                .iter()
+                .map(|(k, s, v)| (Instance::new(*k, *s), Value::from_static(v.as_bytes())))
+                .collect(),
+            commits: commits.iter().map(|(k, s)| Instance::new(*k, *s)).collect(),
+        }
+    }
+
+    fn replies(a: &mut Acceptor) -> (Option<ProposalId>, Vec<Record>, Vec<Message>) {
+        let mut ready = a.ready();
+        let mut out: Vec<Message> = ready
+            .take_unpersisted_messages()
+            .into_iter()
+            .map(|o| o.message)
+            .collect();
+        let global = ready.global_promise();
+        let records = ready.records().to_vec();
+        out.extend(ready.persisted().into_iter().map(|o| o.message));
+        (global, records, out)
+    }
+
+    #[test]
+    fn a_ranged_promise_is_durable_before_it_is_sent_and_covers_every_instance() {
+        let mut a = Acceptor::new(NodeId(1), AcceptorConfig::default());
+        a.handle_prepare_all(&prepare_all(3));
+        let mut ready = a.ready();
+        assert_eq!(ready.global_promise(), Some(ballot(3)));
+        assert!(
+            ready.take_unpersisted_messages().is_empty(),
+            "waits for the disk"
+        );
+        assert!(
+            matches!(&ready.persisted()[0].message, Message::PromiseAll(p) if p.ballot == ballot(3))
+        );
+        // A vanilla request on an instance never seen is below the global promise.
+        a.handle_prepare(&Prepare {
+            instance: Instance::new(9, 9),
+            id: ProposalId::new(2, 0),
+            from: ProposerId(1),
+        });
+        a.handle_accept_request(&AcceptRequest {
+            instance: Instance::new(9, 9),
+            id: ProposalId::new(3, 0),
+            value: Value::from_static(b"v"),
+            from: ProposerId(1),
+        });
+        let (_, records, out) = replies(&mut a);
+        assert!(records.is_empty() && out.is_empty(), "{out:?}");
+        assert_eq!(a.stats().rejections, 2);
+    }
+
+    #[test]
+    fn a_lower_ballot_is_refused_at_once_and_a_repeat_is_promised_again() {
+        let mut a = Acceptor::new(NodeId(1), AcceptorConfig::default());
+        a.handle_prepare_all(&prepare_all(5));
+        let _ = replies(&mut a);
+        a.handle_prepare_all(&prepare_all(4));
+        a.handle_accept_batch(&batch(4, &[(1, 0, "x")], &[]));
+        let (global, records, out) = replies(&mut a);
+        assert_eq!((global, records.len()), (None, 0));
+        assert!(
+            out.iter()
+                .all(|m| matches!(m, Message::Refused(r) if r.promised == ballot(5))),
+            "{out:?}"
+        );
+        assert_eq!(out.len(), 2);
+        a.handle_prepare_all(&prepare_all(5));
+        let (global, _, out) = replies(&mut a);
+        assert_eq!(global, None, "nothing new to persist");
+        assert!(matches!(&out[..], [Message::PromiseAll(_)]));
+    }
+
+    #[test]
+    fn a_ranged_promise_reports_what_the_leader_does_not_know_chosen_and_the_highest_slots() {
+        let mut a = Acceptor::new(NodeId(1), AcceptorConfig::default());
+        a.handle_prepare_all(&prepare_all(1));
+        a.handle_accept_batch(&batch(1, &[(7, 0, "a"), (7, 1, "b"), (8, 4, "c")], &[]));
+        let (_, records, out) = replies(&mut a);
+        assert_eq!(records.len(), 3);
+        assert!(matches!(&out[1], Message::AcceptedBatch(b) if b.instances.len() == 3));
+        // Slot 7/0 is chosen under ballot 1; the notice rides on the next batch. The leader
+        // to come knows it (its PREPARE-ALL says key 7 is known chosen below slot 1).
+        let chosen = a.handle_accept_batch(&batch(1, &[], &[(7, 0), (9, 9)]));
+        assert_eq!(
+            chosen,
+            vec![(Instance::new(7, 0), Value::from_static(b"a"))]
+        );
+        a.handle_prepare_all(&prepare_all(2));
+        let (global, _, out) = replies(&mut a);
+        assert_eq!(global, Some(ballot(2)));
+        let Message::PromiseAll(p) = &out[0] else {
+            panic!("{out:?}")
+        };
+        let reported: Vec<Instance> = p.accepted.iter().map(|(i, _, _)| *i).collect();
+        assert_eq!(reported, [Instance::new(7, 1), Instance::new(8, 4)]);
+        assert!(p.accepted.iter().all(|(_, id, _)| *id == ballot(1)));
+        assert_eq!(
+            p.high_slots,
+            [(7, 1), (8, 4)],
+            "chosen slots count for the next slot"
+        );
+    }
+
+    #[test]
+    fn the_effective_promise_is_the_higher_of_the_instances_and_the_global() {
+        let mut a = Acceptor::new(NodeId(1), AcceptorConfig::default());
+        // A vanilla proposer promised instance 1/0 at round 9.
+        a.handle_prepare(&Prepare {
+            instance: Instance::new(1, 0),
+            id: ProposalId::new(9, 0),
+            from: ProposerId(1),
+        });
+        a.handle_prepare_all(&prepare_all(5));
+        let _ = replies(&mut a);
+        a.handle_accept_batch(&batch(5, &[(1, 0, "low"), (1, 1, "ok")], &[]));
+        let (_, records, out) = replies(&mut a);
+        assert_eq!(records.len(), 1, "only the instance not promised higher");
+        assert!(
+            matches!(&out[..], [Message::AcceptedBatch(b)] if b.instances == [Instance::new(1, 1)])
+        );
+        assert_eq!(
+            a.state(Instance::new(1, 0)).unwrap().promised,
+            ProposalId::new(9, 0)
+        );
+    }
+
+    #[test]
+    fn a_restored_global_promise_still_binds() {
+        let mut a = Acceptor::restore(NodeId(1), AcceptorConfig::default(), Vec::new());
+        a.restore_global_promise(ballot(4));
+        a.handle_prepare_all(&prepare_all(3));
+        let (_, _, out) = replies(&mut a);
+        assert!(matches!(&out[..], [Message::Refused(_)]));
+        assert_eq!(a.global_promise(), ballot(4));
+    }
+}
