@@ -598,3 +598,55 @@ fn flexible_quorums_that_miss_each_other_break_agreement_and_are_refused_unless_
     assert_eq!(agreement(2), 0, "2 + majority > 3");
     assert_eq!(agreement(3), 0, "3 + 1 > 3");
 }
+
+#[test]
+fn multi_paxos_runs_beside_vanilla_and_its_clients_never_lose_a_race() {
+    let yaml = "name: protocols\nseed: 3\ntarget:\n  kind: sim\n  protocol: [vanilla, multi-paxos]\n  leader:\n    initial: 2\n    batch: 8\nworkload:\n  proposers: 16\n  keys: 1\n  warmup_s: 0\n  duration_s: 0.3\nproposer:\n  backoff: {policy: full-jitter, base_ms: 1, cap_ms: 50}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let result = run_yaml(yaml, dir.path());
+    let [vanilla, multi] = &result.summary.scenarios[..] else {
+        panic!("two scenarios")
+    };
+    for s in [vanilla, multi] {
+        assert_counts_add_up(s);
+        assert_eq!(s.safety.violations, 0, "{}", s.label);
+    }
+    assert!(vanilla.outcomes.lost_race > 0, "16 proposers on 1 key duel");
+    assert!(vanilla.leader.is_none());
+    assert_eq!(multi.outcomes.lost_race, 0);
+    assert!(multi.outcomes.won > 0);
+    let leader = multi.leader.as_ref().unwrap();
+    assert_eq!(
+        (leader.elected, leader.phase1_runs, leader.duels),
+        (1, 1, 0)
+    );
+    assert!(
+        leader.mean_batch > 1.0 && leader.mean_batch <= 8.0,
+        "{leader:?}"
+    );
+    assert!(leader.decided >= multi.outcomes.won);
+    let md = std::fs::read_to_string(result.dir.join("summary.md")).unwrap();
+    assert!(md.contains("requests per ACCEPT batch"), "{md}");
+
+    // Not on real clusters yet, and never as a race: refused by field.
+    for (bad, field) in [
+        (
+            "target:\n  kind: spawn\n  protocol: multi-paxos\n",
+            "target.protocol",
+        ),
+        (
+            "target:\n  kind: sim\n  protocol: multi-paxos\nworkload:\n  mode: race\n",
+            "workload.mode",
+        ),
+        (
+            "target:\n  kind: sim\n  protocol: multi-paxos\n  leader:\n    initial: 9\n",
+            "target.leader.initial",
+        ),
+    ] {
+        let err = BenchConfig::parse(Path::new("mp.yaml"), format!("name: mp\n{bad}"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains(field) && err.contains("mp.yaml"), "{err}");
+    }
+}

@@ -4,6 +4,7 @@
 //! own counters, which every generator saw whole. Runs whose configs or clusters differ are
 //! refused, naming what differs.
 
+use crate::report::leader::LeaderSummary;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -231,6 +232,7 @@ pub fn merge_scenario(
         repetitions: _,
         shared: _,
         zones,
+        leader,
         counts: _,
     } = (*first).clone();
     let outcomes = Outcomes {
@@ -399,7 +401,14 @@ pub fn merge_scenario(
         generator_cpu_us_per_decision: max_f(&|p| p.resources.generator_cpu_us_per_decision),
         series: Vec::new(),
     };
+    // Leader roles are the cluster's, like the nodes; repetitions each had theirs.
+    let leader = if sequential {
+        LeaderSummary::pooled(parts.iter().filter_map(|p| p.leader.as_ref()))
+    } else {
+        leader
+    };
     let merged = ScenarioSummary {
+        leader,
         index,
         label,
         swept,

@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::faults::expand_faults;
 use super::file::BenchFile;
 use super::scenario::{
-    MeasureSettings, ProposerSettings, RunKeys, Scenario, TargetSettings, WorkloadSettings,
-    node_ids,
+    LeaderSettings, MeasureSettings, ProposerSettings, RunKeys, Scenario, TargetSettings,
+    WorkloadSettings, node_ids,
 };
 use super::sweep::Sweep;
 use super::zones::ZonesSpec;
@@ -152,6 +152,16 @@ impl BenchFile {
                 cpus: cell.pick("cpus", &t.cpus),
                 zones,
                 quorum: cell.pick("quorum", &t.quorum),
+                protocol: cell.pick("protocol", &t.protocol),
+                leader: LeaderSettings {
+                    heartbeat: millis(t.leader.heartbeat_ms),
+                    election_timeout: millis(t.leader.election_timeout_ms),
+                    batch: cell.pick("batch", &t.leader.batch),
+                    pipeline: t.leader.pipeline,
+                    forward: t.leader.forward,
+                    initial: t.leader.initial,
+                    thrifty: t.leader.thrifty,
+                },
             },
             workload: WorkloadSettings {
                 proposers: cell.pick("proposers", &w.proposers),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use paxbench_core::acceptor::RejectMode;
 use paxbench_core::backoff::BackoffPolicy;
 use paxbench_core::id::IdSchemeKind;
+use paxbench_core::leader::ForwardMode;
 use paxbench_core::sim::Latency;
 use paxbench_node::{LearnerFanout, PeerAddr, StorageMode};
 use paxbench_quic::{Carrier, TransportKind};
@@ -135,6 +136,58 @@ pub struct TargetSpec {
     /// waits for a majority. Q1 + Q2 must exceed the nodes unless `expect_violations` says the
     /// broken agreement is the finding. Sweepable.
     pub quorum: Sweep<QuorumSpec>,
+    /// `vanilla` (the proposers run both phases per instance) or `multi-paxos` (a stable
+    /// leader on the nodes; the proposers become its clients). Sweepable.
+    pub protocol: Sweep<ProtocolKind>,
+    /// Multi-Paxos leader settings.
+    pub leader: LeaderSpec,
+}
+
+/// How the cluster decides (`target.protocol`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtocolKind {
+    /// Single-decree Paxos per instance, the proposers running both phases.
+    #[default]
+    Vanilla,
+    /// A stable leader runs phase 1 once for every instance and only phase 2 per request.
+    MultiPaxos,
+}
+
+/// Multi-Paxos leader settings (`target.leader`), used when `protocol: multi-paxos`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaderSpec {
+    /// Milliseconds between the leader's heartbeats.
+    pub heartbeat_ms: f64,
+    /// A follower that hears no leader for this long (up to twice it, at random) campaigns.
+    pub election_timeout_ms: f64,
+    /// The most requests in one ACCEPT batch. Sweepable: `[1, 8, 64]` shows what batching buys.
+    pub batch: Sweep<u32>,
+    /// Batches in flight before requests wait (and so form larger batches).
+    pub pipeline: u32,
+    /// What a follower does with a request: `redirect` the client or `forward` it.
+    pub forward: ForwardMode,
+    /// The node that campaigns at once at the start; unset: whoever times out first.
+    pub initial: Option<u32>,
+    /// Send phase 2 only to a phase-2 quorum of the fastest nodes.
+    pub thrifty: bool,
+}
+
+impl Default for LeaderSpec {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 10.0,
+            election_timeout_ms: 100.0,
+            batch: Sweep::one(64),
+            pipeline: 4,
+            forward: ForwardMode::Redirect,
+            initial: None,
+            thrifty: false,
+        }
+    }
 }
 
 /// How many nodes each phase waits for (`target.quorum`).
@@ -185,6 +238,8 @@ impl Default for TargetSpec {
             cpus: Sweep::default(),
             zones: Sweep::default(),
             quorum: Sweep::default(),
+            protocol: Sweep::default(),
+            leader: LeaderSpec::default(),
         }
     }
 }

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::faults::FaultStep;
 use super::file::{
-    Arrival, AttachSpec, BackoffSpec, CpuPins, KeyDistribution, LoopMode, QuorumSpec, SimSpec,
-    TargetKind,
+    Arrival, AttachSpec, BackoffSpec, CpuPins, KeyDistribution, LoopMode, ProtocolKind, QuorumSpec,
+    SimSpec, TargetKind,
 };
 use super::zones::ZonesSpec;
 
@@ -119,6 +119,32 @@ pub struct TargetSettings {
     /// Quorum sizes as configured; [`Scenario::quorums`] resolves them.
     #[serde(default)]
     pub quorum: QuorumSpec,
+    /// Vanilla Paxos or Multi-Paxos.
+    #[serde(default)]
+    pub protocol: ProtocolKind,
+    /// Multi-Paxos leader settings (used with `protocol: multi-paxos`).
+    #[serde(default)]
+    pub leader: LeaderSettings,
+}
+
+/// Multi-Paxos leader settings of one scenario (`target.leader`, its batch picked).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderSettings {
+    /// Between heartbeats.
+    pub heartbeat: Duration,
+    /// A follower's election timeout (up to twice it, at random).
+    pub election_timeout: Duration,
+    /// The most requests per ACCEPT batch.
+    pub batch: u32,
+    /// Batches in flight.
+    pub pipeline: u32,
+    /// Followers redirect or forward.
+    pub forward: paxbench_core::leader::ForwardMode,
+    /// The node that campaigns first.
+    pub initial: Option<u32>,
+    /// Phase 2 to a phase-2 quorum only.
+    pub thrifty: bool,
 }
 
 /// What the proposers do.

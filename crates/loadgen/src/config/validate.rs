@@ -29,6 +29,61 @@ pub const MAX_REPEAT: u32 = 1_000;
 pub const MAX_TIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Scenario {
+    /// Multi-Paxos's own rules: where it runs, and its leader settings.
+    fn validate_leader(&self) -> Result<(), (String, String)> {
+        let fail = |field: &str, message: String| Err((field.to_string(), message));
+        if self.target.kind != TargetKind::Sim {
+            return fail(
+                "target.protocol",
+                "multi-paxos runs on the simulator (`kind: sim`) in this version: the node \
+                 binary has no leader role yet"
+                    .into(),
+            );
+        }
+        if self.workload.mode == LoopMode::Race {
+            return fail(
+                "workload.mode",
+                "a race needs proposers competing for one instance; under multi-paxos the \
+                 leader gives every request its own slot"
+                    .into(),
+            );
+        }
+        let leader = &self.target.leader;
+        if leader.batch == 0 || leader.pipeline == 0 {
+            let field = if leader.batch == 0 {
+                "target.leader.batch"
+            } else {
+                "target.leader.pipeline"
+            };
+            return fail(field, "must be at least 1".into());
+        }
+        if leader.heartbeat.is_zero() || leader.heartbeat > MAX_TIME {
+            return fail(
+                "target.leader.heartbeat_ms",
+                "must be above 0 and at most a week".into(),
+            );
+        }
+        if leader.election_timeout <= leader.heartbeat || leader.election_timeout > MAX_TIME {
+            return fail(
+                "target.leader.election_timeout_ms",
+                "must exceed the heartbeat, or every follower campaigns between two heartbeats"
+                    .into(),
+            );
+        }
+        if let Some(initial) = leader.initial
+            && !self.node_ids().contains(&initial)
+        {
+            return fail(
+                "target.leader.initial",
+                format!(
+                    "node {initial} is not one of the nodes {:?}",
+                    self.node_ids()
+                ),
+            );
+        }
+        Ok(())
+    }
+
     /// Checks what the types cannot. Errors name the field as written in the file.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let fail = |field: &str, message: String| Err((field.to_string(), message));
@@ -59,6 +114,9 @@ impl Scenario {
                 }
                 Some(_) => {}
             }
+        }
+        if self.target.protocol == ProtocolKind::MultiPaxos {
+            self.validate_leader()?;
         }
         let nodes = self.node_ids().len();
         let quorums = self.quorums();

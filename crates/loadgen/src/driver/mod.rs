@@ -68,6 +68,8 @@ pub struct RunOutput {
     /// With zones (real targets): the round trip from each proposer zone to each node, delays
     /// included, measured at the start.
     pub zone_pings: Vec<ZonePing>,
+    /// Multi-Paxos: what the nodes' leader roles did (the simulator).
+    pub leaders: Option<paxbench_core::leader::LeaderStats>,
 }
 
 /// The measured round trip from a proposer zone to a node, emulated delays included.
@@ -144,6 +146,7 @@ impl RunOutput {
             clock_offsets: Vec::new(),
             start_late: None,
             zone_pings: Vec::new(),
+            leaders: None,
         }
     }
 }

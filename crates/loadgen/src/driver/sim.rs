@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use paxbench_core::acceptor::AcceptorConfig;
-use paxbench_core::sim::{Address, Durability, Fault, Latency, LinkModel, Sim, SimConfig};
+use paxbench_core::leader::LeaderConfig;
+use paxbench_core::sim::{
+    Address, Durability, Fault, Latency, LinkModel, Protocol, Sim, SimConfig,
+};
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_node::{LearnerFanout, StorageMode};
 use paxbench_quic::LinkFaults;
@@ -14,6 +17,7 @@ use paxbench_quic::LinkFaults;
 use super::fault_plan::{FaultPlan, Planned};
 use super::{RunOutput, proposer_configs};
 use crate::config::Scenario;
+use crate::config::file::ProtocolKind;
 use crate::driver::workload::Generator;
 use crate::error::Error;
 use crate::measure::ProtocolMetrics;
@@ -125,6 +129,9 @@ pub fn run(
     config.faults = faults(scenario, &plan);
     config.proposers = proposer_configs(scenario, nodes, SIM_EPOCH_NS);
     config.quorums = scenario.quorums();
+    if scenario.target.protocol == ProtocolKind::MultiPaxos {
+        config.protocol = Protocol::MultiPaxos(leader_config(scenario, &config));
+    }
     // The host's drain deadline ends a timed run; this bounds one counted in operations.
     config.until = Time::ZERO + SIM_LIMIT;
     // The simulator's host numbers its proposers from 0.
@@ -171,9 +178,11 @@ pub fn run(
             protocol.note_fault(step.at, step.label.clone());
         }
     }
+    let leaders =
+        (scenario.target.protocol == ProtocolKind::MultiPaxos).then(|| sim.stats().leaders);
     let (generator, mut checker) = sim.into_parts();
     super::finish_evidence(&mut checker, evidence, false)?;
-    Ok(RunOutput::measured(
+    let mut output = RunOutput::measured(
         generator,
         &checker,
         protocol,
@@ -181,5 +190,27 @@ pub fn run(
         interrupted,
         resources.finish(started.elapsed(), &generator_process),
         started_wall,
-    ))
+    );
+    output.leaders = leaders;
+    Ok(output)
+}
+
+/// The leader roles' settings: the scenario's leader knobs, its quorums, and the proposers'
+/// phase timeouts and backoff for campaigns and retransmissions. Config node ids count from 1,
+/// the simulator's from 0.
+fn leader_config(scenario: &Scenario, config: &SimConfig) -> LeaderConfig {
+    let leader = &scenario.target.leader;
+    let mut settings = LeaderConfig::new((0..config.acceptors as u32).map(NodeId).collect());
+    settings.quorums = config.quorums;
+    settings.heartbeat = leader.heartbeat;
+    settings.election_timeout = leader.election_timeout;
+    settings.phase1_timeout = scenario.proposer.phase1_timeout;
+    settings.phase2_timeout = scenario.proposer.phase2_timeout;
+    settings.backoff = scenario.proposer.backoff.to_policy();
+    settings.batch = leader.batch as usize;
+    settings.pipeline = leader.pipeline as usize;
+    settings.forward = leader.forward;
+    settings.initial_leader = leader.initial.map(|n| NodeId(n - 1));
+    settings.thrifty = leader.thrifty;
+    settings
 }

@@ -308,10 +308,13 @@ impl Observer for ProtocolMetrics {
             } => {
                 self.proposers[index].attempt_started = Some(now);
                 self.proposers[index].promised_at = None;
-                if self.first_id.is_none() {
+                // A Multi-Paxos client's request carries no proposal ID: the leader picks the
+                // slot, so no two clients share an instance and there is no contention to track.
+                let client = *id == ProposalId::ZERO;
+                if !client && self.first_id.is_none() {
                     self.first_id = Some((now, *id));
                 }
-                if self.last_id.is_none_or(|(_, last)| *id > last) {
+                if !client && self.last_id.is_none_or(|(_, last)| *id > last) {
                     self.last_id = Some((now, *id));
                 }
                 if measuring
@@ -328,6 +331,9 @@ impl Observer for ProtocolMetrics {
                             second.retries += 1;
                         }
                     }
+                }
+                if client {
+                    return;
                 }
                 let spare = &mut self.spare;
                 let state = self

@@ -369,6 +369,9 @@ pub fn details(s: &ScenarioSummary) -> Vec<(String, String)> {
     if let Some(zones) = &s.zones {
         rows.extend(zones.rows(&s.settings));
     }
+    if let Some(leader) = &s.leader {
+        rows.extend(leader.rows());
+    }
     if let Some(r) = &s.repetitions {
         rows.extend(repetition_rows(r));
     }

@@ -6,6 +6,7 @@
 pub mod chart;
 pub mod files;
 pub mod html;
+pub mod leader;
 pub mod markdown;
 pub mod summary;
 pub mod table;

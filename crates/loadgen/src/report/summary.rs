@@ -15,7 +15,7 @@ use crate::measure::drift::Drift;
 use crate::measure::resources::ResourceSummary;
 
 /// The version of this schema; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 /// The oldest schema this build still reads: versions 4 and 5 only added fields, with defaults.
 pub const OLDEST_READABLE_SCHEMA: u32 = 3;
 
@@ -130,6 +130,9 @@ pub struct ScenarioSummary {
     /// With `target.zones`: round trips configured and measured, and latency by zone.
     #[serde(default)]
     pub zones: Option<crate::report::zones::ZonesSummary>,
+    /// With `protocol: multi-paxos`: what the leader roles did.
+    #[serde(default)]
+    pub leader: Option<crate::report::leader::LeaderSummary>,
     /// The raw counts behind the ratios, so that runs can be merged exactly.
     pub counts: Counts,
 }
@@ -803,6 +806,10 @@ impl ScenarioSummary {
                 cross_check: None,
             }),
             zones: crate::report::zones::ZonesSummary::new(scenario, output),
+            leader: output
+                .leaders
+                .as_ref()
+                .map(crate::report::leader::LeaderSummary::new),
             counts: Counts {
                 ops_finished: finished,
                 attempts: protocol.attempts,
