@@ -1,9 +1,10 @@
 //! The Multi-Paxos client: what a proposer becomes when a stable leader decides. It sends one
 //! request at a time to the node it believes leads, follows redirects, and after a timeout asks
 //! the next node. It reports through the same [`ProposerEvent`]s as a proposer, so a host, its
-//! workload and its metrics serve both protocols: an attempt is one request sent, and every
-//! decision is the client's own value (the leader gives each request its own slot, so no
-//! client ever loses a race).
+//! workload and its metrics serve both protocols: an attempt is one request sent (with
+//! [`ProposalId::ZERO`], since a client proposes no ID), and every decision is the client's own
+//! value under the operation's own instance (the leader gives each request its own slot, so no
+//! client ever loses a race; the leader reports the slot to the checker).
 //!
 //! Driving it is as for a [`Proposer`](crate::proposer::Proposer): `propose`, `handle`,
 //! `handle_timeout`, then drain `poll_transmit` (each message names its node), `poll_event`
@@ -197,8 +198,10 @@ impl Client {
             return;
         }
         self.leader = reply.from;
+        // The operation's own instance, not the slot the leader gave it: the workload and the
+        // metrics know the operation by it. The checker hears the slot from the leader.
         self.events.push_back(ProposerEvent::Chosen {
-            instance: reply.instance,
+            instance: op.instance,
             id: ProposalId::ZERO,
             value: reply.value.clone(),
             own: true,
@@ -350,7 +353,7 @@ mod tests {
         let events: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
         assert!(matches!(
             events.last(),
-            Some(ProposerEvent::Chosen { instance, own: true, attempts: 2, .. }) if *instance == Instance::new(4, 9)
+            Some(ProposerEvent::Chosen { instance, own: true, attempts: 2, .. }) if *instance == Instance::new(4, 0)
         ));
         assert_eq!(c.poll_timeout(), None);
     }

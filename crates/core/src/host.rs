@@ -507,11 +507,14 @@ impl<W: Workload> ProposerHost<W> {
                 }
                 ProposerEvent::Preempted { .. } => self.stats.preemptions += 1,
                 ProposerEvent::TimedOut { .. } => self.stats.timeouts += 1,
+                // A client's decision names its operation, not the leader's slot; the leader
+                // reports the slot and its value to the checker.
                 ProposerEvent::Chosen {
                     instance, value, ..
-                } => self
+                } if !is_client => self
                     .checker
                     .on_chosen(*instance, value, ChosenBy::Proposer(id)),
+                ProposerEvent::Chosen { .. } => {}
                 ProposerEvent::Promised { .. }
                 | ProposerEvent::BackingOff { .. }
                 | ProposerEvent::GaveUp { .. } => {}

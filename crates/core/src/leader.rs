@@ -232,6 +232,8 @@ struct Campaign {
     /// The highest-ballot accepted proposal reported for each instance.
     accepted: BTreeMap<Instance, (ProposalId, Value)>,
     high_slots: BTreeMap<u64, u64>,
+    /// Per key, the highest chosen prefix any promiser knows.
+    chosen_through: BTreeMap<u64, u64>,
 }
 
 /// The most slots above a key's contiguous known-chosen prefix that a node remembers: past
@@ -259,6 +261,18 @@ impl KnownChosen {
             return;
         }
         self.through += 1;
+        while self.above.remove(&self.through) {
+            self.through += 1;
+        }
+    }
+
+    /// Every slot below `through` is chosen.
+    fn advance_to(&mut self, through: u64) {
+        if through <= self.through {
+            return;
+        }
+        self.through = through;
+        self.above = self.above.split_off(&through);
         while self.above.remove(&self.through) {
             self.through += 1;
         }
@@ -620,6 +634,7 @@ impl Leader {
             nays: Vec::new(),
             accepted: BTreeMap::new(),
             high_slots: BTreeMap::new(),
+            chosen_through: BTreeMap::new(),
         });
         let mut known: Vec<(u64, u64)> = self
             .known_chosen
@@ -746,6 +761,10 @@ impl Leader {
             let high = c.high_slots.entry(*key).or_insert(*slot);
             *high = (*high).max(*slot);
         }
+        for (key, through) in &promise.chosen_through {
+            let known = c.chosen_through.entry(*key).or_insert(*through);
+            *known = (*known).max(*through);
+        }
         // Its own promise is required: it is what makes the ballot durable on this node.
         if c.ayes.len() < phase1 || !c.ayes.contains(&self.id) {
             return;
@@ -777,6 +796,13 @@ impl Leader {
         let mut carried: Vec<(Instance, Value, Option<ProposerId>)> = Vec::new();
         let mut noops = Vec::new();
         self.next_slot.clear();
+        // What a promiser knows chosen is chosen: it becomes this node's knowledge too.
+        for (key, through) in won.chosen_through {
+            self.known_chosen
+                .entry(key)
+                .or_default()
+                .advance_to(through);
+        }
         for (key, high) in high_slots {
             self.next_slot.insert(key, high + 1);
             let known = self.known_chosen.get(&key);
@@ -1123,6 +1149,7 @@ mod tests {
             from: NodeId(from),
             accepted,
             high_slots,
+            chosen_through: vec![],
         })
     }
 
@@ -1278,6 +1305,41 @@ mod tests {
             .collect();
         assert_eq!(proposed, [(Instance::new(5, 2), Value::new())]);
         assert_eq!(l.stats().noops, 1);
+    }
+
+    #[test]
+    fn slots_a_promiser_knows_chosen_are_not_carried_on_whatever_another_reports() {
+        // Node 3's acceptor had notices that slots 0 and 1 of key 5 are chosen; whatever
+        // another acceptor reports for them, a leader elected with node 3 carries none on.
+        let mut from_3 = PromiseAll {
+            ballot: ProposalId::ZERO,
+            from: NodeId(3),
+            accepted: vec![],
+            high_slots: vec![(5, 1)],
+            chosen_through: vec![(5, 2)],
+        };
+        let (mut l, ballot) = candidate();
+        from_3.ballot = ballot;
+        // Its own acceptor missed the decision of slot 1 and holds an older value.
+        let stale = vec![(Instance::new(5, 1), ProposalId::new(1, 2), value("stale"))];
+        l.handle(Time::ZERO, &promise(1, ballot, stale, vec![(5, 1)]))
+            .unwrap();
+        l.handle(Time::ZERO, &Message::PromiseAll(from_3)).unwrap();
+        let carried: Vec<(Instance, Value)> = drain(&mut l)
+            .into_iter()
+            .filter_map(|t| match t.message {
+                Message::AcceptBatch(b) => Some(b.entries),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(carried.is_empty(), "{carried:?}");
+        l.handle(Time::ZERO, &request(9, 5, "next")).unwrap();
+        let next = events(&mut l).into_iter().rev().find_map(|e| match e {
+            LeaderEvent::Proposed { instance, .. } => Some(instance),
+            _ => None,
+        });
+        assert_eq!(next, Some(Instance::new(5, 2)));
     }
 
     #[test]

@@ -139,6 +139,10 @@ pub struct PromiseAll {
     /// Per key, the highest slot this acceptor accepted anything for: every chosen slot is at
     /// or below the highest a phase-1 quorum reports, so the leader's next slot is above it.
     pub high_slots: Vec<(u64, u64)>,
+    /// Per key, the slot below which commit notices told this acceptor every slot is chosen.
+    /// The new leader carries none of those on: they are decided, whatever another acceptor
+    /// reports for them.
+    pub chosen_through: Vec<(u64, u64)>,
 }
 
 /// Multi-Paxos phase 2a: accept these values under the leader's ballot; the commit notices

@@ -650,3 +650,43 @@ fn multi_paxos_runs_beside_vanilla_and_its_clients_never_lose_a_race() {
         assert!(err.contains(field) && err.contains("mp.yaml"), "{err}");
     }
 }
+
+#[test]
+fn killing_the_leader_reports_the_unavailability_window_and_each_nodes_load() {
+    let yaml = "name: failover\nseed: 4\ntarget:\n  kind: sim\n  storage: wal\n  protocol: multi-paxos\n  leader:\n    initial: 1\n    election_timeout_ms: 30\nworkload:\n  proposers: 8\n  keys: 100\n  warmup_s: 0.1\n  duration_s: 0.6\nproposer:\n  phase1_timeout_ms: 20\n  phase2_timeout_ms: 20\n  max_attempts: 1000\nfaults:\n  - {at_s: 0.3, kill-leader: {down_s: 0.1}}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let result = run_yaml(yaml, dir.path());
+    let s = &result.summary.scenarios[0];
+    assert_eq!(s.safety.violations, 0);
+    let kill = s
+        .reliability
+        .recoveries
+        .iter()
+        .find(|r| r.what == "kill the leader")
+        .unwrap();
+    let first = kill.first_decision_ms.unwrap();
+    let everyone = kill.clients_back_ms.unwrap();
+    // An election takes at least one election timeout (30 ms) to start.
+    assert!(first >= 30.0 && everyone >= first, "{kill:?}");
+    assert!(
+        s.reliability
+            .recoveries
+            .iter()
+            .any(|r| r.what == "restart node 1")
+    );
+    assert_eq!(s.leader.as_ref().unwrap().elected, 2);
+    assert_eq!(s.node_load.len(), 3);
+    // The leaders sent more than the follower that never led.
+    let out: Vec<f64> = s.node_load.iter().map(|n| n.messages_out).collect();
+    assert!(out.iter().all(|m| *m > 0.0), "{out:?}");
+
+    let vanilla = yaml.replace("  protocol: multi-paxos\n", "");
+    let err = BenchConfig::parse(Path::new("kl.yaml"), vanilla)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("kill-leader") && err.contains("faults"),
+        "{err}"
+    );
+}

@@ -140,6 +140,8 @@ pub struct Acceptor {
     /// last [`Acceptor::ready`].
     global: ProposalId,
     global_dirty: bool,
+    /// Per key, the slot below which commit notices marked every slot chosen (volatile).
+    chosen_through: FxHashMap<u64, u64>,
     unpersisted: Vec<Outgoing>,
     after_persist: Vec<Outgoing>,
     stats: AcceptorStats,
@@ -195,6 +197,7 @@ impl Acceptor {
             dirty: Vec::new(),
             global: ProposalId::ZERO,
             global_dirty: false,
+            chosen_through: FxHashMap::default(),
             unpersisted: Vec::new(),
             after_persist: Vec::new(),
             stats: AcceptorStats::default(),
@@ -435,6 +438,7 @@ impl PartialEq for Acceptor {
             && self.dirty == other.dirty
             && self.global == other.global
             && self.global_dirty == other.global_dirty
+            && self.chosen_through == other.chosen_through
             && self.unpersisted == other.unpersisted
             && self.after_persist == other.after_persist
     }

@@ -52,6 +52,9 @@ impl Acceptor {
         accepted.sort_unstable_by_key(|(instance, _, _)| *instance);
         let mut high_slots: Vec<(u64, u64)> = high_slots.into_iter().collect();
         high_slots.sort_unstable();
+        let mut chosen_through: Vec<(u64, u64)> =
+            self.chosen_through.iter().map(|(k, t)| (*k, *t)).collect();
+        chosen_through.sort_unstable();
         self.after_persist.push(Outgoing {
             to: Destination::Node(prepare.from),
             message: Message::PromiseAll(PromiseAll {
@@ -59,6 +62,7 @@ impl Acceptor {
                 from: self.id,
                 accepted,
                 high_slots,
+                chosen_through,
             }),
         });
     }
@@ -131,9 +135,22 @@ impl Acceptor {
             {
                 *committed = true;
                 chosen.push((*instance, value.clone()));
+                self.advance_chosen_through(instance.key);
             }
         }
         chosen
+    }
+
+    /// Moves `key`'s chosen prefix past every slot now marked committed.
+    fn advance_chosen_through(&mut self, key: u64) {
+        let through = self.chosen_through.entry(key).or_insert(0);
+        while self
+            .slots
+            .get(&Instance::new(key, *through))
+            .is_some_and(|slot| slot.committed)
+        {
+            *through += 1;
+        }
     }
 
     /// A leader's ballot is below the global promise: tell it at once, so it steps down. The
@@ -281,6 +298,7 @@ mod tests {
             [(7, 1), (8, 4)],
             "chosen slots count for the next slot"
         );
+        assert_eq!(p.chosen_through, [(7, 1)], "the notices' contiguous prefix");
     }
 
     #[test]

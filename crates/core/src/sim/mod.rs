@@ -49,6 +49,12 @@ pub enum Fault {
     Crash(NodeId),
     /// The node comes back with what it had persisted.
     Restart(NodeId),
+    /// Multi-Paxos: the node that leads (the highest ballot, if two think they do) crashes,
+    /// and restarts after `down`; nothing happens when no node leads.
+    CrashLeader {
+        /// How long it stays down.
+        down: Duration,
+    },
     /// Cuts every link between these endpoints and all others.
     Partition(Vec<Address>),
     /// Cuts these links, both ways, leaving every other link as it is: partitions in which sides
@@ -167,6 +173,8 @@ pub trait SimObserver: Observer {
     fn on_fault(&mut self, _now: Time, _fault: &Fault) {}
     /// Node `node`'s leader role reported `event` (Multi-Paxos).
     fn on_leader_event(&mut self, _now: Time, _node: NodeId, _event: &LeaderEvent) {}
+    /// Node `node` made a batch of records (or its global promise) durable: one fsync.
+    fn on_persist(&mut self, _now: Time, _node: NodeId) {}
 }
 
 impl SimObserver for () {}
@@ -330,7 +338,7 @@ impl<W: Workload> Sim<W> {
                 Fault::ClockStep { proposer, .. } => (proposer.0 as usize) < proposers,
                 Fault::Partition(side) => side.iter().all(endpoint_ok),
                 Fault::Cut(pairs) => pairs.iter().all(|(a, b)| endpoint_ok(a) && endpoint_ok(b)),
-                Fault::Heal | Fault::SetLinks(_) => true,
+                Fault::Heal | Fault::SetLinks(_) | Fault::CrashLeader { .. } => true,
             };
             if !ok {
                 return Err(Error::InvalidSimulation(format!(
@@ -616,26 +624,29 @@ impl<W: Workload> Sim<W> {
         }
     }
 
+    /// Node `n` stops: its in-flight writes are lost, and so is its state when volatile.
+    fn crash(&mut self, n: NodeId) {
+        let node = &mut self.nodes[n.0 as usize];
+        node.acceptor = None;
+        node.learner = Learner::with_quorum(self.config.quorums.phase2, RECENT_INSTANCES);
+        node.persisting = false;
+        node.epoch += 1;
+        node.leader_armed = None;
+        if let Some(leader) = node.leader.take() {
+            node.leader_stats.add(&leader.stats());
+        }
+        if self.config.durability == Durability::Volatile {
+            node.store.clear();
+            node.global = ProposalId::ZERO;
+        }
+    }
+
     fn apply_fault(&mut self, fault: Fault, observer: &mut impl SimObserver) {
         self.stats.faults += 1;
         (self.now, format!("{fault:?}")).hash(&mut self.digest);
         observer.on_fault(self.now, &fault);
         match &fault {
-            Fault::Crash(n) => {
-                let node = &mut self.nodes[n.0 as usize];
-                node.acceptor = None;
-                node.learner = Learner::with_quorum(self.config.quorums.phase2, RECENT_INSTANCES);
-                node.persisting = false;
-                node.epoch += 1;
-                node.leader_armed = None;
-                if let Some(leader) = node.leader.take() {
-                    node.leader_stats.add(&leader.stats());
-                }
-                if self.config.durability == Durability::Volatile {
-                    node.store.clear();
-                    node.global = ProposalId::ZERO;
-                }
-            }
+            Fault::Crash(n) => self.crash(*n),
             Fault::Restart(n) => {
                 let node = &mut self.nodes[n.0 as usize];
                 if node.acceptor.is_none() {
@@ -650,6 +661,18 @@ impl<W: Workload> Sim<W> {
                         node.leader = Some(leader);
                         self.flush_leader(n.0, observer);
                     }
+                }
+            }
+            Fault::CrashLeader { down } => {
+                let leader = self
+                    .nodes
+                    .iter()
+                    .filter_map(|n| Some((n.leader.as_ref()?.ballot()?, n.id)))
+                    .max()
+                    .map(|(_, id)| id);
+                if let Some(id) = leader {
+                    self.crash(id);
+                    self.schedule(self.now + *down, Event::Fault(Fault::Restart(id)));
                 }
             }
             Fault::Partition(side) => {

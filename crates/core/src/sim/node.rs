@@ -201,6 +201,7 @@ impl<W: Workload> Sim<W> {
         let n = &mut self.nodes[node as usize];
         if !ready.records().is_empty() || ready.global_promise().is_some() {
             self.stats.persists += 1;
+            observer.on_persist(self.now, n.id);
         }
         for record in ready.records() {
             self.host.checker_mut().on_acceptor_record(n.id, record);

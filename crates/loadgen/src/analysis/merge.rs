@@ -233,6 +233,7 @@ pub fn merge_scenario(
         shared: _,
         zones,
         leader,
+        node_load,
         counts: _,
     } = (*first).clone();
     let outcomes = Outcomes {
@@ -408,6 +409,8 @@ pub fn merge_scenario(
         leader
     };
     let merged = ScenarioSummary {
+        // Per decision, the cluster's: the first run's stand, as for `nodes`.
+        node_load,
         leader,
         index,
         label,

@@ -28,6 +28,9 @@ pub enum FaultAction {
     Kill(u32),
     /// Restart a killed node with its data.
     Restart(u32),
+    /// Multi-Paxos (simulator): kill whichever node leads at that moment and restart it after
+    /// `down_s`.
+    KillLeader(KillLeader),
     /// Kill these nodes in turn, one at a time, each for `down_s`, every `every_s` seconds,
     /// until `until_s`: a minority crash loop. Expands into `kill` and `restart` steps.
     KillLoop(KillLoop),
@@ -58,6 +61,7 @@ impl FaultAction {
         match self {
             FaultAction::Kill(n) => format!("kill node {n}"),
             FaultAction::Restart(n) => format!("restart node {n}"),
+            FaultAction::KillLeader(_) => "kill the leader".into(),
             FaultAction::KillLoop(l) => format!("kill loop {:?}", l.nodes),
             FaultAction::Isolate(nodes) => format!("isolate {nodes:?}"),
             FaultAction::Partition(groups) => format!("partition {groups:?}"),
@@ -112,6 +116,14 @@ impl ClockJump {
             self.proposers.clone()
         }
     }
+}
+
+/// A kill of the Multi-Paxos leader, whoever it is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KillLeader {
+    /// Seconds it stays down before it restarts (and rejoins as a follower).
+    pub down_s: f64,
 }
 
 /// A minority crash loop.

@@ -307,6 +307,19 @@ impl Scenario {
             return fail("faults", message);
         }
         for step in &self.faults {
+            if let FaultAction::KillLeader(k) = &step.action {
+                if self.target.protocol != ProtocolKind::MultiPaxos {
+                    return fail(
+                        "faults",
+                        "kill-leader needs `target.protocol: multi-paxos`: vanilla Paxos has no \
+                         leader"
+                            .into(),
+                    );
+                }
+                if !(0.0..=MAX_TIME.as_secs_f64()).contains(&k.down_s) {
+                    return fail("faults", "kill-leader's down_s must be 0 to a week".into());
+                }
+            }
             let nodes: Vec<u32> = match &step.action {
                 FaultAction::Kill(n) | FaultAction::Restart(n) => vec![*n],
                 FaultAction::Isolate(ns) => ns.clone(),

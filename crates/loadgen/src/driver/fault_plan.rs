@@ -2,6 +2,8 @@
 //! nanoseconds, partitions as [`Cuts`]. Both drivers apply the same plan; the simulator turns a
 //! step into core faults, the real driver into process kills and fault-layer settings.
 
+use std::time::Duration;
+
 use paxbench_core::{ProposerIndex, Time};
 use paxbench_quic::LinkFaults;
 
@@ -26,6 +28,8 @@ pub enum Planned {
     Kill(u32),
     /// Restart a killed node with its data.
     Restart(u32),
+    /// Kill the Multi-Paxos leader, and restart it this much later.
+    KillLeader(Duration),
     /// Cut these links until the next heal (replacing any earlier cut).
     Cut(Cuts),
     /// Undo every cut and every link fault.
@@ -60,6 +64,9 @@ impl FaultPlan {
                 let action = match &step.action {
                     FaultAction::Kill(node) => Planned::Kill(*node),
                     FaultAction::Restart(node) => Planned::Restart(*node),
+                    FaultAction::KillLeader(k) => {
+                        Planned::KillLeader(Duration::from_secs_f64(k.down_s.max(0.0)))
+                    }
                     FaultAction::Isolate(_) | FaultAction::Partition(_) => Planned::Cut(
                         step.action
                             .cuts(scenario.target.nodes, scenario.workload.proposers)?,

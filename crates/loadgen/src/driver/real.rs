@@ -847,6 +847,8 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         info!(at_ns = step.at.0, "fault: {label}");
         match step.action {
             Planned::Kill(node) => cluster.kill_node(node),
+            // Validation allows it only with Multi-Paxos, which runs in the simulator.
+            Planned::KillLeader(_) => warn!("kill-leader needs the simulator; ignored"),
             Planned::Restart(node) => {
                 if let Err(e) = cluster.start_node(node) {
                     warn!("restarting node {node}: {e}");

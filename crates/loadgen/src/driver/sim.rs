@@ -62,6 +62,7 @@ fn faults(scenario: &Scenario, plan: &FaultPlan) -> Vec<(Time, Fault)> {
         match &step.action {
             Planned::Kill(n) => faults.push((at, Fault::Crash(node(*n)))),
             Planned::Restart(n) => faults.push((at, Fault::Restart(node(*n)))),
+            Planned::KillLeader(down) => faults.push((at, Fault::CrashLeader { down: *down })),
             Planned::Cut(cuts) => {
                 let proposer = |p: u32| Address::Proposer(ProposerId(p));
                 let pairs = cuts

@@ -11,4 +11,4 @@ pub use ops::{
     MAX_LATENCY_US, OpMetrics, Percentiles, Second, interval_histogram, latency_histogram,
     record_ns,
 };
-pub use protocol::{KEY_RANKS, ProtocolMetrics, Recovery};
+pub use protocol::{KEY_RANKS, NodeLoad, ProtocolMetrics, Recovery};

@@ -9,7 +9,7 @@ use paxbench_core::host::Observer;
 use paxbench_core::message::Message;
 use paxbench_core::proposer::ProposerEvent;
 use paxbench_core::sim::{Address, Delivery, Fault, SimObserver};
-use paxbench_core::{Instance, ProposalId, ProposerIndex, Time};
+use paxbench_core::{Instance, NodeId, ProposalId, ProposerIndex, Time};
 use rustc_hash::FxHashMap;
 
 use super::ops::{Second, latency_histogram, record_ns, second_of};
@@ -89,6 +89,21 @@ pub struct ProtocolMetrics {
     /// Per key below [`KEY_RANKS`] (key 0 is the hottest under zipfian and hotspot
     /// distributions): measured operations started, and preemptions.
     pub by_key: Vec<(u64, u64)>,
+    /// Per simulated node, by index: what it received, sent and persisted while measuring.
+    pub node_load: Vec<NodeLoad>,
+}
+
+/// One simulated node's work while measuring: where a leader's load shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeLoad {
+    /// Messages received from others.
+    pub messages_in: u64,
+    /// Messages sent to others.
+    pub messages_out: u64,
+    /// Framed bytes sent to others.
+    pub bytes_out: u64,
+    /// Persist batches (fsyncs).
+    pub persists: u64,
 }
 
 /// A heal or a restart, and how long the cluster took to recover from it.
@@ -104,6 +119,11 @@ pub struct Recovery {
     pub first_decision: Option<Time>,
     /// When every node it concerns had answered a proposer again (real targets).
     pub nodes_back: Option<Time>,
+    /// Proposers with no decision of an attempt started since, one bit each.
+    unserved: Vec<u64>,
+    unserved_count: usize,
+    /// When every proposer had a decision of an attempt started after it: all clients served.
+    pub clients_back: Option<Time>,
 }
 
 /// Ended instances' states kept for reuse.
@@ -144,6 +164,7 @@ impl ProtocolMetrics {
             faults: Vec::new(),
             recoveries: Vec::new(),
             by_key: vec![(0, 0); KEY_RANKS],
+            node_load: Vec::new(),
         }
     }
 
@@ -225,6 +246,14 @@ impl ProtocolMetrics {
         }
     }
 
+    fn load_of(&mut self, node: u32) -> &mut NodeLoad {
+        let index = node as usize;
+        if self.node_load.len() <= index {
+            self.node_load.resize(index + 1, NodeLoad::default());
+        }
+        &mut self.node_load[index]
+    }
+
     /// Records a fault of the schedule, for the report and the over-time chart.
     pub fn note_fault(&mut self, now: Time, what: String) {
         self.faults.push((now, what));
@@ -233,12 +262,22 @@ impl ProtocolMetrics {
     /// Starts timing the recovery from a heal or restart that concerns `nodes` (empty when the
     /// driver cannot tell when a node answers, as in the simulator).
     pub fn start_recovery(&mut self, now: Time, what: String, nodes: Vec<u32>) {
+        let proposers = self.proposers.len();
+        let mut unserved = vec![u64::MAX; proposers.div_ceil(64)];
+        if let Some(last) = unserved.last_mut()
+            && !proposers.is_multiple_of(64)
+        {
+            *last = (1u64 << (proposers % 64)) - 1;
+        }
         self.recoveries.push(Recovery {
             at: now,
             what,
             nodes_back: None,
             waiting: nodes,
             first_decision: None,
+            unserved,
+            unserved_count: proposers,
+            clients_back: None,
         });
     }
 
@@ -403,8 +442,19 @@ impl Observer for ProtocolMetrics {
             } => {
                 if let Some(started) = self.proposers[index].attempt_started {
                     for recovery in &mut self.recoveries {
-                        if recovery.first_decision.is_none() && started >= recovery.at {
+                        if started < recovery.at {
+                            continue;
+                        }
+                        if recovery.first_decision.is_none() {
                             recovery.first_decision = Some(now);
+                        }
+                        let (word, bit) = (index / 64, 1u64 << (index % 64));
+                        if recovery.unserved[word] & bit != 0 {
+                            recovery.unserved[word] &= !bit;
+                            recovery.unserved_count -= 1;
+                            if recovery.unserved_count == 0 {
+                                recovery.clients_back = Some(now);
+                            }
                         }
                     }
                 }
@@ -430,12 +480,30 @@ impl SimObserver for ProtocolMetrics {
         &mut self,
         now: Time,
         from: Address,
-        _to: Address,
+        to: Address,
         message: &Message,
         _fate: Delivery,
     ) {
         if self.measuring(now) {
             self.count_message(message, matches!(from, Address::Node(_)));
+            // What a node sends itself never leaves its process.
+            if from != to {
+                let size = Self::framed_size(message);
+                if let Address::Node(n) = from {
+                    let load = self.load_of(n.0);
+                    load.messages_out += 1;
+                    load.bytes_out += size;
+                }
+                if let Address::Node(n) = to {
+                    self.load_of(n.0).messages_in += 1;
+                }
+            }
+        }
+    }
+
+    fn on_persist(&mut self, now: Time, node: NodeId) {
+        if self.measuring(now) {
+            self.load_of(node.0).persists += 1;
         }
     }
 
@@ -447,6 +515,14 @@ impl SimObserver for ProtocolMetrics {
                 self.start_recovery(now, format!("restart node {}", node.0 + 1), Vec::new());
             }
             Fault::Heal => self.start_recovery(now, "heal".into(), Vec::new()),
+            // A kill is a recovery too: under Multi-Paxos, killing the leader is the
+            // unavailability window.
+            Fault::Crash(node) => {
+                self.start_recovery(now, format!("kill node {}", node.0 + 1), Vec::new());
+            }
+            Fault::CrashLeader { .. } => {
+                self.start_recovery(now, "kill the leader".into(), Vec::new());
+            }
             _ => {}
         }
     }

@@ -346,17 +346,18 @@ pub fn details(s: &ScenarioSummary) -> Vec<(String, String)> {
     if !s.reliability.recoveries.is_empty() {
         let ms = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.0} ms"));
         rows.push((
-            "recovery: first new decision, every node answering".into(),
+            "recovery: first new decision, every node answering, every proposer served".into(),
             s.reliability
                 .recoveries
                 .iter()
                 .map(|r| {
                     format!(
-                        "{} at {:.1} s: {}, {}",
+                        "{} at {:.1} s: {}, {}, {}",
                         r.what,
                         r.at_s,
                         ms(r.first_decision_ms),
-                        ms(r.nodes_back_ms)
+                        ms(r.nodes_back_ms),
+                        ms(r.clients_back_ms)
                     )
                 })
                 .collect::<Vec<_>>()
@@ -372,6 +373,7 @@ pub fn details(s: &ScenarioSummary) -> Vec<(String, String)> {
     if let Some(leader) = &s.leader {
         rows.extend(leader.rows());
     }
+    rows.extend(crate::report::load::NodeLoadSummary::rows(&s.node_load));
     if let Some(r) = &s.repetitions {
         rows.extend(repetition_rows(r));
     }

@@ -7,6 +7,7 @@ pub mod chart;
 pub mod files;
 pub mod html;
 pub mod leader;
+pub mod load;
 pub mod markdown;
 pub mod summary;
 pub mod table;

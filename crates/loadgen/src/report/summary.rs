@@ -133,6 +133,9 @@ pub struct ScenarioSummary {
     /// With `protocol: multi-paxos`: what the leader roles did.
     #[serde(default)]
     pub leader: Option<crate::report::leader::LeaderSummary>,
+    /// The simulator: each node's messages, bytes and fsyncs per decision.
+    #[serde(default)]
+    pub node_load: Vec<crate::report::load::NodeLoadSummary>,
     /// The raw counts behind the ratios, so that runs can be merged exactly.
     pub counts: Counts,
 }
@@ -354,6 +357,10 @@ pub struct RecoverySummary {
     /// Milliseconds until every node it concerned answered a proposer again; `null`: not all
     /// did, or the target cannot tell (the simulator).
     pub nodes_back_ms: Option<f64>,
+    /// Milliseconds until every proposer (or client) had a decision of an attempt started
+    /// after it; `null`: not all did before the run ended.
+    #[serde(default)]
+    pub clients_back_ms: Option<f64>,
 }
 
 /// The post-run audit of the nodes' stores.
@@ -806,6 +813,7 @@ impl ScenarioSummary {
                 cross_check: None,
             }),
             zones: crate::report::zones::ZonesSummary::new(scenario, output),
+            node_load: crate::report::load::NodeLoadSummary::of(&protocol.node_load, decisions),
             leader: output
                 .leaders
                 .as_ref()
@@ -841,6 +849,7 @@ impl ScenarioSummary {
                             what: r.what.clone(),
                             first_decision_ms: after(r.first_decision),
                             nodes_back_ms: after(r.nodes_back),
+                            clients_back_ms: after(r.clients_back),
                         }
                     })
                     .collect(),
