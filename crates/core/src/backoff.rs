@@ -46,6 +46,14 @@ pub enum BackoffPolicy {
 }
 
 impl BackoffPolicy {
+    /// The default on a LAN, for proposers and campaigning leaders alike: exponential with full
+    /// jitter from 1 ms, doubling, capped at 100 ms.
+    pub const LAN: BackoffPolicy = BackoffPolicy::ExponentialFullJitter {
+        base: Duration::from_millis(1),
+        factor: 2.0,
+        cap: Duration::from_millis(100),
+    };
+
     /// The name used in configs and reports.
     pub fn name(&self) -> &'static str {
         match self {

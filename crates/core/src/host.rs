@@ -202,15 +202,9 @@ impl<W: Workload> ProposerHost<W> {
         seed: u64,
         workload: W,
     ) -> Result<Self, Error> {
-        Self::check_ids(configs.len(), first_id)?;
-        let roles = (0u32..)
-            .zip(configs)
-            .map(|(index, config)| {
-                let seed = Stream::Proposer(index).seed(seed);
-                Proposer::new(ProposerId(first_id.0 + index), config, seed).map(Role::Proposer)
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self::with_roles(roles, first_id, workload))
+        Self::build(configs, first_id, seed, workload, |id, config, seed| {
+            Proposer::new(id, config, seed).map(Role::Proposer)
+        })
     }
 
     /// One Multi-Paxos client per config, numbered and seeded as [`ProposerHost::new`] numbers
@@ -221,18 +215,21 @@ impl<W: Workload> ProposerHost<W> {
         seed: u64,
         workload: W,
     ) -> Result<Self, Error> {
-        Self::check_ids(configs.len(), first_id)?;
-        let roles = (0u32..)
-            .zip(configs)
-            .map(|(index, config)| {
-                let seed = Stream::Proposer(index).seed(seed);
-                Client::new(ProposerId(first_id.0 + index), config, seed).map(Role::Client)
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self::with_roles(roles, first_id, workload))
+        Self::build(configs, first_id, seed, workload, |id, config, seed| {
+            Client::new(id, config, seed).map(Role::Client)
+        })
     }
 
-    fn check_ids(count: usize, first_id: ProposerId) -> Result<(), Error> {
+    /// One role per config, numbered from `first_id`, each seeded from its own
+    /// [`Stream::Proposer`] of `seed`.
+    fn build<C>(
+        configs: Vec<C>,
+        first_id: ProposerId,
+        seed: u64,
+        workload: W,
+        role: impl Fn(ProposerId, C, u64) -> Result<Role, Error>,
+    ) -> Result<Self, Error> {
+        let count = configs.len();
         let last = u32::try_from(count.saturating_sub(1))
             .ok()
             .and_then(|last| first_id.0.checked_add(last));
@@ -241,21 +238,20 @@ impl<W: Workload> ProposerHost<W> {
                 "{count} proposers from id {first_id} overflow a 32-bit proposer id"
             )));
         }
-        Ok(())
-    }
-
-    fn with_roles(roles: Vec<Role>, first_id: ProposerId, workload: W) -> Self {
-        let slots = roles
-            .into_iter()
-            .map(|role| Slot {
-                role,
-                armed: None,
-                pending: None,
-                done: false,
-                dirty: false,
+        let slots = (0u32..)
+            .zip(configs)
+            .map(|(index, config)| {
+                let seed = Stream::Proposer(index).seed(seed);
+                Ok(Slot {
+                    role: role(ProposerId(first_id.0 + index), config, seed)?,
+                    armed: None,
+                    pending: None,
+                    done: false,
+                    dirty: false,
+                })
             })
-            .collect();
-        Self {
+            .collect::<Result<_, Error>>()?;
+        Ok(Self {
             slots,
             first_id: first_id.0,
             workload,
@@ -266,7 +262,7 @@ impl<W: Workload> ProposerHost<W> {
             dirty: Vec::new(),
             waiting: Vec::new(),
             done: 0,
-        }
+        })
     }
 
     /// Asks the workload for every proposer's first operation.

@@ -85,11 +85,7 @@ impl LeaderConfig {
             election_timeout: Duration::from_millis(100),
             phase1_timeout: Duration::from_millis(50),
             phase2_timeout: Duration::from_millis(50),
-            backoff: BackoffPolicy::ExponentialFullJitter {
-                base: Duration::from_millis(1),
-                factor: 2.0,
-                cap: Duration::from_millis(100),
-            },
+            backoff: BackoffPolicy::LAN,
             batch: 64,
             pipeline: 4,
             forward: ForwardMode::Redirect,

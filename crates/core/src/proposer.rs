@@ -60,11 +60,7 @@ impl ProposerConfig {
             quorums: Quorums::majority(acceptors),
             phase1_timeout: Duration::from_millis(50),
             phase2_timeout: Duration::from_millis(50),
-            backoff: BackoffPolicy::ExponentialFullJitter {
-                base: Duration::from_millis(1),
-                factor: 2.0,
-                cap: Duration::from_millis(100),
-            },
+            backoff: BackoffPolicy::LAN,
             max_attempts: 50,
             deadline: None,
             id_scheme: IdSchemeKind::Counter,
