@@ -159,7 +159,7 @@ impl BenchFile {
                     batch: cell.pick("batch", &t.leader.batch),
                     pipeline: t.leader.pipeline,
                     forward: t.leader.forward,
-                    initial: t.leader.initial,
+                    initial: t.leader.initial.as_ref().map(|s| cell.pick("initial", s)),
                     thrifty: t.leader.thrifty,
                 },
             },

@@ -171,7 +171,8 @@ pub struct LeaderSpec {
     /// What a follower does with a request: `redirect` the client or `forward` it.
     pub forward: ForwardMode,
     /// The node that campaigns at once at the start; unset: whoever times out first.
-    pub initial: Option<u32>,
+    /// Sweepable: `[1, 2, 3]` compares leader placements.
+    pub initial: Option<Sweep<u32>>,
     /// Send phase 2 only to a phase-2 quorum of the fastest nodes.
     pub thrifty: bool,
 }

@@ -1,13 +1,15 @@
 //! The WAN report of a zoned scenario: each zone pair's configured round trip beside the one
-//! measured at the start, each proposer zone's latency beside its floor (two round trips to
-//! its nearest majority), and the defaults scaled to the zones.
+//! measured at the start, each proposer zone's latency beside its floor (vanilla: a round trip
+//! to its nearest phase-1 quorum and one to its nearest phase-2 quorum; Multi-Paxos: a round
+//! trip to the leader and the leader's to its nearest phase-2 quorum), and the defaults scaled
+//! to the zones.
 
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use paxbench_core::quorum;
 use serde::{Deserialize, Serialize};
 
+use crate::config::file::ProtocolKind;
 use crate::config::{Scenario, ZonesSpec, display_value};
 use crate::driver::RunOutput;
 use crate::measure::Percentiles;
@@ -65,7 +67,26 @@ impl ZonesSummary {
         let zones = scenario.target.zones.as_ref()?;
         let geography = scenario.geography().ok().flatten()?;
         let names = &zones.names;
-        let majority = quorum(scenario.node_ids().len());
+        let quorums = scenario.quorums();
+        // A phase waits for its quorum's slowest member: vanilla pays both phases from the
+        // proposer's zone; a Multi-Paxos client pays its trip to the leader and the leader's
+        // phase 2 (from the best-placed node when no leader is pinned).
+        let floor = |z: usize| match scenario.target.protocol {
+            ProtocolKind::Vanilla => {
+                geography.quorum_round_trip(z, quorums.phase1)
+                    + geography.quorum_round_trip(z, quorums.phase2)
+            }
+            ProtocolKind::MultiPaxos => scenario
+                .node_ids()
+                .into_iter()
+                .filter(|n| scenario.target.leader.initial.is_none_or(|l| l == *n))
+                .map(|n| {
+                    let lz = zones.node_zone(n);
+                    geography.round_trip(z, lz) + geography.quorum_round_trip(lz, quorums.phase2)
+                })
+                .min()
+                .unwrap_or_default(),
+        };
         let placed = zones.proposer_zones(scenario.workload.proposers);
         let pairs = output
             .zone_pings
@@ -87,7 +108,7 @@ impl ZonesSummary {
             .map(|(z, name)| ZoneLatency {
                 zone: name.clone(),
                 proposers: placed.iter().filter(|p| **p == z).count() as u32,
-                floor_ms: 2.0 * geography.quorum_round_trip(z, majority).as_secs_f64() * 1e3,
+                floor_ms: floor(z).as_secs_f64() * 1e3,
                 latency: output
                     .ops
                     .by_zone
@@ -147,11 +168,16 @@ impl ZonesSummary {
             rows.push((
                 format!("latency from {} ({} proposers)", zone.zone, zone.proposers),
                 format!(
-                    "p50 {:.2} ms, p99 {:.2} ms over {} ops; floor (two round trips to the \
-                     nearest majority) {:.2} ms",
+                    "p50 {:.2} ms, p99 {:.2} ms over {} ops; floor ({}) {:.2} ms",
                     ms(zone.latency.p50),
                     ms(zone.latency.p99),
                     zone.latency.count,
+                    match scenario.target.protocol {
+                        ProtocolKind::Vanilla =>
+                            "a round trip to the nearest phase-1 and phase-2 quorums",
+                        ProtocolKind::MultiPaxos =>
+                            "a round trip to the leader and its to the nearest phase-2 quorum",
+                    },
                     zone.floor_ms
                 ),
             ));

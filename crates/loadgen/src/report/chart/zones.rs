@@ -1,6 +1,6 @@
 //! The latency-by-zone chart of zoned scenarios: each proposer zone's p50 (top) and p99
-//! (bottom), one line per scenario, beside the zone's floor (two round trips to its nearest
-//! majority), drawn as a grey dash.
+//! (bottom), one line per scenario, beside the zone's floor (see `report::zones`), drawn as a
+//! grey dash.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
