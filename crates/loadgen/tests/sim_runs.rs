@@ -690,3 +690,20 @@ fn killing_the_leader_reports_the_unavailability_window_and_each_nodes_load() {
         "{err}"
     );
 }
+
+#[test]
+fn every_committed_bench_config_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench-configs");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if let Err(e) = BenchConfig::parse(&path, text) {
+                panic!("{}: {e}", path.display());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "{checked} configs");
+}
