@@ -310,15 +310,15 @@ impl ProtocolMetrics {
         }
     }
 
+    /// A message's framed size: the frame header, the envelope's variant tag, and the message,
+    /// measured without encoding it.
     fn framed_size(message: &Message) -> u64 {
         const FRAME_OVERHEAD: u64 = paxbench_quic::frame::HEADER_LEN as u64 + 1;
         postcard::experimental::serialized_size(message).map_or(0, |n| n as u64) + FRAME_OVERHEAD
     }
 
-    /// Counts a message and its framed size: the frame header, the envelope's variant tag, and
-    /// the message, measured without encoding it.
-    fn count_message(&mut self, message: &Message, from_acceptor: bool) {
-        let size = Self::framed_size(message);
+    /// Counts a message of `size` framed bytes (see [`Self::framed_size`]).
+    fn count_sized(&mut self, size: u64, from_acceptor: bool) {
         if from_acceptor {
             self.acceptor_messages += 1;
             self.acceptor_bytes += size;
@@ -449,11 +449,15 @@ impl Observer for ProtocolMetrics {
                             recovery.first_decision = Some(now);
                         }
                         let (word, bit) = (index / 64, 1u64 << (index % 64));
-                        if recovery.unserved[word] & bit != 0 {
-                            recovery.unserved[word] &= !bit;
+                        if let Some(unserved) = recovery.unserved.get_mut(word)
+                            && *unserved & bit != 0
+                        {
+                            *unserved &= !bit;
                             recovery.unserved_count -= 1;
                             if recovery.unserved_count == 0 {
                                 recovery.clients_back = Some(now);
+                                // Done with: kill loops must not keep a bitmap per kill.
+                                recovery.unserved = Vec::new();
                             }
                         }
                     }
@@ -485,10 +489,11 @@ impl SimObserver for ProtocolMetrics {
         _fate: Delivery,
     ) {
         if self.measuring(now) {
-            self.count_message(message, matches!(from, Address::Node(_)));
+            // Sized once: the encoder's size pass is the costly part of counting.
+            let size = Self::framed_size(message);
+            self.count_sized(size, matches!(from, Address::Node(_)));
             // What a node sends itself never leaves its process.
             if from != to {
-                let size = Self::framed_size(message);
                 if let Address::Node(n) = from {
                     let load = self.load_of(n.0);
                     load.messages_out += 1;
@@ -548,7 +553,7 @@ mod tests {
         let mut framed = Vec::new();
         paxbench_quic::frame::encode_frame(&Envelope::Paxos(message.clone()), &mut framed).unwrap();
         let mut metrics = ProtocolMetrics::new(1, Time::ZERO, Duration::from_millis(1));
-        metrics.count_message(&message, false);
+        metrics.count_sized(ProtocolMetrics::framed_size(&message), false);
         assert_eq!(metrics.bytes, framed.len() as u64);
         metrics.on_broadcast(Time::ZERO, &message, 3);
         assert_eq!(metrics.messages, 4);
