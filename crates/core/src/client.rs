@@ -51,6 +51,24 @@ impl ClientConfig {
             deadline: proposer.deadline,
         }
     }
+
+    /// One client per proposer config, spread over `nodes`: each asks the initial leader
+    /// first if one is pinned, else the node its index falls on.
+    pub fn spread(
+        proposers: &[ProposerConfig],
+        nodes: &[NodeId],
+        initial: Option<NodeId>,
+    ) -> Vec<Self> {
+        (0..)
+            .zip(proposers)
+            .map(|(index, p): (usize, _)| {
+                let first = initial
+                    .or_else(|| nodes.get(index % nodes.len().max(1)).copied())
+                    .unwrap_or_default();
+                Self::from_proposer(p, nodes.to_vec(), first)
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -316,6 +316,8 @@ pub struct Leader {
     answered: BTreeMap<ProposerId, (Value, Instance)>,
     queue: VecDeque<ClientRequest>,
     commits: Vec<Instance>,
+    /// Keys whose known-chosen prefix grew since the last heartbeat, which tells the others.
+    prefix_news: BTreeSet<u64>,
     open_batches: BTreeMap<u64, usize>,
     next_batch: u64,
     next_heartbeat: Time,
@@ -345,6 +347,7 @@ impl PartialEq for Leader {
             && self.answered == other.answered
             && self.queue == other.queue
             && self.commits == other.commits
+            && self.prefix_news == other.prefix_news
             && self.open_batches == other.open_batches
             && self.next_batch == other.next_batch
             && self.next_heartbeat == other.next_heartbeat
@@ -371,6 +374,7 @@ impl std::hash::Hash for Leader {
         self.answered.hash(state);
         self.queue.hash(state);
         self.commits.hash(state);
+        self.prefix_news.hash(state);
         self.open_batches.hash(state);
         self.next_batch.hash(state);
         self.transmits.hash(state);
@@ -422,6 +426,7 @@ impl Leader {
             answered: BTreeMap::new(),
             queue: VecDeque::new(),
             commits: Vec::new(),
+            prefix_news: BTreeSet::new(),
             open_batches: BTreeMap::new(),
             next_batch: 0,
             next_heartbeat: Time::MAX,
@@ -504,8 +509,20 @@ impl Leader {
                 ballot,
                 from,
                 commits,
-            })
-            | Message::AcceptBatch(AcceptBatch {
+                chosen_through,
+            }) => {
+                for instance in commits {
+                    self.note_chosen(*instance);
+                }
+                for (key, through) in chosen_through {
+                    self.known_chosen
+                        .entry(*key)
+                        .or_default()
+                        .advance_to(*through);
+                }
+                self.hear_leader(now, *ballot, *from)
+            }
+            Message::AcceptBatch(AcceptBatch {
                 ballot,
                 from,
                 commits,
@@ -548,16 +565,27 @@ impl Leader {
                     self.next_heartbeat = now + self.config.heartbeat;
                     self.stats.heartbeats += 1;
                     let commits = std::mem::take(&mut self.commits);
-                    for node in self.others() {
-                        self.send(
-                            Target::Node(node),
-                            Message::Heartbeat(Heartbeat {
-                                ballot,
-                                from: self.id,
-                                commits: commits.clone(),
-                            }),
-                        );
-                    }
+                    let chosen_through: Vec<(u64, u64)> = std::mem::take(&mut self.prefix_news)
+                        .into_iter()
+                        .filter_map(|key| Some((key, self.known_chosen.get(&key)?.through)))
+                        .collect();
+                    // Commit notices go to this node's acceptor too: a slot it never hears is
+                    // chosen holds its key's chosen prefix back, and with it what the node may
+                    // forget.
+                    let to = if commits.is_empty() && chosen_through.is_empty() {
+                        Target::Nodes(self.others())
+                    } else {
+                        Target::AllNodes
+                    };
+                    self.send(
+                        to,
+                        Message::Heartbeat(Heartbeat {
+                            ballot,
+                            from: self.id,
+                            commits,
+                            chosen_through,
+                        }),
+                    );
                 }
                 if now >= self.next_retransmit {
                     self.retransmit(now, ballot);
@@ -601,10 +629,13 @@ impl Leader {
     }
 
     fn note_chosen(&mut self, instance: Instance) {
-        self.known_chosen
-            .entry(instance.key)
-            .or_default()
-            .note(instance.slot);
+        let known = self.known_chosen.entry(instance.key).or_default();
+        let before = known.through;
+        known.note(instance.slot);
+        // Only a leader tells: its heartbeats carry what grew in one period, a few keys.
+        if known.through > before && matches!(self.role, Role::Leading { .. }) {
+            self.prefix_news.insert(instance.key);
+        }
     }
 
     fn election_deadline(&mut self, now: Time) -> Time {
@@ -683,6 +714,7 @@ impl Leader {
         self.by_client.clear();
         self.open_batches.clear();
         self.commits.clear();
+        self.prefix_news.clear();
         self.next_heartbeat = Time::MAX;
         self.next_retransmit = Time::MAX;
         self.follow(now);
@@ -787,8 +819,7 @@ impl Leader {
         self.last_backoff = Duration::ZERO;
         self.stats.elected += 1;
         let mut accepted = won.accepted;
-        let mut high_slots: Vec<(u64, u64)> = won.high_slots.into_iter().collect();
-        high_slots.sort_unstable();
+        let high_slots = won.high_slots;
         let mut carried: Vec<(Instance, Value, Option<ProposerId>)> = Vec::new();
         let mut noops = Vec::new();
         self.next_slot.clear();
@@ -798,6 +829,16 @@ impl Leader {
                 .entry(key)
                 .or_default()
                 .advance_to(through);
+        }
+        // Never below what this node knows chosen, whatever the promisers still hold: the
+        // highest slot of a key is the higher of the reports and of what it knows.
+        let mut high_slots: BTreeMap<u64, u64> = high_slots.into_iter().collect();
+        for (key, known) in &self.known_chosen {
+            let top = known.above.last().copied().or(known.through.checked_sub(1));
+            if let Some(top) = top {
+                let high = high_slots.entry(*key).or_insert(top);
+                *high = (*high).max(top);
+            }
         }
         for (key, high) in high_slots {
             self.next_slot.insert(key, high + 1);
@@ -1276,6 +1317,7 @@ mod tests {
                 Instance::new(5, 1),
                 Instance::new(5, 3),
             ],
+            chosen_through: vec![],
         });
         l.handle(Time::ZERO, &heartbeat).unwrap();
         let at = l.poll_timeout().unwrap();
@@ -1388,7 +1430,24 @@ mod tests {
             ]
         );
         assert_eq!(l.stats().decided, 2);
-        // Commit notices ride on the next batch.
+        // With no batch to carry them, commit notices ride on the next heartbeat, which this
+        // node's own acceptor hears too; an empty heartbeat goes to the others only.
+        let mut heartbeat = l.clone();
+        let at = heartbeat.poll_timeout().unwrap();
+        heartbeat.handle_timeout(at);
+        let sent = drain(&mut heartbeat);
+        assert!(
+            matches!(&sent[..], [t] if t.to == Target::AllNodes && matches!(&t.message, Message::Heartbeat(h) if h.commits.len() == 2)),
+            "{sent:?}"
+        );
+        let at = heartbeat.poll_timeout().unwrap();
+        heartbeat.handle_timeout(at);
+        let sent = drain(&mut heartbeat);
+        assert!(
+            matches!(&sent[..], [t] if t.to == Target::Nodes(vec![NodeId(2), NodeId(3)])),
+            "{sent:?}"
+        );
+        // Or on the next batch.
         l.handle(Time::ZERO, &request(12, 8, "c")).unwrap();
         let next = drain(&mut l);
         assert!(matches!(&next[0].message, Message::AcceptBatch(b) if b.commits.len() == 2));
@@ -1469,6 +1528,7 @@ mod tests {
             ballot: ProposalId::new(1, 1),
             from: NodeId(1),
             commits: vec![],
+            chosen_through: vec![],
         });
         f.handle(Time::ZERO, &heartbeat).unwrap();
         f.handle(Time::ZERO, &request(4, 1, "x")).unwrap();

@@ -179,6 +179,10 @@ pub struct Heartbeat {
     pub from: NodeId,
     /// Instances chosen under `ballot` since the last notice.
     pub commits: Vec<Instance>,
+    /// Per key whose prefix grew since the last heartbeat, the slot below which the leader
+    /// knows every slot chosen: how a node that restarted, and so missed commit notices, gets
+    /// its own prefix moving again.
+    pub chosen_through: Vec<(u64, u64)>,
 }
 
 /// Multi-Paxos: an acceptor refuses a leader's PREPARE-ALL or ACCEPT-BATCH, because it has

@@ -158,7 +158,7 @@ fn deliver(state: &mut NodeState, message: &Message) {
             state.acceptor.handle_accept_batch(m);
         }
         Message::Heartbeat(m) => {
-            state.acceptor.handle_commits(m.ballot, &m.commits);
+            state.acceptor.handle_heartbeat(m);
         }
         _ => {}
     }

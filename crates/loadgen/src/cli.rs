@@ -133,6 +133,10 @@ enum Command {
         /// Nodes in the cluster, if some stores are not listed.
         #[arg(long)]
         nodes: Option<usize>,
+        /// ACCEPTEDs that choose a value (the cluster's `target.quorum.phase2`); unset: a
+        /// majority of the nodes.
+        #[arg(long, value_name = "N")]
+        phase2_quorum: Option<usize>,
         /// The results folder of an attach run against these nodes.
         #[arg(long, value_name = "DIR")]
         results: Option<PathBuf>,
@@ -249,6 +253,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit {
             stores,
             nodes,
+            phase2_quorum,
             results,
             scenario,
         } => {
@@ -257,9 +262,18 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|(id, dir)| (paxbench_core::NodeId(*id), dir.clone()))
                 .collect();
             let nodes = nodes.unwrap_or(dirs.len());
+            let phase2 = phase2_quorum.unwrap_or(paxbench_core::quorum(nodes));
+            if phase2 == 0 || phase2 > nodes {
+                anyhow::bail!(
+                    "--phase2-quorum {phase2} does not fit a cluster of {nodes} nodes (1..={nodes})"
+                );
+            }
             if let Some(results) = results {
                 let audit = crate::analysis::reliability::audit_attach_run(
-                    &results, scenario, &dirs, nodes,
+                    &results,
+                    scenario,
+                    &dirs,
+                    (nodes, phase2),
                 )?;
                 println!(
                     "{} stores, {} records: {} chosen values lost of {}, {} acknowledged states lost of {}, {} replay violations; recorded in {}",
@@ -284,7 +298,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 context: "creating a scratch directory for the audit's sort".into(),
                 source,
             })?;
-            let report = paxbench_node::audit_stores(&dirs, nodes, None, scratch.path())?;
+            let report = paxbench_node::audit_stores(&dirs, nodes, phase2, None, scratch.path())?;
             println!(
                 "{} stores, {} records, {} instances, {} chosen by a majority of stores, {} replay violations",
                 report.stores,

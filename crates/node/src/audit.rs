@@ -1,7 +1,9 @@
 //! The post-run audit of acceptors' durable stores. It replays every node's log through the
-//! safety checker, finds the values a majority of stores accepted under one proposal, and checks
-//! that every PROMISE and ACCEPTED a node sent, and every value seen chosen, is still backed by
-//! the stores: a reply a node sent before its state was durable shows up here as a lost ack.
+//! safety checker, finds the values a phase-2 quorum of stores accepted under one proposal, and
+//! checks that every PROMISE and ACCEPTED a node sent, and every value seen chosen, is still
+//! backed by the stores: a reply a node sent before its state was durable shows up here as a
+//! lost ack. Under Multi-Paxos it also checks each store's persisted chosen prefix: every slot
+//! a node claims chosen must be chosen in the stores.
 //!
 //! It works one instance at a time: the stores' records are sorted by instance on disk (a
 //! [`SortedFile`]) and merged with the run's evidence file, already in instance order, so that
@@ -46,6 +48,11 @@ pub struct AuditReport {
     pub acks_lost: u64,
     /// Safety violations found by replaying the stores through the checker.
     pub violations: u64,
+    /// Multi-Paxos: slots below a node's persisted chosen prefix checked against the stores.
+    pub prefix_checked: u64,
+    /// Of those, slots no phase-2 quorum of stores holds one value for: a prefix that claims
+    /// more than was chosen.
+    pub prefix_unbacked: u64,
     /// The first problems found, for the report.
     pub problems: Vec<String>,
 }
@@ -53,7 +60,10 @@ pub struct AuditReport {
 impl AuditReport {
     /// Whether nothing was lost and nothing violated.
     pub fn is_clean(&self) -> bool {
-        self.chosen_lost == 0 && self.acks_lost == 0 && self.violations == 0
+        self.chosen_lost == 0
+            && self.acks_lost == 0
+            && self.violations == 0
+            && self.prefix_unbacked == 0
     }
 
     fn problem(&mut self, text: String) {
@@ -63,24 +73,26 @@ impl AuditReport {
     }
 }
 
-/// Audits the stores of a `cluster_size`-node cluster (stopped; `stores` pairs a node with its
-/// data directory) against the run's evidence file, if any: without it the stores are audited
-/// alone. `scratch` is a directory for the sort, emptied after.
+/// Audits the stores of a `cluster_size`-node cluster whose values are chosen by `phase2`
+/// ACCEPTEDs (stopped; `stores` pairs a node with its data directory) against the run's
+/// evidence file, if any: without it the stores are audited alone. `scratch` is a directory
+/// for the sort, emptied after.
 pub fn audit_stores(
     stores: &[(NodeId, PathBuf)],
     cluster_size: usize,
+    phase2: usize,
     evidence: Option<&Path>,
     scratch: &Path,
 ) -> Result<AuditReport, Error> {
     let sort_path = scratch.join("audit-store-records.sorted");
-    let result = audit_sorted(stores, cluster_size, evidence, &sort_path);
+    let result = audit_sorted(stores, (cluster_size, phase2), evidence, &sort_path);
     let _ = std::fs::remove_file(&sort_path);
     result
 }
 
 fn audit_sorted(
     stores: &[(NodeId, PathBuf)],
-    cluster_size: usize,
+    (cluster_size, phase2): (usize, usize),
     evidence: Option<&Path>,
     sort_path: &Path,
 ) -> Result<AuditReport, Error> {
@@ -98,7 +110,11 @@ fn audit_sorted(
         Some(file) => Some(file.instances()?.peekable()),
         None => None,
     };
-    let mut auditor = Auditor::new(stores, cluster_size);
+    let mut auditor = Auditor::new(stores, cluster_size, phase2);
+    for (node, dir) in stores {
+        let ranged = crate::ranged::RangedFile::new(dir).load()?;
+        auditor.claim(*node, &ranged.chosen_prefix);
+    }
     let mut records = sorted.merged()?.peekable();
     let mut group: NodeStates = Vec::new();
     loop {
@@ -149,6 +165,7 @@ fn audit_sorted(
         };
         auditor.instance(instance, instance_facts, &group);
     }
+    auditor.finish_key();
     Ok(auditor.report)
 }
 
@@ -157,6 +174,7 @@ fn audit_sorted(
 pub fn audit(
     stores: &[(NodeId, Vec<Record>)],
     cluster_size: usize,
+    phase2: usize,
     evidence: impl IntoIterator<Item = (Instance, InstanceFacts)>,
 ) -> AuditReport {
     let mut instances: std::collections::BTreeMap<Instance, (Option<InstanceFacts>, NodeStates)> =
@@ -174,10 +192,11 @@ pub fn audit(
         instances.entry(instance).or_default().0 = Some(facts);
     }
     let nodes: Vec<(NodeId, PathBuf)> = stores.iter().map(|(n, _)| (*n, PathBuf::new())).collect();
-    let mut auditor = Auditor::new(&nodes, cluster_size);
+    let mut auditor = Auditor::new(&nodes, cluster_size, phase2);
     for (instance, (facts, group)) in instances {
         auditor.instance(instance, facts, &group);
     }
+    auditor.finish_key();
     auditor.report
 }
 
@@ -185,21 +204,75 @@ pub fn audit(
 struct Auditor {
     nodes: Vec<NodeId>,
     cluster_size: usize,
-    majority: usize,
+    quorum: usize,
+    /// Per key, the highest chosen prefix a store persisted, and whose it is.
+    claims: rustc_hash::FxHashMap<u64, (u64, NodeId)>,
+    /// The key audited now and the slot after the last one seen, to find claimed slots that
+    /// no store holds at all.
+    at: Option<(u64, u64)>,
     report: AuditReport,
 }
 
 impl Auditor {
-    fn new(stores: &[(NodeId, PathBuf)], cluster_size: usize) -> Self {
+    fn new(stores: &[(NodeId, PathBuf)], cluster_size: usize, quorum: usize) -> Self {
         Self {
             nodes: stores.iter().map(|(n, _)| *n).collect(),
             cluster_size,
-            majority: cluster_size / 2 + 1,
+            quorum,
+            claims: rustc_hash::FxHashMap::default(),
+            at: None,
             report: AuditReport {
                 stores: stores.len(),
                 ..AuditReport::default()
             },
         }
+    }
+
+    /// Node `node` persisted `prefix`: every slot below it must be chosen in the stores.
+    fn claim(&mut self, node: NodeId, prefix: &[(u64, u64)]) {
+        for (key, through) in prefix {
+            let claim = self.claims.entry(*key).or_insert((*through, node));
+            if *through > claim.0 {
+                *claim = (*through, node);
+            }
+        }
+    }
+
+    /// Claimed slots of the key audited last, from the one after the last seen, that no
+    /// store held at all.
+    fn finish_key(&mut self) {
+        self.missing_before(u64::MAX);
+    }
+
+    fn missing_before(&mut self, slot: u64) {
+        let Some((key, next)) = self.at else {
+            return;
+        };
+        if let Some(&(through, node)) = self.claims.get(&key) {
+            let end = through.min(slot);
+            if next < end {
+                self.report.prefix_checked += end - next;
+                self.report.prefix_unbacked += end - next;
+                self.report.problem(format!(
+                    "key {key}: node {}'s chosen prefix claims slots {next}..{end} chosen, but \
+                     no store holds them",
+                    node.0
+                ));
+            }
+        }
+    }
+
+    /// Moves to `instance`, reporting claimed slots skipped on the way.
+    fn reach(&mut self, instance: Instance) {
+        match self.at {
+            Some((key, _)) if key == instance.key => self.missing_before(instance.slot),
+            _ => {
+                self.finish_key();
+                self.at = Some((instance.key, 0));
+                self.missing_before(instance.slot);
+            }
+        }
+        self.at = Some((instance.key, instance.slot + 1));
     }
 
     /// Audits `instance`: what the client saw of it (`facts`) against every store record of
@@ -210,6 +283,12 @@ impl Auditor {
         facts: Option<InstanceFacts>,
         records: &[(NodeId, AcceptorState)],
     ) {
+        self.reach(instance);
+        let claimed = self
+            .claims
+            .get(&instance.key)
+            .filter(|(through, _)| instance.slot < *through)
+            .map(|(_, node)| *node);
         let report = &mut self.report;
         let mut checker = Checker::with_store(Box::new(MemoryStore::new()), usize::MAX);
         let acked = facts.as_ref().map(|f| f.acked.clone()).unwrap_or_default();
@@ -248,7 +327,7 @@ impl Auditor {
         }
         let mut counted = false;
         for (_, value, nodes) in &accepted_by {
-            if nodes.len() < self.majority {
+            if nodes.len() < self.quorum {
                 continue;
             }
             if !counted {
@@ -262,18 +341,30 @@ impl Auditor {
             checker.on_chosen(instance, value, ChosenBy::Learner(nodes[0]));
         }
 
+        if let Some(node) = claimed {
+            report.prefix_checked += 1;
+            if !counted {
+                report.prefix_unbacked += 1;
+                report.problem(format!(
+                    "instance {instance}: node {}'s chosen prefix claims it chosen, but no \
+                     {} stores accepted one proposal for it",
+                    node.0, self.quorum
+                ));
+            }
+        }
+
         if let Some(value) = checker.chosen(instance) {
             report.chosen_checked += 1;
             let holders = last
                 .iter()
                 .filter(|(_, s)| s.accepted.as_ref().is_some_and(|(_, v)| v == value))
                 .count();
-            if holders < self.majority {
+            if holders < self.quorum {
                 report.chosen_lost += 1;
                 let text = format!(
                     "instance {instance}: the chosen value is held by {holders} of {} \
-                     stores, fewer than a majority ({})",
-                    self.cluster_size, self.majority
+                     stores, fewer than a phase-2 quorum ({})",
+                    self.cluster_size, self.quorum
                 );
                 report.problem(text);
             }
@@ -377,7 +468,7 @@ mod tests {
             (NodeId(3), vec![record(1, None)]),
         ];
         let seen = client(Some("a"), &[accepted(1, 1, "a"), accepted(2, 1, "a")]);
-        let report = audit(&stores, 3, seen);
+        let report = audit(&stores, 3, 2, seen);
         assert!(report.is_clean(), "{report:?}");
         assert_eq!(
             (report.records, report.chosen_in_stores, report.acks_checked),
@@ -394,7 +485,7 @@ mod tests {
             (NodeId(3), vec![]),
         ];
         let seen = client(Some("a"), &[accepted(1, 1, "a"), accepted(2, 1, "a")]);
-        let report = audit(&stores, 3, seen);
+        let report = audit(&stores, 3, 2, seen);
         assert_eq!((report.acks_lost, report.chosen_lost), (1, 1), "{report:?}");
         assert!(!report.is_clean());
         assert!(report.problems.iter().any(|p| p.contains("node 2")));
@@ -409,7 +500,7 @@ mod tests {
             accepted: Some((id(3), Value::from_static(b"a"))),
         });
         let stores = vec![(NodeId(1), vec![record(5, Some((2, "a")))])];
-        let report = audit(&stores, 1, client(None, &[promise]));
+        let report = audit(&stores, 1, 1, client(None, &[promise]));
         assert_eq!(report.acks_lost, 1, "accepted 3 acknowledged, 2 stored");
     }
 
@@ -423,7 +514,7 @@ mod tests {
             (NodeId(2), vec![record(1, Some((1, "a")))]),
             (NodeId(3), vec![record(2, Some((2, "b")))]),
         ];
-        let report = audit(&stores, 3, Vec::new());
+        let report = audit(&stores, 3, 2, Vec::new());
         assert!(report.violations >= 1, "{report:?}");
         assert!(report.problems.iter().any(|p| p.contains("store replay")));
     }
@@ -431,8 +522,59 @@ mod tests {
     #[test]
     fn a_promise_that_went_down_in_the_log_is_a_violation() {
         let stores = vec![(NodeId(1), vec![record(5, None), record(3, None)])];
-        let report = audit(&stores, 1, Vec::new());
+        let report = audit(&stores, 1, 1, Vec::new());
         assert_eq!(report.violations, 1, "{report:?}");
+    }
+
+    #[test]
+    fn a_chosen_prefix_that_claims_more_than_the_stores_chose_is_found() {
+        use crate::ranged::{RangedFile, RangedState};
+        use crate::storage::AcceptorStore;
+        let dir = tempfile::tempdir().unwrap();
+        let stores: Vec<(NodeId, PathBuf)> = (1..=3)
+            .map(|n| (NodeId(n), dir.path().join(format!("node-{n}"))))
+            .collect();
+        let at = |slot: u64, value: &'static str| Record {
+            instance: Instance::new(1, slot),
+            ..record(1, Some((1, value)))
+        };
+        // Slots 0 and 1 are chosen (nodes 1 and 2 hold them); slot 2 only node 1 accepted,
+        // and slot 3 nobody holds.
+        for (node, data) in &stores {
+            std::fs::create_dir_all(data).unwrap();
+            let mut store = crate::storage::RedbStorage::open(data).unwrap();
+            let records = match node.0 {
+                1 => vec![at(0, "a"), at(1, "b"), at(2, "c")],
+                2 => vec![at(0, "a"), at(1, "b")],
+                _ => vec![],
+            };
+            store.commit(&records).unwrap();
+        }
+        let claim = |node: usize, through: u64| {
+            RangedFile::new(&stores[node].1)
+                .store(&RangedState {
+                    global_promise: id(1),
+                    chosen_prefix: vec![(1, through)],
+                })
+                .unwrap();
+        };
+        claim(0, 2);
+        claim(1, 1);
+        let report = audit_stores(&stores, 3, 2, None, dir.path()).unwrap();
+        assert_eq!((report.prefix_checked, report.prefix_unbacked), (2, 0));
+        assert!(report.is_clean(), "{report:?}");
+        claim(2, 4);
+        let report = audit_stores(&stores, 3, 2, None, dir.path()).unwrap();
+        assert_eq!(
+            (report.prefix_checked, report.prefix_unbacked),
+            (4, 2),
+            "{report:?}"
+        );
+        assert!(!report.is_clean());
+        assert!(
+            report.problems.iter().any(|p| p.contains("node 3")),
+            "{report:?}"
+        );
     }
 
     #[test]
@@ -460,7 +602,7 @@ mod tests {
             paxbench_core::checker::RetiredStore::put(&mut file, instance, facts);
         }
         paxbench_core::checker::RetiredStore::finish(&mut file).unwrap();
-        let report = audit_stores(&stores, 3, Some(&path), dir.path()).unwrap();
+        let report = audit_stores(&stores, 3, 2, Some(&path), dir.path()).unwrap();
         assert_eq!(
             (report.records, report.chosen_checked, report.chosen_lost),
             (5, 1, 0),
@@ -478,7 +620,7 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0x55;
         std::fs::write(&path, &bytes).unwrap();
-        let e = audit_stores(&stores, 3, Some(&path), dir.path())
+        let e = audit_stores(&stores, 3, 2, Some(&path), dir.path())
             .unwrap_err()
             .to_string();
         assert!(

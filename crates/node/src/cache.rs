@@ -114,8 +114,10 @@ impl InstanceCache {
     }
 
     /// Forgets the oldest instances while the acceptor holds more than the capacity and their
-    /// last write is at or before `checkpointed`.
-    pub fn evict(&mut self, acceptor: &mut Acceptor, checkpointed: u64) {
+    /// last write is at or before `checkpointed`. With `settled_only` (Multi-Paxos), only
+    /// instances below their key's chosen prefix leave: a PROMISE-ALL reports the others from
+    /// memory.
+    pub fn evict(&mut self, acceptor: &mut Acceptor, checkpointed: u64, settled_only: bool) {
         self.most_held = self.most_held.max(acceptor.len());
         let mut passed_over = 0;
         let mut evicted = 0;
@@ -127,7 +129,10 @@ impl InstanceCache {
                 break;
             };
             let written = self.written.get(&oldest).copied().unwrap_or(0);
-            if written <= checkpointed && acceptor.forget(oldest) {
+            if written <= checkpointed
+                && (!settled_only || acceptor.is_settled(oldest))
+                && acceptor.forget(oldest)
+            {
                 self.written.remove(&oldest);
                 self.evicted += 1;
                 evicted += 1;
@@ -181,14 +186,14 @@ mod tests {
         for key in 0..30 {
             let records = prepare(&mut acceptor, &mut cache, key);
             cache.committed(&records, key + 1);
-            cache.evict(&mut acceptor, 0);
+            cache.evict(&mut acceptor, 0, false);
         }
         assert_eq!(
             acceptor.len(),
             30,
             "nothing is checkpointed: nothing may leave"
         );
-        cache.evict(&mut acceptor, 25);
+        cache.evict(&mut acceptor, 25, false);
         assert_eq!(acceptor.len(), 10);
         // Turns forget a bounded number each; the backlog drains over a few.
         let mut cache = InstanceCache::new(10, false);
@@ -197,10 +202,10 @@ mod tests {
             let records = prepare(&mut big, &mut cache, key);
             cache.committed(&records, key + 1);
         }
-        cache.evict(&mut big, 3000);
+        cache.evict(&mut big, 3000, false);
         assert_eq!(big.len(), 3000 - MAX_EVICTED_PER_TURN);
-        cache.evict(&mut big, 3000);
-        cache.evict(&mut big, 3000);
+        cache.evict(&mut big, 3000, false);
+        cache.evict(&mut big, 3000, false);
         assert_eq!(big.len(), 10);
         assert!(acceptor.holds(Instance::new(29, 0)) && !acceptor.holds(Instance::new(0, 0)));
         // Forgotten instances may be read back; a later slot of the same key is fresh.
@@ -219,8 +224,24 @@ mod tests {
         let mut acceptor = Acceptor::new(NodeId(1), AcceptorConfig::default());
         prepare(&mut acceptor, &mut cache, 1);
         prepare(&mut acceptor, &mut cache, 2);
-        cache.evict(&mut acceptor, u64::MAX - 1);
+        cache.evict(&mut acceptor, u64::MAX - 1, false);
         assert_eq!((acceptor.len(), cache.evicted()), (2, 0));
         assert_eq!(cache.most_held(), 2);
+    }
+
+    #[test]
+    fn under_multi_paxos_only_settled_instances_leave() {
+        let mut acceptor = Acceptor::new(NodeId(1), AcceptorConfig::default());
+        let mut cache = InstanceCache::new(1, false);
+        for key in 0..4 {
+            let records = prepare(&mut acceptor, &mut cache, key);
+            cache.committed(&records, key + 1);
+        }
+        cache.evict(&mut acceptor, 10, true);
+        assert_eq!(acceptor.len(), 4, "no key has a chosen prefix: all stay");
+        acceptor.raise_chosen_prefix(&[(0, 1), (2, 1)]);
+        cache.evict(&mut acceptor, 10, true);
+        assert_eq!(acceptor.len(), 2);
+        assert!(acceptor.holds(Instance::new(1, 0)) && acceptor.holds(Instance::new(3, 0)));
     }
 }

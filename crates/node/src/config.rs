@@ -52,6 +52,63 @@ pub enum LearnerFanout {
     Proposer,
 }
 
+/// How the cluster decides (`protocol` on a node, `target.protocol` in a bench config).
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtocolKind {
+    /// Single-decree Paxos per instance, the proposers running both phases.
+    #[default]
+    Vanilla,
+    /// A stable leader runs phase 1 once for every instance and only phase 2 per request.
+    MultiPaxos,
+}
+
+/// The leader role's settings on a node (`leader:`, or `--leader '{…}'`), with
+/// `protocol: multi-paxos`; every node of a cluster needs the same ones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaderSection {
+    /// Milliseconds between the leader's heartbeats.
+    pub heartbeat_ms: u64,
+    /// A follower that hears no leader for this long (up to twice it, at random) campaigns.
+    pub election_timeout_ms: u64,
+    /// How long a campaign waits for its phase-1 quorum.
+    pub phase1_timeout_ms: u64,
+    /// How long an entry waits for its phase-2 quorum before it is sent again.
+    pub phase2_timeout_ms: u64,
+    /// The most requests in one ACCEPT batch.
+    pub batch: usize,
+    /// Batches in flight before requests wait (and so form larger batches).
+    pub pipeline: usize,
+    /// What a follower does with a request: `redirect` the client or `forward` it.
+    pub forward: paxbench_core::leader::ForwardMode,
+    /// The node that campaigns at once at the start; unset: whoever times out first.
+    pub initial: Option<u32>,
+    /// Send phase 2 only to a phase-2 quorum of the fastest nodes.
+    pub thrifty: bool,
+    /// PROMISE-ALLs a campaign waits for; unset: a majority of the cluster.
+    pub phase1_quorum: Option<usize>,
+}
+
+impl Default for LeaderSection {
+    fn default() -> Self {
+        let core = paxbench_core::leader::LeaderConfig::new(Vec::new());
+        Self {
+            heartbeat_ms: core.heartbeat.as_millis() as u64,
+            election_timeout_ms: core.election_timeout.as_millis() as u64,
+            phase1_timeout_ms: core.phase1_timeout.as_millis() as u64,
+            phase2_timeout_ms: core.phase2_timeout.as_millis() as u64,
+            batch: core.batch,
+            pipeline: core.pipeline,
+            forward: core.forward,
+            initial: None,
+            thrifty: core.thrifty,
+            phase1_quorum: None,
+        }
+    }
+}
+
 /// Another node of the cluster.
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +199,14 @@ pub struct NodeSettings {
     /// proposers' phase-2 quorum under flexible quorums. Unset: a majority of the cluster.
     #[arg(long, value_name = "N")]
     pub phase2_quorum: Option<usize>,
+    /// `vanilla` (proposers run both phases) or `multi-paxos` (this node hosts a leader role
+    /// beside its acceptor and learner, and serves clients' requests).
+    #[arg(long, value_parser = parse_yaml_scalar::<ProtocolKind>)]
+    pub protocol: Option<ProtocolKind>,
+    /// The leader role's settings, as inline YAML (`{batch: 64, initial: 1}`); unset fields
+    /// keep their defaults.
+    #[arg(long, value_name = "YAML", value_parser = parse_yaml_scalar::<LeaderSection>)]
+    pub leader: Option<LeaderSection>,
     /// Log filter, as in RUST_LOG (`info`, `paxbench_node=debug`, …).
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -196,6 +261,8 @@ pub struct NodeConfig {
     pub learner_fanout: LearnerFanout,
     /// ACCEPTEDs the learner waits for.
     pub phase2_quorum: usize,
+    /// With `protocol: multi-paxos`: the leader role's settings, checked.
+    pub leader: Option<paxbench_core::leader::LeaderConfig>,
     /// Log filter.
     pub log_level: String,
     /// Stats line period in milliseconds (0: off).
@@ -242,6 +309,8 @@ impl NodeSettings {
             reject_mode: overrides.reject_mode.or(self.reject_mode),
             learner_fanout: overrides.learner_fanout.or(self.learner_fanout),
             phase2_quorum: overrides.phase2_quorum.or(self.phase2_quorum),
+            protocol: overrides.protocol.or(self.protocol),
+            leader: overrides.leader.or(self.leader),
             log_level: overrides.log_level.or(self.log_level),
             stats_interval_ms: overrides.stats_interval_ms.or(self.stats_interval_ms),
             faults: overrides.faults.or(self.faults),
@@ -311,6 +380,20 @@ impl NodeSettings {
                  nodes (1..={cluster})"
             )));
         }
+        let leader = match (self.protocol.unwrap_or_default(), self.leader) {
+            (ProtocolKind::Vanilla, Some(_)) => {
+                return Err(invalid(
+                    "field `leader` needs `protocol: multi-paxos`: a vanilla node has no \
+                     leader role"
+                        .into(),
+                ));
+            }
+            (ProtocolKind::Vanilla, None) => None,
+            (ProtocolKind::MultiPaxos, section) => Some(
+                leader_config(section.unwrap_or_default(), id, &peers, phase2_quorum)
+                    .map_err(invalid)?,
+            ),
+        };
         let tls = match transport {
             TransportKind::Quic => Some(TlsFiles {
                 ca: tls.ca.ok_or_else(|| missing("tls.ca", "ca"))?,
@@ -334,12 +417,72 @@ impl NodeSettings {
             reject_mode: self.reject_mode.unwrap_or_default(),
             learner_fanout: self.learner_fanout.unwrap_or_default(),
             phase2_quorum,
+            leader,
             log_level: self.log_level.unwrap_or_else(|| "info".into()),
             stats_interval_ms: self.stats_interval_ms.unwrap_or(10_000),
             faults: self.faults.unwrap_or_default(),
             cpus: self.cpus,
         })
     }
+}
+
+/// The core's leader settings for node `id` among `peers`, or what is wrong, by field.
+fn leader_config(
+    section: LeaderSection,
+    id: u32,
+    peers: &[PeerAddr],
+    phase2: usize,
+) -> Result<paxbench_core::leader::LeaderConfig, String> {
+    use std::time::Duration;
+    let mut nodes: Vec<NodeId> = std::iter::once(id)
+        .chain(peers.iter().map(|p| p.id))
+        .map(NodeId)
+        .collect();
+    nodes.sort_unstable();
+    let cluster = nodes.len();
+    let phase1 = section.phase1_quorum.unwrap_or(quorum(cluster));
+    if phase1 == 0 || phase1 > cluster {
+        return Err(format!(
+            "field `leader.phase1_quorum`: {phase1} does not fit a cluster of {cluster} nodes \
+             (1..={cluster})"
+        ));
+    }
+    if let Some(initial) = section.initial
+        && !nodes.contains(&NodeId(initial))
+    {
+        return Err(format!(
+            "field `leader.initial`: node {initial} is not in the cluster ({})",
+            nodes
+                .iter()
+                .map(|n| n.0.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for (field, value) in [
+        ("heartbeat_ms", section.heartbeat_ms),
+        ("election_timeout_ms", section.election_timeout_ms),
+        ("phase1_timeout_ms", section.phase1_timeout_ms),
+        ("phase2_timeout_ms", section.phase2_timeout_ms),
+        ("batch", section.batch as u64),
+        ("pipeline", section.pipeline as u64),
+    ] {
+        if value == 0 {
+            return Err(format!("field `leader.{field}` must be at least 1"));
+        }
+    }
+    let mut config = paxbench_core::leader::LeaderConfig::new(nodes);
+    config.quorums = paxbench_core::Quorums { phase1, phase2 };
+    config.heartbeat = Duration::from_millis(section.heartbeat_ms);
+    config.election_timeout = Duration::from_millis(section.election_timeout_ms);
+    config.phase1_timeout = Duration::from_millis(section.phase1_timeout_ms);
+    config.phase2_timeout = Duration::from_millis(section.phase2_timeout_ms);
+    config.batch = section.batch;
+    config.pipeline = section.pipeline;
+    config.forward = section.forward;
+    config.initial_leader = section.initial.map(NodeId);
+    config.thrifty = section.thrifty;
+    Ok(config)
 }
 
 /// The machine's host name (a pod's name, in Kubernetes).

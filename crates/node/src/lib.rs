@@ -17,13 +17,16 @@ pub mod disk_floor;
 mod error;
 pub mod evidence;
 pub mod local;
+pub mod ranged;
 pub mod server;
 pub mod sorted;
 pub mod storage;
 pub mod wal;
 
 pub use audit::{AuditReport, audit, audit_stores};
-pub use config::{LearnerFanout, NodeConfig, NodeSettings, PeerAddr, StorageMode};
+pub use config::{
+    LeaderSection, LearnerFanout, NodeConfig, NodeSettings, PeerAddr, ProtocolKind, StorageMode,
+};
 pub use error::Error;
 pub use evidence::{EvidenceFile, EvidenceWriter};
 pub use local::{LocalCluster, LocalClusterSpec, LocalNode};

@@ -19,6 +19,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use rustc_hash::FxHashMap;
 
 use crate::error::Error;
+use crate::ranged::{RangedFile, RangedState};
 use crate::wal::StoreReader;
 
 /// Sequence number → a format byte, then the postcard-encoded instance and [`AcceptorState`].
@@ -39,6 +40,8 @@ pub struct Recovered {
     pub records: Vec<Record>,
     /// The log position of the last of them (0 where the engine has no log positions).
     pub position: u64,
+    /// The Multi-Paxos global promise and chosen prefix (the default on a vanilla node).
+    pub ranged: RangedState,
 }
 
 /// Where an acceptor keeps its promises and accepted proposals.
@@ -51,6 +54,11 @@ pub trait AcceptorStore: Send + 'static {
     /// Writes `records` without making them durable: what reaches the disk before a failed
     /// fsync. Only [`FaultyDisk`] calls it.
     fn write_unsynced(&mut self, records: &[Record]) -> Result<(), Error>;
+    /// Makes the Multi-Paxos state durable, replacing the last one; when this returns `Ok`,
+    /// it survives a crash. Engines that keep nothing keep nothing.
+    fn persist_ranged(&mut self, _state: &RangedState) -> Result<(), Error> {
+        Ok(())
+    }
     /// A reader of states the node need not hold in memory, if the engine has one. Without
     /// it, the node holds every instance it ever saw.
     fn reader(&self) -> Option<StoreReader> {
@@ -81,6 +89,7 @@ impl AcceptorStore for MemoryStorage {
 pub struct RedbStorage {
     db: Database,
     path: PathBuf,
+    ranged: RangedFile,
     encoded: Vec<u8>,
     next_sequence: u64,
 }
@@ -109,6 +118,7 @@ impl RedbStorage {
         let mut storage = Self {
             db,
             path,
+            ranged: RangedFile::new(data_dir),
             encoded: Vec::new(),
             next_sequence: 0,
         };
@@ -305,7 +315,12 @@ impl AcceptorStore for RedbStorage {
         Ok(Recovered {
             records,
             position: 0,
+            ranged: self.ranged.load()?,
         })
+    }
+
+    fn persist_ranged(&mut self, state: &RangedState) -> Result<(), Error> {
+        self.ranged.store(state)
     }
 
     fn commit(&mut self, records: &[Record]) -> Result<u64, Error> {
@@ -388,6 +403,18 @@ impl AcceptorStore for FaultyDisk {
 
     fn write_unsynced(&mut self, records: &[Record]) -> Result<(), Error> {
         self.inner.write_unsynced(records)
+    }
+
+    fn persist_ranged(&mut self, state: &RangedState) -> Result<(), Error> {
+        match self.switch.get() {
+            DiskFault::None => self.inner.persist_ranged(state),
+            DiskFault::FailWrite | DiskFault::FailFsync => Err(Error::Storage {
+                path: "injected".into(),
+                message: "writing the ranged promise failed: Input/output error (injected disk \
+                          fault)"
+                    .into(),
+            }),
+        }
     }
 }
 

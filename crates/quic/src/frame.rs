@@ -11,7 +11,7 @@ use crate::wire::Envelope;
 /// to an envelope's layout bumps it: 2 added the disk floor to `NodeStats`, 3 its memory and
 /// checkpoint counters, 4 the node's clock in `Pong`, 5 the `shape` of a link's jitter, 6 the
 /// Multi-Paxos messages.
-pub const WIRE_VERSION: u8 = 6;
+pub const WIRE_VERSION: u8 = 7;
 
 /// Bytes before the payload: the length and the version.
 pub const HEADER_LEN: usize = 5;

@@ -145,6 +145,10 @@ pub struct NodeStats {
     pub checkpoints: u64,
     /// Set once storage failed; the acceptor then sends nothing.
     pub storage_failed: bool,
+    /// With Multi-Paxos: whether this node leads now, under which ballot.
+    pub leading: Option<paxbench_core::ProposalId>,
+    /// With Multi-Paxos: what this node's leader role did since it started.
+    pub leader: Option<paxbench_core::leader::LeaderStats>,
 }
 
 /// A latency distribution, summarised.

@@ -129,6 +129,10 @@ struct Slot {
     committed: bool,
 }
 
+/// How often a node persists its acceptor's [`Acceptor::chosen_prefix`] when nothing else
+/// makes it write it: a restarted node then reports at most about this much work above it.
+pub const CHOSEN_PREFIX_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One acceptor. See the [module documentation](self) for how to drive it.
 #[derive(Clone, Debug)]
 pub struct Acceptor {

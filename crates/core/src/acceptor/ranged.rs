@@ -6,7 +6,9 @@
 use rustc_hash::FxHashMap;
 
 use super::{Acceptor, Destination, Outgoing, Slot};
-use crate::message::{AcceptBatch, AcceptedBatch, Message, PrepareAll, PromiseAll, Refused};
+use crate::message::{
+    AcceptBatch, AcceptedBatch, Heartbeat, Message, PrepareAll, PromiseAll, Refused,
+};
 use crate::types::{Instance, NodeId, ProposalId, Value};
 
 impl Acceptor {
@@ -18,6 +20,43 @@ impl Acceptor {
     /// Restores the global promise a restarting acceptor had persisted.
     pub fn restore_global_promise(&mut self, ballot: ProposalId) {
         self.global = self.global.max(ballot);
+    }
+
+    /// Per key, the slot below which this acceptor knows every slot chosen, sorted by key.
+    /// Chosen is forever, so a copy persisted at any time stays true: a restarted node that
+    /// restores it reports only the slots above it.
+    pub fn chosen_prefix(&self) -> Vec<(u64, u64)> {
+        let mut prefix: Vec<(u64, u64)> =
+            self.chosen_through.iter().map(|(k, t)| (*k, *t)).collect();
+        prefix.sort_unstable();
+        prefix
+    }
+
+    /// Raises the chosen prefix to what a persisted copy or a leader's heartbeat says is
+    /// known chosen, then past the slots above it that commit notices marked; a prefix never
+    /// moves back.
+    pub fn raise_chosen_prefix(&mut self, prefix: &[(u64, u64)]) {
+        for (key, through) in prefix {
+            let known = self.chosen_through.entry(*key).or_insert(*through);
+            *known = (*known).max(*through);
+            self.advance_chosen_through(*key);
+        }
+    }
+
+    /// A leader's heartbeat: its commit notices, then its chosen prefixes. Returns the values
+    /// the notices say are chosen that this acceptor holds, for its learner.
+    pub fn handle_heartbeat(&mut self, heartbeat: &Heartbeat) -> Vec<(Instance, Value)> {
+        let chosen = self.handle_commits(heartbeat.ballot, &heartbeat.commits);
+        self.raise_chosen_prefix(&heartbeat.chosen_through);
+        chosen
+    }
+
+    /// Whether `instance` lies below its key's chosen prefix: its state can leave memory
+    /// without a PROMISE-ALL needing it, since the prefix speaks for it.
+    pub fn is_settled(&self, instance: Instance) -> bool {
+        self.chosen_through
+            .get(&instance.key)
+            .is_some_and(|through| instance.slot < *through)
     }
 
     /// Multi-Paxos phase 1b: promise `ballot` on every instance unless a higher global promise
@@ -44,17 +83,28 @@ impl Acceptor {
             };
             let high = high_slots.entry(instance.key).or_insert(instance.slot);
             *high = (*high).max(instance.slot);
-            if instance.slot >= known.get(&instance.key).copied().unwrap_or(0) {
+            // Below either prefix the slot is chosen, and the reply says so through
+            // `chosen_through`: the campaigner never re-proposes there, so the value is
+            // not needed, and the report stays the size of the work in flight.
+            let campaigner = known.get(&instance.key).copied().unwrap_or(0);
+            let own = self.chosen_through.get(&instance.key).copied().unwrap_or(0);
+            if instance.slot >= campaigner.max(own) {
                 accepted.push((*instance, *id, value.clone()));
             }
         }
         // Sorted, so that a reply does not depend on the map's history.
         accepted.sort_unstable_by_key(|(instance, _, _)| *instance);
+        // A key whose slots all left memory (below the prefix, on a node) still has its
+        // highest slot reported: the new leader must never give a chosen slot again.
+        for (key, through) in &self.chosen_through {
+            if *through > 0 {
+                let high = high_slots.entry(*key).or_insert(through - 1);
+                *high = (*high).max(through - 1);
+            }
+        }
         let mut high_slots: Vec<(u64, u64)> = high_slots.into_iter().collect();
         high_slots.sort_unstable();
-        let mut chosen_through: Vec<(u64, u64)> =
-            self.chosen_through.iter().map(|(k, t)| (*k, *t)).collect();
-        chosen_through.sort_unstable();
+        let chosen_through = self.chosen_prefix();
         self.after_persist.push(Outgoing {
             to: Destination::Node(prepare.from),
             message: Message::PromiseAll(PromiseAll {
@@ -299,6 +349,99 @@ mod tests {
             "chosen slots count for the next slot"
         );
         assert_eq!(p.chosen_through, [(7, 1)], "the notices' contiguous prefix");
+        // A campaigner that knows nothing (it restarted) still hears nothing below the
+        // promiser's own prefix, only the prefix: the report stays the size of the work in
+        // flight, not of the run.
+        a.handle_prepare_all(&PrepareAll {
+            ballot: ballot(3),
+            from: LEADER,
+            known: vec![],
+        });
+        let (_, _, out) = replies(&mut a);
+        let Message::PromiseAll(p) = &out[0] else {
+            panic!("{out:?}")
+        };
+        let reported: Vec<Instance> = p.accepted.iter().map(|(i, _, _)| *i).collect();
+        assert_eq!(reported, [Instance::new(7, 1), Instance::new(8, 4)]);
+        assert_eq!(p.chosen_through, [(7, 1)]);
+    }
+
+    #[test]
+    fn a_leaders_prefix_gets_a_restarted_acceptors_prefix_moving_again() {
+        // Restarted holding slots 0..3 of key 7, whose commit notices it missed.
+        let records = [0, 1, 2].map(|slot| Record {
+            instance: Instance::new(7, slot),
+            state: crate::acceptor::AcceptorState {
+                promised: ballot(1),
+                accepted: Some((ballot(1), Value::from_static(b"v"))),
+            },
+        });
+        let mut a = Acceptor::restore(NodeId(1), AcceptorConfig::default(), records);
+        a.handle_accept_batch(&batch(1, &[(7, 3, "w")], &[]));
+        let heartbeat = |commits: Vec<Instance>, chosen_through: Vec<(u64, u64)>| Heartbeat {
+            ballot: ballot(1),
+            from: LEADER,
+            commits,
+            chosen_through,
+        };
+        let learned = a.handle_heartbeat(&heartbeat(vec![Instance::new(7, 3)], vec![]));
+        assert_eq!(learned.len(), 1);
+        assert_eq!(a.chosen_prefix(), [(7, 0)], "slots 0..3 hold it back");
+        a.handle_heartbeat(&heartbeat(vec![], vec![(7, 3)]));
+        assert_eq!(
+            a.chosen_prefix(),
+            [(7, 4)],
+            "the leader's prefix, then the slot the notice marked"
+        );
+        assert!(a.is_settled(Instance::new(7, 3)));
+    }
+
+    #[test]
+    fn a_restored_chosen_prefix_shortens_the_report_and_never_moves_back() {
+        let records = [(7, 0, "a"), (7, 1, "b"), (7, 2, "c")].map(|(key, slot, v)| Record {
+            instance: Instance::new(key, slot),
+            state: crate::acceptor::AcceptorState {
+                promised: ballot(1),
+                accepted: Some((ballot(1), Value::from_static(v.as_bytes()))),
+            },
+        });
+        let mut a = Acceptor::restore(NodeId(1), AcceptorConfig::default(), records);
+        a.raise_chosen_prefix(&[(7, 2)]);
+        a.raise_chosen_prefix(&[(7, 1)]);
+        assert_eq!(a.chosen_prefix(), [(7, 2)]);
+        assert!(a.is_settled(Instance::new(7, 1)));
+        assert!(!a.is_settled(Instance::new(7, 2)));
+        assert!(!a.is_settled(Instance::new(8, 0)));
+        a.handle_prepare_all(&PrepareAll {
+            ballot: ballot(2),
+            from: LEADER,
+            known: vec![],
+        });
+        let (_, _, out) = replies(&mut a);
+        let Message::PromiseAll(p) = &out[0] else {
+            panic!("{out:?}")
+        };
+        let reported: Vec<Instance> = p.accepted.iter().map(|(i, _, _)| *i).collect();
+        assert_eq!(reported, [Instance::new(7, 2)]);
+        assert_eq!(p.high_slots, [(7, 2)]);
+        assert_eq!(p.chosen_through, [(7, 2)]);
+        // Every slot of key 7 left memory, as a node evicts settled states: the prefix still
+        // names the key's highest slot.
+        for slot in 0..3 {
+            a.forget(Instance::new(7, slot));
+        }
+        a.raise_chosen_prefix(&[(7, 3)]);
+        a.handle_prepare_all(&PrepareAll {
+            ballot: ballot(3),
+            from: LEADER,
+            known: vec![],
+        });
+        let (_, _, out) = replies(&mut a);
+        let Message::PromiseAll(p) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert!(p.accepted.is_empty());
+        assert_eq!(p.high_slots, [(7, 2)]);
     }
 
     #[test]

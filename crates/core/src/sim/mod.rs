@@ -281,6 +281,11 @@ struct SimNode {
     store: FxHashMap<Instance, Record>,
     /// The durable global promise (Multi-Paxos).
     global: ProposalId,
+    /// The durable copy of the acceptor's chosen prefix, and when it was written: as on a
+    /// node, with each global promise and at most once per
+    /// [`crate::acceptor::CHOSEN_PREFIX_PERIOD`] otherwise.
+    prefix: Vec<(u64, u64)>,
+    prefix_saved: Time,
     persisting: bool,
     epoch: u64,
     leader: Option<Leader>,
@@ -362,15 +367,8 @@ impl<W: Workload> Sim<W> {
                         leader.nodes, leader.quorums, config.acceptors, config.quorums
                     )));
                 }
-                let clients = (0..)
-                    .zip(&config.proposers)
-                    .map(|(index, p): (usize, _)| {
-                        let first = leader
-                            .initial_leader
-                            .unwrap_or(node_ids[index % node_ids.len()]);
-                        ClientConfig::from_proposer(p, node_ids.clone(), first)
-                    })
-                    .collect();
+                let clients =
+                    ClientConfig::spread(&config.proposers, &node_ids, leader.initial_leader);
                 ProposerHost::clients(clients, ProposerId(0), config.seed, workload)?
             }
         };
@@ -383,6 +381,8 @@ impl<W: Workload> Sim<W> {
                     learner: Learner::with_quorum(config.quorums.phase2, RECENT_INSTANCES),
                     store: FxHashMap::default(),
                     global: ProposalId::ZERO,
+                    prefix: Vec::new(),
+                    prefix_saved: Time::ZERO,
                     persisting: false,
                     epoch: 0,
                     leader: node::leader_role(&config, id)?,
@@ -638,6 +638,7 @@ impl<W: Workload> Sim<W> {
         if self.config.durability == Durability::Volatile {
             node.store.clear();
             node.global = ProposalId::ZERO;
+            node.prefix.clear();
         }
     }
 
@@ -654,6 +655,7 @@ impl<W: Workload> Sim<W> {
                     records.sort_unstable_by_key(|r| r.instance);
                     let mut acceptor = Acceptor::restore(node.id, self.config.acceptor, records);
                     acceptor.restore_global_promise(node.global);
+                    acceptor.raise_chosen_prefix(&node.prefix);
                     node.acceptor = Some(acceptor);
                     // The role's settings were checked when the simulation was built.
                     if let Ok(Some(mut leader)) = node::leader_role(&self.config, node.id) {

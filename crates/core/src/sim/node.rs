@@ -5,7 +5,7 @@
 use std::hash::Hash;
 
 use super::{Address, Event, Sim, SimConfig, SimObserver, Tap};
-use crate::acceptor::{Destination, Outgoing, Ready};
+use crate::acceptor::{CHOSEN_PREFIX_PERIOD, Destination, Outgoing, Ready};
 use crate::checker::ChosenBy;
 use crate::error::Error;
 use crate::leader::{Leader, LeaderEvent, Target};
@@ -76,7 +76,7 @@ impl<W: Workload> Sim<W> {
                 for_leader = true;
             }
             Message::Heartbeat(m) => {
-                learned = acceptor.handle_commits(m.ballot, &m.commits);
+                learned = acceptor.handle_heartbeat(m);
                 for_leader = true;
             }
             Message::PromiseAll(_)
@@ -209,6 +209,13 @@ impl<W: Workload> Sim<W> {
         }
         if let Some(global) = ready.global_promise() {
             n.global = n.global.max(global);
+        }
+        if let Some(acceptor) = &n.acceptor
+            && (ready.global_promise().is_some()
+                || self.now.saturating_since(n.prefix_saved) >= CHOSEN_PREFIX_PERIOD)
+        {
+            n.prefix = acceptor.chosen_prefix();
+            n.prefix_saved = self.now;
         }
         n.persisting = false;
         self.route(node, ready.persisted(), observer);

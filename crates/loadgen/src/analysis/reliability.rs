@@ -15,7 +15,7 @@ pub fn audit_attach_run(
     dir: &Path,
     scenario: usize,
     stores: &[(paxbench_core::NodeId, PathBuf)],
-    nodes: usize,
+    (nodes, phase2): (usize, usize),
 ) -> Result<AuditSummary, Error> {
     let mut summary = Summary::load(dir)?;
     let evidence_path = dir.join(format!("scenario-{scenario:02}.evidence"));
@@ -30,7 +30,7 @@ pub fn audit_attach_run(
         .iter()
         .find(|s| s.index == scenario)
         .map_or(0, |s| s.reliability.acked_replies);
-    let report = paxbench_node::audit_stores(stores, nodes, Some(&evidence_path), dir)?;
+    let report = paxbench_node::audit_stores(stores, nodes, phase2, Some(&evidence_path), dir)?;
     let audit = AuditSummary::new(&report, replies);
     let entry = summary
         .scenarios

@@ -143,18 +143,7 @@ pub struct TargetSpec {
     pub leader: LeaderSpec,
 }
 
-/// How the cluster decides (`target.protocol`).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProtocolKind {
-    /// Single-decree Paxos per instance, the proposers running both phases.
-    #[default]
-    Vanilla,
-    /// A stable leader runs phase 1 once for every instance and only phase 2 per request.
-    MultiPaxos,
-}
+pub use paxbench_node::ProtocolKind;
 
 /// Multi-Paxos leader settings (`target.leader`), used when `protocol: multi-paxos`.
 #[derive(Clone, Debug, Serialize, Deserialize)]

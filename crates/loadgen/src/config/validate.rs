@@ -32,14 +32,6 @@ impl Scenario {
     /// Multi-Paxos's own rules: where it runs, and its leader settings.
     fn validate_leader(&self) -> Result<(), (String, String)> {
         let fail = |field: &str, message: String| Err((field.to_string(), message));
-        if self.target.kind != TargetKind::Sim {
-            return fail(
-                "target.protocol",
-                "multi-paxos runs on the simulator (`kind: sim`) in this version: the node \
-                 binary has no leader role yet"
-                    .into(),
-            );
-        }
         if self.workload.mode == LoopMode::Race {
             return fail(
                 "workload.mode",
@@ -372,17 +364,25 @@ impl Scenario {
             }
             let spawned_only = matches!(
                 step.action,
-                FaultAction::Kill(_) | FaultAction::Restart(_) | FaultAction::DiskFail(_)
+                FaultAction::Kill(_)
+                    | FaultAction::Restart(_)
+                    | FaultAction::KillLeader(_)
+                    | FaultAction::DiskFail(_)
             );
             if self.target.kind == TargetKind::Attach && spawned_only {
                 return fail(
                     "faults",
-                    "kill, restart and disk-fail need a spawned cluster or the simulator".into(),
+                    "kill, kill-leader, restart and disk-fail need a spawned cluster or the \
+                     simulator"
+                        .into(),
                 );
             }
             let needs_admin = !matches!(
                 step.action,
-                FaultAction::Kill(_) | FaultAction::Restart(_) | FaultAction::ClockJump(_)
+                FaultAction::Kill(_)
+                    | FaultAction::Restart(_)
+                    | FaultAction::KillLeader(_)
+                    | FaultAction::ClockJump(_)
             );
             if self.target.kind != TargetKind::Sim
                 && self.target.transport == TransportKind::Tcp

@@ -5,6 +5,7 @@
 //! results compare directly.
 
 pub mod fault_plan;
+pub mod nodes;
 pub mod real;
 pub mod sim;
 pub mod topology;

@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use paxbench_core::checker::Origins;
+use paxbench_core::checker::{ChosenBy, Origins};
+use paxbench_core::client::ClientConfig;
 use paxbench_core::host::{ProposerHost, Transmit};
+use paxbench_core::message::Message;
 use paxbench_core::rng::Stream;
 use paxbench_core::{NodeId, ProposerId, Time};
-use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings};
+use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings, ProtocolKind};
 use paxbench_quic::wire::unix_now_ns;
 use paxbench_quic::{
     Address, AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec,
@@ -23,6 +25,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::fault_plan::{FaultPlan, Planned};
+use super::nodes::{NodeTally, check_protocol};
 use super::{
     ClockOffset, RunOutput, ZonePing, evidence_checker, finish_evidence, proposer_configs,
 };
@@ -61,6 +64,9 @@ impl TargetCluster {
                 reject_mode: Some(scenario.target.reject_mode),
                 learner_fanout: Some(scenario.target.learner_fanout),
                 phase2_quorum: Some(scenario.quorums().phase2),
+                protocol: Some(scenario.target.protocol),
+                leader: (scenario.target.protocol == ProtocolKind::MultiPaxos)
+                    .then(|| super::nodes::leader_section(scenario)),
                 // Unpinned nodes get what this process started with, not the pin the
                 // generator holds while it spawns (or restarts) them.
                 cpus: if scenario.target.cpus.nodes.is_empty() {
@@ -250,6 +256,7 @@ pub fn run(
         let report = paxbench_node::audit_stores(
             &cluster.data_dirs(),
             cluster.nodes.len(),
+            scenario.quorums().phase2,
             Some(evidence),
             scratch,
         )?;
@@ -293,6 +300,12 @@ struct Driver<'a, T: Transport> {
     resources: ResourceSampler,
     /// With zones: the delays of proposer traffic.
     zones: Option<ZoneShaper>,
+    /// The nodes' own counters, from the once-a-second polls.
+    tally: NodeTally,
+    /// Multi-Paxos: the node that answered a client last, the leader as far as we know.
+    leader: Option<u32>,
+    /// Multi-Paxos: killed leaders to restart, and when.
+    restarts: Vec<(Time, u32)>,
 }
 
 async fn drive<T: Transport + std::fmt::Debug>(
@@ -401,6 +414,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
         .await;
     }
     let stats_before = node_stats(&links, &mut inbox, &mut next_request).await;
+    check_protocol(scenario, &stats_before)?;
     let start_late = match scenario.run.start_unix_ns {
         Some(at) => Some(wait_until_unix(at).await?),
         None => None,
@@ -412,8 +426,16 @@ async fn drive<T: Transport + std::fmt::Debug>(
     let generator = Generator::new(scenario, first_id);
     let warmup_end = generator.warmup_end();
     let configs = proposer_configs(scenario, acceptors, epoch_ns);
-    let mut host = ProposerHost::new(configs, first_id, scenario.seed, generator)
-        .map_err(|e| Error::Scenario(e.to_string()))?;
+    let multi_paxos = scenario.target.protocol == ProtocolKind::MultiPaxos;
+    let mut host = if multi_paxos {
+        let nodes: Vec<NodeId> = node_ids.iter().map(|n| NodeId(*n)).collect();
+        let initial = scenario.target.leader.initial.map(NodeId);
+        let clients = ClientConfig::spread(&configs, &nodes, initial);
+        ProposerHost::clients(clients, first_id, scenario.seed, generator)
+    } else {
+        ProposerHost::new(configs, first_id, scenario.seed, generator)
+    }
+    .map_err(|e| Error::Scenario(e.to_string()))?;
     *host.checker_mut() = evidence_checker(evidence, keep_evidence)?;
     let count = scenario.workload.proposers as usize;
     if scenario.target.kind == TargetKind::Attach {
@@ -438,6 +460,9 @@ async fn drive<T: Transport + std::fmt::Debug>(
         next_request,
         resources: ResourceSampler::new(&cluster.processes(), scenario.workload.warmup),
         zones,
+        tally: NodeTally::default(),
+        leader: None,
+        restarts: Vec::new(),
     };
     let now = driver.now();
     driver.host.start(now, &mut driver.protocol);
@@ -454,6 +479,11 @@ async fn drive<T: Transport + std::fmt::Debug>(
         }
     }
     let stats_after = node_stats(&driver.links, &mut inbox, &mut next_request).await;
+    for stats in &stats_after {
+        driver.tally.note(stats, true);
+    }
+    driver.protocol.node_load = driver.tally.node_load(&stats_after);
+    let leaders = driver.tally.leaders(multi_paxos);
     let now = driver.now();
     driver.protocol.finish(now);
     let resources = driver
@@ -484,6 +514,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
     output.clock_offsets = clock_offsets;
     output.start_late = start_late;
     output.zone_pings = zone_pings;
+    output.leaders = leaders;
     Ok(output)
 }
 
@@ -816,6 +847,11 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
             // The answer to the once-a-second poll: the node's commits so far.
             self.resources
                 .note_fsyncs(&format!("node {}", stats.node), stats.batches);
+            let measuring = now >= self.host.workload().warmup_end();
+            self.tally.note(stats, measuring);
+            if stats.leading.is_some() {
+                self.leader = Some(stats.node);
+            }
             return;
         }
         if let Envelope::Reply { proposer, message } = inbound.envelope {
@@ -827,6 +863,16 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                 return;
             };
             self.protocol.on_node_reply(now, node.0);
+            if let Message::ClientReply(reply) = &message {
+                // The leader's decision, as its client saw it: two replies for one instance
+                // with different values break agreement, and the audit checks each against
+                // the stores. Validity is the simulator's to check, where the leader's own
+                // proposals are visible.
+                self.leader = Some(reply.from.0);
+                let checker = self.host.checker_mut();
+                checker.on_proposed(reply.instance, &reply.value);
+                checker.on_chosen(reply.instance, &reply.value, ChosenBy::Learner(reply.from));
+            }
             // A reply already in flight when a partition began is lost with it.
             if let Some(index) = self.host.index_of(proposer)
                 && self.cuts.can_reach(index.0, node.0)
@@ -847,8 +893,15 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         info!(at_ns = step.at.0, "fault: {label}");
         match step.action {
             Planned::Kill(node) => cluster.kill_node(node),
-            // Validation allows it only with Multi-Paxos, which runs in the simulator.
-            Planned::KillLeader(_) => warn!("kill-leader needs the simulator; ignored"),
+            Planned::KillLeader(down) => match self.leader.take() {
+                Some(leader) => {
+                    info!("killing the leader, node {leader}, for {down:?}");
+                    cluster.kill_node(leader);
+                    self.restarts.push((now + down, leader));
+                    self.protocol.start_recovery(now, label, Vec::new());
+                }
+                None => warn!("kill-leader: no node has answered a client as leader yet; skipped"),
+            },
             Planned::Restart(node) => {
                 if let Err(e) = cluster.start_node(node) {
                     warn!("restarting node {node}: {e}");
@@ -931,6 +984,20 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         }
     }
 
+    /// Restarts the killed leaders whose time down is over.
+    fn restart_due(&mut self, now: Time, cluster: &mut TargetCluster) {
+        let (due, later): (Vec<_>, Vec<_>) = self.restarts.iter().partition(|(at, _)| *at <= now);
+        self.restarts = later;
+        for (_, node) in due {
+            info!("restarting node {node}, the leader killed earlier");
+            self.protocol
+                .note_fault(now, format!("restart node {node} (the killed leader)"));
+            if let Err(e) = cluster.start_node(node) {
+                warn!("restarting node {node}: {e}");
+            }
+        }
+    }
+
     /// Sends a fault setting without waiting for the answer: replies and Paxos traffic share the
     /// inbox, and the driver loop must keep serving proposers.
     fn set_node_faults(&mut self, link: &Link, spec: FaultSpec) {
@@ -981,6 +1048,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
                 self.next_fault += 1;
                 self.apply_fault(self.next_fault - 1, cluster);
             }
+            self.restart_due(now, cluster);
             if self.host.poll_timeout().is_some_and(|at| at <= now) {
                 self.host.handle_timeout(now, &mut self.protocol);
                 self.flush();

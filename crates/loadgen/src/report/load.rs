@@ -1,12 +1,12 @@
-//! Each simulated node's share of the work per decision (messages in and out, bytes out,
-//! fsyncs): under Multi-Paxos the leader's row is the bottleneck that explains the ceiling.
-//! Real nodes report their own counters in `nodes`.
+//! Each node's share of the work per decision (messages in and out, bytes out, fsyncs): under
+//! Multi-Paxos the leader's row is the bottleneck that explains the ceiling. The simulator
+//! counts them itself; real nodes' come from their stats, polled once a second.
 
 use serde::{Deserialize, Serialize};
 
 use crate::measure::NodeLoad;
 
-/// One simulated node's work over the measured window, per decision.
+/// One node's work over the measured window, per decision.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeLoadSummary {

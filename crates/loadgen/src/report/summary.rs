@@ -133,7 +133,8 @@ pub struct ScenarioSummary {
     /// With `protocol: multi-paxos`: what the leader roles did.
     #[serde(default)]
     pub leader: Option<crate::report::leader::LeaderSummary>,
-    /// The simulator: each node's messages, bytes and fsyncs per decision.
+    /// Each node's messages, bytes and fsyncs per decision: in the simulator over the measured
+    /// window; on real nodes from their own counters, since their first poll after the warmup.
     #[serde(default)]
     pub node_load: Vec<crate::report::load::NodeLoadSummary>,
     /// The raw counts behind the ratios, so that runs can be merged exactly.
@@ -371,11 +372,11 @@ pub struct AuditSummary {
     pub stores: u64,
     /// Records read over every store's whole log.
     pub records: u64,
-    /// Instances a majority of stores accepted under one proposal.
+    /// Instances a phase-2 quorum of stores accepted under one proposal.
     pub chosen_in_stores: u64,
     /// Values the generator saw chosen, checked against the stores.
     pub chosen_checked: u64,
-    /// Of those, values no longer held by a majority of stores (must be 0).
+    /// Of those, values no longer held by a phase-2 quorum of stores (must be 0).
     pub chosen_lost: u64,
     /// PROMISE and ACCEPTED replies the generator received.
     pub replies: u64,
@@ -385,6 +386,12 @@ pub struct AuditSummary {
     pub acks_lost: u64,
     /// Violations found by replaying the stores' logs through the checker (must be 0).
     pub violations: u64,
+    /// Multi-Paxos: slots below a store's persisted chosen prefix, checked against the stores.
+    #[serde(default)]
+    pub prefix_checked: u64,
+    /// Of those, slots the stores do not hold chosen (must be 0).
+    #[serde(default)]
+    pub prefix_unbacked: u64,
     /// The first problems found.
     pub problems: Vec<String>,
 }
@@ -402,13 +409,15 @@ impl AuditSummary {
             acks_checked: report.acks_checked,
             acks_lost: report.acks_lost,
             violations: report.violations,
+            prefix_checked: report.prefix_checked,
+            prefix_unbacked: report.prefix_unbacked,
             problems: report.problems.clone(),
         }
     }
 
     /// Problems: lost values, lost acknowledgements, violations.
     pub fn problems(&self) -> u64 {
-        self.chosen_lost + self.acks_lost + self.violations
+        self.chosen_lost + self.acks_lost + self.violations + self.prefix_unbacked
     }
 }
 

@@ -279,6 +279,18 @@ impl StoreReader {
         self.snapshot()?.max_slot(key)
     }
 
+    /// Hands every checkpointed state at or above `from(key)` to `visit`, oldest run first (a
+    /// later state of an instance comes after an earlier one): for a Multi-Paxos node that
+    /// restarts and must hold every state its chosen prefix does not cover. The work grows
+    /// with the key space and the states visited, not with the store.
+    pub fn for_each_state_from(
+        &self,
+        from: &dyn Fn(u64) -> u64,
+        visit: &mut dyn FnMut(Record) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.shared.store.for_each_state_from(from, visit)
+    }
+
     /// The last log position the checkpoint includes.
     pub fn checkpointed(&self) -> u64 {
         self.shared.through.load(Ordering::Acquire)

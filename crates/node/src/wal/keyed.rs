@@ -227,6 +227,43 @@ impl KeyedStore {
         Ok(())
     }
 
+    /// The checkpointed states at or above `from(key)` for every key, oldest run first (a later
+    /// state of an instance comes after an earlier one). Each run is read by seeking: to each
+    /// key's first slot at or above its bound, through the key's last, then to the next key, so
+    /// the work is a few seeks per key and run plus the states visited, not the whole store.
+    pub fn for_each_state_from(
+        &self,
+        from: &dyn Fn(u64) -> u64,
+        visit: &mut dyn FnMut(Record) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let set = self.current()?;
+        for run in &set.runs {
+            let path = self.dir.join(run_file(run.entry.file));
+            let fail = |e: &dyn std::fmt::Display| storage(&path, e.to_string());
+            let table = self.open_table(run)?;
+            let mut next_key = Some(0u64);
+            while let Some(key_at_least) = next_key {
+                let first = table
+                    .range((key_at_least, 0)..)
+                    .map_err(|e| fail(&e))?
+                    .next();
+                let Some(first) = first else {
+                    break;
+                };
+                let key = first.map_err(|e| fail(&e))?.0.value().0;
+                for entry in table
+                    .range((key, from(key))..=(key, u64::MAX))
+                    .map_err(|e| fail(&e))?
+                {
+                    let (_, bytes) = entry.map_err(|e| fail(&e))?;
+                    visit(decode_record(bytes.value()).map_err(|e| storage(&path, e))?)?;
+                }
+                next_key = key.checked_add(1);
+            }
+        }
+        Ok(())
+    }
+
     /// Writes `states` (sorted by instance, one per instance) as a new run file including the
     /// log up to `through`, then publishes it: when this returns, the run is durable.
     pub(crate) fn write_run(
@@ -578,6 +615,47 @@ mod tests {
             .get(Instance::new(key, 0))
             .unwrap()
             .map(|s| s.promised)
+    }
+
+    #[test]
+    fn states_from_a_bound_per_key_are_found_by_seeking_in_every_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyedStore::open(dir.path(), true).unwrap();
+        let slots = |key: u64, range: std::ops::Range<u64>, promised: u64| {
+            range
+                .map(move |slot| (Instance::new(key, slot), state(promised)))
+                .collect::<Vec<_>>()
+        };
+        let mut older = slots(1, 0..10, 1);
+        older.extend(slots(u64::MAX, 0..3, 1));
+        store.write_run(&older, 1, &mut Vec::new()).unwrap();
+        let mut newer = slots(1, 8..12, 2);
+        newer.extend(slots(5, 0..2, 2));
+        store.write_run(&newer, 2, &mut Vec::new()).unwrap();
+        let from = |key: u64| match key {
+            1 => 9,
+            5 => 5,
+            _ => 1,
+        };
+        let mut seen = Vec::new();
+        store
+            .for_each_state_from(&from, &mut |r| {
+                seen.push((r.instance.key, r.instance.slot, r.state.promised.high));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (1, 9, 1),
+                (u64::MAX, 1, 1),
+                (u64::MAX, 2, 1),
+                (1, 9, 2),
+                (1, 10, 2),
+                (1, 11, 2)
+            ],
+            "oldest run first, each from its key's bound; key 5 has nothing at or above 5"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub use checkpoint::{CheckpointPolicy, StoreReader};
 pub use keyed::{CHECKPOINT_DIR, KeyedStore};
 
 use crate::error::Error;
+use crate::ranged::{RangedFile, RangedState};
 use crate::storage::{AcceptorStore, Recovered};
 use checkpoint::{Batch, Sender, Shared};
 use log::Log;
@@ -67,6 +68,7 @@ impl Default for WalOptions {
 pub struct WalStorage {
     log: Log,
     recovered: Option<Recovered>,
+    ranged: RangedFile,
     shared: Arc<Shared>,
     sender: Option<Sender>,
     thread: Option<JoinHandle<()>>,
@@ -115,9 +117,12 @@ impl WalStorage {
             #[cfg(test)]
             options.checkpoint_crash,
         )?;
+        let ranged = RangedFile::new(data_dir);
+        let ranged_state = ranged.load()?;
         let mut storage = Self {
             log,
             recovered: None,
+            ranged,
             shared,
             sender: Some(sender),
             thread: Some(thread),
@@ -129,6 +134,7 @@ impl WalStorage {
         storage.recovered = Some(Recovered {
             records: recovery.records,
             position: recovery.last_position,
+            ranged: ranged_state,
         });
         Ok(storage)
     }
@@ -212,6 +218,10 @@ impl AcceptorStore for WalStorage {
 
     fn write_unsynced(&mut self, records: &[Record]) -> Result<(), Error> {
         self.log.write(records)
+    }
+
+    fn persist_ranged(&mut self, state: &RangedState) -> Result<(), Error> {
+        self.ranged.store(state)
     }
 
     fn reader(&self) -> Option<StoreReader> {

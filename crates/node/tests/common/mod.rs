@@ -10,7 +10,8 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use paxbench_core::acceptor::Record;
-use paxbench_core::checker::{Checker, InstanceFacts, MemoryStore};
+use paxbench_core::checker::{Checker, ChosenBy, InstanceFacts, MemoryStore};
+use paxbench_core::client::ClientConfig;
 use paxbench_core::host::{ProposerHost, Transmit};
 use paxbench_core::message::Message;
 use paxbench_core::proposer::ProposerConfig;
@@ -93,7 +94,8 @@ impl TestCluster {
             .iter()
             .map(|(node, dir)| (*node, paxbench_node::storage::history(dir).unwrap()))
             .collect();
-        paxbench_node::audit(&stores, self.nodes().len(), client.facts())
+        let nodes = self.nodes().len();
+        paxbench_node::audit(&stores, nodes, paxbench_core::quorum(nodes), client.facts())
     }
 
     /// The records in node `id`'s durable store (the node must be stopped).
@@ -324,8 +326,48 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
             ended: vec![None; ops.len()],
             finished: 0,
         };
-        let mut host =
+        let host =
             ProposerHost::new(proposers.to_vec(), first_id, u64::from(first_id.0), queue).unwrap();
+        let queue = self.run_host(host, budget, &mut after_each);
+        queue
+            .ended
+            .iter()
+            .zip(ops)
+            .map(|(ended, (instance, _))| match ended {
+                None => Outcome::Unfinished,
+                Some(OpOutcome::GaveUp(_)) => Outcome::GaveUp,
+                Some(OpOutcome::Won | OpOutcome::Lost) => Outcome::Chosen(
+                    self.checker
+                        .chosen(*instance)
+                        .cloned()
+                        .expect("a decided instance has a chosen value"),
+                ),
+            })
+            .collect()
+    }
+
+    fn deliver(&mut self, host: &mut ProposerHost<OpQueue>, inbound: Inbound) {
+        let Envelope::Reply { proposer, message } = inbound.envelope else {
+            return;
+        };
+        host.checker_mut().on_reply(&message);
+        if let Message::ClientReply(reply) = &message {
+            // A Multi-Paxos leader's decision, as its client saw it.
+            let checker = host.checker_mut();
+            checker.on_proposed(reply.instance, &reply.value);
+            checker.on_chosen(reply.instance, &reply.value, ChosenBy::Learner(reply.from));
+        }
+        host.handle_reply(self.now(), proposer, &message, &mut ());
+    }
+
+    /// Drives `host` until its work is done or `budget` is spent, calling `after_each` with
+    /// the count of finished operations as it grows; returns the workload.
+    fn run_host(
+        &mut self,
+        mut host: ProposerHost<OpQueue>,
+        budget: Duration,
+        after_each: &mut impl FnMut(usize),
+    ) -> OpQueue {
         // One checker across drives, so that later probes are checked against earlier decisions.
         std::mem::swap(host.checker_mut(), &mut self.checker);
         let deadline = Instant::now() + budget;
@@ -361,30 +403,42 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
         }
         host.stop();
         std::mem::swap(host.checker_mut(), &mut self.checker);
-        let (queue, _) = host.into_parts();
+        host.into_parts().0
+    }
+
+    /// Runs `ops` through `clients` Multi-Paxos clients (each asks node 1 first), within
+    /// `budget`; returns how many were decided. Only the key of each op matters: the leader
+    /// gives it the key's next slot.
+    pub fn drive_clients(
+        &mut self,
+        clients: usize,
+        ops: &[(Instance, Value)],
+        budget: Duration,
+        mut after_each: impl FnMut(usize),
+    ) -> usize {
+        let first_id = ProposerId(self.next_proposer);
+        self.next_proposer += clients as u32;
+        let queue = OpQueue {
+            ops: ops.iter().cloned().enumerate().collect(),
+            running: HashMap::new(),
+            ended: vec![None; ops.len()],
+            finished: 0,
+        };
+        let configs = vec![
+            ProposerConfig {
+                max_attempts: 1000,
+                ..ProposerConfig::new(self.links.len())
+            };
+            clients
+        ];
+        let clients = ClientConfig::spread(&configs, &self.node_ids, Some(NodeId(1)));
+        let host = ProposerHost::clients(clients, first_id, u64::from(first_id.0), queue).unwrap();
+        let queue = self.run_host(host, budget, &mut after_each);
         queue
             .ended
             .iter()
-            .zip(ops)
-            .map(|(ended, (instance, _))| match ended {
-                None => Outcome::Unfinished,
-                Some(OpOutcome::GaveUp(_)) => Outcome::GaveUp,
-                Some(OpOutcome::Won | OpOutcome::Lost) => Outcome::Chosen(
-                    self.checker
-                        .chosen(*instance)
-                        .cloned()
-                        .expect("a decided instance has a chosen value"),
-                ),
-            })
-            .collect()
-    }
-
-    fn deliver(&mut self, host: &mut ProposerHost<OpQueue>, inbound: Inbound) {
-        let Envelope::Reply { proposer, message } = inbound.envelope else {
-            return;
-        };
-        host.checker_mut().on_reply(&message);
-        host.handle_reply(self.now(), proposer, &message, &mut ());
+            .filter(|e| matches!(e, Some(OpOutcome::Won)))
+            .count()
     }
 
     /// Proposes a different value on every instance that was decided: the proposer must learn

@@ -1,10 +1,11 @@
 //! Charts of a results folder, drawn with plotters: always SVG, and PNG rendered with ab_glyph
 //! and the DejaVu Sans font committed in `assets/` (never a system font). Each chart says in its
 //! title what it compares, and every axis names its unit. The per-scenario charts live here;
-//! the ID-scheme headline, the spread over repetitions, the resources chart and latency by
+//! the ID-scheme headline, the protocol comparison, the spread over repetitions, the resources chart and latency by
 //! zone have files of their own, and `style` holds what they all share.
 
 mod id_schemes;
+mod protocols;
 mod resources;
 mod spread;
 mod style;
@@ -528,6 +529,7 @@ fn draw_key_ranks<DB: DrawingBackend>(
 enum Kind {
     KeyRanks,
     Headline,
+    Protocols,
     Spectrum,
     OverTime,
     Outcomes,
@@ -546,6 +548,7 @@ fn draw<DB: DrawingBackend>(
     match kind {
         Kind::KeyRanks => draw_key_ranks(root, data, title),
         Kind::Headline => id_schemes::draw_headline(root, data, title),
+        Kind::Protocols => protocols::draw(root, data, title),
         Kind::Spectrum => draw_spectrum(root, data, title),
         Kind::OverTime => draw_over_time(root, data, title),
         Kind::Outcomes => draw_outcomes(root, data, title),
@@ -568,6 +571,13 @@ pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
             Kind::Headline,
             "id-schemes",
             format!("{name}: retries and preemptions per operation by ID scheme"),
+        ));
+    }
+    if protocols::has_protocols(data) {
+        charts.push((
+            Kind::Protocols,
+            "protocols",
+            format!("{name}: vanilla vs Multi-Paxos, decisions per second and p99 by contention"),
         ));
     }
     if spread::has_spread(data) {

@@ -1,13 +1,18 @@
 //! The node's event loop: frames in, acceptor and learner stepped, records persisted in groups,
 //! replies out. One current-thread task owns all Paxos state; commits run on a blocking thread
 //! while the next batch accumulates, so one fsync serves every request that arrived meanwhile.
+//! Under Multi-Paxos the node also hosts a leader role ([`multi`]).
+
+mod multi;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use paxbench_core::acceptor::{Acceptor, AcceptorConfig, Destination, Outgoing, Ready, Record};
+use paxbench_core::acceptor::{
+    Acceptor, AcceptorConfig, CHOSEN_PREFIX_PERIOD, Destination, Outgoing, Ready, Record,
+};
 use paxbench_core::learner::{Learner, RECENT_INSTANCES};
 use paxbench_core::message::Message;
 use paxbench_core::{Instance, NodeId, ProposerId};
@@ -21,6 +26,7 @@ use tracing::{debug, error, info, warn};
 use crate::cache::{InstanceCache, Stored};
 use crate::config::{LearnerFanout, NodeConfig, StorageMode};
 use crate::error::Error;
+use crate::ranged::RangedState;
 use crate::storage::{AcceptorStore, DiskSwitch, FaultyDisk};
 use crate::wal::{StoreReader, WalOptions, WalStorage};
 
@@ -42,6 +48,27 @@ type Committed = (
     Ready,
     Result<(Duration, u64), Error>,
 );
+
+/// Makes a batch durable: its records, then the Multi-Paxos state if it changed. Returns how
+/// long that took (zero for `memory`, which keeps nothing) and the log position reached.
+fn persist(
+    storage: &mut dyn AcceptorStore,
+    ready: &Ready,
+    ranged: Option<&RangedState>,
+    timed: bool,
+) -> Result<(Duration, u64), Error> {
+    let started = Instant::now();
+    let position = storage.commit(ready.records())?;
+    if let Some(ranged) = ranged {
+        storage.persist_ranged(ranged)?;
+    }
+    let elapsed = if timed {
+        started.elapsed()
+    } else {
+        Duration::ZERO
+    };
+    Ok((elapsed, position))
+}
 type Commit = JoinHandle<Committed>;
 
 struct Node<T: Transport> {
@@ -50,10 +77,17 @@ struct Node<T: Transport> {
     acceptor: Acceptor,
     learner: Learner,
     peers: Vec<Link>,
+    /// The node each of `peers` leads to.
+    peer_ids: Vec<NodeId>,
     proposers: HashMap<ProposerId, Link>,
+    /// With `protocol: multi-paxos`: the leader role and its plumbing.
+    multi: Option<multi::MultiPaxos>,
     storage: Option<Box<dyn AcceptorStore>>,
     /// With `wal` storage: where forgotten states are read back, and which ones to forget.
     reader: Option<(StoreReader, InstanceCache)>,
+    /// With `memory` storage under Multi-Paxos: which states may leave memory once their key's
+    /// chosen prefix covers them (nothing can be read back, and nothing needs to be).
+    settled: Option<InstanceCache>,
     disk: DiskSwitch,
     memory_storage: bool,
     commit: Option<Commit>,
@@ -77,7 +111,9 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
         notify_learners: config.learner_fanout == LearnerFanout::All,
     };
     let recovered = storage.recover()?;
-    info!(node = %config.id, records = recovered.records.len(), "restored acceptor state");
+    let ranged = recovered.ranged.clone();
+    let restarted = !recovered.records.is_empty() || ranged != RangedState::default();
+    info!(node = %config.id, records = recovered.records.len(), global_promise = %ranged.global_promise, chosen_prefix_keys = ranged.chosen_prefix.len(), "restored acceptor state");
     let disk_floor_us = match &config.data_dir {
         Some(dir) if config.storage.is_durable() => {
             let floor = crate::disk_floor::floor(dir)?;
@@ -92,7 +128,19 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
         cache.committed(&recovered.records, recovered.position);
         (reader, cache)
     });
-    let acceptor = Acceptor::restore(config.id, acceptor_config, recovered.records);
+    let mut acceptor = Acceptor::restore(config.id, acceptor_config, recovered.records);
+    acceptor.restore_global_promise(ranged.global_promise);
+    acceptor.raise_chosen_prefix(&ranged.chosen_prefix);
+    let mut reader = reader;
+    if config.leader.is_some()
+        && let Some((reader, cache)) = reader.as_mut()
+    {
+        hold_unsettled(&mut acceptor, reader, cache)?;
+    }
+    let mut multi = match &config.leader {
+        Some(leader) => Some(multi::MultiPaxos::new(config.id, leader.clone())?),
+        None => None,
+    };
     let disk = DiskSwitch::default();
     let storage: Box<dyn AcceptorStore> = Box::new(FaultyDisk::new(storage, disk.clone()));
     let faults = FaultLayer::new(&config.faults)?;
@@ -109,9 +157,13 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
         acceptor,
         learner: Learner::with_quorum(config.phase2_quorum, RECENT_INSTANCES),
         peers,
+        peer_ids: config.peers.iter().map(|p| NodeId(p.id)).collect(),
         proposers: HashMap::new(),
+        multi: None,
         memory_storage: config.storage == StorageMode::Memory,
         storage: Some(storage),
+        settled: (reader.is_none() && config.leader.is_some())
+            .then(|| InstanceCache::new(config.cache_instances, false)),
         reader,
         disk,
         commit: None,
@@ -127,7 +179,12 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
             message: e.to_string(),
         })?,
     };
-    info!(node = %config.id, listen = %node.endpoint.transport().local_addr()?, transport = ?config.transport, storage = ?config.storage, "serving");
+    info!(node = %config.id, listen = %node.endpoint.transport().local_addr()?, transport = ?config.transport, storage = ?config.storage, protocol = if multi.is_some() { "multi-paxos" } else { "vanilla" }, "serving");
+    if let Some(multi) = multi.as_mut() {
+        multi.begin(restarted, node.acceptor.global_promise());
+    }
+    node.multi = multi;
+    node.finish_turn();
 
     let stats_period = Duration::from_millis(config.stats_interval_ms.max(1));
     let mut stats_tick =
@@ -140,8 +197,11 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
             finished = wait_commit(&mut node.commit) => {
                 node.commit = None;
                 node.finish_commit(finished);
-                node.start_commit();
-                node.evict();
+                node.finish_turn();
+            }
+            () = leader_timer(node.multi.as_ref().and_then(multi::MultiPaxos::wake)) => {
+                node.leader_timeout();
+                node.finish_turn();
             }
             inbound = inbox.recv() => {
                 let Some(inbound) = inbound else { break };
@@ -152,8 +212,7 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
                         Err(_) => break,
                     }
                 }
-                node.start_commit();
-                node.evict();
+                node.finish_turn();
             }
             _ = stats_tick.tick(), if config.stats_interval_ms > 0 => {
                 let stats = node.stats();
@@ -166,10 +225,12 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     if let Some(commit) = node.commit.take() {
         node.finish_commit(commit.await);
     }
+    node.settle();
     node.start_commit();
     if let Some(commit) = node.commit.take() {
         node.finish_commit(commit.await);
     }
+    node.settle();
     let stats = node.stats();
     node.proposers.clear();
     node.peers.clear();
@@ -178,6 +239,45 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     node.endpoint.shutdown().await;
     info!(node = %stats.node, "{}", stats_line(&stats));
     Ok(stats)
+}
+
+/// Resolves when the leader role's timer is due; never without one.
+async fn leader_timer(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// After a restart under Multi-Paxos: holds in memory every checkpointed state its key's
+/// chosen prefix does not cover, since a PROMISE-ALL reports from memory. States the log
+/// after the checkpoint restored are newer and stay. The prefix was persisted at most a
+/// second before the crash, so what is read back is about a second's work and what was in
+/// flight, found with a few seeks per key: restart time grows with the key space, not the run.
+fn hold_unsettled(
+    acceptor: &mut Acceptor,
+    reader: &StoreReader,
+    cache: &mut InstanceCache,
+) -> Result<(), Error> {
+    if reader.checkpointed() == 0 {
+        return Ok(());
+    }
+    let prefix: HashMap<u64, u64> = acceptor.chosen_prefix().into_iter().collect();
+    let from = |key: u64| prefix.get(&key).copied().unwrap_or(0);
+    let mut unsettled: HashMap<Instance, Record> = HashMap::new();
+    reader.for_each_state_from(&from, &mut |record| {
+        if !acceptor.holds(record.instance) {
+            unsettled.insert(record.instance, record);
+        }
+        Ok(())
+    })?;
+    let held = unsettled.len();
+    for (instance, record) in unsettled {
+        acceptor.load(record);
+        cache.admit(instance);
+    }
+    info!(held, "held the checkpointed states above the chosen prefix");
+    Ok(())
 }
 
 async fn wait_commit(commit: &mut Option<Commit>) -> Result<Committed, tokio::task::JoinError> {
@@ -234,15 +334,20 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
                 p99: h.value_at_quantile(0.99),
                 max: h.max(),
             },
-            chosen: self.learner.chosen_count(),
+            chosen: self.learner.chosen_count() + self.multi.as_ref().map_or(0, |m| m.learned),
             held_instances: self.acceptor.len() as u64,
             most_held: self
-                .reader
-                .as_ref()
-                .map_or(self.acceptor.len(), |(_, cache)| cache.most_held())
+                .cache()
+                .map_or(self.acceptor.len(), InstanceCache::most_held)
                 as u64,
-            evicted: self.reader.as_ref().map_or(0, |(_, cache)| cache.evicted()),
+            evicted: self.cache().map_or(0, InstanceCache::evicted),
             checkpoints: self.reader.as_ref().map_or(0, |(r, _)| r.checkpoints()),
+            leading: self
+                .multi
+                .as_ref()
+                .filter(|m| m.leader.is_leading())
+                .and_then(|m| m.leader.ballot()),
+            leader: self.multi.as_ref().map(|m| m.leader.stats()),
             ..self.stats.clone()
         }
     }
@@ -269,6 +374,9 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
                     request,
                     reply: answer,
                 });
+            }
+            Envelope::Reply { proposer, message } if matches!(peer, PeerName::Node(_)) => {
+                self.relay(proposer, message);
             }
             Envelope::Hello { .. }
             | Envelope::Pong { .. }
@@ -329,14 +437,19 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
                     debug!(instance = %chosen.instance, id = %chosen.id, "chosen");
                 }
             }
-            Message::Promise(_) | Message::Nack(_) => {
-                debug!(%peer, kind = message.kind(), "ignoring a proposer-bound message");
+            Message::Promise(_)
+            | Message::Nack(_)
+            | Message::Redirect(_)
+            | Message::ClientReply(_) => {
+                debug!(%peer, kind = message.kind(), "ignoring a client-bound message");
             }
-            // The node hosts no leader role yet: Multi-Paxos runs in the simulator only, and
-            // the load generator refuses it for spawned and attached clusters.
-            _ => {
-                warn!(%peer, kind = message.kind(), "ignoring a Multi-Paxos message: this node runs vanilla Paxos");
-            }
+            Message::ClientRequest(_)
+            | Message::PrepareAll(_)
+            | Message::PromiseAll(_)
+            | Message::AcceptBatch(_)
+            | Message::AcceptedBatch(_)
+            | Message::Heartbeat(_)
+            | Message::Refused(_) => self.handle_multi(peer, message, reply),
         }
     }
 
@@ -393,9 +506,44 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
 
     /// Forgets the oldest states once the acceptor holds more than the cache's capacity.
     fn evict(&mut self) {
-        if let Some((reader, cache)) = self.reader.as_mut() {
-            cache.evict(&mut self.acceptor, reader.checkpointed());
+        let settled_only = self.multi.is_some();
+        match (&mut self.reader, &mut self.settled) {
+            (Some((reader, cache)), _) => {
+                cache.evict(&mut self.acceptor, reader.checkpointed(), settled_only);
+            }
+            // Nothing is ever read back: every write counts as checkpointed.
+            (None, Some(cache)) => cache.evict(&mut self.acceptor, u64::MAX - 1, true),
+            (None, None) => {}
         }
+    }
+
+    /// The eviction policy in force, if any.
+    fn cache(&self) -> Option<&InstanceCache> {
+        match &self.reader {
+            Some((_, cache)) => Some(cache),
+            None => self.settled.as_ref(),
+        }
+    }
+
+    fn cache_mut(&mut self) -> Option<&mut InstanceCache> {
+        match &mut self.reader {
+            Some((_, cache)) => Some(cache),
+            None => self.settled.as_mut(),
+        }
+    }
+
+    /// Ends a turn: everything the leader role and the node's own messages set off is sent or
+    /// delivered, what the acceptor must persist is handed to storage (in memory mode that
+    /// completes at once and may set off more), then old states leave memory.
+    fn finish_turn(&mut self) {
+        loop {
+            self.settle();
+            self.start_commit();
+            if self.multi.as_ref().is_none_or(|m| m.local.is_empty()) {
+                break;
+            }
+        }
+        self.evict();
     }
 
     fn step_acceptor(&mut self, message: &Message) {
@@ -419,7 +567,8 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
         for outgoing in ready.take_unpersisted_messages() {
             self.route(outgoing);
         }
-        if ready.records().is_empty() {
+        let ranged = self.ranged_to_persist(&ready);
+        if ready.records().is_empty() && ranged.is_none() {
             // Nothing to write (a repeated promise, or only NACKs): the replies rest on state
             // that is already durable.
             for outgoing in ready.persisted() {
@@ -430,24 +579,36 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
         let Some(mut storage) = self.storage.take() else {
             return;
         };
-        if let Some((_, cache)) = self.reader.as_mut() {
+        if let Some(cache) = self.cache_mut() {
             cache.committing(ready.records());
         }
         if self.memory_storage {
-            let result = storage
-                .commit(ready.records())
-                .map(|position| (Duration::ZERO, position));
+            let result = persist(storage.as_mut(), &ready, ranged.as_ref(), false);
             self.storage = Some(storage);
             self.on_persisted(ready, result);
             return;
         }
         self.commit = Some(tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
-            let result = storage
-                .commit(ready.records())
-                .map(|position| (started.elapsed(), position));
+            let result = persist(storage.as_mut(), &ready, ranged.as_ref(), true);
             (storage, ready, result)
         }));
+    }
+
+    /// The Multi-Paxos state to persist with this batch: always when the global promise rose
+    /// (the PROMISE-ALL waits for it), and otherwise once per [`CHOSEN_PREFIX_PERIOD`] with a
+    /// batch that has records, so that a restart reads back little above the prefix.
+    fn ranged_to_persist(&mut self, ready: &Ready) -> Option<RangedState> {
+        let multi = self.multi.as_mut()?;
+        let due =
+            !ready.records().is_empty() && multi.prefix_saved.elapsed() >= CHOSEN_PREFIX_PERIOD;
+        if ready.global_promise().is_none() && !due {
+            return None;
+        }
+        multi.prefix_saved = Instant::now();
+        Some(RangedState {
+            global_promise: self.acceptor.global_promise(),
+            chosen_prefix: self.acceptor.chosen_prefix(),
+        })
     }
 
     fn finish_commit(&mut self, finished: Result<Committed, tokio::task::JoinError>) {
@@ -463,7 +624,7 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
     fn on_persisted(&mut self, ready: Ready, result: Result<(Duration, u64), Error>) {
         match result {
             Ok((elapsed, position)) => {
-                if let Some((_, cache)) = self.reader.as_mut() {
+                if let Some(cache) = self.cache_mut() {
                     cache.committed(ready.records(), position);
                 }
                 let records = ready.records().len() as u64;
@@ -510,11 +671,8 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
                     });
                 }
             }
-            // Only replies to a leader's PREPARE-ALL or ACCEPT-BATCH go to a node, and this node
-            // does not handle those.
-            Destination::Node(node) => {
-                debug!(%node, kind = outgoing.message.kind(), "dropping a reply to a leader");
-            }
+            // Replies to a leader's PREPARE-ALL or ACCEPT-BATCH.
+            Destination::Node(node) => self.send_to_node(node, outgoing.message),
             Destination::Learners => {
                 if let Message::Accepted(accepted) = &outgoing.message {
                     self.learner.handle_accepted(accepted);
@@ -596,5 +754,72 @@ pub async fn run_configured(
             let transport = paxbench_quic::TcpTransport::bind(config.listen, me)?;
             run_node(config, transport, storage, crash, shutdown).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use paxbench_core::acceptor::AcceptorState;
+    use paxbench_core::{Instance, NodeId, ProposalId};
+
+    use super::*;
+    use crate::wal::{CheckpointPolicy, WalOptions, WalStorage};
+
+    #[test]
+    fn a_restarted_multi_paxos_node_holds_the_checkpointed_states_above_its_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = WalOptions {
+            checkpoint: CheckpointPolicy {
+                max_pending: 1,
+                interval: Duration::from_millis(1),
+            },
+            ..WalOptions::default()
+        };
+        let accepted = |key: u64, slot: u64| Record {
+            instance: Instance::new(key, slot),
+            state: AcceptorState {
+                promised: ProposalId::new(1, 1),
+                accepted: Some((ProposalId::new(1, 1), Bytes::from_static(b"v"))),
+            },
+        };
+        let records: Vec<Record> = (0..6)
+            .map(|slot| accepted(1, slot))
+            .chain([accepted(2, 0)])
+            .collect();
+        let position = {
+            let mut store = WalStorage::open(dir.path(), options).unwrap();
+            store.recover().unwrap();
+            let position = store.commit(&records).unwrap();
+            let reader = store.reader().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while reader.checkpointed() < position {
+                assert!(Instant::now() < deadline, "no checkpoint");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            position
+        };
+        let mut store = WalStorage::open(dir.path(), options).unwrap();
+        let recovered = store.recover().unwrap();
+        assert!(recovered.records.is_empty(), "all of it is checkpointed");
+        let reader = store.reader().unwrap();
+        assert!(reader.checkpointed() >= position);
+        let mut cache = InstanceCache::new(100, true);
+        let mut acceptor = Acceptor::new(NodeId(1), AcceptorConfig::default());
+        // Slots 0..4 of key 1 are known chosen; key 2 has no prefix.
+        acceptor.raise_chosen_prefix(&[(1, 4)]);
+        hold_unsettled(&mut acceptor, &reader, &mut cache).unwrap();
+        let mut held: Vec<Instance> = acceptor.states().map(|(i, _)| i).collect();
+        held.sort_unstable();
+        assert_eq!(
+            held,
+            [
+                Instance::new(1, 4),
+                Instance::new(1, 5),
+                Instance::new(2, 0)
+            ]
+        );
     }
 }

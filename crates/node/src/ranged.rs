@@ -1,0 +1,131 @@
+//! What Multi-Paxos keeps beside an acceptor's records: the global promise a PROMISE-ALL made,
+//! and the chosen prefix per key that keeps a restarted node's PROMISE-ALL the size of the work
+//! in flight. Both live in one small file, replaced atomically (written, synced, renamed,
+//! directory synced), so a crash leaves the old state or the new one, never a torn one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use paxbench_core::ProposalId;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// The file's name inside the data directory.
+pub const RANGED_FILE: &str = "ranged-promise";
+/// The format this build writes and reads.
+const FORMAT: u8 = 1;
+
+/// The Multi-Paxos state of one acceptor. See the [module documentation](self).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangedState {
+    /// No instance accepts a ballot below it.
+    pub global_promise: ProposalId,
+    /// Per key, the slot below which every slot is known chosen, sorted by key: a lower bound,
+    /// since it is written at most once a second unless the global promise changes.
+    pub chosen_prefix: Vec<(u64, u64)>,
+}
+
+/// The file of one data directory.
+#[derive(Clone, Debug)]
+pub struct RangedFile {
+    dir: PathBuf,
+}
+
+impl RangedFile {
+    /// The file in `data_dir` (which must exist before [`RangedFile::store`]).
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            dir: data_dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join(RANGED_FILE)
+    }
+
+    /// The state last stored; the default when none ever was (a vanilla node, or a new one).
+    pub fn load(&self) -> Result<RangedState, Error> {
+        let path = self.path();
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(RangedState::default());
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    context: format!("reading {}", path.display()),
+                    source,
+                });
+            }
+        };
+        match bytes.split_first() {
+            Some((&FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| Error::Storage {
+                path: path.clone(),
+                message: format!("not a ranged promise: {e}"),
+            }),
+            Some((format, _)) => Err(Error::Storage {
+                path,
+                message: format!("unknown format {format} (this build reads {FORMAT})"),
+            }),
+            None => Err(Error::Storage {
+                path,
+                message: "empty file (a complete one is never empty)".into(),
+            }),
+        }
+    }
+
+    /// Makes `state` durable: when this returns `Ok`, a crash keeps it.
+    pub fn store(&self, state: &RangedState) -> Result<(), Error> {
+        let path = self.path();
+        let temporary = self.dir.join(format!("{RANGED_FILE}.writing"));
+        let io = |what: &str, source| Error::Io {
+            context: format!("{what} {}", temporary.display()),
+            source,
+        };
+        let mut bytes = vec![FORMAT];
+        bytes = postcard::to_extend(state, bytes).map_err(|e| Error::Storage {
+            path: path.clone(),
+            message: format!("encoding: {e}"),
+        })?;
+        let mut file = std::fs::File::create(&temporary).map_err(|e| io("creating", e))?;
+        file.write_all(&bytes).map_err(|e| io("writing", e))?;
+        file.sync_data().map_err(|e| io("syncing", e))?;
+        drop(file);
+        std::fs::rename(&temporary, &path).map_err(|e| io("renaming", e))?;
+        crate::wal::log::sync_dir(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_state_survives_and_a_missing_file_is_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = RangedFile::new(dir.path());
+        assert_eq!(file.load().unwrap(), RangedState::default());
+        let state = RangedState {
+            global_promise: ProposalId::new(7, 2),
+            chosen_prefix: vec![(1, 40), (9, 3)],
+        };
+        file.store(&state).unwrap();
+        assert_eq!(RangedFile::new(dir.path()).load().unwrap(), state);
+        assert!(!dir.path().join(format!("{RANGED_FILE}.writing")).exists());
+    }
+
+    #[test]
+    fn a_damaged_file_is_an_error_that_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(RANGED_FILE), [9u8, 1, 2]).unwrap();
+        let err = RangedFile::new(dir.path()).load().unwrap_err().to_string();
+        assert!(
+            err.contains(RANGED_FILE) && err.contains("format 9"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join(RANGED_FILE), []).unwrap();
+        let err = RangedFile::new(dir.path()).load().unwrap_err().to_string();
+        assert!(err.contains("empty"), "{err}");
+    }
+}
