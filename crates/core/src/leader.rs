@@ -1065,10 +1065,7 @@ impl Leader {
             };
             self.stats.decided += 1;
             self.commits.push(*instance);
-            self.known_chosen
-                .entry(instance.key)
-                .or_default()
-                .note(instance.slot);
+            self.note_chosen(*instance);
             if let Some(open) = self.open_batches.get_mut(&done.batch) {
                 *open -= 1;
                 if *open == 0 {
@@ -1437,7 +1434,7 @@ mod tests {
         heartbeat.handle_timeout(at);
         let sent = drain(&mut heartbeat);
         assert!(
-            matches!(&sent[..], [t] if t.to == Target::AllNodes && matches!(&t.message, Message::Heartbeat(h) if h.commits.len() == 2)),
+            matches!(&sent[..], [t] if t.to == Target::AllNodes && matches!(&t.message, Message::Heartbeat(h) if h.commits.len() == 2 && h.chosen_through == [(7, 2)])),
             "{sent:?}"
         );
         let at = heartbeat.poll_timeout().unwrap();

@@ -600,6 +600,31 @@ fn flexible_quorums_that_miss_each_other_break_agreement_and_are_refused_unless_
 }
 
 #[test]
+fn a_protocol_sweep_over_proposer_counts_draws_the_vanilla_vs_multi_paxos_chart() {
+    let yaml = "name: protocols\nseed: 5\ntarget:\n  kind: sim\n  protocol: [vanilla, multi-paxos]\nworkload:\n  proposers: [1, 8]\n  keys: [1, 100]\n  warmup_s: 0\n  duration_s: 0.1\n";
+    let dir = tempfile::tempdir().unwrap();
+    let result = run_yaml(yaml, dir.path());
+    assert_eq!(result.summary.scenarios.len(), 8);
+    let svg = std::fs::read_to_string(result.dir.join("charts/protocols.svg")).unwrap();
+    for line in [
+        "vanilla, 1 key",
+        "vanilla, 100 keys",
+        "Multi-Paxos, 1 key",
+        "Multi-Paxos, 100 keys",
+        "decisions per second",
+        "p99 latency",
+    ] {
+        assert!(svg.contains(line), "{line} missing");
+    }
+    assert!(result.dir.join("charts/protocols.png").is_file());
+    // One protocol alone draws no comparison.
+    let one = yaml.replace("[vanilla, multi-paxos]", "vanilla");
+    let dir = tempfile::tempdir().unwrap();
+    let result = run_yaml(&one, dir.path());
+    assert!(!result.dir.join("charts/protocols.svg").exists());
+}
+
+#[test]
 fn multi_paxos_runs_beside_vanilla_and_its_clients_never_lose_a_race() {
     let yaml = "name: protocols\nseed: 3\ntarget:\n  kind: sim\n  protocol: [vanilla, multi-paxos]\n  leader:\n    initial: 2\n    batch: 8\nworkload:\n  proposers: 16\n  keys: 1\n  warmup_s: 0\n  duration_s: 0.3\nproposer:\n  backoff: {policy: full-jitter, base_ms: 1, cap_ms: 50}\n";
     let dir = tempfile::tempdir().unwrap();

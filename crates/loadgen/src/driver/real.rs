@@ -306,6 +306,21 @@ struct Driver<'a, T: Transport> {
     leader: Option<u32>,
     /// Multi-Paxos: killed leaders to restart, and when.
     restarts: Vec<(Time, u32)>,
+    /// Multi-Paxos: the leader to kill once its last counters are in.
+    doomed: Option<Doomed>,
+}
+
+/// A leader about to be killed: its counters are asked for first, so that what it did in its
+/// last second is not lost with it.
+struct Doomed {
+    node: u32,
+    /// The stats request whose answer sets it off.
+    request: u64,
+    answered: bool,
+    /// Killed then, answered or not.
+    deadline: Time,
+    down: Duration,
+    label: String,
 }
 
 async fn drive<T: Transport + std::fmt::Debug>(
@@ -463,6 +478,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
         tally: NodeTally::default(),
         leader: None,
         restarts: Vec::new(),
+        doomed: None,
     };
     let now = driver.now();
     driver.host.start(now, &mut driver.protocol);
@@ -840,10 +856,15 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
 
     fn deliver(&mut self, now: Time, inbound: Inbound) {
         if let Envelope::AdminReply {
+            request,
             reply: AdminReply::Stats(stats),
-            ..
         } = &inbound.envelope
         {
+            if let Some(doomed) = &mut self.doomed
+                && doomed.request == *request
+            {
+                doomed.answered = true;
+            }
             // The answer to the once-a-second poll: the node's commits so far.
             self.resources
                 .note_fsyncs(&format!("node {}", stats.node), stats.batches);
@@ -894,11 +915,23 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         match step.action {
             Planned::Kill(node) => cluster.kill_node(node),
             Planned::KillLeader(down) => match self.leader.take() {
-                Some(leader) => {
-                    info!("killing the leader, node {leader}, for {down:?}");
-                    cluster.kill_node(leader);
-                    self.restarts.push((now + down, leader));
-                    self.protocol.start_recovery(now, label, Vec::new());
+                Some(node) => {
+                    let request = self.next_request;
+                    self.next_request += 1;
+                    if let Some(link) = self.link_to(node) {
+                        link.send(Envelope::Admin {
+                            request,
+                            command: AdminCommand::Stats,
+                        });
+                    }
+                    self.doomed = Some(Doomed {
+                        node,
+                        request,
+                        answered: false,
+                        deadline: now + Duration::from_millis(200),
+                        down,
+                        label,
+                    });
                 }
                 None => warn!("kill-leader: no node has answered a client as leader yet; skipped"),
             },
@@ -984,8 +1017,24 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         }
     }
 
-    /// Restarts the killed leaders whose time down is over.
+    /// The link to node `node`.
+    fn link_to(&self, node: u32) -> Option<Link> {
+        let position = self.node_ids.iter().position(|n| *n == node)?;
+        self.links.get(position).cloned()
+    }
+
+    /// Kills the doomed leader once its counters are in (or after 200 ms without them), and
+    /// restarts the killed leaders whose time down is over.
     fn restart_due(&mut self, now: Time, cluster: &mut TargetCluster) {
+        if let Some(doomed) = self.doomed.take_if(|d| d.answered || now >= d.deadline) {
+            info!(
+                "killing the leader, node {}, for {:?}",
+                doomed.node, doomed.down
+            );
+            cluster.kill_node(doomed.node);
+            self.restarts.push((now + doomed.down, doomed.node));
+            self.protocol.start_recovery(now, doomed.label, Vec::new());
+        }
         let (due, later): (Vec<_>, Vec<_>) = self.restarts.iter().partition(|(at, _)| *at <= now);
         self.restarts = later;
         for (_, node) in due {

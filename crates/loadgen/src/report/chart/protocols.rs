@@ -1,6 +1,6 @@
 //! The "vanilla vs Multi-Paxos" chart of a protocol sweep: decisions per second and p99
-//! against contention (proposers per key), one line per protocol; with repetitions, each point
-//! is the median. An unsafe protocol's line is dashed.
+//! against contention (the proposers on a key space), one line per protocol and key count;
+//! with repetitions, each point is the median. An unsafe line is dashed.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -9,12 +9,12 @@ use super::style::{self, Entry, Mark, legend_column, with_legend_column};
 use super::{ChartData, DrawResult, FAMILY, color, scenarios};
 use crate::config::file::ProtocolKind;
 
-/// One point: (proposers per key, decisions/s, p99 ms).
+/// One point: (proposers, decisions/s, p99 ms).
 type Point = (f64, f64, f64);
 
-/// One protocol's line and the violations its scenarios saw.
+/// One protocol's line on one key count, and the violations its scenarios saw.
 struct ProtocolLine {
-    name: &'static str,
+    name: String,
     points: Vec<Point>,
     violations: u64,
 }
@@ -22,19 +22,21 @@ struct ProtocolLine {
 fn by_protocol(data: &ChartData) -> Vec<ProtocolLine> {
     let mut lines: Vec<ProtocolLine> = Vec::new();
     for s in scenarios(data) {
-        let name = match s.settings.target.protocol {
+        let protocol = match s.settings.target.protocol {
             ProtocolKind::Vanilla => "vanilla",
             ProtocolKind::MultiPaxos => "Multi-Paxos",
         };
+        let keys = s.setup.keys;
+        let name = format!(
+            "{protocol}, {} key{}",
+            style::si(keys as f64),
+            if keys == 1 { "" } else { "s" }
+        );
         let (decisions, p99_us) = match &s.repetitions {
             Some(r) => (r.decisions_per_s.median, r.p99_us.median),
             None => (s.throughput.decisions_per_s, s.latency_us.op.p99 as f64),
         };
-        let point = (
-            f64::from(s.setup.proposers) / s.setup.keys.max(1) as f64,
-            decisions,
-            p99_us / 1e3,
-        );
+        let point = (f64::from(s.setup.proposers), decisions, p99_us / 1e3);
         let index = match lines.iter().position(|l| l.name == name) {
             Some(index) => index,
             None => {
@@ -55,10 +57,12 @@ fn by_protocol(data: &ChartData) -> Vec<ProtocolLine> {
     lines
 }
 
-/// Whether the run compares protocols across contention: the chart.
+/// Whether the run compares both protocols across proposer counts: the chart.
 pub fn has_protocols(data: &ChartData) -> bool {
     let lines = by_protocol(data);
-    lines.len() >= 2 && lines.iter().any(|l| l.points.len() >= 2)
+    let both = lines.iter().any(|l| l.name.starts_with("vanilla"))
+        && lines.iter().any(|l| l.name.starts_with("Multi-Paxos"));
+    both && lines.iter().any(|l| l.points.len() >= 2)
 }
 
 pub fn draw<DB: DrawingBackend>(
@@ -75,12 +79,21 @@ pub fn draw<DB: DrawingBackend>(
     let (width, _) = plot.dim_in_pixel();
     let (left, right) = plot.split_horizontally(width / 2);
     let all = || lines.iter().flat_map(|l| l.points.iter());
-    let min_x = all().map(|p| p.0).fold(f64::INFINITY, f64::min).max(1e-6);
-    let max_x = all().map(|p| p.0).fold(min_x, f64::max);
+    let mut proposers: Vec<f64> = all().map(|p| p.0).collect();
+    proposers.sort_by(f64::total_cmp);
+    proposers.dedup();
+    let min_x = proposers.first().copied().unwrap_or(1.0).max(1.0);
+    let max_x = proposers.last().copied().unwrap_or(1.0).max(min_x);
     let min_rate = all().map(|p| p.1).fold(f64::INFINITY, f64::min).max(0.1);
     let max_rate = all().map(|p| p.1).fold(min_rate, f64::max);
-    let max_p99 = all().map(|p| p.2).fold(0.01, f64::max);
-    let x_range = || (min_x * 0.6..max_x * 1.6).log_scale();
+    let min_p99 = all().map(|p| p.2).fold(f64::INFINITY, f64::min).max(0.001);
+    let max_p99 = all().map(|p| p.2).fold(min_p99, f64::max);
+    // Ticks only at the proposer counts the sweep ran.
+    let x_range = || {
+        (min_x * 0.8..max_x * 1.25)
+            .log_scale()
+            .with_key_points(proposers.clone())
+    };
     let mut rate = ChartBuilder::on(&left)
         .caption("decisions per second", (FAMILY, 15))
         .margin(10)
@@ -89,7 +102,7 @@ pub fn draw<DB: DrawingBackend>(
         .build_cartesian_2d(x_range(), (min_rate * 0.6..max_rate * 1.6).log_scale())
         .map_err(|e| e.to_string())?;
     rate.configure_mesh()
-        .x_desc("proposers (clients) per key")
+        .x_desc("proposers (clients)")
         .y_desc("decisions per second")
         .x_label_formatter(&|x| style::si(*x))
         .y_label_formatter(&|y| style::si(*y))
@@ -105,10 +118,10 @@ pub fn draw<DB: DrawingBackend>(
         .margin(10)
         .x_label_area_size(45)
         .y_label_area_size(65)
-        .build_cartesian_2d(x_range(), 0.0f64..max_p99 * 1.15)
+        .build_cartesian_2d(x_range(), (min_p99 * 0.6..max_p99 * 1.6).log_scale())
         .map_err(|e| e.to_string())?;
     p99.configure_mesh()
-        .x_desc("proposers (clients) per key")
+        .x_desc("proposers (clients)")
         .y_desc("p99 operation latency")
         .x_label_formatter(&|x| style::si(*x))
         .y_label_formatter(&|y| style::milliseconds(*y))
@@ -126,7 +139,7 @@ pub fn draw<DB: DrawingBackend>(
             label: if line.violations > 0 {
                 format!("UNSAFE: {} violations · {}", line.violations, line.name)
             } else {
-                line.name.to_string()
+                line.name.clone()
             },
             color: color(i),
             mark: if line.violations > 0 {
