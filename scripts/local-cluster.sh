@@ -2,12 +2,15 @@
 # Starts a local paxbench cluster on 127.0.0.1 and keeps it up until Ctrl-C (or SIGTERM), then stops every
 # node with SIGTERM (each finishes its batch in flight and closes its connections).
 #
-#   scripts/local-cluster.sh [DIR] [NODES] [STORAGE] [FIRST_PORT] [CLIENTS]
+#   scripts/local-cluster.sh [DIR] [NODES] [STORAGE] [FIRST_PORT] [CLIENTS] [NODE FLAGS...]
 #
 # DIR (default ./local-cluster) receives certs/, one config and data dir per node, and logs.
 # STORAGE is `durable` (the write-ahead log, the default), `redb` or `memory`. Nodes listen on
 # FIRST_PORT (default 7001) and up. Client certificates for attaching, one per generator:
-# DIR/certs/client-N.{pem,key} for N below CLIENTS (default 2).
+# DIR/certs/client-N.{pem,key} for N below CLIENTS (default 2). Flags after the fifth
+# argument go to every node: `scripts/local-cluster.sh local 3 durable 7001 2 --protocol
+# multi-paxos --leader '{initial: 1}'` runs Multi-Paxos for an attach run with
+# `target.protocol: multi-paxos`.
 set -euo pipefail
 
 dir=${1:-local-cluster}
@@ -15,6 +18,7 @@ nodes=${2:-3}
 storage=${3:-durable}
 first_port=${4:-7001}
 clients=${5:-2}
+node_flags=("${@:6}")
 
 cd "$(dirname "$0")/.."
 cargo build --release -q -p paxbench-node
@@ -52,7 +56,7 @@ for id in $(seq 1 "$nodes"); do
     echo "  cert: $dir/certs/node-$id.pem"
     echo "  key: $dir/certs/node-$id.key"
   } > "$config"
-  "$bin" run --config "$config" > "$dir/node-$id.log" 2>&1 &
+  "$bin" run --config "$config" "${node_flags[@]}" > "$dir/node-$id.log" 2>&1 &
   pids+=($!)
   echo "node $id: 127.0.0.1:$((first_port + id - 1))  config $config  log $dir/node-$id.log"
 done

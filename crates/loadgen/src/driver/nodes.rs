@@ -151,6 +151,38 @@ mod tests {
     }
 
     #[test]
+    fn nodes_that_run_another_protocol_are_refused_by_name() {
+        let scenario = |protocol: &str| {
+            let yaml = format!(
+                "name: t\ntarget:\n  kind: spawn\n  protocol: {protocol}\nworkload:\n  duration_s: 1\n"
+            );
+            crate::config::BenchConfig::parse(std::path::Path::new("t.yaml"), yaml)
+                .unwrap()
+                .scenarios[0]
+                .clone()
+        };
+        let vanilla_node = NodeStats {
+            node: 2,
+            ..NodeStats::default()
+        };
+        let leader_node = stats(1, 10, 1, 0);
+        let both = [leader_node.clone(), vanilla_node.clone()];
+        let err = check_protocol(&scenario("multi-paxos"), &both)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("node 2 runs vanilla") && err.contains("protocol: multi-paxos"),
+            "{err}"
+        );
+        let err = check_protocol(&scenario("vanilla"), &both)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("node 1 runs multi-paxos"), "{err}");
+        assert!(check_protocol(&scenario("multi-paxos"), &[leader_node]).is_ok());
+        assert!(check_protocol(&scenario("vanilla"), &[vanilla_node]).is_ok());
+    }
+
+    #[test]
     fn a_restarted_nodes_earlier_life_still_counts_and_load_starts_at_the_warmup() {
         let mut tally = NodeTally::default();
         tally.note(&stats(1, 1_000, 1, 10), false);

@@ -4,49 +4,27 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::style::{self, Entry, Mark, legend_column, with_legend_column};
+use super::style::{self, Entry, Mark, Series, legend_column, with_legend_column};
 use super::{ChartData, DrawResult, FAMILY, color, scenarios};
 
 /// One point of the headline chart: (proposers, retries/op, preemptions/op, p99 ms).
 type SchemePoint = (f64, f64, f64, f64);
 
-/// One line of the headline chart: an ID scheme, its points, and the violations its
-/// scenarios saw (an unsafe scheme is drawn dashed and named so).
-struct SchemeLine {
-    scheme: String,
-    points: Vec<SchemePoint>,
-    violations: u64,
-}
-
 /// The headline chart's lines, one per ID scheme.
-fn by_scheme(data: &ChartData) -> Vec<SchemeLine> {
-    let mut lines: Vec<SchemeLine> = Vec::new();
-    for s in scenarios(data) {
-        let scheme = s.setup.id_scheme.clone();
-        let point = (
-            f64::from(s.setup.proposers),
-            s.retries.retries_per_op,
-            s.contention.preemptions_per_op,
-            s.latency_us.op.p99 as f64 / 1e3,
-        );
-        let index = match lines.iter().position(|l| l.scheme == scheme) {
-            Some(index) => index,
-            None => {
-                lines.push(SchemeLine {
-                    scheme,
-                    points: Vec::new(),
-                    violations: 0,
-                });
-                lines.len() - 1
-            }
-        };
-        lines[index].points.push(point);
-        lines[index].violations += s.safety.violations;
-    }
-    for line in &mut lines {
-        line.points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
-    lines
+fn by_scheme(data: &ChartData) -> Vec<Series<SchemePoint>> {
+    style::series(
+        scenarios(data),
+        |s| s.setup.id_scheme.clone(),
+        |s| {
+            (
+                f64::from(s.setup.proposers),
+                s.retries.retries_per_op,
+                s.contention.preemptions_per_op,
+                s.latency_us.op.p99 as f64 / 1e3,
+            )
+        },
+        |p| p.0,
+    )
 }
 
 /// Whether the run compares ID schemes across proposer counts: the headline chart.
@@ -142,19 +120,7 @@ pub fn draw_headline<DB: DrawingBackend>(
     let mut entries: Vec<Entry> = lines
         .iter()
         .enumerate()
-        .map(|(i, line)| Entry {
-            label: if line.violations > 0 {
-                format!("UNSAFE: {} violations · {}", line.violations, line.scheme)
-            } else {
-                line.scheme.clone()
-            },
-            color: color(i),
-            mark: if line.violations > 0 {
-                Mark::Dashed
-            } else {
-                Mark::Line
-            },
-        })
+        .map(|(i, line)| line.entry(i))
         .collect();
     entries.push(Entry {
         label: "line: retries/op".into(),

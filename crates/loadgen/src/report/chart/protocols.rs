@@ -5,56 +5,38 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::style::{self, Entry, Mark, legend_column, with_legend_column};
-use super::{ChartData, DrawResult, FAMILY, color, scenarios};
+use super::style::{self, Entry, Series, legend_column, with_legend_column};
+use super::{ChartData, DrawResult, FAMILY, scenarios};
 use crate::config::file::ProtocolKind;
 
 /// One point: (proposers, decisions/s, p99 ms).
 type Point = (f64, f64, f64);
 
-/// One protocol's line on one key count, and the violations its scenarios saw.
-struct ProtocolLine {
-    name: String,
-    points: Vec<Point>,
-    violations: u64,
-}
-
-fn by_protocol(data: &ChartData) -> Vec<ProtocolLine> {
-    let mut lines: Vec<ProtocolLine> = Vec::new();
-    for s in scenarios(data) {
-        let protocol = match s.settings.target.protocol {
-            ProtocolKind::Vanilla => "vanilla",
-            ProtocolKind::MultiPaxos => "Multi-Paxos",
-        };
-        let keys = s.setup.keys;
-        let name = format!(
-            "{protocol}, {} key{}",
-            style::si(keys as f64),
-            if keys == 1 { "" } else { "s" }
-        );
-        let (decisions, p99_us) = match &s.repetitions {
-            Some(r) => (r.decisions_per_s.median, r.p99_us.median),
-            None => (s.throughput.decisions_per_s, s.latency_us.op.p99 as f64),
-        };
-        let point = (f64::from(s.setup.proposers), decisions, p99_us / 1e3);
-        let index = match lines.iter().position(|l| l.name == name) {
-            Some(index) => index,
-            None => {
-                lines.push(ProtocolLine {
-                    name,
-                    points: Vec::new(),
-                    violations: 0,
-                });
-                lines.len() - 1
-            }
-        };
-        lines[index].points.push(point);
-        lines[index].violations += s.safety.violations;
-    }
-    for line in &mut lines {
-        line.points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
-    lines
+/// One line per protocol and key count.
+fn by_protocol(data: &ChartData) -> Vec<Series<Point>> {
+    style::series(
+        scenarios(data),
+        |s| {
+            let protocol = match s.settings.target.protocol {
+                ProtocolKind::Vanilla => "vanilla",
+                ProtocolKind::MultiPaxos => "Multi-Paxos",
+            };
+            let keys = s.setup.keys;
+            format!(
+                "{protocol}, {} key{}",
+                style::si(keys as f64),
+                if keys == 1 { "" } else { "s" }
+            )
+        },
+        |s| {
+            let (decisions, p99_us) = match &s.repetitions {
+                Some(r) => (r.decisions_per_s.median, r.p99_us.median),
+                None => (s.throughput.decisions_per_s, s.latency_us.op.p99 as f64),
+            };
+            (f64::from(s.setup.proposers), decisions, p99_us / 1e3)
+        },
+        |p| p.0,
+    )
 }
 
 /// Whether the run compares both protocols across proposer counts: the chart.
@@ -135,19 +117,7 @@ pub fn draw<DB: DrawingBackend>(
     let entries: Vec<Entry> = lines
         .iter()
         .enumerate()
-        .map(|(i, line)| Entry {
-            label: if line.violations > 0 {
-                format!("UNSAFE: {} violations · {}", line.violations, line.name)
-            } else {
-                line.name.clone()
-            },
-            color: color(i),
-            mark: if line.violations > 0 {
-                Mark::Dashed
-            } else {
-                Mark::Line
-            },
-        })
+        .map(|(i, line)| line.entry(i))
         .collect();
     legend_column(&side, None, &entries)?;
     root.present().map_err(|e| e.to_string())

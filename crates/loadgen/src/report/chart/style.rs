@@ -278,6 +278,67 @@ pub fn scenario_entries(scenarios: &[ScenarioSummary]) -> Vec<Entry> {
         .collect()
 }
 
+/// One line of a comparison chart: what it stands for, its points sorted by x, and the
+/// violations its scenarios saw (an unsafe line is drawn dashed and named so).
+pub struct Series<P> {
+    /// Its legend label.
+    pub name: String,
+    /// Its points, by x.
+    pub points: Vec<P>,
+    /// Violations over its scenarios.
+    pub violations: u64,
+}
+
+impl<P> Series<P> {
+    /// Its legend entry in palette colour `i`.
+    pub fn entry(&self, i: usize) -> Entry {
+        if self.violations > 0 {
+            Entry {
+                label: format!("UNSAFE: {} violations · {}", self.violations, self.name),
+                color: color(i),
+                mark: Mark::Dashed,
+            }
+        } else {
+            Entry {
+                label: self.name.clone(),
+                color: color(i),
+                mark: Mark::Line,
+            }
+        }
+    }
+}
+
+/// The scenarios grouped into lines by `name`, in order of first appearance, each point made
+/// by `point` and the points sorted by `x`.
+pub fn series<P>(
+    scenarios: &[ScenarioSummary],
+    name: impl Fn(&ScenarioSummary) -> String,
+    point: impl Fn(&ScenarioSummary) -> P,
+    x: impl Fn(&P) -> f64,
+) -> Vec<Series<P>> {
+    let mut lines: Vec<Series<P>> = Vec::new();
+    for s in scenarios {
+        let name = name(s);
+        let index = match lines.iter().position(|l| l.name == name) {
+            Some(index) => index,
+            None => {
+                lines.push(Series {
+                    name,
+                    points: Vec::new(),
+                    violations: 0,
+                });
+                lines.len() - 1
+            }
+        };
+        lines[index].points.push(point(s));
+        lines[index].violations += s.safety.violations;
+    }
+    for line in &mut lines {
+        line.points.sort_by(|a, b| x(a).total_cmp(&x(b)));
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
