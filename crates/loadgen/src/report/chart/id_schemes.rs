@@ -4,7 +4,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::style::{self, Entry, Mark, Series, legend_column, with_legend_column};
+use super::style::{self, Entry, Mark, Series, legend_column};
 use super::{ChartData, DrawResult, FAMILY, color, scenarios};
 
 /// One point of the headline chart: (proposers, retries/op, preemptions/op, p99 ms).
@@ -38,23 +38,9 @@ pub fn draw_headline<DB: DrawingBackend>(
     data: &ChartData,
     title: &str,
 ) -> DrawResult {
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
     let lines = by_scheme(data);
-    let (plot, side) = with_legend_column(root);
     // The title spans both panels; each panel names its own figure.
-    let plot = plot
-        .titled(title, (FAMILY, 18))
-        .map_err(|e| e.to_string())?;
-    let (width, _) = plot.dim_in_pixel();
-    let (left, right) = plot.split_horizontally(width / 2);
-    let mut proposers: Vec<f64> = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|q| q.0))
-        .collect();
-    proposers.sort_by(f64::total_cmp);
-    proposers.dedup();
-    let max_x = proposers.last().copied().unwrap_or(1.0);
-    let min_x = proposers.first().copied().unwrap_or(1.0).max(1.0);
+    let (left, right, side) = style::titled_side_by_side(root, title)?;
     let max_per_op = lines
         .iter()
         .flat_map(|l| l.points.iter().map(|q| q.1.max(q.2)))
@@ -63,12 +49,7 @@ pub fn draw_headline<DB: DrawingBackend>(
         .iter()
         .flat_map(|l| l.points.iter().map(|q| q.3))
         .fold(0.01, f64::max);
-    // Ticks only at the proposer counts the sweep ran.
-    let x_range = || {
-        (min_x * 0.8..max_x * 1.25)
-            .log_scale()
-            .with_key_points(proposers.clone())
-    };
+    let x_range = || style::proposer_axis(lines.iter().flat_map(|l| l.points.iter().map(|q| q.0)));
     let mut chart = ChartBuilder::on(&left)
         .caption("retries and preemptions", (FAMILY, 15))
         .margin(10)

@@ -5,7 +5,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::style::{self, Entry, Series, legend_column, with_legend_column};
+use super::style::{self, Entry, Series, legend_column};
 use super::{ChartData, DrawResult, FAMILY, scenarios};
 use crate::config::file::ProtocolKind;
 
@@ -52,30 +52,14 @@ pub fn draw<DB: DrawingBackend>(
     data: &ChartData,
     title: &str,
 ) -> DrawResult {
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
     let lines = by_protocol(data);
-    let (plot, side) = with_legend_column(root);
-    let plot = plot
-        .titled(title, (FAMILY, 18))
-        .map_err(|e| e.to_string())?;
-    let (width, _) = plot.dim_in_pixel();
-    let (left, right) = plot.split_horizontally(width / 2);
+    let (left, right, side) = style::titled_side_by_side(root, title)?;
     let all = || lines.iter().flat_map(|l| l.points.iter());
-    let mut proposers: Vec<f64> = all().map(|p| p.0).collect();
-    proposers.sort_by(f64::total_cmp);
-    proposers.dedup();
-    let min_x = proposers.first().copied().unwrap_or(1.0).max(1.0);
-    let max_x = proposers.last().copied().unwrap_or(1.0).max(min_x);
     let min_rate = all().map(|p| p.1).fold(f64::INFINITY, f64::min).max(0.1);
     let max_rate = all().map(|p| p.1).fold(min_rate, f64::max);
     let min_p99 = all().map(|p| p.2).fold(f64::INFINITY, f64::min).max(0.001);
     let max_p99 = all().map(|p| p.2).fold(min_p99, f64::max);
-    // Ticks only at the proposer counts the sweep ran.
-    let x_range = || {
-        (min_x * 0.8..max_x * 1.25)
-            .log_scale()
-            .with_key_points(proposers.clone())
-    };
+    let x_range = || style::proposer_axis(all().map(|p| p.0));
     let mut rate = ChartBuilder::on(&left)
         .caption("decisions per second", (FAMILY, 15))
         .margin(10)

@@ -70,6 +70,36 @@ pub fn two_panels<DB: DrawingBackend>(
     Ok((top, bottom, side))
 }
 
+/// Clears `root`, titles the plot area with `title` across two panels side by side, and
+/// returns the left panel, the right one, and the legend column.
+pub fn titled_side_by_side<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+) -> Result<TwoPanels<DB>, String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (plot, side) = with_legend_column(root);
+    let plot = plot
+        .titled(title, (FAMILY, 18))
+        .map_err(|e| e.to_string())?;
+    let (width, _) = plot.dim_in_pixel();
+    let (left, right) = plot.split_horizontally(width / 2);
+    Ok((left, right, side))
+}
+
+/// A log axis over the proposer counts a sweep ran, ticked only at them.
+pub fn proposer_axis(
+    counts: impl Iterator<Item = f64>,
+) -> plotters::coord::combinators::WithKeyPoints<plotters::coord::combinators::LogCoord<f64>> {
+    let mut counts: Vec<f64> = counts.collect();
+    counts.sort_by(f64::total_cmp);
+    counts.dedup();
+    let max = counts.last().copied().unwrap_or(1.0);
+    let min = counts.first().copied().unwrap_or(1.0).max(1.0);
+    (min * 0.8..max.max(min) * 1.25)
+        .log_scale()
+        .with_key_points(counts)
+}
+
 /// A percentile from its `1/(1−p)`: 2 → `50%`, 10 → `90%`, 1000 → `99.9%`.
 pub fn percentile(inverse_tail: f64) -> String {
     let p = 100.0 * (1.0 - 1.0 / inverse_tail);
