@@ -654,9 +654,13 @@ impl Leader {
         let ballot = ProposalId::new(self.highest.high + 1, self.id.0);
         self.highest = ballot;
         self.stats.phase1_runs += 1;
+        // Each campaign in a row that failed gives the next one twice as long (up to 64 ×):
+        // a phase 1 over many keys can outlast the timeout, and starting again with a
+        // higher ballot would only throw the promises gathered away.
+        let patience = 1u32 << self.failures.min(6);
         self.role = Role::Candidate(Campaign {
             ballot,
-            deadline: now + self.config.phase1_timeout,
+            deadline: now + self.config.phase1_timeout * patience,
             ayes: Vec::new(),
             nays: Vec::new(),
             accepted: BTreeMap::new(),

@@ -30,7 +30,10 @@ pub use config::{
 pub use error::Error;
 pub use evidence::{EvidenceFile, EvidenceWriter};
 pub use local::{LocalCluster, LocalClusterSpec, LocalNode};
-pub use server::{CrashPoints, run_configured, run_node, shutdown_signal, stats_line};
+pub use server::{
+    CrashPoints, MULTI_PAXOS_MAX_FRAME, MULTI_PAXOS_MAX_KEYS, run_configured, run_node,
+    shutdown_signal, stats_line,
+};
 pub use storage::{AcceptorStore, DiskSwitch, FaultyDisk, MemoryStorage, Recovered, RedbStorage};
 pub use wal::{StoreReader, WalOptions, WalStorage};
 

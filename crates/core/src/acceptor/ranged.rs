@@ -102,9 +102,23 @@ impl Acceptor {
                 *high = (*high).max(through - 1);
             }
         }
-        let mut high_slots: Vec<(u64, u64)> = high_slots.into_iter().collect();
+        // Only what the campaigner does not know already: a key whose highest slot lies below
+        // the campaigner's prefix adds nothing, nor a prefix no longer than its own. A live
+        // campaigner knows almost everything, so the reply stays small however many keys were
+        // written (at 200,000 keys the full report took elections past their timeouts).
+        let beyond = |key: &u64, slot: u64| slot >= known.get(key).copied().unwrap_or(0);
+        let mut high_slots: Vec<(u64, u64)> = high_slots
+            .into_iter()
+            .filter(|(key, high)| beyond(key, *high))
+            .collect();
         high_slots.sort_unstable();
-        let chosen_through = self.chosen_prefix();
+        let mut chosen_through: Vec<(u64, u64)> = self
+            .chosen_through
+            .iter()
+            .filter(|(key, through)| **through > known.get(key).copied().unwrap_or(0))
+            .map(|(key, through)| (*key, *through))
+            .collect();
+        chosen_through.sort_unstable();
         self.after_persist.push(Outgoing {
             to: Destination::Node(prepare.from),
             message: Message::PromiseAll(PromiseAll {
@@ -348,7 +362,11 @@ mod tests {
             [(7, 1), (8, 4)],
             "chosen slots count for the next slot"
         );
-        assert_eq!(p.chosen_through, [(7, 1)], "the notices' contiguous prefix");
+        assert!(
+            p.chosen_through.is_empty(),
+            "the campaigner already knows key 7 below slot 1: {:?}",
+            p.chosen_through
+        );
         // A campaigner that knows nothing (it restarted) still hears nothing below the
         // promiser's own prefix, only the prefix: the report stays the size of the work in
         // flight, not of the run.
@@ -364,6 +382,20 @@ mod tests {
         let reported: Vec<Instance> = p.accepted.iter().map(|(i, _, _)| *i).collect();
         assert_eq!(reported, [Instance::new(7, 1), Instance::new(8, 4)]);
         assert_eq!(p.chosen_through, [(7, 1)]);
+        // A campaigner that knows more hears only what lies beyond it.
+        a.handle_prepare_all(&PrepareAll {
+            ballot: ballot(4),
+            from: LEADER,
+            known: vec![(7, 5), (8, 2)],
+        });
+        let (_, _, out) = replies(&mut a);
+        let Message::PromiseAll(p) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(p.high_slots, [(8, 4)]);
+        assert!(p.chosen_through.is_empty());
+        let reported: Vec<Instance> = p.accepted.iter().map(|(i, _, _)| *i).collect();
+        assert_eq!(reported, [Instance::new(8, 4)]);
     }
 
     #[test]

@@ -40,6 +40,19 @@ impl Scenario {
                     .into(),
             );
         }
+        if self.target.kind != TargetKind::Sim
+            && self.workload.keys > paxbench_node::MULTI_PAXOS_MAX_KEYS
+        {
+            return fail(
+                "workload.keys",
+                format!(
+                    "multi-paxos on real nodes takes at most {} keys: a leader's phase 1 names \
+                     every key written (about 20 bytes each) in one frame, and past that an \
+                     election cannot complete (the simulator has no such limit)",
+                    paxbench_node::MULTI_PAXOS_MAX_KEYS
+                ),
+            );
+        }
         let leader = &self.target.leader;
         if leader.batch == 0 || leader.pipeline == 0 {
             let field = if leader.batch == 0 {

@@ -37,6 +37,17 @@ pub struct CrashPoints {
     pub abort_after_persisting: Option<u64>,
 }
 
+/// The largest frame a Multi-Paxos node accepts. A PROMISE-ALL names every key written (its
+/// highest slot and chosen prefix, about 20 bytes a key) and a PREPARE-ALL the campaigner's
+/// prefix per key: at 200,000 keys they passed the 1 MiB default and no election could
+/// complete. 64 MiB carries about 2.8 million keys; the load generator refuses more than
+/// [`MULTI_PAXOS_MAX_KEYS`] on real clusters.
+pub const MULTI_PAXOS_MAX_FRAME: usize = 64 << 20;
+
+/// The most keys a Multi-Paxos run on real nodes may write: elections stay within
+/// [`MULTI_PAXOS_MAX_FRAME`] with room to spare.
+pub const MULTI_PAXOS_MAX_KEYS: u64 = 1_000_000;
+
 /// Inbound frames handled before the batch is handed to storage, so one slow disk cannot make a
 /// batch (and the latency of its first request) grow without bound.
 const MAX_FRAMES_PER_TURN: usize = 4096;
@@ -144,7 +155,15 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     let disk = DiskSwitch::default();
     let storage: Box<dyn AcceptorStore> = Box::new(FaultyDisk::new(storage, disk.clone()));
     let faults = FaultLayer::new(&config.faults)?;
-    let (endpoint, mut inbox) = Endpoint::new(transport, faults, &EndpointConfig::default());
+    let endpoint_config = EndpointConfig {
+        max_frame: if config.leader.is_some() {
+            MULTI_PAXOS_MAX_FRAME
+        } else {
+            EndpointConfig::default().max_frame
+        },
+        ..EndpointConfig::default()
+    };
+    let (endpoint, mut inbox) = Endpoint::new(transport, faults, &endpoint_config);
     endpoint.serve();
     let peers = config
         .peers
