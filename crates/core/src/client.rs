@@ -208,13 +208,21 @@ impl Client {
         self.operation.as_ref().map(|op| op.timer)
     }
 
+    /// Whether `reply` answers the operation in progress (answers to earlier ones are
+    /// ignored).
+    pub fn is_answered_by(&self, reply: &ClientReply) -> bool {
+        self.operation
+            .as_ref()
+            .is_some_and(|op| op.value == reply.value)
+    }
+
     fn handle_reply(&mut self, reply: &ClientReply) {
+        if !self.is_answered_by(reply) {
+            return;
+        }
         let Some(op) = &self.operation else {
             return;
         };
-        if reply.value != op.value {
-            return;
-        }
         self.leader = reply.from;
         // The operation's own instance, not the slot the leader gave it: the workload and the
         // metrics know the operation by it. The checker hears the slot from the leader.

@@ -285,6 +285,16 @@ impl<W: Workload> ProposerHost<W> {
         let Some(index) = self.index_of(to) else {
             return false;
         };
+        if let (Role::Client(client), Message::ClientReply(reply)) =
+            (&self.slots[index.0 as usize].role, message)
+            && client.is_answered_by(reply)
+        {
+            // The slot the leader gave this client's own value: proposed by the client, chosen
+            // by that leader. Every shell (the simulator, real clusters, tests) checks it here.
+            self.checker.on_proposed(reply.instance, &reply.value);
+            self.checker
+                .on_chosen(reply.instance, &reply.value, ChosenBy::Learner(reply.from));
+        }
         if self.slots[index.0 as usize]
             .role
             .handle(now, message)
@@ -592,6 +602,42 @@ mod tests {
                 assert!(host.handle_reply(now, to, &reply, &mut ()));
             }
         }
+    }
+
+    #[test]
+    fn a_clients_answer_tells_the_checker_its_slot_and_a_stranger_answer_does_not() {
+        let workload = UniformWorkload::new(1_000, 1, Duration::ZERO, Duration::ZERO, 1);
+        let nodes = [NodeId(0), NodeId(1), NodeId(2)];
+        let clients = ClientConfig::spread(&[ProposerConfig::new(3)], &nodes, Some(NodeId(1)));
+        let mut host = ProposerHost::clients(clients, ProposerId(100), 7, workload).unwrap();
+        host.start(Time::ZERO, &mut ());
+        let sent = drain(&mut host);
+        let Message::ClientRequest(request) = &sent[0].message else {
+            panic!("{sent:?}")
+        };
+        let answer = |value: Value, slot: u64| {
+            Message::ClientReply(crate::message::ClientReply {
+                instance: Instance::new(request.key, slot),
+                value,
+                from: NodeId(1),
+            })
+        };
+        // An answer to some other operation is no decision of this client's.
+        host.handle_reply(
+            Time(1),
+            ProposerId(100),
+            &answer(Value::from("other"), 3),
+            &mut (),
+        );
+        assert_eq!(host.checker().chosen(Instance::new(request.key, 3)), None);
+        let own = request.value.clone();
+        host.handle_reply(Time(2), ProposerId(100), &answer(own.clone(), 9), &mut ());
+        assert_eq!(
+            host.checker().chosen(Instance::new(request.key, 9)),
+            Some(&own)
+        );
+        assert!(host.checker().violations().is_empty());
+        assert_eq!(host.stats().ops_won, 1);
     }
 
     #[test]

@@ -269,6 +269,20 @@ mod tests {
         }
     }
 
+    /// What `a` answers a PREPARE-ALL at `round` from a campaigner that knows `known` chosen.
+    fn promise_all(a: &mut Acceptor, round: u64, known: &[(u64, u64)]) -> PromiseAll {
+        a.handle_prepare_all(&PrepareAll {
+            ballot: ballot(round),
+            from: LEADER,
+            known: known.to_vec(),
+        });
+        let (_, _, out) = replies(a);
+        match out.into_iter().next() {
+            Some(Message::PromiseAll(p)) => p,
+            other => panic!("{other:?}"),
+        }
+    }
+
     fn replies(a: &mut Acceptor) -> (Option<ProposalId>, Vec<Record>, Vec<Message>) {
         let mut ready = a.ready();
         let mut out: Vec<Message> = ready
@@ -370,28 +384,12 @@ mod tests {
         // A campaigner that knows nothing (it restarted) still hears nothing below the
         // promiser's own prefix, only the prefix: the report stays the size of the work in
         // flight, not of the run.
-        a.handle_prepare_all(&PrepareAll {
-            ballot: ballot(3),
-            from: LEADER,
-            known: vec![],
-        });
-        let (_, _, out) = replies(&mut a);
-        let Message::PromiseAll(p) = &out[0] else {
-            panic!("{out:?}")
-        };
+        let p = &promise_all(&mut a, 3, &[]);
         let reported: Vec<Instance> = p.accepted.iter().map(|(i, _, _)| *i).collect();
         assert_eq!(reported, [Instance::new(7, 1), Instance::new(8, 4)]);
         assert_eq!(p.chosen_through, [(7, 1)]);
         // A campaigner that knows more hears only what lies beyond it.
-        a.handle_prepare_all(&PrepareAll {
-            ballot: ballot(4),
-            from: LEADER,
-            known: vec![(7, 5), (8, 2)],
-        });
-        let (_, _, out) = replies(&mut a);
-        let Message::PromiseAll(p) = &out[0] else {
-            panic!("{out:?}")
-        };
+        let p = &promise_all(&mut a, 4, &[(7, 5), (8, 2)]);
         assert_eq!(p.high_slots, [(8, 4)]);
         assert!(p.chosen_through.is_empty());
         let reported: Vec<Instance> = p.accepted.iter().map(|(i, _, _)| *i).collect();
@@ -444,15 +442,7 @@ mod tests {
         assert!(a.is_settled(Instance::new(7, 1)));
         assert!(!a.is_settled(Instance::new(7, 2)));
         assert!(!a.is_settled(Instance::new(8, 0)));
-        a.handle_prepare_all(&PrepareAll {
-            ballot: ballot(2),
-            from: LEADER,
-            known: vec![],
-        });
-        let (_, _, out) = replies(&mut a);
-        let Message::PromiseAll(p) = &out[0] else {
-            panic!("{out:?}")
-        };
+        let p = &promise_all(&mut a, 2, &[]);
         let reported: Vec<Instance> = p.accepted.iter().map(|(i, _, _)| *i).collect();
         assert_eq!(reported, [Instance::new(7, 2)]);
         assert_eq!(p.high_slots, [(7, 2)]);
@@ -463,15 +453,7 @@ mod tests {
             a.forget(Instance::new(7, slot));
         }
         a.raise_chosen_prefix(&[(7, 3)]);
-        a.handle_prepare_all(&PrepareAll {
-            ballot: ballot(3),
-            from: LEADER,
-            known: vec![],
-        });
-        let (_, _, out) = replies(&mut a);
-        let Message::PromiseAll(p) = &out[0] else {
-            panic!("{out:?}")
-        };
+        let p = &promise_all(&mut a, 3, &[]);
         assert!(p.accepted.is_empty());
         assert_eq!(p.high_slots, [(7, 2)]);
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use paxbench_core::checker::{ChosenBy, Origins};
+use paxbench_core::checker::Origins;
 use paxbench_core::client::ClientConfig;
 use paxbench_core::host::{ProposerHost, Transmit};
 use paxbench_core::message::Message;
@@ -885,14 +885,8 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
             };
             self.protocol.on_node_reply(now, node.0);
             if let Message::ClientReply(reply) = &message {
-                // The leader's decision, as its client saw it: two replies for one instance
-                // with different values break agreement, and the audit checks each against
-                // the stores. Validity is the simulator's to check, where the leader's own
-                // proposals are visible.
+                // The host tells the checker what the reply decided; here it names the leader.
                 self.leader = Some(reply.from.0);
-                let checker = self.host.checker_mut();
-                checker.on_proposed(reply.instance, &reply.value);
-                checker.on_chosen(reply.instance, &reply.value, ChosenBy::Learner(reply.from));
             }
             // A reply already in flight when a partition began is lost with it.
             if let Some(index) = self.host.index_of(proposer)

@@ -94,11 +94,11 @@ struct Node<T: Transport> {
     /// With `protocol: multi-paxos`: the leader role and its plumbing.
     multi: Option<multi::MultiPaxos>,
     storage: Option<Box<dyn AcceptorStore>>,
-    /// With `wal` storage: where forgotten states are read back, and which ones to forget.
-    reader: Option<(StoreReader, InstanceCache)>,
-    /// With `memory` storage under Multi-Paxos: which states may leave memory once their key's
-    /// chosen prefix covers them (nothing can be read back, and nothing needs to be).
-    settled: Option<InstanceCache>,
+    /// With `wal` storage: where forgotten states are read back.
+    reader: Option<StoreReader>,
+    /// Which states may leave memory: with `wal` storage, and with `memory` storage under
+    /// Multi-Paxos (there only below their key's chosen prefix, and nothing is read back).
+    cache: Option<InstanceCache>,
     disk: DiskSwitch,
     memory_storage: bool,
     commit: Option<Commit>,
@@ -133,18 +133,24 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
         }
         _ => LatencySummary::default(),
     };
-    let reader = storage.reader().map(|reader| {
-        let mut cache = InstanceCache::new(config.cache_instances, reader.checkpointed() > 0);
-        // What the log held after the checkpoint stays until a checkpoint includes it.
-        cache.committed(&recovered.records, recovered.position);
-        (reader, cache)
-    });
+    let reader = storage.reader();
+    let mut cache = match &reader {
+        Some(reader) => {
+            let mut cache = InstanceCache::new(config.cache_instances, reader.checkpointed() > 0);
+            // What the log held after the checkpoint stays until a checkpoint includes it.
+            cache.committed(&recovered.records, recovered.position);
+            Some(cache)
+        }
+        None => config
+            .leader
+            .is_some()
+            .then(|| InstanceCache::new(config.cache_instances, false)),
+    };
     let mut acceptor = Acceptor::restore(config.id, acceptor_config, recovered.records);
     acceptor.restore_global_promise(ranged.global_promise);
     acceptor.raise_chosen_prefix(&ranged.chosen_prefix);
-    let mut reader = reader;
     if config.leader.is_some()
-        && let Some((reader, cache)) = reader.as_mut()
+        && let (Some(reader), Some(cache)) = (&reader, cache.as_mut())
     {
         hold_unsettled(&mut acceptor, reader, cache)?;
     }
@@ -181,9 +187,8 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
         multi: None,
         memory_storage: config.storage == StorageMode::Memory,
         storage: Some(storage),
-        settled: (reader.is_none() && config.leader.is_some())
-            .then(|| InstanceCache::new(config.cache_instances, false)),
         reader,
+        cache,
         disk,
         commit: None,
         crash,
@@ -356,11 +361,12 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             chosen: self.learner.chosen_count() + self.multi.as_ref().map_or(0, |m| m.learned),
             held_instances: self.acceptor.len() as u64,
             most_held: self
-                .cache()
+                .cache
+                .as_ref()
                 .map_or(self.acceptor.len(), InstanceCache::most_held)
                 as u64,
-            evicted: self.cache().map_or(0, InstanceCache::evicted),
-            checkpoints: self.reader.as_ref().map_or(0, |(r, _)| r.checkpoints()),
+            evicted: self.cache.as_ref().map_or(0, InstanceCache::evicted),
+            checkpoints: self.reader.as_ref().map_or(0, StoreReader::checkpoints),
             leading: self
                 .multi
                 .as_ref()
@@ -488,7 +494,7 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
     /// forgot is read back from the checkpoint, since the acceptor would otherwise take the
     /// instance for a fresh one.
     fn hold(&mut self, instance: Instance) {
-        let Some((reader, cache)) = self.reader.as_mut() else {
+        let (Some(reader), Some(cache)) = (self.reader.as_mut(), self.cache.as_mut()) else {
             return;
         };
         if self.acceptor.holds(instance) || self.stats.storage_failed {
@@ -525,30 +531,15 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
 
     /// Forgets the oldest states once the acceptor holds more than the cache's capacity.
     fn evict(&mut self) {
-        let settled_only = self.multi.is_some();
-        match (&mut self.reader, &mut self.settled) {
-            (Some((reader, cache)), _) => {
-                cache.evict(&mut self.acceptor, reader.checkpointed(), settled_only);
-            }
-            // Nothing is ever read back: every write counts as checkpointed.
-            (None, Some(cache)) => cache.evict(&mut self.acceptor, u64::MAX - 1, true),
-            (None, None) => {}
-        }
-    }
-
-    /// The eviction policy in force, if any.
-    fn cache(&self) -> Option<&InstanceCache> {
-        match &self.reader {
-            Some((_, cache)) => Some(cache),
-            None => self.settled.as_ref(),
-        }
-    }
-
-    fn cache_mut(&mut self) -> Option<&mut InstanceCache> {
-        match &mut self.reader {
-            Some((_, cache)) => Some(cache),
-            None => self.settled.as_mut(),
-        }
+        let Some(cache) = self.cache.as_mut() else {
+            return;
+        };
+        // Without a store to read back from, every write counts as checkpointed.
+        let checkpointed = self
+            .reader
+            .as_ref()
+            .map_or(u64::MAX - 1, StoreReader::checkpointed);
+        cache.evict(&mut self.acceptor, checkpointed, self.multi.is_some());
     }
 
     /// Ends a turn: everything the leader role and the node's own messages set off is sent or
@@ -598,7 +589,7 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
         let Some(mut storage) = self.storage.take() else {
             return;
         };
-        if let Some(cache) = self.cache_mut() {
+        if let Some(cache) = self.cache.as_mut() {
             cache.committing(ready.records());
         }
         if self.memory_storage {
@@ -643,7 +634,7 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
     fn on_persisted(&mut self, ready: Ready, result: Result<(Duration, u64), Error>) {
         match result {
             Ok((elapsed, position)) => {
-                if let Some(cache) = self.cache_mut() {
+                if let Some(cache) = self.cache.as_mut() {
                     cache.committed(ready.records(), position);
                 }
                 let records = ready.records().len() as u64;

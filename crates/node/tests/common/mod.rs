@@ -10,7 +10,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use paxbench_core::acceptor::Record;
-use paxbench_core::checker::{Checker, ChosenBy, InstanceFacts, MemoryStore};
+use paxbench_core::checker::{Checker, InstanceFacts, MemoryStore};
 use paxbench_core::client::ClientConfig;
 use paxbench_core::host::{ProposerHost, Transmit};
 use paxbench_core::message::Message;
@@ -351,12 +351,6 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
             return;
         };
         host.checker_mut().on_reply(&message);
-        if let Message::ClientReply(reply) = &message {
-            // A Multi-Paxos leader's decision, as its client saw it.
-            let checker = host.checker_mut();
-            checker.on_proposed(reply.instance, &reply.value);
-            checker.on_chosen(reply.instance, &reply.value, ChosenBy::Learner(reply.from));
-        }
         host.handle_reply(self.now(), proposer, &message, &mut ());
     }
 
