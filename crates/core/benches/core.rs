@@ -7,12 +7,13 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use paxbench_core::acceptor::{Acceptor, AcceptorConfig, AcceptorState, Destination, Record};
+use paxbench_core::acceptor::{Acceptor, AcceptorConfig, AcceptorState, Record};
 use paxbench_core::checker::{Checker, ChosenBy};
 use paxbench_core::id::{IdGenerator, IdScheme, IdSchemeKind};
 use paxbench_core::message::{AcceptRequest, Message, Prepare};
 use paxbench_core::proposer::{Proposer, ProposerConfig, ProposerEvent};
 use paxbench_core::sim::{LinkModel, Sim, SimConfig};
+use paxbench_core::transmit::{To, Transmit};
 use paxbench_core::workload::UniformWorkload;
 use paxbench_core::{Instance, NodeId, ProposalId, ProposerId, Time, Value};
 
@@ -113,11 +114,11 @@ fn proposer_round(c: &mut Criterion) {
                 .unwrap();
             let mut chosen = false;
             while !chosen {
-                while let Some(message) = proposer.poll_transmit() {
+                while let Some(Transmit { message, .. }) = proposer.poll_transmit() {
                     for a in &mut acceptors {
                         a.handle(&message).unwrap();
                         for out in a.ready().persisted() {
-                            if let Destination::Proposer(_) = out.to {
+                            if let To::Proposer(_) = out.to {
                                 inbox.push(out.message);
                             }
                         }

@@ -19,6 +19,7 @@ use crate::message::{ClientReply, ClientRequest, Message, Redirect};
 use crate::proposer::{GiveUpReason, Phase, ProposerConfig, ProposerEvent};
 use crate::rng::DetRng;
 use crate::time::Time;
+use crate::transmit::{Address, To, Transmit};
 use crate::types::{Instance, NodeId, ProposalId, ProposerId, Value};
 
 /// Client settings.
@@ -193,9 +194,14 @@ impl Client {
         self.retry(now);
     }
 
-    /// The next message, with the node it goes to.
-    pub fn poll_transmit(&mut self) -> Option<(NodeId, Message)> {
-        self.transmits.pop_front()
+    /// The next message, always to one node.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let (node, message) = self.transmits.pop_front()?;
+        Some(Transmit {
+            from: Address::Proposer(self.id),
+            to: To::Node(node),
+            message,
+        })
     }
 
     /// The next thing that happened.
@@ -353,7 +359,10 @@ mod tests {
 
     fn sent_to(c: &mut Client) -> Vec<NodeId> {
         std::iter::from_fn(|| c.poll_transmit())
-            .map(|(n, _)| n)
+            .filter_map(|t| match t.to {
+                To::Node(n) => Some(n),
+                _ => None,
+            })
             .collect()
     }
 

@@ -27,6 +27,7 @@ use crate::message::{
 };
 use crate::rng::DetRng;
 use crate::time::Time;
+use crate::transmit::{Address, To, Transmit};
 use crate::types::{Instance, NodeId, ProposalId, ProposerId, Quorums, Value};
 
 /// What a follower does with a client's request.
@@ -93,28 +94,6 @@ impl LeaderConfig {
             thrifty: false,
         }
     }
-}
-
-/// Who a leader's message is for.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Target {
-    /// Every node, this one included.
-    AllNodes,
-    /// These nodes (a thrifty phase-2 quorum).
-    Nodes(Vec<NodeId>),
-    /// One node.
-    Node(NodeId),
-    /// A client.
-    Client(ProposerId),
-}
-
-/// A message and where it goes.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct LeaderTransmit {
-    /// The destination.
-    pub to: Target,
-    /// The message.
-    pub message: Message,
 }
 
 /// What happened, for the checker and the metrics.
@@ -326,7 +305,7 @@ pub struct Leader {
     /// thrifty quorums.
     round_trips: BTreeMap<NodeId, Duration>,
     last_targets: Vec<NodeId>,
-    transmits: VecDeque<LeaderTransmit>,
+    transmits: VecDeque<Transmit>,
     events: VecDeque<LeaderEvent>,
     stats: LeaderStats,
 }
@@ -573,9 +552,9 @@ impl Leader {
                     // chosen holds its key's chosen prefix back, and with it what the node may
                     // forget.
                     let to = if commits.is_empty() && chosen_through.is_empty() {
-                        Target::Nodes(self.others())
+                        To::Nodes(self.others())
                     } else {
-                        Target::AllNodes
+                        To::AllNodes
                     };
                     self.send(
                         to,
@@ -606,7 +585,7 @@ impl Leader {
     }
 
     /// The next message to send.
-    pub fn poll_transmit(&mut self) -> Option<LeaderTransmit> {
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
@@ -615,8 +594,12 @@ impl Leader {
         self.events.pop_front()
     }
 
-    fn send(&mut self, to: Target, message: Message) {
-        self.transmits.push_back(LeaderTransmit { to, message });
+    fn send(&mut self, to: To, message: Message) {
+        self.transmits.push_back(Transmit {
+            from: Address::Node(self.id),
+            to,
+            message,
+        });
     }
 
     fn others(&self) -> Vec<NodeId> {
@@ -675,7 +658,7 @@ impl Leader {
             .collect();
         known.sort_unstable();
         self.send(
-            Target::AllNodes,
+            To::AllNodes,
             Message::PrepareAll(PrepareAll {
                 ballot,
                 from: self.id,
@@ -908,7 +891,7 @@ impl Leader {
                         value: value.clone(),
                         from: self.id,
                     };
-                    self.send(Target::Client(request.client), Message::ClientReply(reply));
+                    self.send(To::Proposer(request.client), Message::ClientReply(reply));
                     return;
                 }
                 if let Some(instance) = self.by_client.get(&request.client)
@@ -949,13 +932,13 @@ impl Leader {
                     via: Some(self.id),
                     ..request
                 };
-                self.send(Target::Node(leader), Message::ClientRequest(forwarded));
+                self.send(To::Node(leader), Message::ClientRequest(forwarded));
             }
             known => {
                 self.stats.redirects += 1;
                 let leader = known.filter(|l| *l != self.id);
                 self.send(
-                    Target::Client(request.client),
+                    To::Proposer(request.client),
                     Message::Redirect(Redirect {
                         key: request.key,
                         value: request.value,
@@ -1010,7 +993,7 @@ impl Leader {
             );
         }
         let to = self.phase2_targets();
-        if let Target::Nodes(nodes) = &to {
+        if let To::Nodes(nodes) = &to {
             self.last_targets.clone_from(nodes);
         }
         let message = Message::AcceptBatch(AcceptBatch {
@@ -1024,9 +1007,9 @@ impl Leader {
 
     /// Everyone, or with thrifty quorums this node and the phase-2 quorum's other members
     /// that answered fastest last (a node never heard from counts as fastest, so it is tried).
-    fn phase2_targets(&self) -> Target {
+    fn phase2_targets(&self) -> To {
         if !self.config.thrifty {
-            return Target::AllNodes;
+            return To::AllNodes;
         }
         let mut others = self.others();
         others.sort_by_key(|n| (self.round_trips.get(n).copied().unwrap_or_default(), *n));
@@ -1036,7 +1019,7 @@ impl Leader {
                 .into_iter()
                 .take(self.config.quorums.phase2.saturating_sub(1)),
         );
-        Target::Nodes(chosen)
+        To::Nodes(chosen)
     }
 
     fn handle_accepted_batch(&mut self, now: Time, accepted: &AcceptedBatch) {
@@ -1088,7 +1071,7 @@ impl Leader {
                 self.answered
                     .insert(client, (done.value.clone(), *instance));
                 self.send(
-                    Target::Client(client),
+                    To::Proposer(client),
                     Message::ClientReply(ClientReply {
                         instance: *instance,
                         value: done.value,
@@ -1136,7 +1119,7 @@ impl Leader {
         self.stats.retransmitted += stale.len() as u64;
         for chunk in stale.chunks(self.config.batch) {
             self.send(
-                Target::AllNodes,
+                To::AllNodes,
                 Message::AcceptBatch(AcceptBatch {
                     ballot,
                     from: self.id,
@@ -1164,7 +1147,7 @@ mod tests {
         Leader::new(NodeId(id), c, 7).unwrap()
     }
 
-    fn drain(l: &mut Leader) -> Vec<LeaderTransmit> {
+    fn drain(l: &mut Leader) -> Vec<Transmit> {
         std::iter::from_fn(|| l.poll_transmit()).collect()
     }
 
@@ -1199,7 +1182,7 @@ mod tests {
         let Message::PrepareAll(p) = &sent[0].message else {
             panic!("{sent:?}")
         };
-        assert_eq!(sent[0].to, Target::AllNodes);
+        assert_eq!(sent[0].to, To::AllNodes);
         (l, p.ballot)
     }
 
@@ -1416,7 +1399,7 @@ mod tests {
         l.handle(Time::ZERO, &ack(1)).unwrap();
         assert!(drain(&mut l).is_empty(), "a duplicate counts once");
         l.handle(Time::ZERO, &ack(3)).unwrap();
-        let replies: Vec<(Target, Instance)> = drain(&mut l)
+        let replies: Vec<(To, Instance)> = drain(&mut l)
             .into_iter()
             .filter_map(|t| match t.message {
                 Message::ClientReply(r) => Some((t.to, r.instance)),
@@ -1426,8 +1409,8 @@ mod tests {
         assert_eq!(
             replies,
             [
-                (Target::Client(ProposerId(10)), Instance::new(7, 0)),
-                (Target::Client(ProposerId(11)), Instance::new(7, 1))
+                (To::Proposer(ProposerId(10)), Instance::new(7, 0)),
+                (To::Proposer(ProposerId(11)), Instance::new(7, 1))
             ]
         );
         assert_eq!(l.stats().decided, 2);
@@ -1438,14 +1421,14 @@ mod tests {
         heartbeat.handle_timeout(at);
         let sent = drain(&mut heartbeat);
         assert!(
-            matches!(&sent[..], [t] if t.to == Target::AllNodes && matches!(&t.message, Message::Heartbeat(h) if h.commits.len() == 2 && h.chosen_through == [(7, 2)])),
+            matches!(&sent[..], [t] if t.to == To::AllNodes && matches!(&t.message, Message::Heartbeat(h) if h.commits.len() == 2 && h.chosen_through == [(7, 2)])),
             "{sent:?}"
         );
         let at = heartbeat.poll_timeout().unwrap();
         heartbeat.handle_timeout(at);
         let sent = drain(&mut heartbeat);
         assert!(
-            matches!(&sent[..], [t] if t.to == Target::Nodes(vec![NodeId(2), NodeId(3)])),
+            matches!(&sent[..], [t] if t.to == To::Nodes(vec![NodeId(2), NodeId(3)])),
             "{sent:?}"
         );
         // Or on the next batch.
@@ -1511,7 +1494,7 @@ mod tests {
         assert_eq!(l.known_leader(), Some(NodeId(2)));
         let sent = drain(&mut l);
         assert!(
-            matches!(&sent[..], [t] if t.to == Target::Client(ProposerId(2)) && matches!(&t.message, Message::Redirect(r) if r.leader == Some(NodeId(2)))),
+            matches!(&sent[..], [t] if t.to == To::Proposer(ProposerId(2)) && matches!(&t.message, Message::Redirect(r) if r.leader == Some(NodeId(2)))),
             "{sent:?}"
         );
         assert!(
@@ -1535,7 +1518,7 @@ mod tests {
         f.handle(Time::ZERO, &request(4, 1, "x")).unwrap();
         let sent = drain(&mut f);
         assert!(
-            matches!(&sent[..], [t] if t.to == Target::Node(NodeId(1)) && matches!(&t.message, Message::ClientRequest(r) if r.via == Some(NodeId(2))))
+            matches!(&sent[..], [t] if t.to == To::Node(NodeId(1)) && matches!(&t.message, Message::ClientRequest(r) if r.via == Some(NodeId(2))))
         );
         // A forwarded request reaching a node that does not lead goes back to the client.
         let forwarded = Message::ClientRequest(ClientRequest {
@@ -1594,7 +1577,7 @@ mod tests {
         let _ = drain(&mut l);
         l.handle(Time::ZERO, &request(1, 1, "a")).unwrap();
         let sent = drain(&mut l);
-        assert_eq!(sent[0].to, Target::Nodes(vec![NodeId(1), NodeId(2)]));
+        assert_eq!(sent[0].to, To::Nodes(vec![NodeId(1), NodeId(2)]));
         // Node 2 stays silent past the phase-2 timeout: retransmitted to all, then avoided.
         let ack = Message::AcceptedBatch(AcceptedBatch {
             ballot,
@@ -1606,13 +1589,13 @@ mod tests {
         let sent = drain(&mut l);
         assert!(
             sent.iter()
-                .any(|t| t.to == Target::AllNodes && matches!(t.message, Message::AcceptBatch(_)))
+                .any(|t| t.to == To::AllNodes && matches!(t.message, Message::AcceptBatch(_)))
         );
         l.handle(Time::ZERO + 50 * MS, &request(2, 2, "b")).unwrap();
         let sent = drain(&mut l);
         assert_eq!(
             sent.last().unwrap().to,
-            Target::Nodes(vec![NodeId(1), NodeId(3)])
+            To::Nodes(vec![NodeId(1), NodeId(3)])
         );
     }
 }

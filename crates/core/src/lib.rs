@@ -9,11 +9,14 @@
 //! - Roles: [`acceptor::Acceptor`], [`proposer::Proposer`], [`learner::Learner`]; for
 //!   Multi-Paxos, [`leader::Leader`] on every node and [`client::Client`] in place of a
 //!   proposer.
-//! - Wire vocabulary: [`message`], over the nouns in [`types`].
+//! - Wire vocabulary: [`message`], over the nouns in [`types`]; who sends and who receives in
+//!   [`transmit`], one vocabulary for every role; which protocol a cluster runs in [`protocol`].
 //! - Remedies the harness compares: ID schemes in [`id`], retry delays in [`backoff`].
 //! - Hosting: [`host::ProposerHost`] owns many proposers, asks a [`workload::Workload`] for
-//!   their operations, keeps their timers and emits [`host::Transmit`]s with explicit
-//!   destinations; the simulator, the load generator and the node tests are I/O shells over it.
+//!   their operations, keeps their timers and emits [`transmit::Transmit`]s with explicit
+//!   destinations; [`host::NodeHost`] owns one node's acceptor, learner and protocol role and
+//!   says what to persist before which reply. The simulator, the load generator and the node
+//!   server are I/O shells over the two.
 //! - Verification: the online safety [`checker`] and the deterministic [`sim`]ulator.
 //! - Wide-area networks: delay distributions in [`latency`], zones and their delay matrix in
 //!   [`zones`].
@@ -31,13 +34,16 @@ pub mod leader;
 pub mod learner;
 pub mod message;
 pub mod proposer;
+pub mod protocol;
 pub mod rng;
 pub mod sim;
 pub mod time;
+pub mod transmit;
 pub mod types;
 pub mod workload;
 pub mod zones;
 
 pub use error::Error;
+pub use protocol::{Protocol, ProtocolConfig};
 pub use time::Time;
 pub use types::{Instance, NodeId, ProposalId, ProposerId, ProposerIndex, Quorums, Value, quorum};

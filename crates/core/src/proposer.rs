@@ -24,6 +24,7 @@ use crate::id::{IdGenerator, IdScheme, IdSchemeKind};
 use crate::message::{AcceptRequest, Accepted, Message, Nack, Prepare, Promise};
 use crate::rng::DetRng;
 use crate::time::{ClockModel, Time};
+use crate::transmit::{Address, To, Transmit};
 use crate::types::{Instance, NodeId, ProposalId, ProposerId, Quorums, Value};
 
 /// Proposer settings.
@@ -440,9 +441,14 @@ impl Proposer {
         self.retry_or_give_up(now);
     }
 
-    /// The next message to send to every acceptor.
-    pub fn poll_transmit(&mut self) -> Option<Message> {
-        self.transmits.pop_front()
+    /// The next message, always to every acceptor.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let message = self.transmits.pop_front()?;
+        Some(Transmit {
+            from: Address::Proposer(self.id),
+            to: To::AllNodes,
+            message,
+        })
     }
 
     /// The next thing that happened.
@@ -566,7 +572,7 @@ mod tests {
     }
 
     fn drain_transmits(p: &mut Proposer) -> Vec<Message> {
-        std::iter::from_fn(|| p.poll_transmit()).collect()
+        std::iter::from_fn(|| p.poll_transmit().map(|t| t.message)).collect()
     }
 
     fn promise(p: &Proposer, from: u32, accepted: Option<(u64, &'static str)>) -> Promise {
@@ -842,7 +848,10 @@ mod tests {
             ..config()
         });
         p.propose(Time(500), I, Value::from_static(b"v")).unwrap();
-        assert_eq!(p.poll_transmit().unwrap().id(), ProposalId::new(1_500, 7));
+        assert_eq!(
+            p.poll_transmit().unwrap().message.id(),
+            ProposalId::new(1_500, 7)
+        );
     }
 
     #[test]

@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use paxbench_core::acceptor::{Acceptor, AcceptorConfig, Destination, RejectMode};
-use paxbench_core::host::{DRAIN, Observer, ProposerHost, Transmit};
+use paxbench_core::acceptor::{Acceptor, AcceptorConfig, RejectMode};
+use paxbench_core::host::{DRAIN, Observer, ProposerHost};
 use paxbench_core::message::Message;
 use paxbench_core::proposer::{ProposerConfig, ProposerEvent};
+use paxbench_core::transmit::{To, Transmit};
 use paxbench_core::workload::{
     NextOp, OpOutcome, OpSpec, VALUE_TAG_LEN, ValueTag, Workload, unique_value,
 };
@@ -97,8 +98,8 @@ impl ScriptedAcceptors {
 
     fn send(&mut self, now: Time, transmit: &Transmit, trace: &mut Trace) {
         trace.lines.push(format!(
-            "{} send p{} {:?}",
-            now.0, transmit.from.0, transmit.message
+            "{} send {:?} {:?}",
+            now.0, transmit.from, transmit.message
         ));
         for node in 0..3u32 {
             if !transmit.to.includes(NodeId(node)) || self.silent.contains(&node) {
@@ -116,7 +117,7 @@ impl ScriptedAcceptors {
             // Odd, node-specific delays keep two arrivals from sharing a nanosecond.
             let delay = Duration::from_nanos(150_001 + 70_003 * u64::from(node));
             for outgoing in replies {
-                if let Destination::Proposer(to) = outgoing.to {
+                if let To::Proposer(to) = outgoing.to {
                     self.sent += 1;
                     self.in_flight
                         .insert((now + delay, self.sent), (to, outgoing.message));

@@ -23,11 +23,12 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use paxbench_core::acceptor::{Acceptor, AcceptorConfig, Destination, Record, RejectMode};
+use paxbench_core::acceptor::{Acceptor, AcceptorConfig, Record, RejectMode};
 use paxbench_core::backoff::BackoffPolicy;
 use paxbench_core::id::IdSchemeKind;
 use paxbench_core::message::Message;
 use paxbench_core::proposer::{Proposer, ProposerConfig, ProposerEvent};
+use paxbench_core::transmit::{To, Transmit};
 use paxbench_core::{Instance, NodeId, ProposalId, ProposerId, Time, Value};
 use stateright::actor::{
     Actor, ActorModel, ActorModelState, Envelope, Id, LossyNetwork, Network, Out, model_timeout,
@@ -81,7 +82,7 @@ fn own_value(index: usize) -> Value {
 }
 
 fn drain_proposer(state: &mut ProposerState, o: &mut Out<Role>) {
-    while let Some(message) = state.proposer.poll_transmit() {
+    while let Some(Transmit { message, .. }) = state.proposer.poll_transmit() {
         for acceptor in 0..ACCEPTORS {
             o.send(Id::from(acceptor), message.clone());
         }
@@ -104,8 +105,8 @@ fn drain_proposer(state: &mut ProposerState, o: &mut Out<Role>) {
 
 fn drain_acceptor(acceptor: &mut Acceptor, durable: bool, o: &mut Out<Role>) {
     let mut ready = acceptor.ready();
-    let send = |o: &mut Out<Role>, to: Destination, message: Message| {
-        if let Destination::Proposer(p) = to {
+    let send = |o: &mut Out<Role>, to: To, message: Message| {
+        if let To::Proposer(p) = to {
             o.send(proposer_actor(p.0 as usize), message);
         }
     };

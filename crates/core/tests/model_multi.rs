@@ -22,9 +22,10 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use paxbench_core::acceptor::{Acceptor, AcceptorConfig, Destination, Record};
-use paxbench_core::leader::{Leader, LeaderConfig, Target};
+use paxbench_core::acceptor::{Acceptor, AcceptorConfig, Record};
+use paxbench_core::leader::{Leader, LeaderConfig};
 use paxbench_core::message::{ClientRequest, Message};
+use paxbench_core::transmit::To;
 use paxbench_core::{Instance, NodeId, ProposalId, ProposerId, Quorums, Time, Value};
 use stateright::actor::{
     Actor, ActorModel, ActorModelState, Envelope, Id, LossyNetwork, Network, Out, model_timeout,
@@ -135,7 +136,7 @@ fn step(id: Id, state: &mut NodeState, message: Option<Message>, o: &mut Out<Nod
             });
         }
         for reply in replies {
-            if let Destination::Node(n) = reply.to {
+            if let To::Node(n) = reply.to {
                 out.push((n.0 as usize, reply.message));
             }
         }
@@ -143,10 +144,10 @@ fn step(id: Id, state: &mut NodeState, message: Option<Message>, o: &mut Out<Nod
             while leader.poll_event().is_some() {}
             while let Some(transmit) = leader.poll_transmit() {
                 let to: Vec<usize> = match transmit.to {
-                    Target::AllNodes => (0..NODES).collect(),
-                    Target::Nodes(nodes) => nodes.iter().map(|n| n.0 as usize).collect(),
-                    Target::Node(n) => vec![n.0 as usize],
-                    Target::Client(_) => Vec::new(),
+                    To::AllNodes => (0..NODES).collect(),
+                    To::Nodes(nodes) => nodes.iter().map(|n| n.0 as usize).collect(),
+                    To::Node(n) => vec![n.0 as usize],
+                    To::Proposer(_) => Vec::new(),
                 };
                 out.extend(to.into_iter().map(|n| (n, transmit.message.clone())));
             }

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
+use paxbench_core::ProtocolConfig;
 use paxbench_core::leader::{ForwardMode, LeaderConfig, LeaderEvent};
 use paxbench_core::sim::{
-    Address, Fault, Latency, LinkModel, Protocol, Sim, SimConfig, SimObserver, SimReport,
+    Address, Fault, Latency, LinkModel, Sim, SimConfig, SimObserver, SimReport,
 };
 use paxbench_core::workload::UniformWorkload;
 use paxbench_core::{NodeId, Quorums, Time, host::Observer};
@@ -54,7 +55,7 @@ fn multi(nodes: usize, clients: usize, seed: u64, pinned: Option<u32>) -> SimCon
     };
     let mut leader = LeaderConfig::new((0..nodes as u32).map(NodeId).collect());
     leader.initial_leader = pinned.map(NodeId);
-    config.protocol = Protocol::MultiPaxos(leader);
+    config.protocol = ProtocolConfig::MultiPaxos(leader);
     config
 }
 
@@ -97,7 +98,7 @@ fn a_stable_leader_decides_every_request_with_no_duel_and_no_lost_race() {
 #[test]
 fn without_a_pinned_leader_one_is_elected_and_clients_find_it() {
     let mut config = multi(5, 8, 11, None);
-    if let Protocol::MultiPaxos(leader) = &mut config.protocol {
+    if let ProtocolConfig::MultiPaxos(leader) = &mut config.protocol {
         leader.forward = ForwardMode::Forward;
     }
     let (report, leaders, sim) = run(config, 4, 10);
@@ -174,7 +175,7 @@ fn flexible_quorums_decide_with_a_phase2_quorum_of_two_of_five() {
     for p in &mut config.proposers {
         p.quorums = config.quorums;
     }
-    if let Protocol::MultiPaxos(leader) = &mut config.protocol {
+    if let ProtocolConfig::MultiPaxos(leader) = &mut config.protocol {
         leader.quorums = config.quorums;
         leader.thrifty = true;
     }

@@ -10,11 +10,12 @@
 
 use std::time::Duration;
 
+use paxbench_core::ProtocolConfig;
 use paxbench_core::acceptor::RejectMode;
 use paxbench_core::backoff::BackoffPolicy;
 use paxbench_core::id::IdSchemeKind;
 use paxbench_core::leader::{ForwardMode, LeaderConfig};
-use paxbench_core::sim::{Address, Fault, Latency, LinkModel, Protocol, Sim, SimConfig};
+use paxbench_core::sim::{Address, Fault, Latency, LinkModel, Sim, SimConfig};
 use paxbench_core::workload::UniformWorkload;
 use paxbench_core::{NodeId, ProposerId, ProposerIndex, Quorums, Time};
 use proptest::prelude::*;
@@ -224,7 +225,7 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
         leader.phase1_timeout = 20 * MS;
         leader.phase2_timeout = 20 * MS;
         leader.backoff = s.backoff;
-        config.protocol = Protocol::MultiPaxos(leader);
+        config.protocol = ProtocolConfig::MultiPaxos(leader);
     }
     config.faults = s.faults.clone();
     let healed = Time::ZERO + FAULTS_END;

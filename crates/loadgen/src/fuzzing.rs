@@ -5,10 +5,11 @@
 use std::path::Path;
 
 use paxbench_core::Instance;
-use paxbench_core::acceptor::{Acceptor, AcceptorConfig, AcceptorState, Destination, RejectMode};
+use paxbench_core::acceptor::{Acceptor, AcceptorConfig, AcceptorState, RejectMode};
 use paxbench_core::checker::{Checker, ChosenBy};
 use paxbench_core::message::{Message, Prepare};
 use paxbench_core::proposer::{Proposer, ProposerConfig, ProposerEvent};
+use paxbench_core::transmit::{self, Transmit};
 use paxbench_core::{NodeId, ProposalId, ProposerId, Time, Value};
 use paxbench_quic::frame::{FrameDecoder, decode_frame, encode_frame};
 use rustc_hash::FxHashMap;
@@ -190,7 +191,7 @@ pub fn acceptor_schedule(data: &[u8]) -> u64 {
             _ => {}
         }
         for proposer in &mut proposers {
-            while let Some(message) = proposer.poll_transmit() {
+            while let Some(Transmit { message, .. }) = proposer.poll_transmit() {
                 for a in 0..ACCEPTORS {
                     in_flight.push((To::Acceptor(a), message.clone()));
                 }
@@ -218,12 +219,13 @@ pub fn acceptor_schedule(data: &[u8]) -> u64 {
     checker.stats().decided
 }
 
-fn route(to: Destination) -> To {
+fn route(to: transmit::To) -> To {
     match to {
-        Destination::Proposer(p) => To::Proposer(p),
-        Destination::Learners => To::Learners,
+        transmit::To::Proposer(p) => To::Proposer(p),
+        transmit::To::AllNodes => To::Learners,
         // Only Multi-Paxos requests, which this harness never sends, are answered to a node.
-        Destination::Node(n) => To::Acceptor(n.0 as usize),
+        transmit::To::Node(n) => To::Acceptor(n.0 as usize),
+        transmit::To::Nodes(_) => unreachable!("an acceptor answers one sender or every node"),
     }
 }
 

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hdrhistogram::Histogram;
 use paxbench_core::proposer::{Proposer, ProposerConfig, ProposerEvent};
+use paxbench_core::transmit::Transmit;
 use paxbench_core::{Instance, NodeId, ProposerId, Time};
 use paxbench_node::{
     AcceptorStore, CrashPoints, NodeSettings, PeerAddr, WalOptions, WalStorage, run_node,
@@ -161,7 +162,7 @@ impl Client {
         } = self;
         runtime.block_on(async {
             loop {
-                while let Some(message) = proposer.poll_transmit() {
+                while let Some(Transmit { message, .. }) = proposer.poll_transmit() {
                     for link in links.iter() {
                         link.send(Envelope::Paxos(message.clone()));
                     }

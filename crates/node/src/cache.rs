@@ -9,7 +9,8 @@
 use std::collections::VecDeque;
 
 use paxbench_core::Instance;
-use paxbench_core::acceptor::{Acceptor, Record};
+use paxbench_core::acceptor::Record;
+use paxbench_core::host::NodeHost;
 use rustc_hash::FxHashMap;
 
 /// A write handed to storage whose commit has not returned: never forgotten.
@@ -113,15 +114,14 @@ impl InstanceCache {
         }
     }
 
-    /// Forgets the oldest instances while the acceptor holds more than the capacity and their
-    /// last write is at or before `checkpointed`. With `settled_only` (Multi-Paxos), only
-    /// instances below their key's chosen prefix leave: a PROMISE-ALL reports the others from
-    /// memory.
-    pub fn evict(&mut self, acceptor: &mut Acceptor, checkpointed: u64, settled_only: bool) {
-        self.most_held = self.most_held.max(acceptor.len());
+    /// Forgets the oldest instances while the host holds more than the capacity and their
+    /// last write is at or before `checkpointed`, as far as the host's protocol lets them
+    /// leave ([`NodeHost::forget`]).
+    pub fn evict(&mut self, host: &mut NodeHost, checkpointed: u64) {
+        self.most_held = self.most_held.max(host.held());
         let mut passed_over = 0;
         let mut evicted = 0;
-        while acceptor.len() > self.capacity
+        while host.held() > self.capacity
             && passed_over < MAX_PASSED_OVER
             && evicted < MAX_EVICTED_PER_TURN
         {
@@ -129,10 +129,7 @@ impl InstanceCache {
                 break;
             };
             let written = self.written.get(&oldest).copied().unwrap_or(0);
-            if written <= checkpointed
-                && (!settled_only || acceptor.is_settled(oldest))
-                && acceptor.forget(oldest)
-            {
+            if written <= checkpointed && host.forget(oldest) {
                 self.written.remove(&oldest);
                 self.evicted += 1;
                 evicted += 1;
@@ -157,57 +154,83 @@ impl InstanceCache {
 
 #[cfg(test)]
 mod tests {
-    use paxbench_core::acceptor::AcceptorConfig;
-    use paxbench_core::message::Prepare;
-    use paxbench_core::{NodeId, ProposalId, ProposerId};
+    use paxbench_core::acceptor::{AcceptorConfig, AcceptorState, RangedState};
+    use paxbench_core::host::NodeHostConfig;
+    use paxbench_core::leader::LeaderConfig;
+    use paxbench_core::message::{Message, Prepare};
+    use paxbench_core::transmit::Address;
+    use paxbench_core::{NodeId, ProposalId, ProposerId, ProtocolConfig, Time};
 
     use super::*;
 
-    fn prepare(acceptor: &mut Acceptor, cache: &mut InstanceCache, key: u64) -> Vec<Record> {
+    fn host(protocol: ProtocolConfig, records: Vec<Record>, prefix: Vec<(u64, u64)>) -> NodeHost {
+        let config = NodeHostConfig {
+            id: NodeId(1),
+            acceptor: AcceptorConfig::default(),
+            phase2_quorum: 1,
+            protocol,
+            seed: 1,
+        };
+        let ranged = RangedState {
+            global_promise: ProposalId::ZERO,
+            chosen_prefix: prefix,
+        };
+        NodeHost::restore(config, records, &ranged).unwrap()
+    }
+
+    fn vanilla() -> NodeHost {
+        host(ProtocolConfig::Vanilla, Vec::new(), Vec::new())
+    }
+
+    fn prepare(host: &mut NodeHost, cache: &mut InstanceCache, key: u64) -> Vec<Record> {
         let instance = Instance::new(key, 0);
-        if !acceptor.holds(instance) {
+        if !host.holds(instance) {
             cache.admit(instance);
         }
-        acceptor.handle_prepare(&Prepare {
+        let prepare = Message::Prepare(Prepare {
             instance,
             id: ProposalId::new(1, 1),
             from: ProposerId(1),
         });
-        let records = acceptor.ready().records().to_vec();
+        host.handle(Time::ZERO, Address::Proposer(ProposerId(1)), &prepare)
+            .unwrap();
+        let ready = host.ready(Time::ZERO).unwrap();
+        let records = ready.records().to_vec();
         cache.committing(&records);
+        host.persisted(ready);
         records
     }
 
     #[test]
     fn only_checkpointed_instances_leave_and_the_acceptor_stays_at_the_bound() {
-        let mut acceptor = Acceptor::new(NodeId(1), AcceptorConfig::default());
+        let mut node = vanilla();
         let mut cache = InstanceCache::new(10, false);
         assert_eq!(cache.stored(Instance::new(0, 0)), Stored::No);
         for key in 0..30 {
-            let records = prepare(&mut acceptor, &mut cache, key);
+            let records = prepare(&mut node, &mut cache, key);
             cache.committed(&records, key + 1);
-            cache.evict(&mut acceptor, 0, false);
+            cache.evict(&mut node, 0);
         }
         assert_eq!(
-            acceptor.len(),
+            node.held(),
             30,
             "nothing is checkpointed: nothing may leave"
         );
-        cache.evict(&mut acceptor, 25, false);
-        assert_eq!(acceptor.len(), 10);
+        cache.evict(&mut node, 25);
+        assert_eq!(node.held(), 10);
         // Turns forget a bounded number each; the backlog drains over a few.
         let mut cache = InstanceCache::new(10, false);
-        let mut big = Acceptor::new(NodeId(1), AcceptorConfig::default());
+        let mut big = vanilla();
         for key in 0..3000 {
             let records = prepare(&mut big, &mut cache, key);
             cache.committed(&records, key + 1);
         }
-        cache.evict(&mut big, 3000, false);
-        assert_eq!(big.len(), 3000 - MAX_EVICTED_PER_TURN);
-        cache.evict(&mut big, 3000, false);
-        cache.evict(&mut big, 3000, false);
-        assert_eq!(big.len(), 10);
-        assert!(acceptor.holds(Instance::new(29, 0)) && !acceptor.holds(Instance::new(0, 0)));
+        cache.evict(&mut big, 3000);
+        assert_eq!(big.held(), 3000 - MAX_EVICTED_PER_TURN);
+        cache.evict(&mut big, 3000);
+        cache.evict(&mut big, 3000);
+        assert_eq!(big.held(), 10);
+        assert!(node.holds(Instance::new(29, 0)) && !node.holds(Instance::new(0, 0)));
         // Forgotten instances may be read back; a later slot of the same key is fresh.
         assert_eq!(cache.stored(Instance::new(0, 0)), Stored::Maybe);
         assert_eq!(cache.stored(Instance::new(0, 1)), Stored::No);
@@ -221,27 +244,55 @@ mod tests {
         assert_eq!(restarted.stored(Instance::new(6, 0)), Stored::No);
         // A commit in flight is never forgotten, whatever the checkpoint says.
         let mut cache = InstanceCache::new(1, false);
-        let mut acceptor = Acceptor::new(NodeId(1), AcceptorConfig::default());
-        prepare(&mut acceptor, &mut cache, 1);
-        prepare(&mut acceptor, &mut cache, 2);
-        cache.evict(&mut acceptor, u64::MAX - 1, false);
-        assert_eq!((acceptor.len(), cache.evicted()), (2, 0));
+        let mut node = vanilla();
+        for key in [1, 2] {
+            let instance = Instance::new(key, 0);
+            cache.admit(instance);
+            cache.committing(&[Record {
+                instance,
+                state: AcceptorState::default(),
+            }]);
+            node.load(Record {
+                instance,
+                state: AcceptorState::default(),
+            });
+        }
+        cache.evict(&mut node, u64::MAX - 1);
+        assert_eq!((node.held(), cache.evicted()), (2, 0));
         assert_eq!(cache.most_held(), 2);
     }
 
     #[test]
     fn under_multi_paxos_only_settled_instances_leave() {
-        let mut acceptor = Acceptor::new(NodeId(1), AcceptorConfig::default());
+        let multi = || ProtocolConfig::MultiPaxos(LeaderConfig::new(vec![NodeId(1)]));
+        let records: Vec<Record> = (0..4)
+            .map(|key| Record {
+                instance: Instance::new(key, 0),
+                state: AcceptorState::default(),
+            })
+            .collect();
+        let fill = |cache: &mut InstanceCache| {
+            for (position, record) in (1..).zip(&records) {
+                cache.admit(record.instance);
+                cache.committed(std::slice::from_ref(record), position);
+            }
+        };
+        let mut node = host(multi(), records.clone(), Vec::new());
         let mut cache = InstanceCache::new(1, false);
-        for key in 0..4 {
-            let records = prepare(&mut acceptor, &mut cache, key);
-            cache.committed(&records, key + 1);
-        }
-        cache.evict(&mut acceptor, 10, true);
-        assert_eq!(acceptor.len(), 4, "no key has a chosen prefix: all stay");
-        acceptor.raise_chosen_prefix(&[(0, 1), (2, 1)]);
-        cache.evict(&mut acceptor, 10, true);
-        assert_eq!(acceptor.len(), 2);
-        assert!(acceptor.holds(Instance::new(1, 0)) && acceptor.holds(Instance::new(3, 0)));
+        fill(&mut cache);
+        cache.evict(&mut node, 10);
+        assert_eq!(node.held(), 4, "no key has a chosen prefix: all stay");
+        let mut node = host(multi(), records.clone(), vec![(0, 1), (2, 1)]);
+        let mut cache = InstanceCache::new(1, false);
+        fill(&mut cache);
+        cache.evict(&mut node, 10);
+        assert_eq!(node.held(), 2);
+        assert!(node.holds(Instance::new(1, 0)) && node.holds(Instance::new(3, 0)));
+        // The same states under vanilla Paxos leave down to the capacity.
+        let mut node = host(ProtocolConfig::Vanilla, records.clone(), Vec::new());
+        let mut cache = InstanceCache::new(1, false);
+        fill(&mut cache);
+        cache.evict(&mut node, 10);
+        assert_eq!(node.held(), 1);
     }
 }

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use clap::Args;
 use paxbench_core::acceptor::RejectMode;
-use paxbench_core::{NodeId, quorum};
+use paxbench_core::{NodeId, Protocol, ProtocolConfig, quorum};
 use paxbench_quic::{Address, FaultSpec, TlsFiles, TransportKind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -50,18 +50,6 @@ pub enum LearnerFanout {
     All,
     /// To the proposer only, which then is the only learner: n × n fewer messages per decision.
     Proposer,
-}
-
-/// How the cluster decides (`protocol` on a node, `target.protocol` in a bench config).
-#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProtocolKind {
-    /// Single-decree Paxos per instance, the proposers running both phases.
-    #[default]
-    Vanilla,
-    /// A stable leader runs phase 1 once for every instance and only phase 2 per request.
-    MultiPaxos,
 }
 
 /// The leader role's settings on a node (`leader:`, or `--leader '{…}'`), with
@@ -201,8 +189,8 @@ pub struct NodeSettings {
     pub phase2_quorum: Option<usize>,
     /// `vanilla` (proposers run both phases) or `multi-paxos` (this node hosts a leader role
     /// beside its acceptor and learner, and serves clients' requests).
-    #[arg(long, value_parser = parse_yaml_scalar::<ProtocolKind>)]
-    pub protocol: Option<ProtocolKind>,
+    #[arg(long, value_parser = parse_yaml_scalar::<Protocol>)]
+    pub protocol: Option<Protocol>,
     /// The leader role's settings, as inline YAML (`{batch: 64, initial: 1}`); unset fields
     /// keep their defaults.
     #[arg(long, value_name = "YAML", value_parser = parse_yaml_scalar::<LeaderSection>)]
@@ -261,8 +249,8 @@ pub struct NodeConfig {
     pub learner_fanout: LearnerFanout,
     /// ACCEPTEDs the learner waits for.
     pub phase2_quorum: usize,
-    /// With `protocol: multi-paxos`: the leader role's settings, checked.
-    pub leader: Option<paxbench_core::leader::LeaderConfig>,
+    /// The protocol, with the leader role's settings (checked) under Multi-Paxos.
+    pub protocol: ProtocolConfig,
     /// Log filter.
     pub log_level: String,
     /// Stats line period in milliseconds (0: off).
@@ -380,16 +368,16 @@ impl NodeSettings {
                  nodes (1..={cluster})"
             )));
         }
-        let leader = match (self.protocol.unwrap_or_default(), self.leader) {
-            (ProtocolKind::Vanilla, Some(_)) => {
+        let protocol = match (self.protocol.unwrap_or_default(), self.leader) {
+            (Protocol::Vanilla, Some(_)) => {
                 return Err(invalid(
                     "field `leader` needs `protocol: multi-paxos`: a vanilla node has no \
                      leader role"
                         .into(),
                 ));
             }
-            (ProtocolKind::Vanilla, None) => None,
-            (ProtocolKind::MultiPaxos, section) => Some(
+            (Protocol::Vanilla, None) => ProtocolConfig::Vanilla,
+            (Protocol::MultiPaxos, section) => ProtocolConfig::MultiPaxos(
                 leader_config(section.unwrap_or_default(), id, &peers, phase2_quorum)
                     .map_err(invalid)?,
             ),
@@ -417,7 +405,7 @@ impl NodeSettings {
             reject_mode: self.reject_mode.unwrap_or_default(),
             learner_fanout: self.learner_fanout.unwrap_or_default(),
             phase2_quorum,
-            leader,
+            protocol,
             log_level: self.log_level.unwrap_or_else(|| "info".into()),
             stats_interval_ms: self.stats_interval_ms.unwrap_or(10_000),
             faults: self.faults.unwrap_or_default(),

@@ -24,9 +24,7 @@ pub mod storage;
 pub mod wal;
 
 pub use audit::{AuditReport, audit, audit_stores};
-pub use config::{
-    LeaderSection, LearnerFanout, NodeConfig, NodeSettings, PeerAddr, ProtocolKind, StorageMode,
-};
+pub use config::{LeaderSection, LearnerFanout, NodeConfig, NodeSettings, PeerAddr, StorageMode};
 pub use error::Error;
 pub use evidence::{EvidenceFile, EvidenceWriter};
 pub use local::{LocalCluster, LocalClusterSpec, LocalNode};

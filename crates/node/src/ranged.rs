@@ -6,8 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use paxbench_core::ProposalId;
-use serde::{Deserialize, Serialize};
+pub use paxbench_core::acceptor::RangedState;
 
 use crate::error::Error;
 
@@ -15,16 +14,6 @@ use crate::error::Error;
 pub const RANGED_FILE: &str = "ranged-promise";
 /// The format this build writes and reads.
 const FORMAT: u8 = 1;
-
-/// The Multi-Paxos state of one acceptor. See the [module documentation](self).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RangedState {
-    /// No instance accepts a ballot below it.
-    pub global_promise: ProposalId,
-    /// Per key, the slot below which every slot is known chosen, sorted by key: a lower bound,
-    /// since it is written at most once a second unless the global promise changes.
-    pub chosen_prefix: Vec<(u64, u64)>,
-}
 
 /// The file of one data directory.
 #[derive(Clone, Debug)]
@@ -99,6 +88,8 @@ impl RangedFile {
 
 #[cfg(test)]
 mod tests {
+    use paxbench_core::ProposalId;
+
     use super::*;
 
     #[test]

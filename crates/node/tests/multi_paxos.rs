@@ -9,12 +9,13 @@ mod common;
 use std::time::Duration;
 
 use common::{TestClient, TestCluster, nodes};
+use paxbench_core::Protocol;
 use paxbench_core::{Instance, Value};
-use paxbench_node::{LeaderSection, NodeSettings, ProtocolKind, StorageMode};
+use paxbench_node::{LeaderSection, NodeSettings, StorageMode};
 
 fn multi_paxos(storage: StorageMode) -> NodeSettings {
     NodeSettings {
-        protocol: Some(ProtocolKind::MultiPaxos),
+        protocol: Some(Protocol::MultiPaxos),
         leader: Some(LeaderSection {
             initial: Some(1),
             election_timeout_ms: 80,

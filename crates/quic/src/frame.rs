@@ -10,8 +10,8 @@ use crate::wire::Envelope;
 /// The wire version this build writes and accepts. Postcard is not self-describing, so any change
 /// to an envelope's layout bumps it: 2 added the disk floor to `NodeStats`, 3 its memory and
 /// checkpoint counters, 4 the node's clock in `Pong`, 5 the `shape` of a link's jitter, 6 the
-/// Multi-Paxos messages.
-pub const WIRE_VERSION: u8 = 7;
+/// Multi-Paxos messages, 7 the leader's counters in `NodeStats`, 8 the node's protocol there.
+pub const WIRE_VERSION: u8 = 8;
 
 /// Bytes before the payload: the length and the version.
 pub const HEADER_LEN: usize = 5;

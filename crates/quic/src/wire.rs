@@ -112,6 +112,8 @@ pub enum AdminReply {
 pub struct NodeStats {
     /// The node's id.
     pub node: u32,
+    /// The protocol the node runs.
+    pub protocol: paxbench_core::Protocol,
     /// Milliseconds since the node started.
     pub uptime_ms: u64,
     /// Transport counters.

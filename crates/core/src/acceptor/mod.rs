@@ -24,6 +24,8 @@
 
 mod ranged;
 
+pub use ranged::RangedState;
+
 use std::mem;
 
 use rustc_hash::FxHashMap;
@@ -31,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::message::{AcceptRequest, Accepted, Message, Nack, Prepare, Promise};
+use crate::transmit::{Address, To, Transmit};
 use crate::types::{Instance, NodeId, ProposalId, ProposerId, Value};
 
 /// What an acceptor does with a request below its promise.
@@ -84,27 +87,6 @@ pub struct Record {
     pub state: AcceptorState,
 }
 
-/// Where an acceptor's message goes. The acceptor does not know the cluster; the driver maps
-/// [`Destination::Learners`] to every learner it knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Destination {
-    /// The proposer that asked.
-    Proposer(ProposerId),
-    /// A node: the Multi-Paxos leader that asked.
-    Node(NodeId),
-    /// Every learner.
-    Learners,
-}
-
-/// A message and where it goes.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Outgoing {
-    /// The destination.
-    pub to: Destination,
-    /// The message.
-    pub message: Message,
-}
-
 /// Counts of what an acceptor has done, for stats lines and reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct AcceptorStats {
@@ -146,8 +128,8 @@ pub struct Acceptor {
     global_dirty: bool,
     /// Per key, the slot below which commit notices marked every slot chosen (volatile).
     chosen_through: FxHashMap<u64, u64>,
-    unpersisted: Vec<Outgoing>,
-    after_persist: Vec<Outgoing>,
+    unpersisted: Vec<Transmit>,
+    after_persist: Vec<Transmit>,
     stats: AcceptorStats,
 }
 
@@ -157,8 +139,8 @@ pub struct Acceptor {
 pub struct Ready {
     records: Vec<Record>,
     global: Option<ProposalId>,
-    unpersisted: Vec<Outgoing>,
-    after_persist: Vec<Outgoing>,
+    unpersisted: Vec<Transmit>,
+    after_persist: Vec<Transmit>,
 }
 
 impl Ready {
@@ -173,7 +155,7 @@ impl Ready {
     }
 
     /// Messages that promise nothing and may be sent before the records are durable.
-    pub fn take_unpersisted_messages(&mut self) -> Vec<Outgoing> {
+    pub fn take_unpersisted_messages(&mut self) -> Vec<Transmit> {
         mem::take(&mut self.unpersisted)
     }
 
@@ -186,7 +168,7 @@ impl Ready {
     }
 
     /// Call only once [`Ready::records`] are durable: the messages that depended on them.
-    pub fn persisted(self) -> Vec<Outgoing> {
+    pub fn persisted(self) -> Vec<Transmit> {
         self.after_persist
     }
 }
@@ -338,8 +320,9 @@ impl Acceptor {
             from: self.id,
             accepted: slot.state.accepted.clone(),
         };
-        self.after_persist.push(Outgoing {
-            to: Destination::Proposer(prepare.from),
+        self.after_persist.push(Transmit {
+            from: Address::Node(self.id),
+            to: To::Proposer(prepare.from),
             message: Message::Promise(promise),
         });
     }
@@ -376,13 +359,15 @@ impl Acceptor {
             from: self.id,
         });
         if self.config.notify_learners {
-            self.after_persist.push(Outgoing {
-                to: Destination::Learners,
+            self.after_persist.push(Transmit {
+                from: Address::Node(self.id),
+                to: To::AllNodes,
                 message: accepted.clone(),
             });
         }
-        self.after_persist.push(Outgoing {
-            to: Destination::Proposer(request.from),
+        self.after_persist.push(Transmit {
+            from: Address::Node(self.id),
+            to: To::Proposer(request.from),
             message: accepted,
         });
     }
@@ -390,8 +375,9 @@ impl Acceptor {
     fn reject(&mut self, instance: Instance, id: ProposalId, promised: ProposalId, to: ProposerId) {
         self.stats.rejections += 1;
         if self.config.reject_mode == RejectMode::Nack {
-            self.unpersisted.push(Outgoing {
-                to: Destination::Proposer(to),
+            self.unpersisted.push(Transmit {
+                from: Address::Node(self.id),
+                to: To::Proposer(to),
                 message: Message::Nack(Nack {
                     instance,
                     id,
@@ -548,7 +534,7 @@ mod tests {
         );
         let out = ready.persisted();
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].to, Destination::Proposer(P));
+        assert_eq!(out[0].to, To::Proposer(P));
         assert!(
             matches!(&out[0].message, Message::Promise(p) if p.id == ProposalId::new(5, 0) && p.accepted.is_none())
         );
@@ -598,8 +584,9 @@ mod tests {
         let now = ready.take_unpersisted_messages();
         assert_eq!(
             now,
-            [Outgoing {
-                to: Destination::Proposer(P),
+            [Transmit {
+                from: Address::Node(NodeId(1)),
+                to: To::Proposer(P),
                 message: Message::Nack(Nack {
                     instance: I,
                     id: ProposalId::new(3, 0),
@@ -627,8 +614,8 @@ mod tests {
         let ready = a.ready();
         assert_eq!(ready.records()[0].state.promised, ProposalId::new(8, 0));
         let out = ready.persisted();
-        assert_eq!(out[0].to, Destination::Learners);
-        assert_eq!(out[1].to, Destination::Proposer(P));
+        assert_eq!(out[0].to, To::AllNodes);
+        assert_eq!(out[1].to, To::Proposer(P));
         // Now a PREPARE between the two is below the promise.
         a.handle_prepare(&prepare(6));
         assert!(a.ready().is_empty());
@@ -672,7 +659,7 @@ mod tests {
         a.handle_accept_request(&accept(1, "x"));
         let out = a.ready().persisted();
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].to, Destination::Proposer(P));
+        assert_eq!(out[0].to, To::Proposer(P));
     }
 
     #[test]

@@ -4,14 +4,43 @@
 //! is bound by the higher of its own promise and the global one.
 
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
-use super::{Acceptor, Destination, Outgoing, Slot};
+use super::{Acceptor, Slot};
 use crate::message::{
     AcceptBatch, AcceptedBatch, Heartbeat, Message, PrepareAll, PromiseAll, Refused,
 };
+use crate::transmit::{Address, To, Transmit};
 use crate::types::{Instance, NodeId, ProposalId, Value};
 
+/// What Multi-Paxos keeps durable beside an acceptor's records: the global promise a
+/// PROMISE-ALL made, and the chosen prefix per key that keeps a restarted node's PROMISE-ALL
+/// the size of the work in flight.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RangedState {
+    /// No instance accepts a ballot below it.
+    pub global_promise: ProposalId,
+    /// Per key, the slot below which every slot is known chosen, sorted by key: a lower bound,
+    /// since it is written at most once per [`super::CHOSEN_PREFIX_PERIOD`] unless the global
+    /// promise changes.
+    pub chosen_prefix: Vec<(u64, u64)>,
+}
+
 impl Acceptor {
+    /// The state to persist beside the records: the global promise and the chosen prefix.
+    pub fn ranged_state(&self) -> RangedState {
+        RangedState {
+            global_promise: self.global,
+            chosen_prefix: self.chosen_prefix(),
+        }
+    }
+
+    /// Restores what [`Acceptor::ranged_state`] gave before a crash.
+    pub fn restore_ranged(&mut self, ranged: &RangedState) {
+        self.restore_global_promise(ranged.global_promise);
+        self.raise_chosen_prefix(&ranged.chosen_prefix);
+    }
+
     /// The global promise: no instance accepts a ballot below it.
     pub fn global_promise(&self) -> ProposalId {
         self.global
@@ -119,8 +148,9 @@ impl Acceptor {
             .map(|(key, through)| (*key, *through))
             .collect();
         chosen_through.sort_unstable();
-        self.after_persist.push(Outgoing {
-            to: Destination::Node(prepare.from),
+        self.after_persist.push(Transmit {
+            from: Address::Node(self.id),
+            to: To::Node(prepare.from),
             message: Message::PromiseAll(PromiseAll {
                 ballot: prepare.ballot,
                 from: self.id,
@@ -169,8 +199,9 @@ impl Acceptor {
             instances.push(*instance);
         }
         if !instances.is_empty() {
-            self.after_persist.push(Outgoing {
-                to: Destination::Node(batch.from),
+            self.after_persist.push(Transmit {
+                from: Address::Node(self.id),
+                to: To::Node(batch.from),
                 message: Message::AcceptedBatch(AcceptedBatch {
                     ballot: batch.ballot,
                     from: self.id,
@@ -221,8 +252,9 @@ impl Acceptor {
     /// refusal promises nothing and needs no disk.
     fn refuse(&mut self, ballot: ProposalId, leader: NodeId) {
         self.stats.rejections += 1;
-        self.unpersisted.push(Outgoing {
-            to: Destination::Node(leader),
+        self.unpersisted.push(Transmit {
+            from: Address::Node(self.id),
+            to: To::Node(leader),
             message: Message::Refused(Refused {
                 ballot,
                 promised: self.global,

@@ -15,20 +15,22 @@ use std::time::Duration;
 
 use rustc_hash::{FxHashMap, FxHasher};
 
-pub use network::{Address, Delivery, Latency, LinkModel, Network};
+pub use crate::transmit::Address;
+pub use network::{Delivery, Latency, LinkModel, Network};
 
-use crate::acceptor::{Acceptor, AcceptorConfig, Ready, Record};
+use crate::acceptor::{AcceptorConfig, RangedState, Record};
 use crate::checker::Checker;
 use crate::client::ClientConfig;
 use crate::error::Error;
-use crate::host::{HostStats, Observer, ProposerHost, Transmit};
-use crate::leader::{Leader, LeaderConfig, LeaderEvent, LeaderStats};
-use crate::learner::{Learner, RECENT_INSTANCES};
+use crate::host::{HostStats, NodeHost, NodeReady, Observer, ProposerHost};
+use crate::leader::{Leader, LeaderEvent, LeaderStats};
 use crate::message::Message;
 use crate::proposer::{ProposerConfig, ProposerEvent};
+use crate::protocol::ProtocolConfig;
 use crate::rng::{DetRng, Stream};
 use crate::time::{ClockModel, Time};
-use crate::types::{Instance, NodeId, ProposalId, ProposerId, ProposerIndex, Quorums};
+use crate::transmit::Transmit;
+use crate::types::{Instance, NodeId, ProposerId, ProposerIndex, Quorums};
 use crate::workload::Workload;
 use crate::zones::Geography;
 
@@ -73,18 +75,6 @@ pub enum Fault {
     },
 }
 
-/// How the cluster decides.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Protocol {
-    /// Single-decree Paxos per instance: the proposers run both phases.
-    #[default]
-    Vanilla,
-    /// A stable leader on the nodes (every node runs a leader role with these settings; its
-    /// `nodes` are `0..acceptors`); the proposers become its clients, with their retry
-    /// settings.
-    MultiPaxos(LeaderConfig),
-}
-
 /// Everything a simulation needs besides its workload.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -94,8 +84,9 @@ pub struct SimConfig {
     pub acceptors: usize,
     /// Quorum sizes, the same for every proposer and learner.
     pub quorums: Quorums,
-    /// Vanilla Paxos or Multi-Paxos.
-    pub protocol: Protocol,
+    /// Vanilla Paxos, or Multi-Paxos with a leader role on every node (its `nodes` are
+    /// `0..acceptors`) and the proposers as its clients, with their retry settings.
+    pub protocol: ProtocolConfig,
     /// Acceptor settings, the same for all.
     pub acceptor: AcceptorConfig,
     /// Durable or volatile acceptor state.
@@ -122,7 +113,7 @@ impl SimConfig {
             seed,
             acceptors,
             quorums: Quorums::majority(acceptors),
-            protocol: Protocol::Vanilla,
+            protocol: ProtocolConfig::Vanilla,
             acceptor: AcceptorConfig::default(),
             durability: Durability::Durable,
             fsync: Duration::ZERO,
@@ -239,7 +230,7 @@ enum Event {
     PersistDone {
         node: u32,
         epoch: u64,
-        ready: Ready,
+        ready: NodeReady,
     },
     /// A node's leader role asked to be woken at `at`; valid while it is the one armed.
     LeaderTimer {
@@ -276,19 +267,13 @@ impl Eq for Scheduled {}
 
 struct SimNode {
     id: NodeId,
-    acceptor: Option<Acceptor>,
-    learner: Learner,
+    /// The node's host while it is up.
+    host: Option<NodeHost>,
+    /// Its disk: the durable records, and the durable global promise and chosen prefix.
     store: FxHashMap<Instance, Record>,
-    /// The durable global promise (Multi-Paxos).
-    global: ProposalId,
-    /// The durable copy of the acceptor's chosen prefix, and when it was written: as on a
-    /// node, with each global promise and at most once per
-    /// [`crate::acceptor::CHOSEN_PREFIX_PERIOD`] otherwise.
-    prefix: Vec<(u64, u64)>,
-    prefix_saved: Time,
-    persisting: bool,
+    ranged: RangedState,
+    /// Counts crashes, so that a persist or a timer of an earlier life is ignored.
     epoch: u64,
-    leader: Option<Leader>,
     leader_armed: Option<Time>,
     /// Leader counts of the node's earlier lives.
     leader_stats: LeaderStats,
@@ -353,13 +338,13 @@ impl<W: Workload> Sim<W> {
         }
         let node_ids: Vec<NodeId> = (0..config.acceptors as u32).map(NodeId).collect();
         let host = match &config.protocol {
-            Protocol::Vanilla => ProposerHost::new(
+            ProtocolConfig::Vanilla => ProposerHost::new(
                 config.proposers.clone(),
                 ProposerId(0),
                 config.seed,
                 workload,
             )?,
-            Protocol::MultiPaxos(leader) => {
+            ProtocolConfig::MultiPaxos(leader) => {
                 if leader.nodes != node_ids || leader.quorums != config.quorums {
                     return Err(Error::InvalidSimulation(format!(
                         "the leader roles expect nodes {:?} and {:?}; the cluster has {} nodes \
@@ -377,15 +362,10 @@ impl<W: Workload> Sim<W> {
             .map(|&id| -> Result<SimNode, Error> {
                 Ok(SimNode {
                     id,
-                    acceptor: Some(Acceptor::new(id, config.acceptor)),
-                    learner: Learner::with_quorum(config.quorums.phase2, RECENT_INSTANCES),
+                    host: Some(NodeHost::new(node::host_config(&config, id))?),
                     store: FxHashMap::default(),
-                    global: ProposalId::ZERO,
-                    prefix: Vec::new(),
-                    prefix_saved: Time::ZERO,
-                    persisting: false,
+                    ranged: RangedState::default(),
                     epoch: 0,
-                    leader: node::leader_role(&config, id)?,
                     leader_armed: None,
                     leader_stats: LeaderStats::default(),
                 })
@@ -413,6 +393,12 @@ impl<W: Workload> Sim<W> {
         Ok(sim)
     }
 
+    /// Delivers `message` from `from` to `to` at `at`, past the network: a scripted input, for
+    /// tests that feed the same sequence to a node through this shell and another.
+    pub fn inject(&mut self, at: Time, from: Address, to: Address, message: Message) {
+        self.schedule(at, Event::Deliver { from, to, message });
+    }
+
     /// Current virtual time.
     pub fn now(&self) -> Time {
         self.now
@@ -434,7 +420,7 @@ impl<W: Workload> Sim<W> {
         let mut leaders = LeaderStats::default();
         for node in &self.nodes {
             leaders.add(&node.leader_stats);
-            if let Some(leader) = &node.leader {
+            if let Some(leader) = node.host.as_ref().and_then(NodeHost::leader) {
                 leaders.add(&leader.stats());
             }
         }
@@ -447,7 +433,7 @@ impl<W: Workload> Sim<W> {
 
     /// Node `node`'s leader role, if the node is up and runs Multi-Paxos.
     pub fn leader(&self, node: NodeId) -> Option<&Leader> {
-        self.nodes.get(node.0 as usize)?.leader.as_ref()
+        self.nodes.get(node.0 as usize)?.host.as_ref()?.leader()
     }
 
     /// The workload.
@@ -503,10 +489,9 @@ impl<W: Workload> Sim<W> {
             self.host.start(self.now, &mut tap);
             self.flush_host(observer);
             for node in 0..self.nodes.len() as u32 {
-                let n = &mut self.nodes[node as usize];
-                if let Some(leader) = n.leader.as_mut() {
-                    leader.start(self.now, n.global);
-                    self.flush_leader(node, observer);
+                if let Some(host) = self.nodes[node as usize].host.as_mut() {
+                    host.start(self.now);
+                    self.flush_node(node, observer);
                 }
             }
         }
@@ -542,10 +527,10 @@ impl<W: Workload> Sim<W> {
                 let n = &mut self.nodes[node as usize];
                 if n.epoch == epoch && n.leader_armed == Some(at) && !self.host.is_finished() {
                     n.leader_armed = None;
-                    if let Some(leader) = n.leader.as_mut() {
-                        leader.handle_timeout(at);
+                    if let Some(host) = n.host.as_mut() {
+                        host.handle_timeout(at);
                     }
-                    self.flush_leader(node, observer);
+                    self.flush_node(node, observer);
                 }
             }
             Event::Fault(fault) => self.apply_fault(fault, observer),
@@ -565,7 +550,6 @@ impl<W: Workload> Sim<W> {
     /// Sends what the host has to send, and schedules its next wake-up.
     fn flush_host(&mut self, observer: &mut impl SimObserver) {
         while let Some(Transmit { from, to, message }) = self.host.poll_transmit() {
-            let from = Address::Proposer(self.host.id_of(from));
             for node in (0..self.nodes.len() as u32).map(NodeId) {
                 if to.includes(node) {
                     self.send(from, Address::Node(node), message.clone(), observer);
@@ -627,18 +611,14 @@ impl<W: Workload> Sim<W> {
     /// Node `n` stops: its in-flight writes are lost, and so is its state when volatile.
     fn crash(&mut self, n: NodeId) {
         let node = &mut self.nodes[n.0 as usize];
-        node.acceptor = None;
-        node.learner = Learner::with_quorum(self.config.quorums.phase2, RECENT_INSTANCES);
-        node.persisting = false;
         node.epoch += 1;
         node.leader_armed = None;
-        if let Some(leader) = node.leader.take() {
+        if let Some(leader) = node.host.take().as_ref().and_then(NodeHost::leader) {
             node.leader_stats.add(&leader.stats());
         }
         if self.config.durability == Durability::Volatile {
             node.store.clear();
-            node.global = ProposalId::ZERO;
-            node.prefix.clear();
+            node.ranged = RangedState::default();
         }
     }
 
@@ -650,18 +630,15 @@ impl<W: Workload> Sim<W> {
             Fault::Crash(n) => self.crash(*n),
             Fault::Restart(n) => {
                 let node = &mut self.nodes[n.0 as usize];
-                if node.acceptor.is_none() {
+                if node.host.is_none() {
                     let mut records: Vec<Record> = node.store.values().cloned().collect();
                     records.sort_unstable_by_key(|r| r.instance);
-                    let mut acceptor = Acceptor::restore(node.id, self.config.acceptor, records);
-                    acceptor.restore_global_promise(node.global);
-                    acceptor.raise_chosen_prefix(&node.prefix);
-                    node.acceptor = Some(acceptor);
-                    // The role's settings were checked when the simulation was built.
-                    if let Ok(Some(mut leader)) = node::leader_role(&self.config, node.id) {
-                        leader.rejoin(self.now, node.global);
-                        node.leader = Some(leader);
-                        self.flush_leader(n.0, observer);
+                    let config = node::host_config(&self.config, node.id);
+                    // The settings were checked when the simulation was built.
+                    if let Ok(mut host) = NodeHost::restore(config, records, &node.ranged) {
+                        host.start(self.now);
+                        node.host = Some(host);
+                        self.flush_node(n.0, observer);
                     }
                 }
             }
@@ -669,7 +646,7 @@ impl<W: Workload> Sim<W> {
                 let leader = self
                     .nodes
                     .iter()
-                    .filter_map(|n| Some((n.leader.as_ref()?.ballot()?, n.id)))
+                    .filter_map(|n| Some((n.host.as_ref()?.leader()?.ballot()?, n.id)))
                     .max()
                     .map(|(_, id)| id);
                 if let Some(id) = leader {

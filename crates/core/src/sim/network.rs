@@ -8,17 +8,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 pub use crate::latency::Latency;
 use crate::latency::nanos;
 use crate::rng::DetRng;
-use crate::types::{NodeId, ProposerId};
+use crate::transmit::Address;
 use crate::zones::Geography;
-
-/// A simulated host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Address {
-    /// A node: one acceptor and one learner.
-    Node(NodeId),
-    /// A proposer.
-    Proposer(ProposerId),
-}
 
 /// How one direction of a link behaves.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -163,6 +154,7 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::{NodeId, ProposerId};
 
     const A: Address = Address::Node(NodeId(0));
     const B: Address = Address::Proposer(ProposerId(0));

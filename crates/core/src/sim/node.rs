@@ -1,28 +1,27 @@
-//! The simulator's nodes: what a delivered message does to a node's acceptor, learner and
-//! leader role, group commit of the acceptor's records and global promise, and where the
-//! replies and the leader's messages go.
+//! The simulator's nodes: an I/O shell over each node's [`NodeHost`]. It delivers messages,
+//! moves the host's transmits through the simulated network, models the disk (a persist
+//! takes `fsync`, and a crash loses it) and feeds what the node learned to the checker.
 
 use std::hash::Hash;
 
 use super::{Address, Event, Sim, SimConfig, SimObserver, Tap};
-use crate::acceptor::{CHOSEN_PREFIX_PERIOD, Destination, Outgoing, Ready};
 use crate::checker::ChosenBy;
-use crate::error::Error;
-use crate::leader::{Leader, LeaderEvent, Target};
+use crate::host::{NodeEvent, NodeHost, NodeHostConfig, NodeReady};
+use crate::leader::LeaderEvent;
 use crate::message::Message;
 use crate::rng::Stream;
-use crate::types::{Instance, NodeId, Value};
+use crate::transmit::{To, Transmit};
+use crate::types::NodeId;
 use crate::workload::Workload;
 
-/// Node `id`'s leader role under Multi-Paxos, seeded from its own stream.
-pub(super) fn leader_role(config: &SimConfig, id: NodeId) -> Result<Option<Leader>, Error> {
-    match &config.protocol {
-        super::Protocol::Vanilla => Ok(None),
-        super::Protocol::MultiPaxos(leader) => Ok(Some(Leader::new(
-            id,
-            leader.clone(),
-            Stream::Leader(id.0).seed(config.seed),
-        )?)),
+/// Node `id`'s settings: the cluster's, with its role seeded from its own stream.
+pub(super) fn host_config(config: &SimConfig, id: NodeId) -> NodeHostConfig {
+    NodeHostConfig {
+        id,
+        acceptor: config.acceptor,
+        phase2_quorum: config.quorums.phase2,
+        protocol: config.protocol.clone(),
+        seed: Stream::Leader(id.0).seed(config.seed),
     }
 }
 
@@ -36,7 +35,16 @@ impl<W: Workload> Sim<W> {
     ) {
         (self.now, from, to, &message).hash(&mut self.digest);
         match to {
-            Address::Node(n) => self.deliver_to_node(n.0, message, observer),
+            Address::Node(n) => {
+                let Some(host) = self.nodes[n.0 as usize].host.as_mut() else {
+                    self.stats.lost += 1;
+                    return;
+                };
+                self.stats.delivered += 1;
+                // A message no role of the node takes changes nothing.
+                let _ = host.handle(self.now, from, &message);
+                self.flush_node(n.0, observer);
+            }
             Address::Proposer(p) => {
                 self.stats.delivered += 1;
                 let mut tap = Tap {
@@ -49,112 +57,96 @@ impl<W: Workload> Sim<W> {
         }
     }
 
-    fn deliver_to_node(&mut self, node: u32, message: Message, observer: &mut impl SimObserver) {
-        let now = self.now;
-        let n = &mut self.nodes[node as usize];
-        let Some(acceptor) = n.acceptor.as_mut() else {
-            self.stats.lost += 1;
-            return;
-        };
-        self.stats.delivered += 1;
-        let mut learned: Vec<(Instance, Value)> = Vec::new();
-        let mut for_leader = false;
-        match &message {
-            Message::Prepare(m) => acceptor.handle_prepare(m),
-            Message::AcceptRequest(m) => acceptor.handle_accept_request(m),
-            Message::Accepted(m) => {
-                if let Some(chosen) = n.learner.handle_accepted(m) {
-                    learned.push((chosen.instance, chosen.value));
-                }
+    /// Drains node `node`: its events, its transmits and its timer, then what it has to
+    /// persist, for `fsync` or at once, until nothing is left.
+    pub(super) fn flush_node(&mut self, node: u32, observer: &mut impl SimObserver) {
+        loop {
+            self.drain_node(node, observer);
+            let now = self.now;
+            let n = &mut self.nodes[node as usize];
+            let Some(ready) = n.host.as_mut().and_then(|host| host.ready(now)) else {
+                // Replies that rested on nothing new were released.
+                self.drain_node(node, observer);
+                return;
+            };
+            self.drain_node(node, observer);
+            if !self.config.fsync.is_zero() {
+                let epoch = self.nodes[node as usize].epoch;
+                self.schedule(
+                    self.now + self.config.fsync,
+                    Event::PersistDone { node, epoch, ready },
+                );
+                return;
             }
-            Message::PrepareAll(m) => {
-                acceptor.handle_prepare_all(m);
-                for_leader = true;
-            }
-            Message::AcceptBatch(m) => {
-                learned = acceptor.handle_accept_batch(m);
-                for_leader = true;
-            }
-            Message::Heartbeat(m) => {
-                learned = acceptor.handle_heartbeat(m);
-                for_leader = true;
-            }
-            Message::PromiseAll(_)
-            | Message::AcceptedBatch(_)
-            | Message::Refused(_)
-            | Message::ClientRequest(_) => for_leader = true,
-            Message::Promise(_)
-            | Message::Nack(_)
-            | Message::Redirect(_)
-            | Message::ClientReply(_) => {}
+            self.make_durable(node, ready, observer);
         }
-        let id = n.id;
-        for (instance, value) in learned {
-            self.host
-                .checker_mut()
-                .on_chosen(instance, &value, ChosenBy::Learner(id));
-        }
-        if for_leader && let Some(leader) = self.nodes[node as usize].leader.as_mut() {
-            // Only leader-role messages reach here, so the role accepts every one.
-            let _ = leader.handle(now, &message);
-            self.flush_leader(node, observer);
-        }
+    }
+
+    /// A persist of node `node` finished: the records join its store, then its replies go.
+    pub(super) fn complete_persist(
+        &mut self,
+        node: u32,
+        ready: NodeReady,
+        observer: &mut impl SimObserver,
+    ) {
+        self.make_durable(node, ready, observer);
         self.flush_node(node, observer);
     }
 
-    /// Sends what node `node`'s leader role has to send, feeds its events to the checker and
-    /// the observer, and re-arms its timer.
-    pub(super) fn flush_leader(&mut self, node: u32, observer: &mut impl SimObserver) {
-        let from = Address::Node(NodeId(node));
+    fn make_durable(&mut self, node: u32, ready: NodeReady, observer: &mut impl SimObserver) {
+        let n = &mut self.nodes[node as usize];
+        self.stats.persists += 1;
+        observer.on_persist(self.now, n.id);
+        for record in ready.records() {
+            self.host.checker_mut().on_acceptor_record(n.id, record);
+            n.store.insert(record.instance, record.clone());
+        }
+        if let Some(ranged) = ready.ranged() {
+            n.ranged = ranged.clone();
+        }
+        if let Some(host) = n.host.as_mut() {
+            host.persisted(ready);
+        }
+    }
+
+    /// Feeds node `node`'s events to the checker and the observer, sends its transmits, and
+    /// re-arms its timer.
+    fn drain_node(&mut self, node: u32, observer: &mut impl SimObserver) {
         let id = NodeId(node);
-        loop {
-            let Some(leader) = self.nodes[node as usize].leader.as_mut() else {
-                return;
-            };
-            if let Some(event) = leader.poll_event() {
-                (self.now, node, &event).hash(&mut self.digest);
-                observer.on_leader_event(self.now, id, &event);
-                match &event {
-                    LeaderEvent::Proposed { instance, value } => {
-                        self.host.checker_mut().on_proposed(*instance, value);
-                    }
-                    LeaderEvent::Chosen {
-                        instance, value, ..
-                    } => {
-                        self.host
-                            .checker_mut()
-                            .on_chosen(*instance, value, ChosenBy::Learner(id));
-                    }
-                    LeaderEvent::Elected { .. } | LeaderEvent::SteppedDown { .. } => {}
+        while let Some(event) = self.nodes[node as usize]
+            .host
+            .as_mut()
+            .and_then(NodeHost::poll_event)
+        {
+            let checker = self.host.checker_mut();
+            match event {
+                NodeEvent::Learned { instance, value } => {
+                    checker.on_chosen(instance, &value, ChosenBy::Learner(id));
                 }
-                continue;
-            }
-            let Some(transmit) = leader.poll_transmit() else {
-                break;
-            };
-            match transmit.to {
-                Target::AllNodes => {
-                    for to in 0..self.nodes.len() as u32 {
-                        let to = Address::Node(NodeId(to));
-                        self.send(from, to, transmit.message.clone(), observer);
+                NodeEvent::Leader(event) => {
+                    (self.now, node, &event).hash(&mut self.digest);
+                    match &event {
+                        LeaderEvent::Proposed { instance, value } => {
+                            checker.on_proposed(*instance, value);
+                        }
+                        LeaderEvent::Chosen {
+                            instance, value, ..
+                        } => checker.on_chosen(*instance, value, ChosenBy::Learner(id)),
+                        LeaderEvent::Elected { .. } | LeaderEvent::SteppedDown { .. } => {}
                     }
-                }
-                Target::Nodes(nodes) => {
-                    for to in nodes {
-                        let to = Address::Node(to);
-                        self.send(from, to, transmit.message.clone(), observer);
-                    }
-                }
-                Target::Node(to) => self.send(from, Address::Node(to), transmit.message, observer),
-                Target::Client(client) => {
-                    if (client.0 as usize) < self.host.len() {
-                        self.send(from, Address::Proposer(client), transmit.message, observer);
-                    }
+                    observer.on_leader_event(self.now, id, &event);
                 }
             }
         }
+        while let Some(transmit) = self.nodes[node as usize]
+            .host
+            .as_mut()
+            .and_then(NodeHost::poll_transmit)
+        {
+            self.route(transmit, observer);
+        }
         let n = &mut self.nodes[node as usize];
-        let wake = n.leader.as_ref().and_then(Leader::poll_timeout);
+        let wake = n.host.as_ref().and_then(NodeHost::poll_timeout);
         if wake.is_some() && wake != n.leader_armed {
             n.leader_armed = wake;
             let epoch = n.epoch;
@@ -164,79 +156,25 @@ impl<W: Workload> Sim<W> {
         }
     }
 
-    pub(super) fn flush_node(&mut self, node: u32, observer: &mut impl SimObserver) {
-        let n = &mut self.nodes[node as usize];
-        if n.persisting {
-            return;
-        }
-        let Some(acceptor) = n.acceptor.as_mut() else {
-            return;
-        };
-        if !acceptor.has_ready() {
-            return;
-        }
-        let mut ready = acceptor.ready();
-        let epoch = n.epoch;
-        let immediate = ready.take_unpersisted_messages();
-        let nothing_to_write = ready.records().is_empty() && ready.global_promise().is_none();
-        if self.config.fsync.is_zero() || nothing_to_write {
-            self.route(node, immediate, observer);
-            self.complete_persist(node, ready, observer);
-        } else {
-            n.persisting = true;
-            self.route(node, immediate, observer);
-            self.schedule(
-                self.now + self.config.fsync,
-                Event::PersistDone { node, epoch, ready },
-            );
-        }
-    }
-
-    pub(super) fn complete_persist(
-        &mut self,
-        node: u32,
-        ready: Ready,
-        observer: &mut impl SimObserver,
-    ) {
-        let n = &mut self.nodes[node as usize];
-        if !ready.records().is_empty() || ready.global_promise().is_some() {
-            self.stats.persists += 1;
-            observer.on_persist(self.now, n.id);
-        }
-        for record in ready.records() {
-            self.host.checker_mut().on_acceptor_record(n.id, record);
-            n.store.insert(record.instance, record.clone());
-        }
-        if let Some(global) = ready.global_promise() {
-            n.global = n.global.max(global);
-        }
-        if let Some(acceptor) = &n.acceptor
-            && (ready.global_promise().is_some()
-                || self.now.saturating_since(n.prefix_saved) >= CHOSEN_PREFIX_PERIOD)
-        {
-            n.prefix = acceptor.chosen_prefix();
-            n.prefix_saved = self.now;
-        }
-        n.persisting = false;
-        self.route(node, ready.persisted(), observer);
-        self.flush_node(node, observer);
-    }
-
-    fn route(&mut self, node: u32, outgoing: Vec<Outgoing>, observer: &mut impl SimObserver) {
-        let from = Address::Node(NodeId(node));
-        for Outgoing { to, message } in outgoing {
-            match to {
-                Destination::Proposer(p) => {
-                    if (p.0 as usize) < self.host.len() {
-                        self.send(from, Address::Proposer(p), message, observer);
-                    }
+    /// Sends a node's transmit to each of its recipients; a proposer that is not hosted here
+    /// gets nothing.
+    fn route(&mut self, transmit: Transmit, observer: &mut impl SimObserver) {
+        let Transmit { from, to, message } = transmit;
+        match to {
+            To::AllNodes => {
+                for to in 0..self.nodes.len() as u32 {
+                    self.send(from, Address::Node(NodeId(to)), message.clone(), observer);
                 }
-                Destination::Node(to) => self.send(from, Address::Node(to), message, observer),
-                Destination::Learners => {
-                    for learner in 0..self.nodes.len() as u32 {
-                        let to = Address::Node(NodeId(learner));
-                        self.send(from, to, message.clone(), observer);
-                    }
+            }
+            To::Nodes(nodes) => {
+                for to in nodes {
+                    self.send(from, Address::Node(to), message.clone(), observer);
+                }
+            }
+            To::Node(to) => self.send(from, Address::Node(to), message, observer),
+            To::Proposer(p) => {
+                if (p.0 as usize) < self.host.len() {
+                    self.send(from, Address::Proposer(p), message, observer);
                 }
             }
         }

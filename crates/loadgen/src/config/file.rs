@@ -138,12 +138,12 @@ pub struct TargetSpec {
     pub quorum: Sweep<QuorumSpec>,
     /// `vanilla` (the proposers run both phases per instance) or `multi-paxos` (a stable
     /// leader on the nodes; the proposers become its clients). Sweepable.
-    pub protocol: Sweep<ProtocolKind>,
+    pub protocol: Sweep<Protocol>,
     /// Multi-Paxos leader settings.
     pub leader: LeaderSpec,
 }
 
-pub use paxbench_node::ProtocolKind;
+pub use paxbench_core::Protocol;
 
 /// Multi-Paxos leader settings (`target.leader`), used when `protocol: multi-paxos`.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::faults::FaultStep;
 use super::file::{
-    Arrival, AttachSpec, BackoffSpec, CpuPins, KeyDistribution, LoopMode, ProtocolKind, QuorumSpec,
+    Arrival, AttachSpec, BackoffSpec, CpuPins, KeyDistribution, LoopMode, Protocol, QuorumSpec,
     SimSpec, TargetKind,
 };
 use super::zones::ZonesSpec;
@@ -121,7 +121,7 @@ pub struct TargetSettings {
     pub quorum: QuorumSpec,
     /// Vanilla Paxos or Multi-Paxos.
     #[serde(default)]
-    pub protocol: ProtocolKind,
+    pub protocol: Protocol,
     /// Multi-Paxos leader settings (used with `protocol: multi-paxos`).
     #[serde(default)]
     pub leader: LeaderSettings,

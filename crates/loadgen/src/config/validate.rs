@@ -120,7 +120,7 @@ impl Scenario {
                 Some(_) => {}
             }
         }
-        if self.target.protocol == ProtocolKind::MultiPaxos {
+        if self.target.protocol == Protocol::MultiPaxos {
             self.validate_leader()?;
         }
         let nodes = self.node_ids().len();
@@ -313,7 +313,7 @@ impl Scenario {
         }
         for step in &self.faults {
             if let FaultAction::KillLeader(k) = &step.action {
-                if self.target.protocol != ProtocolKind::MultiPaxos {
+                if self.target.protocol != Protocol::MultiPaxos {
                     return fail(
                         "faults",
                         "kill-leader needs `target.protocol: multi-paxos`: vanilla Paxos has no \

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use paxbench_core::leader::LeaderStats;
-use paxbench_node::{LeaderSection, ProtocolKind};
+use paxbench_node::LeaderSection;
 use paxbench_quic::NodeStats;
 
 use crate::config::Scenario;
@@ -38,23 +38,11 @@ pub fn leader_section(scenario: &Scenario) -> LeaderSection {
 pub fn check_protocol(scenario: &Scenario, stats: &[NodeStats]) -> Result<(), Error> {
     let wanted = scenario.target.protocol;
     for node in stats {
-        let runs = if node.leader.is_some() {
-            ProtocolKind::MultiPaxos
-        } else {
-            ProtocolKind::Vanilla
-        };
-        if runs != wanted {
-            let name = |p: ProtocolKind| match p {
-                ProtocolKind::Vanilla => "vanilla",
-                ProtocolKind::MultiPaxos => "multi-paxos",
-            };
+        if node.protocol != wanted {
             return Err(Error::Scenario(format!(
-                "node {} runs {} Paxos, but `target.protocol` is {}: start the nodes with \
-                 `protocol: {}` (node config or --protocol), or change the scenario",
-                node.node,
-                name(runs),
-                name(wanted),
-                name(wanted)
+                "node {} runs {}, but `target.protocol` is {wanted}: start the nodes with \
+                 `protocol: {wanted}` (node config or --protocol), or change the scenario",
+                node.node, node.protocol
             )));
         }
     }
@@ -140,6 +128,7 @@ mod tests {
     fn stats(node: u32, uptime_ms: u64, elected: u64, paxos_out: u64) -> NodeStats {
         NodeStats {
             node,
+            protocol: paxbench_core::Protocol::MultiPaxos,
             uptime_ms,
             paxos_out,
             leader: Some(LeaderStats {

@@ -8,13 +8,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use paxbench_core::Protocol;
 use paxbench_core::checker::Origins;
 use paxbench_core::client::ClientConfig;
-use paxbench_core::host::{ProposerHost, Transmit};
+use paxbench_core::host::ProposerHost;
 use paxbench_core::message::Message;
 use paxbench_core::rng::Stream;
+use paxbench_core::transmit::{self, Transmit};
 use paxbench_core::{NodeId, ProposerId, Time};
-use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings, ProtocolKind};
+use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings};
 use paxbench_quic::wire::unix_now_ns;
 use paxbench_quic::{
     Address, AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec,
@@ -65,7 +67,7 @@ impl TargetCluster {
                 learner_fanout: Some(scenario.target.learner_fanout),
                 phase2_quorum: Some(scenario.quorums().phase2),
                 protocol: Some(scenario.target.protocol),
-                leader: (scenario.target.protocol == ProtocolKind::MultiPaxos)
+                leader: (scenario.target.protocol == Protocol::MultiPaxos)
                     .then(|| super::nodes::leader_section(scenario)),
                 // Unpinned nodes get what this process started with, not the pin the
                 // generator holds while it spawns (or restarts) them.
@@ -441,7 +443,7 @@ async fn drive<T: Transport + std::fmt::Debug>(
     let generator = Generator::new(scenario, first_id);
     let warmup_end = generator.warmup_end();
     let configs = proposer_configs(scenario, acceptors, epoch_ns);
-    let multi_paxos = scenario.target.protocol == ProtocolKind::MultiPaxos;
+    let multi_paxos = scenario.target.protocol == Protocol::MultiPaxos;
     let mut host = if multi_paxos {
         let nodes: Vec<NodeId> = node_ids.iter().map(|n| NodeId(*n)).collect();
         let initial = scenario.target.leader.initial.map(NodeId);
@@ -811,6 +813,13 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
         // One clock read per batch: the messages of a batch leave together.
         let now = self.now();
         while let Some(Transmit { from, to, message }) = self.host.poll_transmit() {
+            // A proposer host sends only from its own proposers.
+            let Some(from) = (match from {
+                transmit::Address::Proposer(id) => self.host.index_of(id),
+                transmit::Address::Node(_) => None,
+            }) else {
+                continue;
+            };
             let mut sent = 0;
             let zone = self
                 .zones

@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use paxbench_core::acceptor::AcceptorConfig;
 use paxbench_core::leader::LeaderConfig;
-use paxbench_core::sim::{
-    Address, Durability, Fault, Latency, LinkModel, Protocol, Sim, SimConfig,
-};
+use paxbench_core::sim::{Address, Durability, Fault, Latency, LinkModel, Sim, SimConfig};
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_node::{LearnerFanout, StorageMode};
 use paxbench_quic::LinkFaults;
@@ -17,7 +15,7 @@ use paxbench_quic::LinkFaults;
 use super::fault_plan::{FaultPlan, Planned};
 use super::{RunOutput, proposer_configs};
 use crate::config::Scenario;
-use crate::config::file::ProtocolKind;
+use crate::config::file::Protocol;
 use crate::driver::workload::Generator;
 use crate::error::Error;
 use crate::measure::ProtocolMetrics;
@@ -130,8 +128,9 @@ pub fn run(
     config.faults = faults(scenario, &plan);
     config.proposers = proposer_configs(scenario, nodes, SIM_EPOCH_NS);
     config.quorums = scenario.quorums();
-    if scenario.target.protocol == ProtocolKind::MultiPaxos {
-        config.protocol = Protocol::MultiPaxos(leader_config(scenario, &config));
+    if scenario.target.protocol == Protocol::MultiPaxos {
+        config.protocol =
+            paxbench_core::ProtocolConfig::MultiPaxos(leader_config(scenario, &config));
     }
     // The host's drain deadline ends a timed run; this bounds one counted in operations.
     config.until = Time::ZERO + SIM_LIMIT;
@@ -179,8 +178,7 @@ pub fn run(
             protocol.note_fault(step.at, step.label.clone());
         }
     }
-    let leaders =
-        (scenario.target.protocol == ProtocolKind::MultiPaxos).then(|| sim.stats().leaders);
+    let leaders = (scenario.target.protocol == Protocol::MultiPaxos).then(|| sim.stats().leaders);
     let (generator, mut checker) = sim.into_parts();
     super::finish_evidence(&mut checker, evidence, false)?;
     let mut output = RunOutput::measured(

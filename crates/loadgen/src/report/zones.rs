@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::config::file::ProtocolKind;
+use crate::config::file::Protocol;
 use crate::config::{Scenario, ZonesSpec, display_value};
 use crate::driver::RunOutput;
 use crate::measure::Percentiles;
@@ -72,11 +72,11 @@ impl ZonesSummary {
         // proposer's zone; a Multi-Paxos client pays its trip to the leader and the leader's
         // phase 2 (from the best-placed node when no leader is pinned).
         let floor = |z: usize| match scenario.target.protocol {
-            ProtocolKind::Vanilla => {
+            Protocol::Vanilla => {
                 geography.quorum_round_trip(z, quorums.phase1)
                     + geography.quorum_round_trip(z, quorums.phase2)
             }
-            ProtocolKind::MultiPaxos => scenario
+            Protocol::MultiPaxos => scenario
                 .node_ids()
                 .into_iter()
                 .filter(|n| scenario.target.leader.initial.is_none_or(|l| l == *n))
@@ -173,9 +173,9 @@ impl ZonesSummary {
                     ms(zone.latency.p99),
                     zone.latency.count,
                     match scenario.target.protocol {
-                        ProtocolKind::Vanilla =>
+                        Protocol::Vanilla =>
                             "a round trip to the nearest phase-1 and phase-2 quorums",
-                        ProtocolKind::MultiPaxos =>
+                        Protocol::MultiPaxos =>
                             "a round trip to the leader and its to the nearest phase-2 quorum",
                     },
                     zone.floor_ms

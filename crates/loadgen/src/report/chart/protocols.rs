@@ -7,7 +7,6 @@ use plotters::prelude::*;
 
 use super::style::{self, Entry, Series, legend_column};
 use super::{ChartData, DrawResult, FAMILY, scenarios};
-use crate::config::file::ProtocolKind;
 
 /// One point: (proposers, decisions/s, p99 ms).
 type Point = (f64, f64, f64);
@@ -17,10 +16,7 @@ fn by_protocol(data: &ChartData) -> Vec<Series<Point>> {
     style::series(
         scenarios(data),
         |s| {
-            let protocol = match s.settings.target.protocol {
-                ProtocolKind::Vanilla => "vanilla",
-                ProtocolKind::MultiPaxos => "Multi-Paxos",
-            };
+            let protocol = s.settings.target.protocol.label();
             let keys = s.setup.keys;
             format!(
                 "{protocol}, {} key{}",

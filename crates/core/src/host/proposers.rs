@@ -1,6 +1,6 @@
 //! The proposer host: many proposers (or, under Multi-Paxos, the clients they become), the
 //! workload that feeds them, their timers and the safety checker behind one sans-IO object, as
-//! quinn-proto's `Address` stands over its `Connection`s. The simulator, the load generator's real driver and the node tests are thin
+//! quinn-proto's `Endpoint` stands over its `Connection`s. The simulator, the load generator's real driver and the node tests are thin
 //! I/O shells over it, so hosting rules (timers, drain, seeding) exist once.
 //!
 //! # Driving a host
@@ -29,7 +29,8 @@ use crate::message::Message;
 use crate::proposer::{Proposer, ProposerConfig, ProposerEvent};
 use crate::rng::Stream;
 use crate::time::Time;
-use crate::types::{NodeId, ProposerId, ProposerIndex};
+use crate::transmit::Transmit;
+use crate::types::{ProposerId, ProposerIndex};
 use crate::workload::{NextOp, OpOutcome, OpSpec, Workload};
 
 /// After the workload's [`end`](Workload::end), how long operations in flight may take to
@@ -37,40 +38,6 @@ use crate::workload::{NextOp, OpOutcome, OpSpec, Workload};
 /// backoff) an operation ends within 7.5 s, so what is still running after 10 s is stuck
 /// behind a fault, and waiting longer would only stretch the run.
 pub const DRAIN: Duration = Duration::from_secs(10);
-
-/// Who a [`Transmit`] is for. Every output names its recipients, so that a protocol mode can
-/// send to a leader or a quorum as easily as to every acceptor.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Recipients {
-    /// Every acceptor of the cluster.
-    Acceptors,
-    /// One node.
-    Node(NodeId),
-    /// These nodes (a chosen quorum).
-    Nodes(Vec<NodeId>),
-}
-
-impl Recipients {
-    /// Whether `node` is one of the recipients.
-    pub fn includes(&self, node: NodeId) -> bool {
-        match self {
-            Recipients::Acceptors => true,
-            Recipients::Node(only) => *only == node,
-            Recipients::Nodes(nodes) => nodes.contains(&node),
-        }
-    }
-}
-
-/// A message to send.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Transmit {
-    /// The hosted proposer that sends it.
-    pub from: ProposerIndex,
-    /// Who it is for.
-    pub to: Recipients,
-    /// The message.
-    pub message: Message,
-}
 
 /// Hooks for whoever wants every proposer event as it happens: metrics, tracing, digests.
 pub trait Observer {
@@ -147,10 +114,10 @@ impl Role {
         }
     }
 
-    fn poll_transmit(&mut self) -> Option<(Recipients, Message)> {
+    fn poll_transmit(&mut self) -> Option<Transmit> {
         match self {
-            Role::Proposer(p) => p.poll_transmit().map(|m| (Recipients::Acceptors, m)),
-            Role::Client(c) => c.poll_transmit().map(|(n, m)| (Recipients::Node(n), m)),
+            Role::Proposer(p) => p.poll_transmit(),
+            Role::Client(c) => c.poll_transmit(),
         }
     }
 
@@ -496,8 +463,8 @@ impl<W: Workload> ProposerHost<W> {
         let slot = &mut self.slots[index as usize];
         slot.dirty = false;
         let is_client = matches!(slot.role, Role::Client(_));
-        while let Some((to, message)) = slot.role.poll_transmit() {
-            self.transmits.push_back(Transmit { from, to, message });
+        while let Some(transmit) = slot.role.poll_transmit() {
+            self.transmits.push_back(transmit);
         }
         let mut ended = false;
         while let Some(event) = self.slots[index as usize].role.poll_event() {
@@ -559,7 +526,8 @@ impl<W: Workload> ProposerHost<W> {
 mod tests {
     use super::*;
     use crate::message::{Accepted, Promise};
-    use crate::types::{Instance, ProposalId, Value};
+    use crate::transmit::{Address, To};
+    use crate::types::{Instance, NodeId, ProposalId, Value};
     use crate::workload::UniformWorkload;
 
     const MS: Duration = Duration::from_millis(1);
@@ -582,7 +550,9 @@ mod tests {
     /// Answers every transmit as three healthy acceptors would, at `now`.
     fn answer(host: &mut ProposerHost<UniformWorkload>, now: Time, sent: &[Transmit]) {
         for transmit in sent {
-            let to = host.id_of(transmit.from);
+            let Address::Proposer(to) = transmit.from else {
+                panic!("a proposer host sends only from its proposers");
+            };
             for node in 0..3 {
                 let reply = match &transmit.message {
                     Message::Prepare(m) => Message::Promise(Promise {
@@ -650,7 +620,7 @@ mod tests {
             if sent.is_empty() {
                 break;
             }
-            assert!(sent.iter().all(|t| t.to == Recipients::Acceptors));
+            assert!(sent.iter().all(|t| t.to == To::AllNodes));
             now = now + MS;
             answer(&mut host, now, &sent);
         }

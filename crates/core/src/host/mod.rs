@@ -1,0 +1,10 @@
+//! The two hosts every shell drives: [`ProposerHost`] owns the proposers (or clients), their
+//! workload and timers; [`NodeHost`] owns one node's acceptor, learner and protocol role. The
+//! simulator, the load generator and the node server move their transmits and fire their
+//! timers, and hold no protocol rule of their own.
+
+mod node;
+mod proposers;
+
+pub use node::{NodeEvent, NodeHost, NodeHostConfig, NodeReady, instances_read};
+pub use proposers::{DRAIN, HostStats, Observer, ProposerHost};
