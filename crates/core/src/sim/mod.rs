@@ -227,10 +227,11 @@ enum Event {
     HostTimer {
         at: Time,
     },
+    /// Boxed: a batch is far larger than a delivery, and every event moves through the heap.
     PersistDone {
         node: u32,
         epoch: u64,
-        ready: NodeReady,
+        ready: Box<NodeReady>,
     },
     /// A node's leader role asked to be woken at `at`; valid while it is the one armed.
     LeaderTimer {
@@ -518,7 +519,7 @@ impl<W: Workload> Sim<W> {
             }
             Event::PersistDone { node, epoch, ready } => {
                 if self.nodes[node as usize].epoch == epoch {
-                    self.complete_persist(node, ready, observer);
+                    self.complete_persist(node, *ready, observer);
                 }
             }
             // Leaders heartbeat forever; once every client is done, their timers stop, so that

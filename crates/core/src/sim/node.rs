@@ -74,7 +74,11 @@ impl<W: Workload> Sim<W> {
                 let epoch = self.nodes[node as usize].epoch;
                 self.schedule(
                     self.now + self.config.fsync,
-                    Event::PersistDone { node, epoch, ready },
+                    Event::PersistDone {
+                        node,
+                        epoch,
+                        ready: Box::new(ready),
+                    },
                 );
                 return;
             }

@@ -205,10 +205,11 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
             }
             inbound = inbox.recv() => {
                 let Some(inbound) = inbound else { break };
-                node.handle(inbound);
+                let now = node.now();
+                node.handle(now, inbound);
                 for _ in 1..MAX_FRAMES_PER_TURN {
                     match inbox.try_recv() {
-                        Ok(inbound) => node.handle(inbound),
+                        Ok(inbound) => node.handle(now, inbound),
                         Err(_) => break,
                     }
                 }

@@ -14,7 +14,8 @@ use tracing::{debug, info, warn};
 use super::Node;
 
 impl<T: Transport + std::fmt::Debug> Node<T> {
-    pub(super) fn handle(&mut self, inbound: Inbound) {
+    /// A frame from a peer; `now` is read once for a batch of frames.
+    pub(super) fn handle(&mut self, now: Time, inbound: Inbound) {
         let Inbound {
             peer,
             envelope,
@@ -25,7 +26,7 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             return;
         };
         match envelope {
-            Envelope::Paxos(message) => self.handle_paxos(peer, message, reply),
+            Envelope::Paxos(message) => self.handle_paxos(now, peer, message, reply),
             Envelope::Ping { nonce } => reply.send(Envelope::Pong {
                 nonce,
                 unix_ns: paxbench_quic::wire::unix_now_ns(),
@@ -83,7 +84,7 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
 
     /// A Paxos message from a peer: the link its sender's replies go back on is noted, the
     /// states it reads are paged in, then the host takes it.
-    fn handle_paxos(&mut self, peer: PeerName, message: Message, reply: Link) {
+    fn handle_paxos(&mut self, now: Time, peer: PeerName, message: Message, reply: Link) {
         self.stats.paxos_in += 1;
         match &message {
             Message::Prepare(m) => self.note_proposer(m.from, reply),
@@ -96,18 +97,22 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             },
             _ => {}
         }
-        if !self.host.storage_failed() {
-            for instance in instances_read(&message) {
-                self.hold(instance);
-            }
-        }
         let from = match peer {
             PeerName::Node(node) => Address::Node(node),
             PeerName::Client(number) => Address::Proposer(ProposerId(number)),
         };
-        let now = self.now();
-        if let Err(e) = self.host.handle(now, from, &message) {
-            debug!(%peer, "the node refused a message: {e}");
+        self.deliver(now, from, &message);
+    }
+
+    /// Pages in the states `message` reads, then hands it to the host.
+    fn deliver(&mut self, now: Time, from: Address, message: &Message) {
+        if !self.host.storage_failed() {
+            for instance in instances_read(message) {
+                self.hold(instance);
+            }
+        }
+        if let Err(e) = self.host.handle(now, from, message) {
+            debug!(?from, "the node refused a message: {e}");
         }
     }
 
@@ -138,9 +143,7 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             let Some(message) = self.local.pop_front() else {
                 return any;
             };
-            if let Err(e) = self.host.handle(now, Address::Node(self.id), &message) {
-                debug!("the node refused its own message: {e}");
-            }
+            self.deliver(now, Address::Node(self.id), &message);
         }
     }
 
