@@ -10,7 +10,7 @@ use crate::wire::Envelope;
 /// The wire version this build writes and accepts. Postcard is not self-describing, so any change
 /// to an envelope's layout bumps it: 2 added the disk floor to `NodeStats`, 3 its memory and
 /// checkpoint counters, 4 the node's clock in `Pong`, 5 the `shape` of a link's jitter, 6 the
-/// Multi-Paxos messages, 7 the leader's counters in `NodeStats`, 8 the node's protocol there.
+/// Multi-Paxos messages, 7 the leader's counters in `NodeStats`, 8 the node's protocol and life there.
 pub const WIRE_VERSION: u8 = 8;
 
 /// Bytes before the payload: the length and the version.

@@ -114,6 +114,9 @@ pub struct NodeStats {
     pub node: u32,
     /// The protocol the node runs.
     pub protocol: paxbench_core::Protocol,
+    /// Names this life of the node (when it started, in Unix nanoseconds): a restarted node
+    /// reports another, however long each life ran.
+    pub life: u64,
     /// Milliseconds since the node started.
     pub uptime_ms: u64,
     /// Transport counters.

@@ -53,6 +53,8 @@ pub fn check_protocol(scenario: &Scenario, stats: &[NodeStats]) -> Result<(), Er
 #[derive(Default)]
 struct Life {
     uptime_ms: u64,
+    /// [`NodeStats::life`] of the life seen last (0: none yet).
+    id: u64,
     leader: LeaderStats,
     /// The counts of the node's earlier lives (a killed node restarts from zero).
     earlier: LeaderStats,
@@ -70,11 +72,14 @@ impl NodeTally {
     /// A poll's answer, `measuring` once the warmup is over.
     pub fn note(&mut self, stats: &NodeStats, measuring: bool) {
         let life = self.lives.entry(stats.node).or_default();
-        if stats.uptime_ms < life.uptime_ms {
+        // A new life names itself; its uptime alone can pass the old one's before it is polled.
+        let restarted = (life.id != 0 && stats.life != life.id) || stats.uptime_ms < life.uptime_ms;
+        if restarted {
             let ended = std::mem::take(&mut life.leader);
             life.earlier.add(&ended);
         }
         life.uptime_ms = stats.uptime_ms;
+        life.id = stats.life;
         if let Some(leader) = stats.leader {
             life.leader = leader;
         }
@@ -105,10 +110,9 @@ impl NodeTally {
         last.sort_by_key(|s| s.node);
         last.iter()
             .map(|after| {
-                let since = self
-                    .at_warmup_end
-                    .get(&after.node)
-                    .filter(|before| before.uptime_ms <= after.uptime_ms);
+                let since = self.at_warmup_end.get(&after.node).filter(|before| {
+                    before.life == after.life && before.uptime_ms <= after.uptime_ms
+                });
                 let delta = |f: fn(&NodeStats) -> u64| f(after).saturating_sub(since.map_or(0, f));
                 NodeLoad {
                     messages_in: delta(|s| s.paxos_in),
@@ -188,5 +192,24 @@ mod tests {
             "restarted since: counted from zero"
         );
         assert_eq!(load[1].messages_out, 30);
+    }
+
+    #[test]
+    fn a_restart_is_seen_by_its_life_even_when_the_new_life_has_run_longer() {
+        let life = |id: u64, uptime_ms: u64, elected: u64| NodeStats {
+            life: id,
+            ..stats(1, uptime_ms, elected, 0)
+        };
+        let mut tally = NodeTally::default();
+        // Killed 1.2 s into its first life; first polled 1.5 s into its second.
+        tally.note(&life(7, 1_200, 1), false);
+        tally.note(&life(9, 1_500, 1), true);
+        assert_eq!(tally.leaders(true).unwrap().elected, 2);
+        // The load of a node whose warmup poll was in an earlier life counts from zero.
+        let load = tally.node_load(&[NodeStats {
+            paxos_out: 40,
+            ..life(9, 2_000, 1)
+        }]);
+        assert_eq!(load[0].messages_out, 40);
     }
 }

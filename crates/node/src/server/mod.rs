@@ -173,6 +173,7 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
         stats: NodeStats {
             node: config.id.0,
             protocol,
+            life: paxbench_quic::wire::unix_now_ns(),
             disk_floor_us,
             ..NodeStats::default()
         },
