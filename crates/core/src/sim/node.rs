@@ -36,7 +36,12 @@ impl<W: Workload> Sim<W> {
         (self.now, from, to, &message).hash(&mut self.digest);
         match to {
             Address::Node(n) => {
-                let Some(host) = self.nodes[n.0 as usize].host.as_mut() else {
+                // A scripted message (`Sim::inject`) may name a node the cluster does not have.
+                let Some(host) = self
+                    .nodes
+                    .get_mut(n.0 as usize)
+                    .and_then(|node| node.host.as_mut())
+                else {
                     self.stats.lost += 1;
                     return;
                 };
