@@ -80,13 +80,18 @@ fn a_leader_killed_mid_run_comes_back_on_its_log_and_the_stores_audit_clean() {
         "{:?}",
         client.checker.violations()
     );
-    // Another node took over; the old leader rejoined as a follower.
+    // Writes 200 to 400 were decided while node 1 was down, so another node won a campaign.
+    // Who leads afterwards is timing: a restarted node that misses heartbeats on a loaded
+    // machine may rightly win a later election, and a deposed leader may believe it leads until
+    // it hears of the higher ballot. What must hold is that the cluster goes on deciding, below,
+    // and that the stores audit clean.
     assert!(client.wait_ready(1, Duration::from_secs(20)));
-    let leaders: Vec<u32> = (1..=3)
-        .filter(|id| client.stats(*id).leading.is_some())
-        .collect();
-    assert_eq!(leaders.len(), 1, "{leaders:?}");
-    assert_ne!(leaders[0], 1, "a restarted node rejoins as a follower");
+    let stats: Vec<_> = (1..=3).map(|id| (id, client.stats(id))).collect();
+    let took_over = stats
+        .iter()
+        .filter(|(id, s)| *id != 1 && s.leader.as_ref().is_some_and(|l| l.elected >= 1))
+        .count();
+    assert!(took_over >= 1, "no other node was elected: {stats:?}");
     let more = writes(100, 20, "after");
     assert_eq!(
         client.drive_clients(8, &more, Duration::from_secs(60), |_| {}),
