@@ -112,7 +112,7 @@ fn audit_sorted(
     };
     let mut auditor = Auditor::new(stores, cluster_size, phase2);
     for (node, dir) in stores {
-        let ranged = crate::ranged::RangedFile::new(dir).load()?;
+        let ranged = crate::storage::RangedFile::new(dir).load()?;
         auditor.claim(*node, &ranged.chosen_prefix);
     }
     let mut records = sorted.merged()?.peekable();
@@ -528,8 +528,8 @@ mod tests {
 
     #[test]
     fn a_chosen_prefix_that_claims_more_than_the_stores_chose_is_found() {
-        use crate::ranged::{RangedFile, RangedState};
         use crate::storage::AcceptorStore;
+        use crate::storage::{RangedFile, RangedState};
         let dir = tempfile::tempdir().unwrap();
         let stores: Vec<(NodeId, PathBuf)> = (1..=3)
             .map(|n| (NodeId(n), dir.path().join(format!("node-{n}"))))

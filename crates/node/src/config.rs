@@ -14,31 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-
-/// Where acceptor state is kept.
-#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StorageMode {
-    /// The write-ahead log: one append and one `fdatasync` per group commit before any reply
-    /// that depends on it, checkpointed into redb off the reply path. `durable` means this.
-    #[default]
-    #[serde(alias = "durable")]
-    Wal,
-    /// redb: every batch committed in one fsynced transaction before any reply that depends on
-    /// it. Kept to show what the storage engine costs.
-    Redb,
-    /// In memory only. Unsafe across crashes: a restarted node forgets its promises, which can
-    /// break agreement. For benchmarks that leave the disk out.
-    Memory,
-}
-
-impl StorageMode {
-    /// Whether it survives a crash (and so needs a data directory).
-    pub fn is_durable(self) -> bool {
-        self != StorageMode::Memory
-    }
-}
+pub use crate::storage::StorageMode;
 
 /// Where an acceptor's ACCEPTED goes.
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]

@@ -17,14 +17,12 @@ pub mod disk_floor;
 mod error;
 pub mod evidence;
 pub mod local;
-pub mod ranged;
 pub mod server;
 pub mod sorted;
 pub mod storage;
-pub mod wal;
 
 pub use audit::{AuditReport, audit, audit_stores};
-pub use config::{LeaderSection, LearnerFanout, NodeConfig, NodeSettings, PeerAddr, StorageMode};
+pub use config::{LeaderSection, LearnerFanout, NodeConfig, NodeSettings, PeerAddr};
 pub use error::Error;
 pub use evidence::{EvidenceFile, EvidenceWriter};
 pub use local::{LocalCluster, LocalClusterSpec, LocalNode};
@@ -32,8 +30,10 @@ pub use server::{
     CrashPoints, MULTI_PAXOS_MAX_FRAME, MULTI_PAXOS_MAX_KEYS, run_configured, run_node,
     shutdown_signal, stats_line,
 };
-pub use storage::{AcceptorStore, DiskSwitch, FaultyDisk, MemoryStorage, Recovered, RedbStorage};
-pub use wal::{StoreReader, WalOptions, WalStorage};
+pub use storage::{
+    AcceptorStore, DiskSwitch, FaultyDisk, MemoryStorage, Recovered, RedbStorage, StateReader,
+    StorageMode, WalOptions, WalStorage,
+};
 
 /// An error and its causes on one line, for a binary's last words: each cause is added only
 /// if the message so far does not already say it, and no backtrace is printed.

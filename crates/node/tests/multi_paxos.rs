@@ -105,7 +105,9 @@ fn a_leader_killed_mid_run_comes_back_on_its_log_and_the_stores_audit_clean() {
     assert!(report.chosen_checked >= 700, "{report:?}");
     // Every node persisted a global promise at or above the winning campaign's.
     for (node, dir) in cluster.data_dirs() {
-        let ranged = paxbench_node::ranged::RangedFile::new(&dir).load().unwrap();
+        let ranged = paxbench_node::storage::RangedFile::new(&dir)
+            .load()
+            .unwrap();
         assert!(
             ranged.global_promise > paxbench_core::ProposalId::ZERO,
             "node {node}: {ranged:?}"

@@ -15,8 +15,7 @@ use tracing::{error, info};
 use super::Node;
 use crate::cache::{InstanceCache, Stored};
 use crate::error::Error;
-use crate::storage::AcceptorStore;
-use crate::wal::StoreReader;
+use crate::storage::{AcceptorStore, StateReader};
 
 /// What a commit task hands back: the storage, the batch, and how long the commit took with
 /// the log position it reached.
@@ -64,7 +63,7 @@ pub(super) async fn wait_commit(
 /// flight, found with a few seeks per key: restart time grows with the key space, not the run.
 pub(super) fn hold_unsettled(
     host: &mut NodeHost,
-    reader: &StoreReader,
+    reader: &dyn StateReader,
     cache: &mut InstanceCache,
 ) -> Result<(), Error> {
     if reader.checkpointed() == 0 {
@@ -137,7 +136,7 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
         let checkpointed = self
             .reader
             .as_ref()
-            .map_or(u64::MAX - 1, StoreReader::checkpointed);
+            .map_or(u64::MAX - 1, |reader| reader.checkpointed());
         cache.evict(&mut self.host, checkpointed);
     }
 

@@ -23,8 +23,7 @@ use tracing::{info, warn};
 use crate::cache::InstanceCache;
 use crate::config::{LearnerFanout, NodeConfig, StorageMode};
 use crate::error::Error;
-use crate::storage::{AcceptorStore, DiskSwitch, FaultyDisk};
-use crate::wal::{StoreReader, WalOptions, WalStorage};
+use crate::storage::{AcceptorStore, DiskSwitch, FaultyDisk, StateReader};
 use commit::{Commit, hold_unsettled, wait_commit};
 
 /// Test-only fault points: ways to die at the worst moment.
@@ -65,7 +64,7 @@ struct Node<T: Transport> {
     local: VecDeque<Message>,
     storage: Option<Box<dyn AcceptorStore>>,
     /// With `wal` storage: where forgotten states are read back.
-    reader: Option<StoreReader>,
+    reader: Option<Box<dyn StateReader>>,
     /// Which states may leave memory: with `wal` storage, and with `memory` storage under
     /// Multi-Paxos (there only below their key's chosen prefix, and nothing is read back).
     cache: Option<InstanceCache>,
@@ -133,7 +132,7 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     if protocol.has_leader()
         && let (Some(reader), Some(cache)) = (&reader, cache.as_mut())
     {
-        hold_unsettled(&mut host, reader, cache)?;
+        hold_unsettled(&mut host, reader.as_ref(), cache)?;
     }
     let disk = DiskSwitch::default();
     let storage: Box<dyn AcceptorStore> = Box::new(FaultyDisk::new(storage, disk.clone()));
@@ -311,7 +310,10 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
                 .as_ref()
                 .map_or(self.host.held(), InstanceCache::most_held) as u64,
             evicted: self.cache.as_ref().map_or(0, InstanceCache::evicted),
-            checkpoints: self.reader.as_ref().map_or(0, StoreReader::checkpoints),
+            checkpoints: self
+                .reader
+                .as_ref()
+                .map_or(0, |reader| reader.checkpoints()),
             leading: leader.filter(|l| l.is_leading()).and_then(|l| l.ballot()),
             leader: leader.map(|l| l.stats()),
             ..self.stats.clone()
@@ -349,17 +351,7 @@ pub async fn run_configured(
     crash: CrashPoints,
     shutdown: impl Future<Output = ()>,
 ) -> Result<NodeStats, Error> {
-    let data_dir = || {
-        config.data_dir.as_deref().ok_or_else(|| Error::Config {
-            origin: "config".into(),
-            message: "field `data_dir` is required for durable storage".into(),
-        })
-    };
-    let storage: Box<dyn AcceptorStore> = match config.storage {
-        StorageMode::Wal => Box::new(WalStorage::open(data_dir()?, WalOptions::default())?),
-        StorageMode::Redb => Box::new(crate::storage::RedbStorage::open(data_dir()?)?),
-        StorageMode::Memory => Box::new(crate::storage::MemoryStorage),
-    };
+    let storage = crate::storage::open(config.storage, config.data_dir.as_deref())?;
     let me = PeerName::Node(config.id);
     match (&config.transport, &config.tls) {
         (paxbench_quic::TransportKind::Quic, Some(tls)) => {
@@ -398,7 +390,8 @@ mod tests {
     use paxbench_core::{Instance, NodeId, ProposalId};
 
     use super::*;
-    use crate::wal::{CheckpointPolicy, WalOptions, WalStorage};
+    use crate::storage::wal::CheckpointPolicy;
+    use crate::storage::{WalOptions, WalStorage};
 
     #[test]
     fn a_restarted_multi_paxos_node_holds_the_checkpointed_states_above_its_prefix() {
@@ -452,7 +445,7 @@ mod tests {
             seed: 1,
         };
         let mut host = NodeHost::restore(config, Vec::new(), &ranged).unwrap();
-        hold_unsettled(&mut host, &reader, &mut cache).unwrap();
+        hold_unsettled(&mut host, reader.as_ref(), &mut cache).unwrap();
         let mut held: Vec<Instance> = host.acceptor().states().map(|(i, _)| i).collect();
         held.sort_unstable();
         assert_eq!(

@@ -23,13 +23,16 @@ pub use checkpoint::{CheckpointPolicy, StoreReader};
 pub use keyed::{CHECKPOINT_DIR, KeyedStore};
 
 use crate::error::Error;
-use crate::ranged::{RangedFile, RangedState};
-use crate::storage::{AcceptorStore, Recovered};
+use crate::storage::ranged::{RangedFile, RangedState};
+use crate::storage::{AcceptorStore, Recovered, StateReader, StorageMode, collect_records};
 use checkpoint::{Batch, Sender, Shared};
 use log::Log;
 
 /// The log's directory inside the data directory.
 pub const WAL_DIR: &str = "wal";
+
+/// What marks a data directory as this engine's (the checkpoint is created first).
+pub(super) const MARKS: &[&str] = &[CHECKPOINT_DIR, WAL_DIR];
 
 /// Batches the checkpoint thread may lag behind before commits wait for it: memory stays
 /// bounded even when the keyed store is slower than the log, and a checkpoint's fsync (seconds,
@@ -78,7 +81,7 @@ impl WalStorage {
     /// Opens (or creates) the engine in `data_dir`: recovers the log after the checkpoint,
     /// cutting a torn last batch, and starts the checkpoint thread.
     pub fn open(data_dir: &Path, options: WalOptions) -> Result<Self, Error> {
-        crate::storage::refuse_other_engine(data_dir, crate::storage::STORE_FILE, "redb")?;
+        crate::storage::refuse_foreign(data_dir, StorageMode::Wal)?;
         std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
             context: format!("creating {}", data_dir.display()),
             source,
@@ -143,7 +146,7 @@ impl WalStorage {
     /// state, then the log records after the checkpoint in log order. Changes nothing on disk;
     /// a missing engine is an error, not an empty store.
     pub fn history(data_dir: &Path) -> Result<Vec<Record>, Error> {
-        crate::storage::collect_records(|visit| Self::for_each_record(data_dir, visit))
+        collect_records(|visit| Self::for_each_record(data_dir, visit))
     }
 
     /// [`WalStorage::history`] one record at a time: the checkpointed states run by run, then
@@ -224,8 +227,8 @@ impl AcceptorStore for WalStorage {
         self.ranged.store(state)
     }
 
-    fn reader(&self) -> Option<StoreReader> {
-        Some(StoreReader::new(self.shared.clone()))
+    fn reader(&self) -> Option<Box<dyn StateReader>> {
+        Some(Box::new(StoreReader::new(self.shared.clone())))
     }
 }
 
@@ -281,7 +284,7 @@ mod tests {
         records.into_iter().map(|r| (r.instance, r.state)).collect()
     }
 
-    fn wait_for_checkpoint(reader: &StoreReader, position: u64) {
+    fn wait_for_checkpoint(reader: &dyn StateReader, position: u64) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while reader.checkpointed() < position {
             assert!(
@@ -324,7 +327,7 @@ mod tests {
             position = storage.commit(&round(r)).unwrap();
             acknowledged.extend(latest(round(r)));
         }
-        wait_for_checkpoint(&reader, position);
+        wait_for_checkpoint(reader.as_ref(), position);
         std::thread::sleep(Duration::from_millis(50));
         let segments = log::list_segments(&dir.path().join(WAL_DIR), false).unwrap();
         assert!(segments.len() <= 2, "{} segments left", segments.len());
@@ -411,7 +414,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains(crate::storage::STORE_FILE) && err.contains("storage: redb"),
+            err.contains(crate::storage::redb::STORE_FILE) && err.contains("storage: redb"),
             "{err}"
         );
         let dir = tempfile::tempdir().unwrap();

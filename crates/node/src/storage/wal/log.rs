@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use paxbench_core::acceptor::Record;
 
 use crate::error::Error;
-use crate::storage::encode_record;
-use crate::wal::recovery::{Recovery, read};
+use crate::storage::codec::encode_record;
+use crate::storage::fs::sync_dir;
+use crate::storage::wal::recovery::{Recovery, read};
 
 /// The first bytes of every segment.
 pub(crate) const MAGIC: [u8; 8] = *b"PAXWAL\x00\x01";
@@ -319,16 +320,6 @@ pub fn segment_header(first: u64) -> [u8; HEADER] {
     let crc = crc32c::crc32c(&header[..16]);
     header[16..20].copy_from_slice(&crc.to_le_bytes());
     header
-}
-
-/// Makes a directory's entries (created, renamed or removed files) durable.
-pub fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| Error::Io {
-            context: format!("syncing {}", dir.display()),
-            source,
-        })
 }
 
 #[cfg(test)]

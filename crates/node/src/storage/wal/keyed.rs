@@ -27,13 +27,13 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::storage::{decode_record, encode_record};
-use crate::wal::log::sync_dir;
+use crate::storage::codec::{decode_record, encode_record};
+use crate::storage::fs::{replace_file, sync_dir};
 
 /// The keyed store's directory inside the data directory.
 pub const CHECKPOINT_DIR: &str = "checkpoint";
 const MANIFEST: &str = "MANIFEST";
-const CREATING: &str = ".creating";
+use crate::storage::fs::CREATING;
 /// The manifest format this build writes and reads.
 const MANIFEST_FORMAT: u8 = 1;
 /// Instance `(key, slot)` → its state, encoded as a log record.
@@ -528,21 +528,11 @@ fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
 
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), Error> {
     let path = dir.join(MANIFEST);
-    let creating = dir.join(format!("{MANIFEST}{CREATING}"));
     let body = postcard::to_stdvec(manifest).map_err(|e| storage(&path, e))?;
     let mut bytes = vec![MANIFEST_FORMAT];
     bytes.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
     bytes.extend_from_slice(&body);
-    {
-        use std::io::Write;
-        let mut file =
-            std::fs::File::create(&creating).map_err(|e| io_error(&creating, "creating", e))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io_error(&creating, "writing", e))?;
-    }
-    std::fs::rename(&creating, &path).map_err(|e| io_error(&creating, "renaming", e))?;
-    sync_dir(dir)
+    replace_file(dir, MANIFEST, &bytes)
 }
 
 /// The runs as of one checkpoint, newest first.

@@ -1,5 +1,5 @@
 //! Checkpoints: the latest state of every changed instance moves from the log into the keyed
-//! store ([`crate::wal::keyed`]) on a background thread, as one durable run, and the log
+//! store ([`crate::storage::wal::keyed`]) on a background thread, as one durable run, and the log
 //! segments it covers are then deleted. Between checkpoints the thread merges runs, one short
 //! step at a time. [`StoreReader`] serves the states of instances the node no longer holds.
 
@@ -15,8 +15,9 @@ use paxbench_core::acceptor::{AcceptorState, Record};
 use rustc_hash::FxHashMap;
 
 use crate::error::Error;
-use crate::wal::keyed::{KeyedStore, MERGE_STEP, Merge, Snapshot};
-use crate::wal::log::list_segments;
+use crate::storage::StateReader;
+use crate::storage::wal::keyed::{KeyedStore, MERGE_STEP, Merge, Snapshot};
+use crate::storage::wal::log::list_segments;
 
 /// Where a test may make a checkpoint stop as a `kill -9` would.
 #[cfg(test)]
@@ -265,25 +266,20 @@ impl StoreReader {
             None => Err(self.shared.store.error("no snapshot")),
         }
     }
+}
 
-    /// The checkpointed state of `instance`. States written after the checkpoint are not here,
-    /// so a node may only forget an instance whose last write is at or before
-    /// [`StoreReader::checkpointed`].
-    pub fn get(&mut self, instance: Instance) -> Result<Option<AcceptorState>, Error> {
+impl StateReader for StoreReader {
+    fn get(&mut self, instance: Instance) -> Result<Option<AcceptorState>, Error> {
         self.snapshot()?.get(instance)
     }
 
-    /// The highest slot of `key` in the checkpoint, for a node that does not know yet which
-    /// instances of a key it forgot before it restarted.
-    pub fn max_slot(&mut self, key: u64) -> Result<Option<u64>, Error> {
+    fn max_slot(&mut self, key: u64) -> Result<Option<u64>, Error> {
         self.snapshot()?.max_slot(key)
     }
 
-    /// Hands every checkpointed state at or above `from(key)` to `visit`, oldest run first (a
-    /// later state of an instance comes after an earlier one): for a Multi-Paxos node that
-    /// restarts and must hold every state its chosen prefix does not cover. The work grows
-    /// with the key space and the states visited, not with the store.
-    pub fn for_each_state_from(
+    /// Oldest run first; the work grows with the key space and the states visited, not with
+    /// the store.
+    fn for_each_state_from(
         &self,
         from: &dyn Fn(u64) -> u64,
         visit: &mut dyn FnMut(Record) -> Result<(), Error>,
@@ -291,13 +287,11 @@ impl StoreReader {
         self.shared.store.for_each_state_from(from, visit)
     }
 
-    /// The last log position the checkpoint includes.
-    pub fn checkpointed(&self) -> u64 {
+    fn checkpointed(&self) -> u64 {
         self.shared.through.load(Ordering::Acquire)
     }
 
-    /// Checkpoints completed since the store was opened.
-    pub fn checkpoints(&self) -> u64 {
+    fn checkpoints(&self) -> u64 {
         self.shared.checkpoints.load(Ordering::Relaxed)
     }
 }

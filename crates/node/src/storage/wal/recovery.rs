@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use paxbench_core::acceptor::Record;
 
 use crate::error::Error;
-use crate::storage::decode_record;
-use crate::wal::log::{FRAME, HEADER, MAGIC, list_segments, storage};
+use crate::storage::codec::decode_record;
+use crate::storage::wal::log::{FRAME, HEADER, MAGIC, list_segments, storage};
 
 /// What recovery found.
 #[derive(Debug, Default, PartialEq, Eq)]

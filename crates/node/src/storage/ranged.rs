@@ -3,11 +3,11 @@
 //! in flight. Both live in one small file, replaced atomically (written, synced, renamed,
 //! directory synced), so a crash leaves the old state or the new one, never a torn one.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use paxbench_core::acceptor::RangedState;
 
+use super::fs::replace_file;
 use crate::error::Error;
 
 /// The file's name inside the data directory.
@@ -67,22 +67,12 @@ impl RangedFile {
     /// Makes `state` durable: when this returns `Ok`, a crash keeps it.
     pub fn store(&self, state: &RangedState) -> Result<(), Error> {
         let path = self.path();
-        let temporary = self.dir.join(format!("{RANGED_FILE}.writing"));
-        let io = |what: &str, source| Error::Io {
-            context: format!("{what} {}", temporary.display()),
-            source,
-        };
         let mut bytes = vec![FORMAT];
         bytes = postcard::to_extend(state, bytes).map_err(|e| Error::Storage {
             path: path.clone(),
             message: format!("encoding: {e}"),
         })?;
-        let mut file = std::fs::File::create(&temporary).map_err(|e| io("creating", e))?;
-        file.write_all(&bytes).map_err(|e| io("writing", e))?;
-        file.sync_data().map_err(|e| io("syncing", e))?;
-        drop(file);
-        std::fs::rename(&temporary, &path).map_err(|e| io("renaming", e))?;
-        crate::wal::log::sync_dir(&self.dir)
+        replace_file(&self.dir, RANGED_FILE, &bytes)
     }
 }
 
@@ -103,7 +93,11 @@ mod tests {
         };
         file.store(&state).unwrap();
         assert_eq!(RangedFile::new(dir.path()).load().unwrap(), state);
-        assert!(!dir.path().join(format!("{RANGED_FILE}.writing")).exists());
+        assert!(
+            !dir.path()
+                .join(format!("{RANGED_FILE}{}", crate::storage::fs::CREATING))
+                .exists()
+        );
     }
 
     #[test]
