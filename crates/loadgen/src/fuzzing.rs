@@ -299,7 +299,8 @@ const FUZZ_SEGMENT_BYTES: u64 = 16 << 10;
 /// records it recovered plus the appended one: a torn tail is cut once and for all, and
 /// nothing recovered is ever lost or changed by reopening.
 pub fn wal_recovery(data: &[u8]) {
-    use paxbench_node::storage::wal::log::{Log, segment_header, segment_name};
+    use paxbench_node::storage::wal::log::Log;
+    use paxbench_node::storage::wal::segment::{segment_header, segment_name};
     let Ok(dir) = tempfile::tempdir() else {
         return;
     };

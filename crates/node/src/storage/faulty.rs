@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use paxbench_core::acceptor::Record;
 use paxbench_quic::DiskFault;
 
-use super::{AcceptorStore, RangedState, Recovered, StateReader};
+use super::ranged::RangedState;
+use super::store::{AcceptorStore, Recovered, StateReader};
 use crate::error::Error;
 
 /// The switch of a [`FaultyDisk`], shared with whoever injects the fault (the node's admin

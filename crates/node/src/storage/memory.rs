@@ -3,7 +3,7 @@
 
 use paxbench_core::acceptor::Record;
 
-use super::{AcceptorStore, Recovered};
+use super::store::{AcceptorStore, Recovered};
 use crate::error::Error;
 
 /// Keeps nothing: a restarted node has forgotten every promise.

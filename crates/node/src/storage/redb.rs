@@ -14,19 +14,17 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use rustc_hash::FxHashMap;
 
 use super::codec::{decode_record, encode_record};
+use super::engine::{REDB_FILE, StorageMode, refuse_foreign};
 use super::fs::create_file;
 use super::ranged::{RangedFile, RangedState};
-use super::{AcceptorStore, Recovered, StorageMode, collect_records, refuse_foreign};
+use super::store::{AcceptorStore, Recovered, collect_records};
 use crate::error::Error;
 
 /// Sequence number → an encoded record ([`super::codec`]).
 const ACCEPTOR_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("acceptor-log");
 
 /// The file name of the store inside the data directory.
-pub const STORE_FILE: &str = "acceptor.redb";
-
-/// What marks a data directory as this engine's.
-pub(super) const MARKS: &[&str] = &[STORE_FILE];
+pub const STORE_FILE: &str = REDB_FILE;
 
 /// redb with immediate durability: a commit returns after fsync.
 #[derive(Debug)]

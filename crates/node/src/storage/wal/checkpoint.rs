@@ -15,9 +15,9 @@ use paxbench_core::acceptor::{AcceptorState, Record};
 use rustc_hash::FxHashMap;
 
 use crate::error::Error;
-use crate::storage::StateReader;
+use crate::storage::store::StateReader;
 use crate::storage::wal::keyed::{KeyedStore, MERGE_STEP, Merge, Snapshot};
-use crate::storage::wal::log::list_segments;
+use crate::storage::wal::segment::list_segments;
 
 /// Where a test may make a checkpoint stop as a `kill -9` would.
 #[cfg(test)]

@@ -31,8 +31,8 @@ use crate::storage::codec::{decode_record, encode_record};
 use crate::storage::fs::{replace_file, sync_dir};
 
 /// The keyed store's directory inside the data directory.
-pub const CHECKPOINT_DIR: &str = "checkpoint";
 const MANIFEST: &str = "MANIFEST";
+use crate::storage::engine::CHECKPOINT_DIR;
 use crate::storage::fs::CREATING;
 /// The manifest format this build writes and reads.
 const MANIFEST_FORMAT: u8 = 1;
@@ -207,7 +207,7 @@ impl KeyedStore {
     /// Every checkpointed state, oldest run first, so that a later record of an instance comes
     /// after an earlier one.
     pub fn states(&self) -> Result<Vec<Record>, Error> {
-        crate::storage::collect_records(|visit| self.for_each_state(visit))
+        crate::storage::store::collect_records(|visit| self.for_each_state(visit))
     }
 
     /// [`KeyedStore::states`] one at a time, oldest run first, each in instance order.

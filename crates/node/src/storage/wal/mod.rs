@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod keyed;
 pub mod log;
 pub mod recovery;
+pub mod segment;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -19,20 +20,16 @@ use std::thread::JoinHandle;
 
 use paxbench_core::acceptor::Record;
 
+pub use crate::storage::engine::{CHECKPOINT_DIR, WAL_DIR};
 pub use checkpoint::{CheckpointPolicy, StoreReader};
-pub use keyed::{CHECKPOINT_DIR, KeyedStore};
+pub use keyed::KeyedStore;
 
 use crate::error::Error;
+use crate::storage::engine::{StorageMode, refuse_foreign};
 use crate::storage::ranged::{RangedFile, RangedState};
-use crate::storage::{AcceptorStore, Recovered, StateReader, StorageMode, collect_records};
+use crate::storage::store::{AcceptorStore, Recovered, StateReader, collect_records};
 use checkpoint::{Batch, Sender, Shared};
 use log::Log;
-
-/// The log's directory inside the data directory.
-pub const WAL_DIR: &str = "wal";
-
-/// What marks a data directory as this engine's (the checkpoint is created first).
-pub(super) const MARKS: &[&str] = &[CHECKPOINT_DIR, WAL_DIR];
 
 /// Batches the checkpoint thread may lag behind before commits wait for it: memory stays
 /// bounded even when the keyed store is slower than the log, and a checkpoint's fsync (seconds,
@@ -81,7 +78,7 @@ impl WalStorage {
     /// Opens (or creates) the engine in `data_dir`: recovers the log after the checkpoint,
     /// cutting a torn last batch, and starts the checkpoint thread.
     pub fn open(data_dir: &Path, options: WalOptions) -> Result<Self, Error> {
-        crate::storage::refuse_foreign(data_dir, StorageMode::Wal)?;
+        refuse_foreign(data_dir, StorageMode::Wal)?;
         std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
             context: format!("creating {}", data_dir.display()),
             source,
@@ -329,7 +326,7 @@ mod tests {
         }
         wait_for_checkpoint(reader.as_ref(), position);
         std::thread::sleep(Duration::from_millis(50));
-        let segments = log::list_segments(&dir.path().join(WAL_DIR), false).unwrap();
+        let segments = segment::list_segments(&dir.path().join(WAL_DIR), false).unwrap();
         assert!(segments.len() <= 2, "{} segments left", segments.len());
         assert!(reader.checkpoints() >= 2);
         assert_eq!(

@@ -10,7 +10,7 @@ use paxbench_core::acceptor::Record;
 
 use crate::error::Error;
 use crate::storage::codec::decode_record;
-use crate::storage::wal::log::{FRAME, HEADER, MAGIC, list_segments, storage};
+use crate::storage::wal::segment::{FRAME, HEADER, MAGIC, list_segments, storage};
 
 /// What recovery found.
 #[derive(Debug, Default, PartialEq, Eq)]
