@@ -186,7 +186,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Chart { dir } => {
-            for file in crate::report::chart::render(&dir)? {
+            for file in crate::report::html::render(&dir)? {
                 println!("{}", file.display());
             }
             Ok(ExitCode::SUCCESS)

@@ -39,3 +39,10 @@ pub enum Error {
         source: std::io::Error,
     },
 }
+
+impl Error {
+    /// An I/O error's wrapper that says what was being done: `.map_err(Error::io(format!(…)))`.
+    pub fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
+        move |source| Error::Io { context, source }
+    }
+}

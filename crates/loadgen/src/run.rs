@@ -240,7 +240,7 @@ fn run_into(
         (serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n").as_bytes(),
     )?;
     if options.charts {
-        crate::report::chart::render(report.path())?;
+        crate::report::html::render(report.path())?;
     }
     Ok((summary, interrupted))
 }

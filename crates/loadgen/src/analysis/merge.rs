@@ -743,7 +743,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, Error> {
         "summary.json",
         (serde_json::to_string_pretty(&merged).unwrap_or_default() + "\n").as_bytes(),
     )?;
-    crate::report::chart::render(folder.path())?;
+    crate::report::html::render(folder.path())?;
     folder.finish(merged.interrupted)?;
     Ok(merged)
 }

@@ -4,7 +4,7 @@
 use paxbench_quic::{DiskFault, LinkFaults};
 use serde::{Deserialize, Serialize};
 
-use super::expand::display_value;
+use super::label::display_value;
 use crate::driver::topology::Cuts;
 
 /// One step of the fault schedule.

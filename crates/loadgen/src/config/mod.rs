@@ -12,6 +12,7 @@ use crate::error::Error;
 mod expand;
 pub mod faults;
 pub mod file;
+mod label;
 mod locate;
 pub mod scenario;
 pub mod shared;
@@ -19,9 +20,9 @@ pub mod sweep;
 mod validate;
 pub mod zones;
 
-pub(crate) use expand::display_value;
 pub use faults::*;
 pub use file::*;
+pub(crate) use label::display_value;
 pub use locate::locate;
 pub use scenario::*;
 pub use validate::{MAX_KEYS, MAX_NODES, MAX_PROPOSERS, MAX_REPEAT, MAX_TIME, MAX_VALUE_SIZE};

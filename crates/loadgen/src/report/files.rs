@@ -18,10 +18,6 @@ use crate::error::Error;
 use crate::measure::Second;
 use crate::report::summary::{Environment, ScenarioSummary};
 
-fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { context, source }
-}
-
 /// A results folder being written.
 #[derive(Debug)]
 pub struct ReportDir {
@@ -109,9 +105,11 @@ impl ReportDir {
             return Err(Error::Scenario(format!("{} already exists", dir.display())));
         }
         if partial.exists() {
-            fs::remove_dir_all(&partial).map_err(io(format!("clearing {}", partial.display())))?;
+            fs::remove_dir_all(&partial)
+                .map_err(Error::io(format!("clearing {}", partial.display())))?;
         }
-        fs::create_dir_all(&partial).map_err(io(format!("creating {}", partial.display())))?;
+        fs::create_dir_all(&partial)
+            .map_err(Error::io(format!("creating {}", partial.display())))?;
         Ok(Self {
             partial,
             final_path: dir.into(),
@@ -126,7 +124,7 @@ impl ReportDir {
     /// Writes one file.
     pub fn write(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
         let path = self.partial.join(name);
-        fs::write(&path, contents).map_err(io(format!("writing {}", path.display())))
+        fs::write(&path, contents).map_err(Error::io(format!("writing {}", path.display())))
     }
 
     /// Appends to one file.
@@ -137,7 +135,7 @@ impl ReportDir {
             .append(true)
             .open(&path)
             .and_then(|mut file| file.write_all(contents))
-            .map_err(io(format!("appending to {}", path.display())))
+            .map_err(Error::io(format!("appending to {}", path.display())))
     }
 
     /// Renames the folder to its final name (with `-interrupted` when cut short); returns it.
@@ -150,7 +148,7 @@ impl ReportDir {
             self.final_path.clone()
         };
         fs::rename(&self.partial, &target)
-            .map_err(io(format!("renaming {}", self.partial.display())))?;
+            .map_err(Error::io(format!("renaming {}", self.partial.display())))?;
         Ok(target)
     }
 

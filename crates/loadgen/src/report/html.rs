@@ -2,12 +2,15 @@
 //! nothing fetched) with the environment, the findings written out, the tables and every chart.
 
 use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
 
 use crate::analysis::stats::Spread;
+use crate::error::Error;
 use crate::report::chart::{Chart, ChartData};
-use crate::report::fmt_us;
 use crate::report::summary::{Repetitions, ScenarioSummary, Summary};
-use crate::report::{markdown, table};
+use crate::report::table::fmt_us;
+use crate::report::{chart, markdown, table};
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -309,4 +312,29 @@ pub fn page(data: &ChartData, charts: &[Chart], files: &[String]) -> String {
     }
     html.push_str("</ul>\n</body></html>\n");
     html
+}
+/// Charts and `report.html` for the results folder `dir`; returns the files written.
+pub fn render(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let data = chart::load(dir)?;
+    let charts = chart::draw_all(&data, dir)?;
+    let mut files: Vec<String> = fs::read_dir(dir)
+        .map_err(Error::io(format!("listing {}", dir.display())))?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            (entry.file_type().ok()?.is_file() && name != "report.html").then_some(name)
+        })
+        .collect();
+    files.sort();
+    let page = page(&data, &charts, &files);
+    let page_path = dir.join("report.html");
+    fs::write(&page_path, page).map_err(Error::io(format!("writing {}", page_path.display())))?;
+    let mut files: Vec<PathBuf> = charts
+        .iter()
+        .flat_map(|c| {
+            ["svg", "png"].map(|ext| dir.join("charts").join(format!("{}.{ext}", c.name)))
+        })
+        .collect();
+    files.push(page_path);
+    Ok(files)
 }

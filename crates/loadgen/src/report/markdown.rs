@@ -4,15 +4,7 @@ use std::fmt::Write as _;
 
 use crate::analysis::stats::Spread;
 use crate::report::summary::{Repetitions, ScenarioSummary, SharedCluster, Summary};
-
-/// Microseconds for people: `480 µs`, `12.5 ms`.
-pub fn fmt_us(us: u64) -> String {
-    if us >= 10_000 {
-        format!("{:.1} ms", us as f64 / 1e3)
-    } else {
-        format!("{us} µs")
-    }
-}
+use crate::report::table::fmt_us;
 
 /// `summary.md`: a table per scenario, and a comparison table across the sweep.
 pub fn markdown(summary: &Summary) -> String {
@@ -400,7 +392,7 @@ fn shared_rows(s: &ScenarioSummary, shared: &SharedCluster) -> Vec<(String, Stri
             "synchronized start (`start_at`)".into(),
             format!(
                 "{}, {} began {late:.3} ms after it",
-                crate::report::utc_stamp(
+                crate::report::files::utc_stamp(
                     std::time::UNIX_EPOCH + std::time::Duration::from_nanos(at),
                     false
                 ),

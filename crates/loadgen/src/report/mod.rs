@@ -17,4 +17,5 @@ pub use files::{
     ReportDir, environment, hgrm, histograms_file, hlog, read_histograms, resources_rows,
     timeseries_rows, utc_stamp,
 };
-pub use markdown::{fmt_us, markdown};
+pub use markdown::markdown;
+pub use table::fmt_us;

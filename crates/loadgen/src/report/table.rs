@@ -4,8 +4,16 @@
 use std::fmt::Write as _;
 
 use crate::analysis::stats::Spread;
-use crate::report::fmt_us;
 use crate::report::summary::{Repetitions, ScenarioSummary};
+
+/// Microseconds for people: `480 µs`, `12.5 ms`.
+pub fn fmt_us(us: u64) -> String {
+    if us >= 10_000 {
+        format!("{:.1} ms", us as f64 / 1e3)
+    } else {
+        format!("{us} µs")
+    }
+}
 
 /// One column of the comparison row.
 #[derive(Clone, Copy, Debug)]

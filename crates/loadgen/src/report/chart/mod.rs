@@ -70,10 +70,6 @@ pub struct ChartData {
     pub resources: Vec<resources::ResourceLine>,
 }
 
-fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { context, source }
-}
-
 /// Reads what the charts need from a results folder.
 pub fn load(dir: &Path) -> Result<ChartData, Error> {
     let summary = Summary::load(dir)?;
@@ -83,7 +79,8 @@ pub fn load(dir: &Path) -> Result<ChartData, Error> {
         let index = scenario.index;
         let label = scenario.label.clone();
         let path = dir.join(format!("scenario-{index:02}.hgrm"));
-        let hgrm = fs::read_to_string(&path).map_err(io(format!("reading {}", path.display())))?;
+        let hgrm =
+            fs::read_to_string(&path).map_err(Error::io(format!("reading {}", path.display())))?;
         let points = hgrm
             .lines()
             .filter_map(|line| {
@@ -96,8 +93,8 @@ pub fn load(dir: &Path) -> Result<ChartData, Error> {
         spectra.push((label, points));
     }
     let csv_path = dir.join("timeseries.csv");
-    let csv =
-        fs::read_to_string(&csv_path).map_err(io(format!("reading {}", csv_path.display())))?;
+    let csv = fs::read_to_string(&csv_path)
+        .map_err(Error::io(format!("reading {}", csv_path.display())))?;
     let mut timeseries: Vec<(String, SecondRows)> = scenarios
         .iter()
         .map(|s| (s.label.clone(), Vec::new()))
@@ -563,7 +560,7 @@ fn draw<DB: DrawingBackend>(
 pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
     register_font()?;
     let out = dir.join("charts");
-    fs::create_dir_all(&out).map_err(io(format!("creating {}", out.display())))?;
+    fs::create_dir_all(&out).map_err(Error::io(format!("creating {}", out.display())))?;
     let name = data.summary.name.as_str();
     let mut charts = Vec::new();
     if id_schemes::has_headline(data) {
@@ -646,7 +643,7 @@ pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
                 .map_err(|e| Error::Scenario(format!("drawing {stem}: {e}")))?;
         }
         let svg_path = out.join(format!("{stem}.svg"));
-        fs::write(&svg_path, &svg).map_err(io(format!("writing {}", svg_path.display())))?;
+        fs::write(&svg_path, &svg).map_err(Error::io(format!("writing {}", svg_path.display())))?;
         let png_path: PathBuf = out.join(format!("{stem}.png"));
         {
             let root = BitMapBackend::new(&png_path, SIZE).into_drawing_area();
@@ -660,30 +657,4 @@ pub fn draw_all(data: &ChartData, dir: &Path) -> Result<Vec<Chart>, Error> {
         });
     }
     Ok(written)
-}
-
-/// Charts and `report.html` for the results folder `dir`; returns the files written.
-pub fn render(dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    let data = load(dir)?;
-    let charts = draw_all(&data, dir)?;
-    let mut files: Vec<String> = fs::read_dir(dir)
-        .map_err(io(format!("listing {}", dir.display())))?
-        .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            (entry.file_type().ok()?.is_file() && name != "report.html").then_some(name)
-        })
-        .collect();
-    files.sort();
-    let page = crate::report::html::page(&data, &charts, &files);
-    let page_path = dir.join("report.html");
-    fs::write(&page_path, page).map_err(io(format!("writing {}", page_path.display())))?;
-    let mut files: Vec<PathBuf> = charts
-        .iter()
-        .flat_map(|c| {
-            ["svg", "png"].map(|ext| dir.join("charts").join(format!("{}.{ext}", c.name)))
-        })
-        .collect();
-    files.push(page_path);
-    Ok(files)
 }
