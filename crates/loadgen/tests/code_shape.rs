@@ -2,6 +2,8 @@
 //! generator's config files, or its report (charts and HTML page) files. Read from the
 //! sources, as rustfmt writes them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
