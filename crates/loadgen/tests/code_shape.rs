@@ -87,7 +87,7 @@ fn named_paths(module: &[String], code: &str) -> Vec<Vec<String>> {
                     if let Some(mut start) = base(&head) {
                         start.extend(segments[skip..].iter().map(|s| s.to_string()));
                         for item in cursor[1..close].split(',') {
-                            let item = item.trim().split_whitespace().next().unwrap_or("");
+                            let item = item.split_whitespace().next().unwrap_or("");
                             if item.is_empty() {
                                 continue;
                             }
