@@ -8,6 +8,16 @@ use crate::peer::PeerName;
 /// Everything that can go wrong while framing, securing or moving messages.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A node did not answer a ping or an admin command in time.
+    #[error("{peer} did not answer {what} within {waited:?}")]
+    NoReply {
+        /// Who was asked.
+        peer: PeerName,
+        /// What it was asked.
+        what: &'static str,
+        /// How long we waited.
+        waited: std::time::Duration,
+    },
     /// A frame announced more bytes than the limit allows.
     #[error("frame of {len} bytes exceeds the {max}-byte limit")]
     FrameTooLarge {

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod address;
+pub mod control;
 pub mod delay;
 mod error;
 pub mod fault;
@@ -26,6 +27,7 @@ pub mod transport;
 pub mod wire;
 
 pub use address::Address;
+pub use control::{Control, Pong};
 pub use delay::DelayLine;
 pub use error::{Error, Refusal};
 pub use fault::{FaultLayer, FaultSpec, LinkFaults};

@@ -78,6 +78,17 @@ pub enum AdminCommand {
     SetDiskFault(DiskFault),
 }
 
+impl AdminCommand {
+    /// What it asks for, in a word or two, for errors and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdminCommand::Stats => "stats",
+            AdminCommand::SetFaults(_) => "set-faults",
+            AdminCommand::SetDiskFault(_) => "set-disk-fault",
+        }
+    }
+}
+
 /// A disk fault a node injects into its own storage, for the fault campaign.
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,10 +20,13 @@ use paxbench_core::workload::{NextOp, OpOutcome, OpSpec, Workload};
 use paxbench_core::{Instance, NodeId, ProposerId, ProposerIndex, Time, Value};
 use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings, StorageMode};
 use paxbench_quic::{
-    AdminCommand, AdminReply, Endpoint, EndpointConfig, Envelope, FaultLayer, Identity, Inbound,
-    Link, NodeStats, PeerName, QuicTransport, TlsFiles, Transport,
+    AdminCommand, AdminReply, Control, Endpoint, EndpointConfig, Envelope, FaultLayer, Identity,
+    Inbound, Link, NodeStats, PeerName, QuicTransport, TlsFiles, Transport,
 };
 use tokio::sync::mpsc;
+
+/// How long a node may take to answer an admin command.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub const NODE_BIN: &str = env!("CARGO_BIN_EXE_paxbench-node");
 
@@ -155,7 +158,7 @@ pub struct TestClient<T: Transport = QuicTransport> {
     pub checker: Checker,
     started: Instant,
     next_proposer: u32,
-    next_request: u64,
+    control: Control,
 }
 
 impl TestClient<QuicTransport> {
@@ -228,7 +231,7 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
             checker: Checker::with_store(Box::new(MemoryStore::new()), usize::MAX),
             started: Instant::now(),
             next_proposer: client * 1000,
-            next_request: 0,
+            control: Control::new(),
         }
     }
 
@@ -259,21 +262,9 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
 
     /// Pings node `id` until it answers or `timeout` passes.
     pub fn wait_ready(&mut self, id: u32, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            let nonce = self.next_request;
-            self.next_request += 1;
-            self.links[id as usize - 1].send(Envelope::Ping { nonce });
-            let wait_until = Instant::now() + Duration::from_millis(200);
-            while let Some(inbound) =
-                self.recv(wait_until.saturating_duration_since(Instant::now()))
-            {
-                if matches!(inbound.envelope, Envelope::Pong { nonce: n, .. } if n == nonce) {
-                    return true;
-                }
-            }
-        }
-        false
+        let link = &self.links[id as usize - 1];
+        let ping = self.control.ping(link, &mut self.inbox, timeout);
+        self.runtime.block_on(ping).is_ok()
     }
 
     pub fn wait_all_ready(&mut self, cluster: &TestCluster) {
@@ -288,24 +279,19 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
 
     /// Sends an admin command to node `id` and waits for its answer.
     pub fn admin(&mut self, id: u32, command: AdminCommand) -> Option<AdminReply> {
-        let request = self.next_request;
-        self.next_request += 1;
-        self.links[id as usize - 1].send(Envelope::Admin { request, command });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while let Some(inbound) = self.recv(deadline.saturating_duration_since(Instant::now())) {
-            if let Envelope::AdminReply { request: r, reply } = inbound.envelope
-                && r == request
-            {
-                return Some(reply);
-            }
-        }
-        None
+        let link = &self.links[id as usize - 1];
+        let call = self
+            .control
+            .call(link, &mut self.inbox, command, ADMIN_TIMEOUT);
+        self.runtime.block_on(call).ok()
     }
 
     pub fn stats(&mut self, id: u32) -> NodeStats {
-        match self.admin(id, AdminCommand::Stats) {
-            Some(AdminReply::Stats(stats)) => *stats,
-            other => panic!("no stats from node {id}: {other:?}"),
+        let link = &self.links[id as usize - 1];
+        let stats = self.control.stats(link, &mut self.inbox, ADMIN_TIMEOUT);
+        match self.runtime.block_on(stats) {
+            Ok(stats) => stats,
+            Err(e) => panic!("no stats from node {id}: {e}"),
         }
     }
 

@@ -1,0 +1,220 @@
+//! The cluster a real run measures: node processes spawned on 127.0.0.1, or nodes already
+//! running that the scenario's `attach` section lists; their lifecycle (start, kill, stop), and
+//! the wait until every one answers, with a refused handshake explained.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use paxbench_core::{NodeId, Protocol};
+use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings};
+use paxbench_quic::{Address, Control, Inbound, Link, Refusal, TlsFiles, TransportKind};
+use tokio::sync::mpsc;
+
+use crate::config::Scenario;
+use crate::error::Error;
+
+/// How long nodes may take to answer their first ping.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The nodes a scenario runs against.
+pub struct TargetCluster {
+    pub(super) nodes: Vec<(u32, Address)>,
+    pub(super) client_tls: Option<TlsFiles>,
+    pub(super) client: u32,
+    spawned: Option<LocalCluster>,
+}
+
+impl TargetCluster {
+    /// Starts `scenario.nodes` node processes (`exe node run --config …`) in a temporary
+    /// directory, with freshly generated certificates.
+    pub fn spawn(scenario: &Scenario, exe: &Path) -> Result<Self, Error> {
+        let local = LocalCluster::start(LocalClusterSpec {
+            nodes: scenario.target.nodes,
+            clients: 1,
+            shared: NodeSettings {
+                storage: Some(scenario.target.storage),
+                transport: Some(scenario.target.transport),
+                reject_mode: Some(scenario.target.reject_mode),
+                learner_fanout: Some(scenario.target.learner_fanout),
+                phase2_quorum: Some(scenario.quorums().phase2),
+                protocol: Some(scenario.target.protocol),
+                leader: (scenario.target.protocol == Protocol::MultiPaxos)
+                    .then(|| crate::driver::nodes::leader_section(scenario)),
+                // Unpinned nodes get what this process started with, not the pin the
+                // generator holds while it spawns (or restarts) them.
+                cpus: if scenario.target.cpus.nodes.is_empty() {
+                    paxbench_node::affinity::original()
+                } else {
+                    scenario.target.cpus.nodes.clone()
+                },
+                ..NodeSettings::default()
+            },
+            program: exe.into(),
+            program_args: vec!["node".into(), "run".into()],
+            log_filter: std::env::var("PAXBENCH_NODE_LOG").unwrap_or_else(|_| "info".into()),
+        })?;
+        Ok(Self {
+            nodes: local
+                .nodes()
+                .iter()
+                .map(|n| (n.id, n.addr.into()))
+                .collect(),
+            client_tls: Some(local.client_tls(0)),
+            client: 0,
+            spawned: Some(local),
+        })
+    }
+
+    /// Running nodes, as the scenario's `attach` section lists them.
+    pub fn attach(scenario: &Scenario) -> Result<Self, Error> {
+        let attach =
+            scenario.target.attach.as_ref().ok_or_else(|| {
+                Error::Scenario("attach target without an `attach` section".into())
+            })?;
+        let client_tls = match (
+            scenario.target.transport,
+            &attach.ca,
+            &attach.cert,
+            &attach.key,
+        ) {
+            (TransportKind::Quic, Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
+                ca: ca.clone(),
+                cert: attach.client_file(cert),
+                key: attach.client_file(key),
+            }),
+            (TransportKind::Quic, ..) => {
+                return Err(Error::Scenario("QUIC attach needs ca, cert and key".into()));
+            }
+            (TransportKind::Tcp, ..) => None,
+        };
+        Ok(Self {
+            nodes: attach
+                .nodes
+                .iter()
+                .map(|n| (n.id, n.addr.clone()))
+                .collect(),
+            client_tls,
+            client: attach.client,
+            spawned: None,
+        })
+    }
+
+    pub(super) fn start_node(&mut self, id: u32) -> Result<(), Error> {
+        match &mut self.spawned {
+            Some(local) => Ok(local.start_node(id, &[])?),
+            None => Err(Error::Scenario(
+                "only a spawned cluster can start nodes".into(),
+            )),
+        }
+    }
+
+    pub(super) fn kill_node(&mut self, id: u32) {
+        if let Some(local) = &mut self.spawned {
+            local.kill(id);
+        }
+    }
+
+    /// The log of node `id`, for error messages.
+    pub(super) fn node_log(&self, id: u32) -> String {
+        self.spawned
+            .as_ref()
+            .map(|local| local.log(id))
+            .unwrap_or_default()
+    }
+
+    /// The data directory of every spawned node, for the audit.
+    pub(super) fn data_dirs(&self) -> Vec<(NodeId, PathBuf)> {
+        self.spawned
+            .as_ref()
+            .map_or_else(Vec::new, LocalCluster::data_dirs)
+    }
+
+    /// The generator and every running spawned node, for resource sampling.
+    pub(super) fn processes(&self) -> Vec<(String, u32)> {
+        let nodes = self
+            .spawned
+            .as_ref()
+            .map(LocalCluster::pids)
+            .unwrap_or_default();
+        std::iter::once(("generator".to_string(), std::process::id()))
+            .chain(
+                nodes
+                    .into_iter()
+                    .map(|(id, pid)| (format!("node {id}"), pid)),
+            )
+            .collect()
+    }
+
+    /// Stops spawned nodes with SIGTERM (SIGKILL after 10 s); attached nodes are left alone.
+    pub fn stop(&mut self) {
+        if let Some(local) = &mut self.spawned {
+            local.stop();
+        }
+    }
+}
+
+/// Waits until every node answers a ping; a refused handshake fails at once, and a node that
+/// stays silent fails with its log.
+pub(super) async fn wait_ready(
+    cluster: &TargetCluster,
+    links: &[Link],
+    inbox: &mut mpsc::Receiver<Inbound>,
+    control: &mut Control,
+) -> Result<(), Error> {
+    for (link, (id, addr)) in links.iter().zip(&cluster.nodes) {
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        let mut answered = false;
+        while !answered && tokio::time::Instant::now() < deadline {
+            answered = control
+                .ping(link, inbox, Duration::from_millis(300))
+                .await
+                .is_ok();
+            if let Some(refusal) = link.refusal() {
+                return Err(Error::Scenario(refused_message(
+                    *id,
+                    &addr.to_string(),
+                    &refusal,
+                    cluster.client_tls.as_ref(),
+                )));
+            }
+        }
+        if !answered {
+            let log = cluster.node_log(*id);
+            return Err(Error::Scenario(format!(
+                "node {id} at {addr} did not answer within {READY_TIMEOUT:?}{}",
+                if log.is_empty() {
+                    String::new()
+                } else {
+                    format!("; its log:\n{log}")
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What to tell the user when node `id` at `addr` refused the handshake or was refused: what
+/// was refused, why, and which file to fix.
+fn refused_message(id: u32, addr: &str, refusal: &Refusal, tls: Option<&TlsFiles>) -> String {
+    let file = |pick: fn(&TlsFiles) -> &Path| {
+        tls.map_or_else(|| "?".into(), |t| pick(t).display().to_string())
+    };
+    match refusal {
+        Refusal::OurCertificate { alert } => format!(
+            "node {id} at {addr} refused this generator's client certificate {} (TLS alert \
+             {alert}). It must be signed by the cluster CA (the one in the nodes' `tls.ca`): point \
+             `target.attach.cert` and `key` at a client certificate made with the cluster's \
+             certificates (`paxbench-node certs`)",
+            file(|t| &t.cert)
+        ),
+        Refusal::PeerNotTrusted { .. } => format!(
+            "node {id} at {addr}: {refusal}. Its certificate was not signed by the CA in {}: \
+             point `target.attach.ca` at the cluster's ca.pem",
+            file(|t| &t.ca)
+        ),
+        Refusal::PeerNameMismatch { .. } => format!(
+            "the node at {addr} is not node {id}: {refusal}. Fix node {id}'s address in \
+             `target.attach.nodes`"
+        ),
+    }
+}
