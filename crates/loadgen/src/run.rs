@@ -180,25 +180,21 @@ fn run_into(
             rows.clear();
             report::resources_rows(&mut rows, &summary, repetition, &output);
             report.append("resources.csv", rows.as_bytes())?;
-            let histograms = [
-                ("op", &output.ops.latency),
-                ("service", &output.ops.service),
-                ("start_lag", &output.ops.lag),
-                ("phase1", &output.protocol.phase1),
-                ("phase2", &output.protocol.phase2),
-            ]
-            .map(|(name, h)| (name.to_string(), h.clone()))
-            .into_iter()
-            .chain(
-                scenario
-                    .target
-                    .zones
-                    .iter()
-                    .flat_map(|zones| &zones.names)
-                    .zip(&output.ops.by_zone)
-                    .map(|(zone, h)| (report::zones::histogram_name(zone), h.clone())),
-            )
-            .collect::<Vec<_>>();
+            let histograms = output
+                .latency_histograms()
+                .pairs()
+                .map(|(name, h)| (name.to_string(), h.clone()))
+                .into_iter()
+                .chain(
+                    scenario
+                        .target
+                        .zones
+                        .iter()
+                        .flat_map(|zones| &zones.names)
+                        .zip(&output.ops.by_zone)
+                        .map(|(zone, h)| (report::zones::histogram_name(zone), h.clone())),
+                )
+                .collect::<Vec<_>>();
             interrupted |= output.interrupted;
             finished[scenario.index].push((summary, histograms));
             if interrupted {

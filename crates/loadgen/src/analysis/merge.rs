@@ -17,8 +17,9 @@ use crate::analysis::cross_check::cross_check;
 use crate::config::{Scenario, TargetKind, display_value};
 use crate::error::Error;
 use crate::measure::resources::{ProcessResources, ResourceSummary};
-use crate::measure::{Percentiles, interval_histogram, latency_histogram};
+use crate::measure::{interval_histogram, latency_histogram};
 use crate::report;
+use crate::report::figures::LatencyHistograms;
 use crate::report::summary::{
     AuditSummary, Contention, Counts, Ids, Latencies, Messages, Outcomes, RecoverySummary,
     Reliability, Retries, Safety, ScenarioSummary, Setup, SharedCluster, Summary, Throughput,
@@ -159,14 +160,6 @@ fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) -> Result<(), Error> {
         .map_err(|e| Error::Scenario(format!("adding histograms: {e:?}")))
 }
 
-fn per(numerator: f64, denominator: u64) -> f64 {
-    if denominator == 0 {
-        0.0
-    } else {
-        numerator / denominator as f64
-    }
-}
-
 /// How the parts of a merged scenario relate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Combine {
@@ -262,38 +255,22 @@ pub fn merge_scenario(
     } else {
         max_f(&|p| p.measured_s)
     };
-    let finished = counts.ops_finished;
-    let decisions = outcomes.won;
-    let completed = decisions + outcomes.lost_race + outcomes.gave_up + outcomes.timed_out;
-    let rate = |n: u64| {
-        if measured_s > 0.0 {
-            n as f64 / measured_s
-        } else {
-            0.0
-        }
-    };
     let open_loop = first.throughput.target_rate.is_some();
+    // Rates, ratios and percentiles are derived below, from the combined counts and histograms.
     let throughput = Throughput {
-        decisions_per_s: rate(decisions),
-        ops_per_s: rate(completed),
         target_rate: if sequential {
             first.throughput.target_rate
         } else {
             open_loop.then(|| parts.iter().filter_map(|p| p.throughput.target_rate).sum())
         },
-        achieved_rate: open_loop.then(|| rate(outcomes.started)),
         fell_behind: parts.iter().any(|p| p.throughput.fell_behind),
+        ..Throughput::default()
     };
-    let percentiles = |name: &str| sums.get(name).map(Percentiles::of).unwrap_or_default();
     let Latencies { floor, .. } = latency_us;
     let latency_us = Latencies {
-        op: percentiles("op"),
-        service: percentiles("service"),
-        start_lag: percentiles("start_lag"),
-        phase1: percentiles("phase1"),
-        phase2: percentiles("phase2"),
         // Each generator pinged the nodes before its run; the first one's floor stands for all.
         floor,
+        ..Latencies::default()
     };
     let mut rounds: BTreeMap<u32, u64> = BTreeMap::new();
     let mut by_rank: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
@@ -308,18 +285,11 @@ pub fn merge_scenario(
         }
     }
     let contention = Contention {
-        preemptions_per_op: per(counts.preemptions as f64, finished),
-        preempted_share: per(counts.ops_preempted as f64, finished),
         rounds: rounds.into_iter().collect(),
         dueling_episodes: sum(&|p| p.contention.dueling_episodes),
         livelock_windows: sum(&|p| p.contention.livelock_windows),
-        livelock_ms: counts.livelock_ns as f64 / 1e6,
         by_key_rank: by_rank.into_iter().map(|(r, (o, p))| (r, o, p)).collect(),
-    };
-    let retries = Retries {
-        retries_per_op: per(counts.retries as f64, finished),
-        timeouts_per_op: per(counts.timeouts as f64, finished),
-        backoff_ms_per_op: per(counts.backoff_ns as f64 / 1e6, finished),
+        ..Contention::default()
     };
     let Ids { highest, .. } = ids;
     let ids = Ids {
@@ -329,16 +299,10 @@ pub fn merge_scenario(
         // IDs are ordered by their numbers, not by this text; the first run's stands.
         highest,
     };
-    let from_proposers = sum(&|p| p.messages.from_proposers);
-    let from_acceptors = cluster(&|p| p.messages.from_acceptors);
     let messages = Messages {
-        from_proposers,
-        from_acceptors,
-        per_decision: per((from_proposers + from_acceptors) as f64, decisions),
-        bytes_per_decision: per(
-            (counts.bytes_from_proposers + counts.bytes_from_acceptors) as f64,
-            decisions,
-        ),
+        from_proposers: sum(&|p| p.messages.from_proposers),
+        from_acceptors: cluster(&|p| p.messages.from_acceptors),
+        ..Messages::default()
     };
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     for p in parts {
@@ -408,7 +372,7 @@ pub fn merge_scenario(
     } else {
         leader
     };
-    let merged = ScenarioSummary {
+    let mut merged = ScenarioSummary {
         // Per decision, the cluster's: the first run's stand, as for `nodes`.
         node_load,
         leader,
@@ -434,7 +398,7 @@ pub fn merge_scenario(
         throughput,
         latency_us,
         contention,
-        retries,
+        retries: Retries::default(),
         ids,
         messages,
         safety,
@@ -461,6 +425,8 @@ pub fn merge_scenario(
         }),
         counts,
     };
+    let empty = latency_histogram();
+    merged.derive(&LatencyHistograms::named(&sums, &empty));
     Ok((merged, sums))
 }
 

@@ -104,6 +104,17 @@ impl RunOutput {
     /// What every target measures alike, once the run is over: the workload's timings, the
     /// protocol metrics and the checker's verdict. The real targets then add the floors, the
     /// nodes' counters and the evidence.
+    /// The histograms the summary's latency percentiles come from.
+    pub fn latency_histograms(&self) -> crate::report::figures::LatencyHistograms<'_> {
+        crate::report::figures::LatencyHistograms {
+            op: &self.ops.latency,
+            service: &self.ops.service,
+            start_lag: &self.ops.lag,
+            phase1: &self.protocol.phase1,
+            phase2: &self.protocol.phase2,
+        }
+    }
+
     fn measured(
         generator: Generator,
         checker: &Checker,

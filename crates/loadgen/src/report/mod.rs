@@ -4,6 +4,7 @@
 //! section of zoned scenarios ([`zones`]).
 
 pub mod chart;
+pub mod figures;
 pub mod files;
 pub mod html;
 pub mod leader;

@@ -13,6 +13,11 @@ use crate::driver::RunOutput;
 use crate::measure::Percentiles;
 use crate::measure::drift::Drift;
 use crate::measure::resources::ResourceSummary;
+use crate::report::figures::per;
+pub use crate::report::figures::{
+    Contention, Counts, Ids, Latencies, LatencyHistograms, Messages, NodeFloor, NodeSummary,
+    Outcomes, Retries, Safety, Throughput,
+};
 
 /// The version of this schema; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 6;
@@ -421,225 +426,6 @@ impl AuditSummary {
     }
 }
 
-/// Raw counts of measured operations.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Counts {
-    /// Operations that ended.
-    pub ops_finished: u64,
-    /// Attempts, first ones included.
-    pub attempts: u64,
-    /// Attempts after the first.
-    pub retries: u64,
-    /// Preemptions.
-    pub preemptions: u64,
-    /// Operations preempted at least once.
-    pub ops_preempted: u64,
-    /// Phase timeouts.
-    pub timeouts: u64,
-    /// Nanoseconds spent backing off.
-    pub backoff_ns: u64,
-    /// Nanoseconds spent in livelock windows.
-    pub livelock_ns: u64,
-    /// Bytes proposers sent.
-    pub bytes_from_proposers: u64,
-    /// Bytes acceptors sent.
-    pub bytes_from_acceptors: u64,
-}
-
-/// One node's counters over a scenario.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NodeSummary {
-    /// The node.
-    pub node: u32,
-    /// Paxos messages received.
-    pub paxos_in: u64,
-    /// Paxos messages sent.
-    pub paxos_out: u64,
-    /// Storage batches (one fsync each when durable).
-    pub batches: u64,
-    /// Records written.
-    pub records: u64,
-    /// Records per batch, on average: how much group commit shared each fsync.
-    pub records_per_batch: f64,
-    /// The largest batch since the node started.
-    pub max_batch: u64,
-    /// Commit latency since the node started, microseconds.
-    pub commit_p50_us: u64,
-    /// Its 99th percentile.
-    pub commit_p99_us: u64,
-    /// Frames per socket write: how much writes were coalesced.
-    pub frames_per_write: f64,
-    /// The node's disk floor, measured at its start: one small append plus `fdatasync` on its
-    /// data directory, median in microseconds; `null` when it keeps nothing on disk.
-    pub disk_floor_p50_us: Option<u64>,
-    /// Its 99th percentile.
-    pub disk_floor_p99_us: Option<u64>,
-    /// The most acceptor states it held in memory at once (bounded with `wal` storage).
-    #[serde(default)]
-    pub most_held: u64,
-    /// Acceptor states it dropped from memory once checkpointed.
-    #[serde(default)]
-    pub evicted: u64,
-    /// Acceptor states it read back from its checkpoint for a request.
-    #[serde(default)]
-    pub store_reads: u64,
-    /// Checkpoints it completed.
-    #[serde(default)]
-    pub checkpoints: u64,
-}
-
-/// How measured operations ended.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Outcomes {
-    /// Started after the warmup.
-    pub started: u64,
-    /// Their own value was chosen.
-    pub won: u64,
-    /// Another value was chosen: lost the race.
-    pub lost_race: u64,
-    /// Used their whole retry budget.
-    pub gave_up: u64,
-    /// Passed their deadline.
-    pub timed_out: u64,
-    /// Still running when the scenario stopped.
-    pub unfinished: u64,
-}
-
-/// Rates.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Throughput {
-    /// Instances decided per second: operations that won (each decided instance has exactly one
-    /// winner; those that lost the race learned the same decision).
-    pub decisions_per_s: f64,
-    /// Operations that ended, per second.
-    pub ops_per_s: f64,
-    /// Open loop: the configured rate.
-    pub target_rate: Option<f64>,
-    /// Open loop: measured operations started per second.
-    pub achieved_rate: Option<f64>,
-    /// Open loop: whether the generator fell behind its schedule (99th percentile of start lag
-    /// above 1 ms, or an achieved rate below 95% of the target).
-    pub fell_behind: bool,
-}
-
-/// Latency distributions, in microseconds.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Latencies {
-    /// Intended start to outcome (in the open loop, includes time queued: no coordinated
-    /// omission).
-    pub op: Percentiles,
-    /// Actual start to outcome.
-    pub service: Percentiles,
-    /// Actual start minus intended start.
-    pub start_lag: Percentiles,
-    /// An attempt's PREPARE to its majority of PROMISEs.
-    pub phase1: Percentiles,
-    /// The majority of PROMISEs to the decision, for attempts that won.
-    pub phase2: Percentiles,
-    /// The raw transport round trip (ping) to each node at the start: the floor.
-    pub floor: Vec<NodeFloor>,
-}
-
-/// The ping round trip to one node.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NodeFloor {
-    /// The node.
-    pub node: u32,
-    /// Its round trip.
-    pub rtt: Percentiles,
-}
-
-/// Races and livelock.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Contention {
-    /// Preemptions per finished operation.
-    pub preemptions_per_op: f64,
-    /// Share of finished operations preempted at least once.
-    pub preempted_share: f64,
-    /// `[attempts, operations]` pairs: how many operations took that many attempts.
-    pub rounds: Vec<(u32, u64)>,
-    /// Two proposers preempting each other in turn on one instance.
-    pub dueling_episodes: u64,
-    /// Windows of the configured length with two or more active proposers on an instance and
-    /// no decision.
-    pub livelock_windows: u64,
-    /// Milliseconds spent in such windows.
-    pub livelock_ms: f64,
-    /// `[rank, operations, preemptions]` for the hottest keys (key 0 is rank 1 under zipfian and
-    /// hotspot distributions); empty for uniform keys.
-    pub by_key_rank: Vec<(u32, u64, u64)>,
-}
-
-/// Retries and timeouts.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Retries {
-    /// Attempts after the first, per finished operation.
-    pub retries_per_op: f64,
-    /// Phase timeouts per finished operation.
-    pub timeouts_per_op: f64,
-    /// Milliseconds spent backing off, per finished operation.
-    pub backoff_ms_per_op: f64,
-}
-
-/// Proposal IDs.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Ids {
-    /// The same ID issued by two proposers for one instance.
-    pub collisions: u64,
-    /// One proposer issuing an ID twice.
-    pub reused: u64,
-    /// Growth of the ID's high part per second (a round for counters, nanoseconds for
-    /// timestamps).
-    pub high_growth_per_s: f64,
-    /// The highest ID issued, `high.low`.
-    pub highest: String,
-}
-
-/// Message cost.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Messages {
-    /// Messages proposers sent.
-    pub from_proposers: u64,
-    /// Messages acceptors sent (replies and learner fan-out).
-    pub from_acceptors: u64,
-    /// All messages per decision.
-    pub per_decision: f64,
-    /// All bytes (framed) per decision.
-    pub bytes_per_decision: f64,
-}
-
-/// The online safety checker.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Safety {
-    /// Violations of agreement, validity or ID uniqueness seen.
-    pub violations: u64,
-    /// By kind.
-    pub by_kind: Vec<(String, u64)>,
-    /// The first few, written out.
-    pub examples: Vec<String>,
-    /// Whether the config declared violations as the expected finding.
-    pub expected: bool,
-}
-
-fn per(numerator: f64, denominator: u64) -> f64 {
-    if denominator == 0 {
-        0.0
-    } else {
-        numerator / denominator as f64
-    }
-}
-
 impl ScenarioSummary {
     /// Summarises what a driver measured.
     pub fn new(scenario: &Scenario, output: &RunOutput) -> Self {
@@ -648,25 +434,14 @@ impl ScenarioSummary {
         let measured_s = output.measured.as_secs_f64();
         let warmup = scenario.workload.warmup.as_secs_f64();
         let since_warmup = |at: Time| at.0 as f64 / 1e9 - warmup;
-        let rate = |n: u64| {
-            if measured_s > 0.0 {
-                n as f64 / measured_s
-            } else {
-                0.0
-            }
-        };
         let decisions = ops.won;
         let finished = protocol.ops_finished;
         let open = scenario.workload.mode == crate::config::LoopMode::Open;
-        let lag = Percentiles::of(&ops.lag);
-        let achieved = rate(ops.started);
         let (from_acceptors, acceptor_bytes) = if output.node_stats.is_empty() {
             (protocol.acceptor_messages, protocol.acceptor_bytes)
         } else {
             output.node_messages
         };
-        let all_messages = protocol.messages + from_acceptors;
-        let all_bytes = protocol.bytes + acceptor_bytes;
         let high_growth = match (protocol.first_id, protocol.last_id) {
             (Some((t0, first)), Some((t1, last))) if t1 > t0 => {
                 (last.high.saturating_sub(first.high)) as f64 / ((t1.0 - t0.0) as f64 / 1e9)
@@ -674,7 +449,7 @@ impl ScenarioSummary {
             _ => 0.0,
         };
         let violations: u64 = output.violation_counts.iter().map(|(_, n)| n).sum();
-        Self {
+        let mut summary = Self {
             index: scenario.index,
             label: scenario.label.clone(),
             swept: scenario.swept.clone(),
@@ -697,18 +472,10 @@ impl ScenarioSummary {
                 unfinished: output.unfinished,
             },
             throughput: Throughput {
-                decisions_per_s: rate(decisions),
-                ops_per_s: rate(ops.completed()),
                 target_rate: open.then_some(scenario.workload.rate),
-                achieved_rate: open.then_some(achieved),
-                fell_behind: open && (lag.p99 > 1_000 || achieved < 0.95 * scenario.workload.rate),
+                ..Throughput::default()
             },
             latency_us: Latencies {
-                op: Percentiles::of(&ops.latency),
-                service: Percentiles::of(&ops.service),
-                start_lag: lag,
-                phase1: Percentiles::of(&protocol.phase1),
-                phase2: Percentiles::of(&protocol.phase2),
                 floor: output
                     .floor
                     .iter()
@@ -717,10 +484,9 @@ impl ScenarioSummary {
                         rtt: *rtt,
                     })
                     .collect(),
+                ..Latencies::default()
             },
             contention: Contention {
-                preemptions_per_op: per(protocol.preemptions as f64, finished),
-                preempted_share: per(protocol.ops_preempted as f64, finished),
                 rounds: protocol
                     .rounds
                     .iter()
@@ -730,7 +496,6 @@ impl ScenarioSummary {
                     .collect(),
                 dueling_episodes: protocol.duels,
                 livelock_windows: protocol.livelock_windows,
-                livelock_ms: protocol.livelock_ns as f64 / 1e6,
                 by_key_rank: if scenario.workload.distribution
                     == crate::config::KeyDistribution::Uniform
                 {
@@ -744,12 +509,9 @@ impl ScenarioSummary {
                         .map(|(key, (ops, preemptions))| (key as u32 + 1, *ops, *preemptions))
                         .collect()
                 },
+                ..Contention::default()
             },
-            retries: Retries {
-                retries_per_op: per(protocol.retries as f64, finished),
-                timeouts_per_op: per(protocol.timeouts as f64, finished),
-                backoff_ms_per_op: per(protocol.backoff_ns as f64 / 1e6, finished),
-            },
+            retries: Retries::default(),
             ids: Ids {
                 collisions: output.checker.id_collisions,
                 reused: output.checker.id_reuses,
@@ -762,8 +524,7 @@ impl ScenarioSummary {
             messages: Messages {
                 from_proposers: protocol.messages,
                 from_acceptors,
-                per_decision: per(all_messages as f64, decisions),
-                bytes_per_decision: per(all_bytes as f64, decisions),
+                ..Messages::default()
             },
             safety: Safety {
                 violations,
@@ -868,7 +629,81 @@ impl ScenarioSummary {
                     .map(|a| AuditSummary::new(a, output.acked_replies)),
                 acked_replies: output.acked_replies,
             },
-        }
+        };
+        summary.derive(&output.latency_histograms());
+        summary
+    }
+
+    /// Derives every figure that is a rate, a ratio or a percentile from what adds up across
+    /// runs: `measured_s`, `outcomes`, `counts`, the message totals, and `histograms`. The one
+    /// place that does, for a run and for merged or pooled runs alike. Each struct is built
+    /// field by field, so a figure added to one does not compile until it is derived here.
+    pub(crate) fn derive(&mut self, histograms: &LatencyHistograms) {
+        let measured_s = self.measured_s;
+        let rate = |n: u64| {
+            if measured_s > 0.0 {
+                n as f64 / measured_s
+            } else {
+                0.0
+            }
+        };
+        let outcomes = &self.outcomes;
+        let counts = &self.counts;
+        let decisions = outcomes.won;
+        let completed = outcomes.won + outcomes.lost_race + outcomes.gave_up + outcomes.timed_out;
+        let finished = counts.ops_finished;
+        let start_lag = Percentiles::of(histograms.start_lag);
+        let target_rate = self.throughput.target_rate;
+        let achieved_rate = target_rate.map(|_| rate(outcomes.started));
+        let behind = match (target_rate, achieved_rate) {
+            (Some(target), Some(achieved)) => start_lag.p99 > 1_000 || achieved < 0.95 * target,
+            _ => false,
+        };
+        self.throughput = Throughput {
+            decisions_per_s: rate(decisions),
+            ops_per_s: rate(completed),
+            target_rate,
+            achieved_rate,
+            // A part that fell behind stays behind in a merge, whatever the pooled figures say.
+            fell_behind: self.throughput.fell_behind || behind,
+        };
+        self.latency_us = Latencies {
+            op: Percentiles::of(histograms.op),
+            service: Percentiles::of(histograms.service),
+            start_lag,
+            phase1: Percentiles::of(histograms.phase1),
+            phase2: Percentiles::of(histograms.phase2),
+            floor: std::mem::take(&mut self.latency_us.floor),
+        };
+        let contention = std::mem::take(&mut self.contention);
+        self.contention = Contention {
+            preemptions_per_op: per(counts.preemptions as f64, finished),
+            preempted_share: per(counts.ops_preempted as f64, finished),
+            rounds: contention.rounds,
+            dueling_episodes: contention.dueling_episodes,
+            livelock_windows: contention.livelock_windows,
+            livelock_ms: counts.livelock_ns as f64 / 1e6,
+            by_key_rank: contention.by_key_rank,
+        };
+        self.retries = Retries {
+            retries_per_op: per(counts.retries as f64, finished),
+            timeouts_per_op: per(counts.timeouts as f64, finished),
+            backoff_ms_per_op: per(counts.backoff_ns as f64 / 1e6, finished),
+        };
+        let Messages {
+            from_proposers,
+            from_acceptors,
+            ..
+        } = self.messages;
+        self.messages = Messages {
+            from_proposers,
+            from_acceptors,
+            per_decision: per((from_proposers + from_acceptors) as f64, decisions),
+            bytes_per_decision: per(
+                (counts.bytes_from_proposers + counts.bytes_from_acceptors) as f64,
+                decisions,
+            ),
+        };
     }
 
     /// A figure's median over the repetitions, or `single` (the figure itself) without them.
