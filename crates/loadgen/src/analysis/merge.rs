@@ -184,13 +184,7 @@ pub fn merge_scenario(
     let Some(first) = parts.first() else {
         return Err(Error::Scenario("nothing to merge".into()));
     };
-    let mut sums: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
-    for run in histograms {
-        for (name, histogram) in run {
-            let entry = sums.entry(name.clone()).or_insert_with(latency_histogram);
-            add(entry, histogram)?;
-        }
-    }
+    let sums = sum_histograms(histograms)?;
     let sum = |f: &dyn Fn(&ScenarioSummary) -> u64| parts.iter().map(|p| f(p)).sum::<u64>();
     let max = |f: &dyn Fn(&ScenarioSummary) -> u64| parts.iter().map(|p| f(p)).max().unwrap_or(0);
     let max_f =
@@ -229,32 +223,10 @@ pub fn merge_scenario(
         node_load,
         counts: _,
     } = (*first).clone();
-    let outcomes = Outcomes {
-        started: sum(&|p| p.outcomes.started),
-        won: sum(&|p| p.outcomes.won),
-        lost_race: sum(&|p| p.outcomes.lost_race),
-        gave_up: sum(&|p| p.outcomes.gave_up),
-        timed_out: sum(&|p| p.outcomes.timed_out),
-        unfinished: sum(&|p| p.outcomes.unfinished),
-    };
-    let counts = Counts {
-        ops_finished: sum(&|p| p.counts.ops_finished),
-        attempts: sum(&|p| p.counts.attempts),
-        retries: sum(&|p| p.counts.retries),
-        preemptions: sum(&|p| p.counts.preemptions),
-        ops_preempted: sum(&|p| p.counts.ops_preempted),
-        timeouts: sum(&|p| p.counts.timeouts),
-        backoff_ns: sum(&|p| p.counts.backoff_ns),
-        livelock_ns: sum(&|p| p.counts.livelock_ns),
-        bytes_from_proposers: sum(&|p| p.counts.bytes_from_proposers),
-        // The nodes' counters cover the whole cluster, and every generator read them all.
-        bytes_from_acceptors: cluster(&|p| p.counts.bytes_from_acceptors),
-    };
-    let measured_s = if sequential {
-        sum_f(&|p| p.measured_s)
-    } else {
-        max_f(&|p| p.measured_s)
-    };
+    let (outcomes, counts) = merge_counts(parts, sequential);
+    // Repetitions ran one after another; concurrent generators side by side.
+    let span = |f: &dyn Fn(&ScenarioSummary) -> f64| if sequential { sum_f(f) } else { max_f(f) };
+    let measured_s = span(&|p| p.measured_s);
     let open_loop = first.throughput.target_rate.is_some();
     // Rates, ratios and percentiles are derived below, from the combined counts and histograms.
     let throughput = Throughput {
@@ -272,25 +244,7 @@ pub fn merge_scenario(
         floor,
         ..Latencies::default()
     };
-    let mut rounds: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut by_rank: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-    for p in parts {
-        for (attempts, n) in &p.contention.rounds {
-            *rounds.entry(*attempts).or_default() += n;
-        }
-        for (rank, ops, preemptions) in &p.contention.by_key_rank {
-            let entry = by_rank.entry(*rank).or_default();
-            entry.0 += ops;
-            entry.1 += preemptions;
-        }
-    }
-    let contention = Contention {
-        rounds: rounds.into_iter().collect(),
-        dueling_episodes: sum(&|p| p.contention.dueling_episodes),
-        livelock_windows: sum(&|p| p.contention.livelock_windows),
-        by_key_rank: by_rank.into_iter().map(|(r, (o, p))| (r, o, p)).collect(),
-        ..Contention::default()
-    };
+    let contention = merge_contention(parts);
     let Ids { highest, .. } = ids;
     let ids = Ids {
         collisions: sum(&|p| p.ids.collisions),
@@ -304,68 +258,9 @@ pub fn merge_scenario(
         from_acceptors: cluster(&|p| p.messages.from_acceptors),
         ..Messages::default()
     };
-    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
-    for p in parts {
-        for (kind, n) in &p.safety.by_kind {
-            *kinds.entry(kind.clone()).or_default() += n;
-        }
-    }
-    let safety = Safety {
-        violations: sum(&|p| p.safety.violations),
-        by_kind: kinds.into_iter().collect(),
-        examples: parts
-            .iter()
-            .flat_map(|p| p.safety.examples.clone())
-            .take(5)
-            .collect(),
-        expected: safety.expected,
-    };
-    let Setup {
-        nodes: cluster_nodes,
-        proposers: _,
-        keys,
-        id_scheme,
-        storage,
-    } = setup;
-    let setup = Setup {
-        nodes: cluster_nodes,
-        proposers: if sequential {
-            first.setup.proposers
-        } else {
-            parts.iter().map(|p| p.setup.proposers).sum()
-        },
-        keys,
-        id_scheme,
-        storage,
-    };
-    // Each generator sampled its own machine: every process is listed, named by its run, and
-    // the noisiest machine's figures stand.
-    let resources = ResourceSummary {
-        processes: parts
-            .iter()
-            .enumerate()
-            .flat_map(|(run, p)| {
-                p.resources
-                    .processes
-                    .iter()
-                    .map(move |process| ProcessResources {
-                        name: match combine {
-                            Combine::Concurrent => format!("run {run}: {}", process.name),
-                            Combine::Sequential => {
-                                format!("repetition {}: {}", run + 1, process.name)
-                            }
-                        },
-                        ..process.clone()
-                    })
-            })
-            .collect(),
-        steal_pct: max_f(&|p| p.resources.steal_pct),
-        foreign_cpu_pct: max_f(&|p| p.resources.foreign_cpu_pct),
-        load_at_start: max_f(&|p| p.resources.load_at_start),
-        samples: sum(&|p| p.resources.samples),
-        generator_cpu_us_per_decision: max_f(&|p| p.resources.generator_cpu_us_per_decision),
-        series: Vec::new(),
-    };
+    let safety = merge_safety(parts, safety.expected);
+    let setup = merge_setup(parts, setup, sequential);
+    let resources = merge_resources(parts, combine);
     // Leader roles are the cluster's, like the nodes; repetitions each had theirs.
     let leader = if sequential {
         LeaderSummary::pooled(parts.iter().filter_map(|p| p.leader.as_ref()))
@@ -389,11 +284,7 @@ pub fn merge_scenario(
             .iter()
             .map(|p| p.window_start_unix_s)
             .fold(f64::INFINITY, f64::min),
-        wall_s: if sequential {
-            sum_f(&|p| p.wall_s)
-        } else {
-            max_f(&|p| p.wall_s)
-        },
+        wall_s: span(&|p| p.wall_s),
         outcomes,
         throughput,
         latency_us,
@@ -428,6 +319,158 @@ pub fn merge_scenario(
     let empty = latency_histogram();
     merged.derive(&LatencyHistograms::named(&sums, &empty));
     Ok((merged, sums))
+}
+
+/// The runs' histograms, added up by name.
+fn sum_histograms(
+    histograms: &[Vec<(String, Histogram<u64>)>],
+) -> Result<BTreeMap<String, Histogram<u64>>, Error> {
+    let mut sums: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    for run in histograms {
+        for (name, histogram) in run {
+            let entry = sums.entry(name.clone()).or_insert_with(latency_histogram);
+            add(entry, histogram)?;
+        }
+    }
+    Ok(sums)
+}
+
+/// The parts' contention counts, added up; the ratios are derived later.
+fn merge_contention(parts: &[&ScenarioSummary]) -> Contention {
+    let mut rounds: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut by_rank: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    for p in parts {
+        for (attempts, n) in &p.contention.rounds {
+            *rounds.entry(*attempts).or_default() += n;
+        }
+        for (rank, ops, preemptions) in &p.contention.by_key_rank {
+            let entry = by_rank.entry(*rank).or_default();
+            entry.0 += ops;
+            entry.1 += preemptions;
+        }
+    }
+    Contention {
+        rounds: rounds.into_iter().collect(),
+        dueling_episodes: parts.iter().map(|p| p.contention.dueling_episodes).sum(),
+        livelock_windows: parts.iter().map(|p| p.contention.livelock_windows).sum(),
+        by_key_rank: by_rank.into_iter().map(|(r, (o, p))| (r, o, p)).collect(),
+        ..Contention::default()
+    }
+}
+
+/// The parts' violations, added up by kind, with the first few examples.
+fn merge_safety(parts: &[&ScenarioSummary], expected: bool) -> Safety {
+    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+    for p in parts {
+        for (kind, n) in &p.safety.by_kind {
+            *kinds.entry(kind.clone()).or_default() += n;
+        }
+    }
+    Safety {
+        violations: parts.iter().map(|p| p.safety.violations).sum(),
+        by_kind: kinds.into_iter().collect(),
+        examples: parts
+            .iter()
+            .flat_map(|p| p.safety.examples.clone())
+            .take(5)
+            .collect(),
+        expected,
+    }
+}
+
+/// Each generator sampled its own machine: every process is listed, named by its run, and
+/// the noisiest machine's figures stand.
+fn merge_resources(parts: &[&ScenarioSummary], combine: Combine) -> ResourceSummary {
+    ResourceSummary {
+        processes: parts
+            .iter()
+            .enumerate()
+            .flat_map(|(run, p)| {
+                p.resources
+                    .processes
+                    .iter()
+                    .map(move |process| ProcessResources {
+                        name: match combine {
+                            Combine::Concurrent => format!("run {run}: {}", process.name),
+                            Combine::Sequential => {
+                                format!("repetition {}: {}", run + 1, process.name)
+                            }
+                        },
+                        ..process.clone()
+                    })
+            })
+            .collect(),
+        steal_pct: parts
+            .iter()
+            .map(|p| p.resources.steal_pct)
+            .fold(0.0, f64::max),
+        foreign_cpu_pct: parts
+            .iter()
+            .map(|p| p.resources.foreign_cpu_pct)
+            .fold(0.0, f64::max),
+        load_at_start: parts
+            .iter()
+            .map(|p| p.resources.load_at_start)
+            .fold(0.0, f64::max),
+        samples: parts.iter().map(|p| p.resources.samples).sum(),
+        generator_cpu_us_per_decision: parts
+            .iter()
+            .map(|p| p.resources.generator_cpu_us_per_decision)
+            .fold(0.0, f64::max),
+        series: Vec::new(),
+    }
+}
+
+/// The parts' outcomes and counters, added up; the cluster's own counters once per cluster.
+fn merge_counts(parts: &[&ScenarioSummary], sequential: bool) -> (Outcomes, Counts) {
+    let sum = |f: &dyn Fn(&ScenarioSummary) -> u64| parts.iter().map(|p| f(p)).sum::<u64>();
+    let max = |f: &dyn Fn(&ScenarioSummary) -> u64| parts.iter().map(|p| f(p)).max().unwrap_or(0);
+    // What the cluster counted: once per cluster, and each repetition had its own.
+    let cluster = |f: &dyn Fn(&ScenarioSummary) -> u64| if sequential { sum(f) } else { max(f) };
+    let outcomes = Outcomes {
+        started: sum(&|p| p.outcomes.started),
+        won: sum(&|p| p.outcomes.won),
+        lost_race: sum(&|p| p.outcomes.lost_race),
+        gave_up: sum(&|p| p.outcomes.gave_up),
+        timed_out: sum(&|p| p.outcomes.timed_out),
+        unfinished: sum(&|p| p.outcomes.unfinished),
+    };
+    let counts = Counts {
+        ops_finished: sum(&|p| p.counts.ops_finished),
+        attempts: sum(&|p| p.counts.attempts),
+        retries: sum(&|p| p.counts.retries),
+        preemptions: sum(&|p| p.counts.preemptions),
+        ops_preempted: sum(&|p| p.counts.ops_preempted),
+        timeouts: sum(&|p| p.counts.timeouts),
+        backoff_ns: sum(&|p| p.counts.backoff_ns),
+        livelock_ns: sum(&|p| p.counts.livelock_ns),
+        bytes_from_proposers: sum(&|p| p.counts.bytes_from_proposers),
+        // The nodes' counters cover the whole cluster, and every generator read them all.
+        bytes_from_acceptors: cluster(&|p| p.counts.bytes_from_acceptors),
+    };
+    (outcomes, counts)
+}
+
+/// The parts' setup: the cluster's, with every concurrent generator's proposers counted.
+fn merge_setup(parts: &[&ScenarioSummary], setup: Setup, sequential: bool) -> Setup {
+    let Setup {
+        nodes: cluster_nodes,
+        proposers,
+        keys,
+        id_scheme,
+        storage,
+    } = setup;
+    Setup {
+        nodes: cluster_nodes,
+        proposers: if sequential {
+            proposers
+        } else {
+            parts.iter().map(|p| p.setup.proposers).sum()
+        },
+        keys,
+        id_scheme,
+        storage,
+    }
 }
 
 /// The parts' shared-cluster figures: counts add up, the latest start stands for all, and the

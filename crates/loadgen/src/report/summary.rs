@@ -426,6 +426,81 @@ impl AuditSummary {
     }
 }
 
+impl NodeSummary {
+    /// A node's counters over the scenario.
+    fn of(n: &paxbench_quic::NodeStats) -> Self {
+        Self {
+            node: n.node,
+            paxos_in: n.paxos_in,
+            paxos_out: n.paxos_out,
+            batches: n.batches,
+            records: n.records,
+            records_per_batch: per(n.records as f64, n.batches),
+            max_batch: n.max_batch,
+            commit_p50_us: n.commit_us.p50,
+            commit_p99_us: n.commit_us.p99,
+            frames_per_write: per(n.transport.frames_out as f64, n.transport.writes),
+            disk_floor_p50_us: (n.disk_floor_us.count > 0).then_some(n.disk_floor_us.p50),
+            disk_floor_p99_us: (n.disk_floor_us.count > 0).then_some(n.disk_floor_us.p99),
+            most_held: n.most_held,
+            evicted: n.evicted,
+            store_reads: n.store_reads,
+            checkpoints: n.checkpoints,
+        }
+    }
+}
+
+impl SharedCluster {
+    /// What one generator saw of a shared cluster; `merge` adds the cross-generator figures.
+    fn of(output: &RunOutput) -> Self {
+        Self {
+            start_late_ms: output.start_late.map(|d| d.as_secs_f64() * 1e3),
+            clock_offsets: output
+                .clock_offsets
+                .iter()
+                .map(|c| ClockOffsetSummary {
+                    node: c.node,
+                    offset_ms: c.offset_ns as f64 / 1e6,
+                    bound_ms: c.bound_ns as f64 / 1e6,
+                })
+                .collect(),
+            preexisting: output.checker.preexisting,
+            other_generators: output.checker.other_generators,
+            window_spread_ms: None,
+            cross_check: None,
+        }
+    }
+}
+
+impl Reliability {
+    /// The recoveries after each fault, timed from it, and the audit of the nodes' stores.
+    fn of(output: &RunOutput, since_warmup: &dyn Fn(Time) -> f64) -> Self {
+        Self {
+            recoveries: output
+                .protocol
+                .recoveries
+                .iter()
+                .map(|r| {
+                    let after =
+                        |t: Option<Time>| t.map(|t| t.0.saturating_sub(r.at.0) as f64 / 1e6);
+                    RecoverySummary {
+                        at_s: since_warmup(r.at),
+                        what: r.what.clone(),
+                        first_decision_ms: after(r.first_decision),
+                        nodes_back_ms: after(r.nodes_back),
+                        clients_back_ms: after(r.clients_back),
+                    }
+                })
+                .collect(),
+            audit: output
+                .audit
+                .as_ref()
+                .map(|a| AuditSummary::new(a, output.acked_replies)),
+            acked_replies: output.acked_replies,
+        }
+    }
+}
+
 impl ScenarioSummary {
     /// Summarises what a driver measured.
     pub fn new(scenario: &Scenario, output: &RunOutput) -> Self {
@@ -536,28 +611,7 @@ impl ScenarioSummary {
                 examples: output.violation_examples.clone(),
                 expected: scenario.expect_violations,
             },
-            nodes: output
-                .node_stats
-                .iter()
-                .map(|n| NodeSummary {
-                    node: n.node,
-                    paxos_in: n.paxos_in,
-                    paxos_out: n.paxos_out,
-                    batches: n.batches,
-                    records: n.records,
-                    records_per_batch: per(n.records as f64, n.batches),
-                    max_batch: n.max_batch,
-                    commit_p50_us: n.commit_us.p50,
-                    commit_p99_us: n.commit_us.p99,
-                    frames_per_write: per(n.transport.frames_out as f64, n.transport.writes),
-                    disk_floor_p50_us: (n.disk_floor_us.count > 0).then_some(n.disk_floor_us.p50),
-                    disk_floor_p99_us: (n.disk_floor_us.count > 0).then_some(n.disk_floor_us.p99),
-                    most_held: n.most_held,
-                    evicted: n.evicted,
-                    store_reads: n.store_reads,
-                    checkpoints: n.checkpoints,
-                })
-                .collect(),
+            nodes: output.node_stats.iter().map(NodeSummary::of).collect(),
             resources: {
                 let mut resources = output.resources.clone();
                 let decided: Vec<u64> = output.ops.seconds.iter().map(|s| s.won).collect();
@@ -566,22 +620,7 @@ impl ScenarioSummary {
             },
             drift: Drift::of(&output.ops.seconds),
             repetitions: None,
-            shared: (scenario.target.kind == TargetKind::Attach).then(|| SharedCluster {
-                start_late_ms: output.start_late.map(|d| d.as_secs_f64() * 1e3),
-                clock_offsets: output
-                    .clock_offsets
-                    .iter()
-                    .map(|c| ClockOffsetSummary {
-                        node: c.node,
-                        offset_ms: c.offset_ns as f64 / 1e6,
-                        bound_ms: c.bound_ns as f64 / 1e6,
-                    })
-                    .collect(),
-                preexisting: output.checker.preexisting,
-                other_generators: output.checker.other_generators,
-                window_spread_ms: None,
-                cross_check: None,
-            }),
+            shared: (scenario.target.kind == TargetKind::Attach).then(|| SharedCluster::of(output)),
             zones: crate::report::zones::ZonesSummary::new(scenario, output),
             node_load: crate::report::load::NodeLoadSummary::of(&protocol.node_load, decisions),
             leader: output
@@ -606,29 +645,7 @@ impl ScenarioSummary {
                 .iter()
                 .map(|(at, what)| (since_warmup(*at), what.clone()))
                 .collect(),
-            reliability: Reliability {
-                recoveries: output
-                    .protocol
-                    .recoveries
-                    .iter()
-                    .map(|r| {
-                        let after =
-                            |t: Option<Time>| t.map(|t| t.0.saturating_sub(r.at.0) as f64 / 1e6);
-                        RecoverySummary {
-                            at_s: since_warmup(r.at),
-                            what: r.what.clone(),
-                            first_decision_ms: after(r.first_decision),
-                            nodes_back_ms: after(r.nodes_back),
-                            clients_back_ms: after(r.clients_back),
-                        }
-                    })
-                    .collect(),
-                audit: output
-                    .audit
-                    .as_ref()
-                    .map(|a| AuditSummary::new(a, output.acked_replies)),
-                acked_replies: output.acked_replies,
-            },
+            reliability: Reliability::of(output, &since_warmup),
         };
         summary.derive(&output.latency_histograms());
         summary
