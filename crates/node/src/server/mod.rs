@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use crate::cache::InstanceCache;
 use crate::config::{LearnerFanout, NodeConfig, StorageMode};
 use crate::error::Error;
-use crate::storage::{AcceptorStore, DiskSwitch, FaultyDisk, StateReader};
+use crate::storage::{AcceptorStore, DiskSwitch, FaultyDisk, Recovered, StateReader};
 use commit::{Commit, hold_unsettled, wait_commit};
 
 /// Test-only fault points: ways to die at the worst moment.
@@ -97,43 +97,11 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
         }
         _ => LatencySummary::default(),
     };
-    let reader = storage.reader();
-    let mut cache = match &reader {
-        Some(reader) => {
-            let mut cache = InstanceCache::new(config.cache_instances, reader.checkpointed() > 0);
-            // What the log held after the checkpoint stays until a checkpoint includes it.
-            cache.committed(&recovered.records, recovered.position);
-            Some(cache)
-        }
-        None => protocol
-            .has_leader()
-            .then(|| InstanceCache::new(config.cache_instances, false)),
-    };
-    // The role's randomness (election timeouts, backoff) is seeded from the moment and the
-    // process, so that nodes started together do not draw alike.
-    let seed = paxbench_quic::wire::unix_now_ns() ^ (u64::from(std::process::id()) << 32);
-    let host_config = NodeHostConfig {
-        id: config.id,
-        acceptor: AcceptorConfig {
-            reject_mode: config.reject_mode,
-            notify_learners: config.learner_fanout == LearnerFanout::All,
-        },
-        phase2_quorum: config.phase2_quorum,
-        protocol: config.protocol.clone(),
-        seed: Stream::Leader(config.id.0).seed(seed),
-    };
-    let mut host =
-        NodeHost::restore(host_config, recovered.records, &recovered.ranged).map_err(|e| {
-            Error::Config {
-                origin: "leader".into(),
-                message: e.to_string(),
-            }
-        })?;
-    if protocol.has_leader()
-        && let (Some(reader), Some(cache)) = (&reader, cache.as_mut())
-    {
-        hold_unsettled(&mut host, reader.as_ref(), cache)?;
-    }
+    let Restored {
+        host,
+        reader,
+        cache,
+    } = restore(config, storage.as_ref(), recovered)?;
     let disk = DiskSwitch::default();
     let storage: Box<dyn AcceptorStore> = Box::new(FaultyDisk::new(storage, disk.clone()));
     let faults = FaultLayer::new(&config.faults)?;
@@ -186,60 +154,141 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     node.host.start(now);
     node.finish_turn();
 
-    let stats_period = Duration::from_millis(config.stats_interval_ms.max(1));
-    let mut stats_tick =
-        tokio::time::interval_at(tokio::time::Instant::now() + stats_period, stats_period);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            finished = wait_commit(&mut node.commit) => {
-                node.commit = None;
-                node.finish_commit(finished);
-                node.finish_turn();
+    node.serve(&mut inbox, shutdown, config.stats_interval_ms)
+        .await;
+    Ok(node.shut_down().await)
+}
+
+/// What a node restarts with.
+struct Restored {
+    host: NodeHost,
+    /// Where forgotten states are read back, with `wal` storage.
+    reader: Option<Box<dyn StateReader>>,
+    /// Which states may leave memory.
+    cache: Option<InstanceCache>,
+}
+
+/// The node host as the store left it, the reader of forgotten states, and the cache that
+/// says which states may leave memory. A Multi-Paxos node also holds every checkpointed state
+/// its chosen prefix does not cover.
+fn restore(
+    config: &NodeConfig,
+    storage: &dyn AcceptorStore,
+    recovered: Recovered,
+) -> Result<Restored, Error> {
+    let protocol = config.protocol.protocol();
+    let reader = storage.reader();
+    let mut cache = match &reader {
+        Some(reader) => {
+            let mut cache = InstanceCache::new(config.cache_instances, reader.checkpointed() > 0);
+            // What the log held after the checkpoint stays until a checkpoint includes it.
+            cache.committed(&recovered.records, recovered.position);
+            Some(cache)
+        }
+        None => protocol
+            .has_leader()
+            .then(|| InstanceCache::new(config.cache_instances, false)),
+    };
+    // The role's randomness (election timeouts, backoff) is seeded from the moment and the
+    // process, so that nodes started together do not draw alike.
+    let seed = paxbench_quic::wire::unix_now_ns() ^ (u64::from(std::process::id()) << 32);
+    let host_config = NodeHostConfig {
+        id: config.id,
+        acceptor: AcceptorConfig {
+            reject_mode: config.reject_mode,
+            notify_learners: config.learner_fanout == LearnerFanout::All,
+        },
+        phase2_quorum: config.phase2_quorum,
+        protocol: config.protocol.clone(),
+        seed: Stream::Leader(config.id.0).seed(seed),
+    };
+    let mut host =
+        NodeHost::restore(host_config, recovered.records, &recovered.ranged).map_err(|e| {
+            Error::Config {
+                origin: "leader".into(),
+                message: e.to_string(),
             }
-            () = host_timer(routes::wake(&node.host, node.clock)) => {
-                node.timeout();
-                node.finish_turn();
-            }
-            inbound = inbox.recv() => {
-                let Some(inbound) = inbound else { break };
-                let now = node.now();
-                node.handle(now, inbound);
-                for _ in 1..MAX_FRAMES_PER_TURN {
-                    match inbox.try_recv() {
-                        Ok(inbound) => node.handle(now, inbound),
-                        Err(_) => break,
-                    }
+        })?;
+    if protocol.has_leader()
+        && let (Some(reader), Some(cache)) = (&reader, cache.as_mut())
+    {
+        hold_unsettled(&mut host, reader.as_ref(), cache)?;
+    }
+    Ok(Restored {
+        host,
+        reader,
+        cache,
+    })
+}
+
+impl<T: Transport + std::fmt::Debug> Node<T> {
+    /// Serves frames, commits and timers until `shutdown` resolves or the endpoint closes,
+    /// logging a stats line every `stats_interval_ms` (0: never).
+    async fn serve(
+        &mut self,
+        inbox: &mut tokio::sync::mpsc::Receiver<paxbench_quic::Inbound>,
+        shutdown: impl Future<Output = ()>,
+        stats_interval_ms: u64,
+    ) {
+        let stats_period = Duration::from_millis(stats_interval_ms.max(1));
+        let mut stats_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + stats_period, stats_period);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                finished = wait_commit(&mut self.commit) => {
+                    self.commit = None;
+                    self.finish_commit(finished);
+                    self.finish_turn();
                 }
-                node.finish_turn();
-            }
-            _ = stats_tick.tick(), if config.stats_interval_ms > 0 => {
-                let stats = node.stats();
-                info!(target: "paxbench_node::stats", "{}", stats_line(&stats));
+                () = host_timer(routes::wake(&self.host, self.clock)) => {
+                    self.timeout();
+                    self.finish_turn();
+                }
+                inbound = inbox.recv() => {
+                    let Some(inbound) = inbound else { break };
+                    let now = self.now();
+                    self.handle(now, inbound);
+                    for _ in 1..MAX_FRAMES_PER_TURN {
+                        match inbox.try_recv() {
+                            Ok(inbound) => self.handle(now, inbound),
+                            Err(_) => break,
+                        }
+                    }
+                    self.finish_turn();
+                }
+                _ = stats_tick.tick(), if stats_interval_ms > 0 => {
+                    let stats = self.stats();
+                    info!(target: "paxbench_node::stats", "{}", stats_line(&stats));
+                }
             }
         }
     }
 
-    info!(node = %node.id, "shutting down: finishing the batch in flight");
-    if let Some(commit) = node.commit.take() {
-        node.finish_commit(commit.await);
+    /// Finishes the batch in flight, persists and answers what was already handled, and
+    /// closes connections gracefully. Returns the final stats.
+    async fn shut_down(mut self) -> NodeStats {
+        info!(node = %self.id, "shutting down: finishing the batch in flight");
+        if let Some(commit) = self.commit.take() {
+            self.finish_commit(commit.await);
+        }
+        self.finish_turn();
+        if let Some(commit) = self.commit.take() {
+            self.finish_commit(commit.await);
+        }
+        let now = self.now();
+        self.settle(now);
+        let stats = self.stats();
+        self.proposers.clear();
+        self.peers.clear();
+        // Let the link writers flush what was just queued before the connections close.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.endpoint.shutdown().await;
+        info!(node = %stats.node, "{}", stats_line(&stats));
+        stats
     }
-    node.finish_turn();
-    if let Some(commit) = node.commit.take() {
-        node.finish_commit(commit.await);
-    }
-    let now = node.now();
-    node.settle(now);
-    let stats = node.stats();
-    node.proposers.clear();
-    node.peers.clear();
-    // Let the link writers flush what was just queued before the connections close.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    node.endpoint.shutdown().await;
-    info!(node = %stats.node, "{}", stats_line(&stats));
-    Ok(stats)
 }
 
 /// Resolves when the host's timer is due; never without one.
