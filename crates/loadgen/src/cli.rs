@@ -46,45 +46,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a bench config and write a results folder.
-    Run {
-        /// The bench config (YAML).
-        config: PathBuf,
-        /// Run on this target instead of the config's.
-        #[arg(long, value_enum)]
-        target: Option<TargetKind>,
-        /// Where results folders go.
-        #[arg(long, default_value = "results", value_name = "DIR")]
-        results: PathBuf,
-        /// Write into exactly this folder instead.
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// Print the summary as JSON on stdout instead of the table.
-        #[arg(long)]
-        json: bool,
-        /// No progress bars.
-        #[arg(long)]
-        no_progress: bool,
-        /// Skip the charts and report.html (`paxbench chart DIR` draws them later).
-        #[arg(long)]
-        no_charts: bool,
-        /// Multiply every time in the config (warmup, duration, fault times) by this: 0.5 runs
-        /// the short version of a fault campaign.
-        #[arg(long, value_name = "FACTOR")]
-        time_scale: Option<f64>,
-        /// Run every scenario N times, each on a fresh cluster, interleaved; the summary gives
-        /// medians and 95% intervals (overrides `measure.repeat`).
-        #[arg(long, value_name = "N")]
-        repeat: Option<u32>,
-        /// Start the first scenario's warmup at this UTC instant (RFC 3339, e.g.
-        /// 2026-11-30T07:00:00Z), like every generator given the same one (overrides
-        /// `measure.start_at`; attach only).
-        #[arg(long, value_name = "UTC")]
-        start_at: Option<String>,
-        /// Run as client N of the cluster (overrides `target.attach.client`; `{client}` in the
-        /// certificate and key paths becomes N): one config serves every generator.
-        #[arg(long, value_name = "N")]
-        client: Option<u32>,
-    },
+    Run(RunArgs),
     /// Draw the charts (SVG and PNG) and report.html of a results folder.
     Chart {
         /// A results folder.
@@ -256,65 +218,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             phase2_quorum,
             results,
             scenario,
-        } => {
-            let dirs: Vec<_> = stores
-                .iter()
-                .map(|(id, dir)| (paxbench_core::NodeId(*id), dir.clone()))
-                .collect();
-            let nodes = nodes.unwrap_or(dirs.len());
-            let phase2 = phase2_quorum.unwrap_or(paxbench_core::quorum(nodes));
-            if phase2 == 0 || phase2 > nodes {
-                anyhow::bail!(
-                    "--phase2-quorum {phase2} does not fit a cluster of {nodes} nodes (1..={nodes})"
-                );
-            }
-            if let Some(results) = results {
-                let audit = crate::analysis::reliability::audit_attach_run(
-                    &results,
-                    scenario,
-                    &dirs,
-                    (nodes, phase2),
-                )?;
-                println!(
-                    "{} stores, {} records: {} chosen values lost of {}, {} acknowledged states lost of {}, {} replay violations; recorded in {}",
-                    audit.stores,
-                    audit.records,
-                    audit.chosen_lost,
-                    audit.chosen_checked,
-                    audit.acks_lost,
-                    audit.acks_checked,
-                    audit.violations,
-                    results.join("summary.json").display()
-                );
-                for problem in &audit.problems {
-                    println!("  {problem}");
-                }
-                if audit.problems() > 0 {
-                    return Ok(ExitCode::from(EXIT_VIOLATIONS));
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            let scratch = tempfile::tempdir().map_err(|source| crate::Error::Io {
-                context: "creating a scratch directory for the audit's sort".into(),
-                source,
-            })?;
-            let report = paxbench_node::audit_stores(&dirs, nodes, phase2, None, scratch.path())?;
-            println!(
-                "{} stores, {} records, {} instances, {} chosen by a majority of stores, {} replay violations",
-                report.stores,
-                report.records,
-                report.instances,
-                report.chosen_in_stores,
-                report.violations
-            );
-            for problem in &report.problems {
-                println!("  {problem}");
-            }
-            if !report.is_clean() {
-                return Ok(ExitCode::from(EXIT_VIOLATIONS));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => audit_command(&stores, nodes, phase2_quorum, results, scenario),
         Command::Schema => {
             print!("{}", crate::report::summary::schema_json());
             Ok(ExitCode::SUCCESS)
@@ -330,118 +234,229 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run {
-            config,
-            target,
-            results,
-            out,
-            json,
-            no_progress,
-            no_charts,
-            time_scale,
-            repeat,
-            start_at,
-            client,
-        } => {
-            init_logging();
-            let mut config = BenchConfig::load(&config)?;
-            if let Some(kind) = target {
-                config = config.with_target(kind)?;
-            }
-            if let Some(factor) = time_scale {
-                config = config.with_time_scale(factor)?;
-            }
-            if let Some(repeat) = repeat {
-                config = config.with_repeat(repeat)?;
-            }
-            if let Some(client) = client {
-                config = config.with_client(client)?;
-            }
-            if let Some(stamp) = start_at {
-                config = config.with_start_at(&stamp)?;
-            }
-            let interrupt = Arc::new(AtomicBool::new(false));
-            let flag = interrupt.clone();
-            ctrlc::set_handler(move || {
-                if flag.swap(true, Ordering::SeqCst) {
-                    // A second Ctrl-C: the user wants out now.
-                    std::process::exit(i32::from(EXIT_INTERRUPTED));
-                }
-                eprintln!("\ninterrupted: finishing the measurement and writing what was measured");
-            })
-            .context("installing the Ctrl-C handler")?;
-            let options = RunOptions {
-                results_dir: results,
-                out,
-                node_exe: std::env::current_exe().context("locating the paxbench binary")?,
-                progress: !no_progress && !json,
-                charts: !no_charts,
-            };
-            let result = run(&config, &options, &interrupt)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&result.summary)?);
+        Command::Run(args) => run_command(args),
+    }
+}
+
+/// `paxbench run`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The bench config (YAML).
+    pub config: PathBuf,
+    /// Run on this target instead of the config's.
+    #[arg(long, value_enum)]
+    pub target: Option<TargetKind>,
+    /// Where results folders go.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results: PathBuf,
+    /// Write into exactly this folder instead.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the summary as JSON on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Skip the charts and report.html (`paxbench chart DIR` draws them later).
+    #[arg(long)]
+    pub no_charts: bool,
+    /// Multiply every time in the config (warmup, duration, fault times) by this: 0.5 runs
+    /// the short version of a fault campaign.
+    #[arg(long, value_name = "FACTOR")]
+    pub time_scale: Option<f64>,
+    /// Run every scenario N times, each on a fresh cluster, interleaved; the summary gives
+    /// medians and 95% intervals (overrides `measure.repeat`).
+    #[arg(long, value_name = "N")]
+    pub repeat: Option<u32>,
+    /// Start the first scenario's warmup at this UTC instant (RFC 3339, e.g.
+    /// 2026-11-30T07:00:00Z), like every generator given the same one (overrides
+    /// `measure.start_at`; attach only).
+    #[arg(long, value_name = "UTC")]
+    pub start_at: Option<String>,
+    /// Run as client N of the cluster (overrides `target.attach.client`; `{client}` in the
+    /// certificate and key paths becomes N): one config serves every generator.
+    #[arg(long, value_name = "N")]
+    pub client: Option<u32>,
+}
+
+/// `paxbench audit`: audits stopped nodes' stores, alone or against an attach run's
+/// evidence, and exits 3 if anything was lost or violated.
+fn audit_command(
+    stores: &[(u32, PathBuf)],
+    nodes: Option<usize>,
+    phase2_quorum: Option<usize>,
+    results: Option<PathBuf>,
+    scenario: usize,
+) -> anyhow::Result<ExitCode> {
+    let dirs: Vec<_> = stores
+        .iter()
+        .map(|(id, dir)| (paxbench_core::NodeId(*id), dir.clone()))
+        .collect();
+    let nodes = nodes.unwrap_or(dirs.len());
+    let phase2 = phase2_quorum.unwrap_or(paxbench_core::quorum(nodes));
+    if phase2 == 0 || phase2 > nodes {
+        anyhow::bail!(
+            "--phase2-quorum {phase2} does not fit a cluster of {nodes} nodes (1..={nodes})"
+        );
+    }
+    if let Some(results) = results {
+        let audit = crate::analysis::reliability::audit_attach_run(
+            &results,
+            scenario,
+            &dirs,
+            (nodes, phase2),
+        )?;
+        println!(
+            "{} stores, {} records: {} chosen values lost of {}, {} acknowledged states lost of {}, {} replay violations; recorded in {}",
+            audit.stores,
+            audit.records,
+            audit.chosen_lost,
+            audit.chosen_checked,
+            audit.acks_lost,
+            audit.acks_checked,
+            audit.violations,
+            results.join("summary.json").display()
+        );
+        for problem in &audit.problems {
+            println!("  {problem}");
+        }
+        if audit.problems() > 0 {
+            return Ok(ExitCode::from(EXIT_VIOLATIONS));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let scratch = tempfile::tempdir().map_err(|source| crate::Error::Io {
+        context: "creating a scratch directory for the audit's sort".into(),
+        source,
+    })?;
+    let report = paxbench_node::audit_stores(&dirs, nodes, phase2, None, scratch.path())?;
+    println!(
+        "{} stores, {} records, {} instances, {} chosen by a majority of stores, {} replay violations",
+        report.stores, report.records, report.instances, report.chosen_in_stores, report.violations
+    );
+    for problem in &report.problems {
+        println!("  {problem}");
+    }
+    if !report.is_clean() {
+        return Ok(ExitCode::from(EXIT_VIOLATIONS));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `paxbench run`: runs a config, prints the table (or JSON) and what deserves a warning,
+/// and exits with the run's verdict.
+fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let RunArgs {
+        config,
+        target,
+        results,
+        out,
+        json,
+        no_progress,
+        no_charts,
+        time_scale,
+        repeat,
+        start_at,
+        client,
+    } = args;
+    init_logging();
+    let mut config = BenchConfig::load(&config)?;
+    if let Some(kind) = target {
+        config = config.with_target(kind)?;
+    }
+    if let Some(factor) = time_scale {
+        config = config.with_time_scale(factor)?;
+    }
+    if let Some(repeat) = repeat {
+        config = config.with_repeat(repeat)?;
+    }
+    if let Some(client) = client {
+        config = config.with_client(client)?;
+    }
+    if let Some(stamp) = start_at {
+        config = config.with_start_at(&stamp)?;
+    }
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: the user wants out now.
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+        eprintln!("\ninterrupted: finishing the measurement and writing what was measured");
+    })
+    .context("installing the Ctrl-C handler")?;
+    let options = RunOptions {
+        results_dir: results,
+        out,
+        node_exe: std::env::current_exe().context("locating the paxbench binary")?,
+        progress: !no_progress && !json,
+        charts: !no_charts,
+    };
+    let result = run(&config, &options, &interrupt)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result.summary)?);
+    } else {
+        print!("{}", table(&result.summary));
+        println!("results: {}", result.dir.display());
+    }
+    for scenario in &result.summary.scenarios {
+        let noise = &scenario.resources;
+        if noise.is_noisy() {
+            eprintln!(
+                "noisy machine: in scenario {}, {:.0}% of the CPU time was stolen and \
+                 {:.0}% went to other processes; its figures are partly a measurement of \
+                 them",
+                scenario.label, noise.steal_pct, noise.foreign_cpu_pct
+            );
+        }
+        if scenario.safety.violations > 0 {
+            let verdict = if scenario.safety.expected {
+                "expected: this is the scenario's finding"
             } else {
-                print!("{}", table(&result.summary));
-                println!("results: {}", result.dir.display());
+                "SAFETY VIOLATION"
+            };
+            eprintln!(
+                "{verdict}: scenario {} saw {} violation(s): {}",
+                scenario.label,
+                scenario.safety.violations,
+                scenario
+                    .safety
+                    .by_kind
+                    .iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            for example in scenario.safety.examples.iter().take(3) {
+                eprintln!("  {example}");
             }
-            for scenario in &result.summary.scenarios {
-                let noise = &scenario.resources;
-                if noise.is_noisy() {
-                    eprintln!(
-                        "noisy machine: in scenario {}, {:.0}% of the CPU time was stolen and \
-                         {:.0}% went to other processes; its figures are partly a measurement of \
-                         them",
-                        scenario.label, noise.steal_pct, noise.foreign_cpu_pct
-                    );
-                }
-                if scenario.safety.violations > 0 {
-                    let verdict = if scenario.safety.expected {
-                        "expected: this is the scenario's finding"
-                    } else {
-                        "SAFETY VIOLATION"
-                    };
-                    eprintln!(
-                        "{verdict}: scenario {} saw {} violation(s): {}",
-                        scenario.label,
-                        scenario.safety.violations,
-                        scenario
-                            .safety
-                            .by_kind
-                            .iter()
-                            .map(|(k, n)| format!("{n} {k}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                    for example in scenario.safety.examples.iter().take(3) {
-                        eprintln!("  {example}");
-                    }
-                }
-                if let Some(audit) = &scenario.reliability.audit {
-                    if audit.problems() == 0 {
-                        eprintln!(
-                            "store audit: scenario {}: nothing lost ({} chosen values and {} acknowledged states checked)",
-                            scenario.label, audit.chosen_checked, audit.acks_checked
-                        );
-                    } else {
-                        eprintln!(
-                            "STORE AUDIT FAILED: scenario {}: {} chosen values lost, {} acknowledged states lost, {} replay violations",
-                            scenario.label, audit.chosen_lost, audit.acks_lost, audit.violations
-                        );
-                        for problem in audit.problems.iter().take(3) {
-                            eprintln!("  {problem}");
-                        }
-                    }
+        }
+        if let Some(audit) = &scenario.reliability.audit {
+            if audit.problems() == 0 {
+                eprintln!(
+                    "store audit: scenario {}: nothing lost ({} chosen values and {} acknowledged states checked)",
+                    scenario.label, audit.chosen_checked, audit.acks_checked
+                );
+            } else {
+                eprintln!(
+                    "STORE AUDIT FAILED: scenario {}: {} chosen values lost, {} acknowledged states lost, {} replay violations",
+                    scenario.label, audit.chosen_lost, audit.acks_lost, audit.violations
+                );
+                for problem in audit.problems.iter().take(3) {
+                    eprintln!("  {problem}");
                 }
             }
-            if result.unexpected_violations() > 0 {
-                return Ok(ExitCode::from(EXIT_VIOLATIONS));
-            }
-            if result.summary.interrupted {
-                return Ok(ExitCode::from(EXIT_INTERRUPTED));
-            }
-            Ok(ExitCode::SUCCESS)
         }
     }
+    if result.unexpected_violations() > 0 {
+        return Ok(ExitCode::from(EXIT_VIOLATIONS));
+    }
+    if result.summary.interrupted {
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_store(text: &str) -> Result<(u32, PathBuf), String> {
