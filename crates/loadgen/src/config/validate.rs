@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use paxbench_quic::{DiskFault, TransportKind};
 
-use super::faults::{FaultAction, check_fault_order};
+use super::faults::{FaultAction, FaultStep, check_fault_order};
 use super::file::*;
 use super::scenario::Scenario;
 
@@ -91,6 +91,15 @@ impl Scenario {
 
     /// Checks what the types cannot. Errors name the field as written in the file.
     pub fn validate(&self) -> Result<(), (String, String)> {
+        self.validate_target()?;
+        self.validate_run()?;
+        self.validate_workload()?;
+        self.validate_timing()?;
+        self.validate_faults()
+    }
+
+    /// The cluster: its size, how it is reached, its quorums, zones and CPU pins.
+    fn validate_target(&self) -> Result<(), (String, String)> {
         let fail = |field: &str, message: String| Err((field.to_string(), message));
         if self.target.nodes == 0 || self.target.nodes > MAX_NODES {
             return fail(
@@ -148,12 +157,6 @@ impl Scenario {
         if let Some(zones) = &self.target.zones {
             zones.validate(&self.node_ids())?;
         }
-        if self.measure.repeat == 0 || self.measure.repeat > MAX_REPEAT {
-            return fail(
-                "measure.repeat",
-                format!("between 1 and {MAX_REPEAT} repetitions"),
-            );
-        }
         let allowed = paxbench_node::affinity::online();
         for (field, cpus) in [
             ("target.cpus.generator", &self.target.cpus.generator),
@@ -172,22 +175,16 @@ impl Scenario {
                 "only spawned nodes can be pinned; pin attached nodes with their own `cpus`".into(),
             );
         }
-        if self.workload.proposers == 0 || self.workload.proposers > MAX_PROPOSERS {
+        Ok(())
+    }
+
+    /// How the run is measured: repetitions and a synchronized start.
+    fn validate_run(&self) -> Result<(), (String, String)> {
+        let fail = |field: &str, message: String| Err((field.to_string(), message));
+        if self.measure.repeat == 0 || self.measure.repeat > MAX_REPEAT {
             return fail(
-                "workload.proposers",
-                format!("between 1 and {MAX_PROPOSERS} proposers"),
-            );
-        }
-        if self.workload.value_size > MAX_VALUE_SIZE {
-            return fail(
-                "workload.value_size",
-                format!("at most {MAX_VALUE_SIZE} bytes (a value travels in one frame)"),
-            );
-        }
-        if self.workload.keys == 0 || self.workload.keys > MAX_KEYS {
-            return fail(
-                "workload.keys",
-                format!("between 1 and {MAX_KEYS} keys (2^31)"),
+                "measure.repeat",
+                format!("between 1 and {MAX_REPEAT} repetitions"),
             );
         }
         if let Some(start_at) = &self.measure.start_at {
@@ -216,6 +213,30 @@ impl Scenario {
                         .into(),
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// The workload: proposers, keys, values, the key distribution and the loop.
+    fn validate_workload(&self) -> Result<(), (String, String)> {
+        let fail = |field: &str, message: String| Err((field.to_string(), message));
+        if self.workload.proposers == 0 || self.workload.proposers > MAX_PROPOSERS {
+            return fail(
+                "workload.proposers",
+                format!("between 1 and {MAX_PROPOSERS} proposers"),
+            );
+        }
+        if self.workload.value_size > MAX_VALUE_SIZE {
+            return fail(
+                "workload.value_size",
+                format!("at most {MAX_VALUE_SIZE} bytes (a value travels in one frame)"),
+            );
+        }
+        if self.workload.keys == 0 || self.workload.keys > MAX_KEYS {
+            return fail(
+                "workload.keys",
+                format!("between 1 and {MAX_KEYS} keys (2^31)"),
+            );
         }
         match self.workload.distribution {
             KeyDistribution::Zipfian { theta } if !(theta > 0.0 && theta.is_finite()) => {
@@ -263,6 +284,12 @@ impl Scenario {
                 "set `duration_s`, `ops`, or both".into(),
             );
         }
+        Ok(())
+    }
+
+    /// Timeouts, attempts and every time the config gives, and probabilities.
+    fn validate_timing(&self) -> Result<(), (String, String)> {
+        let fail = |field: &str, message: String| Err((field.to_string(), message));
         if self.proposer.phase1_timeout.is_zero() || self.proposer.phase2_timeout.is_zero() {
             return fail(
                 "proposer.phase1_timeout_ms",
@@ -308,106 +335,117 @@ impl Scenario {
                 return fail(field, format!("{p} is not a probability"));
             }
         }
+        Ok(())
+    }
+
+    /// The fault schedule: in order, and each step possible on this target.
+    fn validate_faults(&self) -> Result<(), (String, String)> {
+        let fail = |field: &str, message: String| Err((field.to_string(), message));
         if let Err(message) = check_fault_order(&self.faults) {
             return fail("faults", message);
         }
         for step in &self.faults {
-            if let FaultAction::KillLeader(k) = &step.action {
-                if self.target.protocol != Protocol::MultiPaxos {
+            self.validate_fault(step)?;
+        }
+        Ok(())
+    }
+
+    /// One fault step: its nodes and proposers exist, and the target can inject it.
+    fn validate_fault(&self, step: &FaultStep) -> Result<(), (String, String)> {
+        let fail = |field: &str, message: String| Err((field.to_string(), message));
+        if let FaultAction::KillLeader(k) = &step.action {
+            if self.target.protocol != Protocol::MultiPaxos {
+                return fail(
+                    "faults",
+                    "kill-leader needs `target.protocol: multi-paxos`: vanilla Paxos has no \
+                     leader"
+                        .into(),
+                );
+            }
+            if !(0.0..=MAX_TIME.as_secs_f64()).contains(&k.down_s) {
+                return fail("faults", "kill-leader's down_s must be 0 to a week".into());
+            }
+        }
+        let nodes: Vec<u32> = match &step.action {
+            FaultAction::Kill(n) | FaultAction::Restart(n) => vec![*n],
+            FaultAction::Isolate(ns) => ns.clone(),
+            FaultAction::Partition(groups) => {
+                if groups.is_empty() || groups.iter().any(Vec::is_empty) {
+                    return fail("faults", "a partition needs non-empty groups".into());
+                }
+                groups.concat()
+            }
+            FaultAction::DiskFail(disk) => {
+                if disk.mode == DiskFault::None {
                     return fail(
                         "faults",
-                        "kill-leader needs `target.protocol: multi-paxos`: vanilla Paxos has no \
-                         leader"
-                            .into(),
+                        "disk-fail needs `fail-write` or `fail-fsync`".into(),
                     );
                 }
-                if !(0.0..=MAX_TIME.as_secs_f64()).contains(&k.down_s) {
-                    return fail("faults", "kill-leader's down_s must be 0 to a week".into());
-                }
+                vec![disk.node]
             }
-            let nodes: Vec<u32> = match &step.action {
-                FaultAction::Kill(n) | FaultAction::Restart(n) => vec![*n],
-                FaultAction::Isolate(ns) => ns.clone(),
-                FaultAction::Partition(groups) => {
-                    if groups.is_empty() || groups.iter().any(Vec::is_empty) {
-                        return fail("faults", "a partition needs non-empty groups".into());
-                    }
-                    groups.concat()
-                }
-                FaultAction::DiskFail(disk) => {
-                    if disk.mode == DiskFault::None {
-                        return fail(
-                            "faults",
-                            "disk-fail needs `fail-write` or `fail-fsync`".into(),
-                        );
-                    }
-                    vec![disk.node]
-                }
-                FaultAction::ClockJump(jump) => {
-                    if let Some(p) = jump
-                        .proposers
-                        .iter()
-                        .find(|p| **p >= self.workload.proposers)
-                    {
-                        return fail(
-                            "faults",
-                            format!(
-                                "proposer {p} does not exist (proposers are 0..{})",
-                                self.workload.proposers
-                            ),
-                        );
-                    }
-                    Vec::new()
-                }
-                FaultAction::SetDrop(p) | FaultAction::SetDuplicate(p)
-                    if !(0.0..=1.0).contains(p) =>
+            FaultAction::ClockJump(jump) => {
+                if let Some(p) = jump
+                    .proposers
+                    .iter()
+                    .find(|p| **p >= self.workload.proposers)
                 {
-                    return fail("faults", format!("{p} is not a probability"));
+                    return fail(
+                        "faults",
+                        format!(
+                            "proposer {p} does not exist (proposers are 0..{})",
+                            self.workload.proposers
+                        ),
+                    );
                 }
-                _ => Vec::new(),
-            };
-            if let Some(n) = nodes.iter().find(|n| **n == 0 || **n > self.target.nodes) {
-                return fail(
-                    "faults",
-                    format!(
-                        "node {n} does not exist (nodes are 1..={})",
-                        self.target.nodes
-                    ),
-                );
+                Vec::new()
             }
-            let spawned_only = matches!(
-                step.action,
-                FaultAction::Kill(_)
-                    | FaultAction::Restart(_)
-                    | FaultAction::KillLeader(_)
-                    | FaultAction::DiskFail(_)
+            FaultAction::SetDrop(p) | FaultAction::SetDuplicate(p) if !(0.0..=1.0).contains(p) => {
+                return fail("faults", format!("{p} is not a probability"));
+            }
+            _ => Vec::new(),
+        };
+        if let Some(n) = nodes.iter().find(|n| **n == 0 || **n > self.target.nodes) {
+            return fail(
+                "faults",
+                format!(
+                    "node {n} does not exist (nodes are 1..={})",
+                    self.target.nodes
+                ),
             );
-            if self.target.kind == TargetKind::Attach && spawned_only {
-                return fail(
-                    "faults",
-                    "kill, kill-leader, restart and disk-fail need a spawned cluster or the \
-                     simulator"
-                        .into(),
-                );
-            }
-            let needs_admin = !matches!(
-                step.action,
-                FaultAction::Kill(_)
-                    | FaultAction::Restart(_)
-                    | FaultAction::KillLeader(_)
-                    | FaultAction::ClockJump(_)
+        }
+        let spawned_only = matches!(
+            step.action,
+            FaultAction::Kill(_)
+                | FaultAction::Restart(_)
+                | FaultAction::KillLeader(_)
+                | FaultAction::DiskFail(_)
+        );
+        if self.target.kind == TargetKind::Attach && spawned_only {
+            return fail(
+                "faults",
+                "kill, kill-leader, restart and disk-fail need a spawned cluster or the \
+                 simulator"
+                    .into(),
             );
-            if self.target.kind != TargetKind::Sim
-                && self.target.transport == TransportKind::Tcp
-                && needs_admin
-            {
-                return fail(
-                    "faults",
-                    "network and disk faults are set through admin commands, which need QUIC \
-                     (plain TCP does not authenticate the generator)"
-                        .into(),
-                );
-            }
+        }
+        let needs_admin = !matches!(
+            step.action,
+            FaultAction::Kill(_)
+                | FaultAction::Restart(_)
+                | FaultAction::KillLeader(_)
+                | FaultAction::ClockJump(_)
+        );
+        if self.target.kind != TargetKind::Sim
+            && self.target.transport == TransportKind::Tcp
+            && needs_admin
+        {
+            return fail(
+                "faults",
+                "network and disk faults are set through admin commands, which need QUIC \
+                 (plain TCP does not authenticate the generator)"
+                    .into(),
+            );
         }
         Ok(())
     }
