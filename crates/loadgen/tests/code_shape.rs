@@ -1,11 +1,14 @@
 //! The code's shape, checked: no import circle among the node's storage files, the load
-//! generator's config files, or its report (charts and HTML page) files. Read from the
-//! sources, as rustfmt writes them.
+//! generator's config files, or its report (charts and HTML page) files; no source file past
+//! 900 lines and no function past 150. Read from the sources, as rustfmt writes them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+const MAX_FILE_LINES: usize = 900;
+const MAX_FN_LINES: usize = 150;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -250,4 +253,71 @@ fn the_circle_check_finds_a_circle() {
         let expected: Vec<String> = expected.into_iter().map(String::from).collect();
         assert!(paths.contains(&expected), "{paths:?} lacks {expected:?}");
     }
+}
+/// `(lines, function)` for every function longer than `limit` in `text`.
+fn long_functions(text: &str, limit: usize) -> Vec<(usize, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let Some(fn_at) = trimmed.find("fn ") else {
+            continue;
+        };
+        let prefix = &trimmed[..fn_at];
+        let is_signature = prefix
+            .split_whitespace()
+            .all(|w| w.starts_with("pub") || ["const", "async", "unsafe"].contains(&w));
+        if !is_signature || trimmed.ends_with(';') {
+            continue;
+        }
+        let closing = format!("{indent}}}");
+        if let Some(end) = lines[i + 1..].iter().position(|l| *l == closing) {
+            let length = end + 2;
+            if length > limit {
+                let name: String = trimmed[fn_at + 3..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                found.push((length, name));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_source_file_past_900_lines_and_no_function_past_150() {
+    let root = workspace();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root.join("crates")).unwrap() {
+        let src = entry.unwrap().path().join("src");
+        if src.is_dir() {
+            rust_files(&src, &mut files);
+        }
+    }
+    assert!(files.len() > 50, "found only {} files", files.len());
+    let mut problems = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let shown = file.strip_prefix(&root).unwrap_or(file).display();
+        let lines = text.lines().count();
+        if lines > MAX_FILE_LINES {
+            problems.push(format!("{shown}: {lines} lines"));
+        }
+        for (length, name) in long_functions(&text, MAX_FN_LINES) {
+            problems.push(format!("{shown}: fn {name} is {length} lines"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_length_check_finds_a_long_function() {
+    let body = "    let x = 1;\n".repeat(MAX_FN_LINES);
+    let text = format!("pub(crate) fn long() {{\n{body}}}\nfn short() {{\n}}\n");
+    assert_eq!(
+        long_functions(&text, MAX_FN_LINES),
+        vec![(MAX_FN_LINES + 2, "long".to_string())]
+    );
 }

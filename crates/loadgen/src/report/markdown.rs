@@ -50,6 +50,29 @@ pub fn markdown(summary: &Summary) -> String {
 /// Every measure of a scenario, as (name, value) rows: what `summary.md` and `report.html`
 /// both show under the scenario's heading.
 pub fn details(s: &ScenarioSummary) -> Vec<(String, String)> {
+    let mut rows = outcome_rows(s);
+    rows.extend(contention_rows(s));
+    rows.extend(node_rows(s));
+    rows.extend(resource_rows(s));
+    rows.extend(reliability_rows(s));
+    if let Some(shared) = &s.shared {
+        rows.extend(shared_rows(s, shared));
+    }
+    if let Some(zones) = &s.zones {
+        rows.extend(zones.rows(&s.settings));
+    }
+    if let Some(leader) = &s.leader {
+        rows.extend(leader.rows());
+    }
+    rows.extend(crate::report::load::NodeLoadSummary::rows(&s.node_load));
+    if let Some(r) = &s.repetitions {
+        rows.extend(repetition_rows(r));
+    }
+    rows
+}
+
+/// What the run did: its outcomes, throughput, latencies and floors.
+fn outcome_rows(s: &ScenarioSummary) -> Vec<(String, String)> {
     let l = &s.latency_us;
     let rows: Vec<(&str, String)> = vec![
         ("target", crate::config::display_value(&s.target)),
@@ -133,6 +156,15 @@ pub fn details(s: &ScenarioSummary) -> Vec<(String, String)> {
                     }
                 }),
         ),
+    ];
+    rows.into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect()
+}
+
+/// What contention cost: preemptions, rounds, duels, retries, IDs, messages, safety.
+fn contention_rows(s: &ScenarioSummary) -> Vec<(String, String)> {
+    let rows: Vec<(&str, String)> = vec![
         (
             "preemptions/op, preempted share",
             format!(
@@ -203,10 +235,15 @@ pub fn details(s: &ScenarioSummary) -> Vec<(String, String)> {
             },
         ),
     ];
-    let mut rows: Vec<(String, String)> = rows
-        .into_iter()
+    rows.into_iter()
         .map(|(name, value)| (name.to_string(), value))
-        .collect();
+        .collect()
+}
+
+/// The open loop's schedule and the nodes' own counters.
+fn node_rows(s: &ScenarioSummary) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    let l = &s.latency_us;
     if let (Some(target), Some(achieved)) = (s.throughput.target_rate, s.throughput.achieved_rate) {
         rows.push((
             "open loop: target / achieved rate, start lag p99".into(),
@@ -256,6 +293,12 @@ pub fn details(s: &ScenarioSummary) -> Vec<(String, String)> {
                 .join("; "),
         ));
     }
+    rows
+}
+
+/// The processes' memory and CPU, the machine's noise, and drift over the run.
+fn resource_rows(s: &ScenarioSummary) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
     let r = &s.resources;
     if !r.processes.is_empty() {
         rows.push((
@@ -312,6 +355,12 @@ pub fn details(s: &ScenarioSummary) -> Vec<(String, String)> {
             ),
         ));
     }
+    rows
+}
+
+/// The store audit and the recoveries after faults.
+fn reliability_rows(s: &ScenarioSummary) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
     if let Some(audit) = &s.reliability.audit {
         rows.push((
                 "store audit: chosen values lost, acknowledged states lost, replay violations".into(),
@@ -355,19 +404,6 @@ pub fn details(s: &ScenarioSummary) -> Vec<(String, String)> {
                 .collect::<Vec<_>>()
                 .join("; "),
         ));
-    }
-    if let Some(shared) = &s.shared {
-        rows.extend(shared_rows(s, shared));
-    }
-    if let Some(zones) = &s.zones {
-        rows.extend(zones.rows(&s.settings));
-    }
-    if let Some(leader) = &s.leader {
-        rows.extend(leader.rows());
-    }
-    rows.extend(crate::report::load::NodeLoadSummary::rows(&s.node_load));
-    if let Some(r) = &s.repetitions {
-        rows.extend(repetition_rows(r));
     }
     rows
 }
