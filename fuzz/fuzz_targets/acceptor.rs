@@ -1,6 +1,6 @@
-//! Fuzz target: see `paxbench_loadgen::fuzzing::acceptor_schedule`.
+//! Fuzz target: see `paxbench_core::fuzzing::acceptor_schedule`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    paxbench_loadgen::fuzzing::acceptor_schedule(data);
+    paxbench_core::fuzzing::acceptor_schedule(data);
 });

@@ -1,4 +1,4 @@
-//! Fuzz target: see `paxbench_loadgen::fuzzing::frames`.
+//! Fuzz target: see `paxbench_quic::fuzzing::frames`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| paxbench_loadgen::fuzzing::frames(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| paxbench_quic::fuzzing::frames(data));

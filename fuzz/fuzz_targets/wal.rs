@@ -1,6 +1,6 @@
-//! Fuzz target: see `paxbench_loadgen::fuzzing::wal_recovery`.
+//! Fuzz target: see `paxbench_node::storage::wal::fuzzing::wal_recovery`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    paxbench_loadgen::fuzzing::wal_recovery(data);
+    paxbench_node::storage::wal::fuzzing::wal_recovery(data);
 });

@@ -27,6 +27,7 @@ pub mod backoff;
 pub mod checker;
 pub mod client;
 mod error;
+pub mod fuzzing;
 pub mod host;
 pub mod id;
 pub mod latency;

@@ -1,11 +1,9 @@
 //! Replays every saved fuzz input (the seeds, and every crash the fuzzers ever found, kept in
-//! `fuzz/regressions/`) through the harnesses the cargo-fuzz targets use, on stable Rust: a
-//! crash once fixed stays fixed.
+//! `fuzz/regressions/`) through the harnesses the cargo-fuzz targets use, each in the crate it
+//! tests, on stable Rust: a crash once fixed stays fixed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-
-use paxbench_loadgen::fuzzing;
 
 fn inputs(target: &str) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
@@ -44,22 +42,22 @@ fn replay(target: &str, harness: impl Fn(&[u8])) {
 
 #[test]
 fn frame_inputs_replay_cleanly() {
-    replay("frames", fuzzing::frames);
+    replay("frames", paxbench_quic::fuzzing::frames);
 }
 
 #[test]
 fn config_inputs_replay_cleanly() {
-    replay("config", fuzzing::config);
+    replay("config", paxbench_loadgen::fuzzing::config);
 }
 
 #[test]
 fn acceptor_schedules_replay_cleanly() {
     replay("acceptor", |data| {
-        fuzzing::acceptor_schedule(data);
+        paxbench_core::fuzzing::acceptor_schedule(data);
     });
 }
 
 #[test]
 fn wal_segments_replay_cleanly() {
-    replay("wal", fuzzing::wal_recovery);
+    replay("wal", paxbench_node::storage::wal::fuzzing::wal_recovery);
 }

@@ -18,6 +18,7 @@ pub mod delay;
 mod error;
 pub mod fault;
 pub mod frame;
+pub mod fuzzing;
 pub mod link;
 pub mod peer;
 pub mod quic;

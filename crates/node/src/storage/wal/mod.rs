@@ -8,6 +8,7 @@
 //! reads the others from the keyed store through a [`StoreReader`] before feeding a request.
 
 pub mod checkpoint;
+pub mod fuzzing;
 pub mod keyed;
 pub mod log;
 pub mod recovery;
