@@ -46,6 +46,13 @@ impl Protocol {
     pub const fn has_leader(self) -> bool {
         matches!(self, Protocol::MultiPaxos)
     }
+
+    /// Whether a leader's phase 1 covers every instance at once (PREPARE-ALL and PROMISE-ALL):
+    /// then messages between nodes can be large, and nodes keep a chosen prefix per key, below
+    /// which states may leave memory.
+    pub const fn ranged_phase1(self) -> bool {
+        matches!(self, Protocol::MultiPaxos)
+    }
 }
 
 impl fmt::Display for Protocol {

@@ -27,10 +27,11 @@ use crate::client::{Client, ClientConfig};
 use crate::error::Error;
 use crate::message::Message;
 use crate::proposer::{Proposer, ProposerConfig, ProposerEvent};
+use crate::protocol::ProtocolConfig;
 use crate::rng::Stream;
 use crate::time::Time;
 use crate::transmit::Transmit;
-use crate::types::{ProposerId, ProposerIndex};
+use crate::types::{NodeId, ProposerId, ProposerIndex};
 use crate::workload::{NextOp, OpOutcome, OpSpec, Workload};
 
 /// After the workload's [`end`](Workload::end), how long operations in flight may take to
@@ -185,6 +186,25 @@ impl<W: Workload> ProposerHost<W> {
         Self::build(configs, first_id, seed, workload, |id, config, seed| {
             Client::new(id, config, seed).map(Role::Client)
         })
+    }
+
+    /// The proposer side of `protocol`: a proposer per config under vanilla Paxos, a client
+    /// per config under a leader, spread over `nodes` (asking the pinned leader first).
+    pub fn for_protocol(
+        protocol: &ProtocolConfig,
+        configs: Vec<ProposerConfig>,
+        nodes: &[NodeId],
+        first_id: ProposerId,
+        seed: u64,
+        workload: W,
+    ) -> Result<Self, Error> {
+        match protocol {
+            ProtocolConfig::Vanilla => Self::new(configs, first_id, seed, workload),
+            ProtocolConfig::MultiPaxos(leader) => {
+                let clients = ClientConfig::spread(&configs, nodes, leader.initial_leader);
+                Self::clients(clients, first_id, seed, workload)
+            }
+        }
     }
 
     /// One role per config, numbered from `first_id`, each seeded from its own

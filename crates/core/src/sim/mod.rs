@@ -20,7 +20,6 @@ pub use network::{Delivery, Latency, LinkModel, Network};
 
 use crate::acceptor::{AcceptorConfig, RangedState, Record};
 use crate::checker::Checker;
-use crate::client::ClientConfig;
 use crate::error::Error;
 use crate::host::{HostStats, NodeHost, NodeReady, Observer, ProposerHost};
 use crate::leader::{Leader, LeaderEvent, LeaderStats};
@@ -338,26 +337,22 @@ impl<W: Workload> Sim<W> {
             }
         }
         let node_ids: Vec<NodeId> = (0..config.acceptors as u32).map(NodeId).collect();
-        let host = match &config.protocol {
-            ProtocolConfig::Vanilla => ProposerHost::new(
-                config.proposers.clone(),
-                ProposerId(0),
-                config.seed,
-                workload,
-            )?,
-            ProtocolConfig::MultiPaxos(leader) => {
-                if leader.nodes != node_ids || leader.quorums != config.quorums {
-                    return Err(Error::InvalidSimulation(format!(
-                        "the leader roles expect nodes {:?} and {:?}; the cluster has {} nodes \
-                         and {:?}",
-                        leader.nodes, leader.quorums, config.acceptors, config.quorums
-                    )));
-                }
-                let clients =
-                    ClientConfig::spread(&config.proposers, &node_ids, leader.initial_leader);
-                ProposerHost::clients(clients, ProposerId(0), config.seed, workload)?
-            }
-        };
+        if let Some(leader) = config.protocol.leader()
+            && (leader.nodes != node_ids || leader.quorums != config.quorums)
+        {
+            return Err(Error::InvalidSimulation(format!(
+                "the leader roles expect nodes {:?} and {:?}; the cluster has {} nodes and {:?}",
+                leader.nodes, leader.quorums, config.acceptors, config.quorums
+            )));
+        }
+        let host = ProposerHost::for_protocol(
+            &config.protocol,
+            config.proposers.clone(),
+            &node_ids,
+            ProposerId(0),
+            config.seed,
+            workload,
+        )?;
         let nodes = node_ids
             .iter()
             .map(|&id| -> Result<SimNode, Error> {

@@ -129,7 +129,7 @@ impl Scenario {
                 Some(_) => {}
             }
         }
-        if self.target.protocol == Protocol::MultiPaxos {
+        if self.target.protocol.has_leader() {
             self.validate_leader()?;
         }
         let nodes = self.node_ids().len();
@@ -354,7 +354,7 @@ impl Scenario {
     fn validate_fault(&self, step: &FaultStep) -> Result<(), (String, String)> {
         let fail = |field: &str, message: String| Err((field.to_string(), message));
         if let FaultAction::KillLeader(k) = &step.action {
-            if self.target.protocol != Protocol::MultiPaxos {
+            if !self.target.protocol.has_leader() {
                 return fail(
                     "faults",
                     "kill-leader needs `target.protocol: multi-paxos`: vanilla Paxos has no \

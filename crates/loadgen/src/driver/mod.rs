@@ -6,6 +6,7 @@
 
 pub mod fault_plan;
 pub mod nodes;
+pub mod protocol;
 pub mod real;
 pub mod sim;
 pub mod topology;

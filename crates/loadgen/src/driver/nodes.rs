@@ -1,53 +1,12 @@
 //! What the real driver learns from the nodes' own counters: the leader roles' work across
-//! restarts, each node's load over the measured window, and whether the nodes run the
-//! scenario's protocol; and the leader settings a spawned Multi-Paxos node runs with.
+//! restarts, and each node's load over the measured window.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use paxbench_core::leader::LeaderStats;
-use paxbench_node::LeaderSection;
 use paxbench_quic::NodeStats;
 
-use crate::config::Scenario;
-use crate::error::Error;
 use crate::measure::NodeLoad;
-
-/// The node setting of a scenario's leader knobs, the proposers' phase timeouts and the
-/// phase-1 quorum: what a spawned Multi-Paxos node runs with (and an attached one should).
-pub fn leader_section(scenario: &Scenario) -> LeaderSection {
-    let leader = &scenario.target.leader;
-    let millis = |d: Duration| (d.as_millis() as u64).max(1);
-    LeaderSection {
-        heartbeat_ms: millis(leader.heartbeat),
-        election_timeout_ms: millis(leader.election_timeout),
-        phase1_timeout_ms: millis(scenario.proposer.phase1_timeout),
-        phase2_timeout_ms: millis(scenario.proposer.phase2_timeout),
-        batch: leader.batch as usize,
-        pipeline: leader.pipeline as usize,
-        forward: leader.forward,
-        initial: leader.initial,
-        thrifty: leader.thrifty,
-        phase1_quorum: Some(scenario.quorums().phase1),
-    }
-}
-
-/// Refuses a cluster whose nodes run another protocol than the scenario's: Multi-Paxos clients
-/// against vanilla nodes would only be ignored, and vanilla proposers against leaders would
-/// measure neither protocol.
-pub fn check_protocol(scenario: &Scenario, stats: &[NodeStats]) -> Result<(), Error> {
-    let wanted = scenario.target.protocol;
-    for node in stats {
-        if node.protocol != wanted {
-            return Err(Error::Scenario(format!(
-                "node {} runs {}, but `target.protocol` is {wanted}: start the nodes with \
-                 `protocol: {wanted}` (node config or --protocol), or change the scenario",
-                node.node, node.protocol
-            )));
-        }
-    }
-    Ok(())
-}
 
 /// One node process's life as its stats polls saw it.
 #[derive(Default)]
@@ -141,38 +100,6 @@ mod tests {
             }),
             ..NodeStats::default()
         }
-    }
-
-    #[test]
-    fn nodes_that_run_another_protocol_are_refused_by_name() {
-        let scenario = |protocol: &str| {
-            let yaml = format!(
-                "name: t\ntarget:\n  kind: spawn\n  protocol: {protocol}\nworkload:\n  duration_s: 1\n"
-            );
-            crate::config::BenchConfig::parse(std::path::Path::new("t.yaml"), yaml)
-                .unwrap()
-                .scenarios[0]
-                .clone()
-        };
-        let vanilla_node = NodeStats {
-            node: 2,
-            ..NodeStats::default()
-        };
-        let leader_node = stats(1, 10, 1, 0);
-        let both = [leader_node.clone(), vanilla_node.clone()];
-        let err = check_protocol(&scenario("multi-paxos"), &both)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("node 2 runs vanilla") && err.contains("protocol: multi-paxos"),
-            "{err}"
-        );
-        let err = check_protocol(&scenario("vanilla"), &both)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("node 1 runs multi-paxos"), "{err}");
-        assert!(check_protocol(&scenario("multi-paxos"), &[leader_node]).is_ok());
-        assert!(check_protocol(&scenario("vanilla"), &[vanilla_node]).is_ok());
     }
 
     #[test]

@@ -6,16 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use paxbench_core::acceptor::AcceptorConfig;
-use paxbench_core::leader::LeaderConfig;
 use paxbench_core::sim::{Address, Durability, Fault, Latency, LinkModel, Sim, SimConfig};
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_node::{LearnerFanout, StorageMode};
 use paxbench_quic::LinkFaults;
 
 use super::fault_plan::{FaultPlan, Planned};
+use super::protocol::protocol_config;
 use super::{RunOutput, proposer_configs};
 use crate::config::Scenario;
-use crate::config::file::Protocol;
 use crate::driver::workload::Generator;
 use crate::error::Error;
 use crate::measure::ProtocolMetrics;
@@ -128,10 +127,9 @@ pub fn run(
     config.faults = faults(scenario, &plan);
     config.proposers = proposer_configs(scenario, nodes, SIM_EPOCH_NS);
     config.quorums = scenario.quorums();
-    if scenario.target.protocol == Protocol::MultiPaxos {
-        config.protocol =
-            paxbench_core::ProtocolConfig::MultiPaxos(leader_config(scenario, &config));
-    }
+    // The simulator numbers its nodes from 0: node N of a config is NodeId(N - 1).
+    let node_ids: Vec<NodeId> = (0..config.acceptors as u32).map(NodeId).collect();
+    config.protocol = protocol_config(scenario, &node_ids, |n| NodeId(n.saturating_sub(1)));
     // The host's drain deadline ends a timed run; this bounds one counted in operations.
     config.until = Time::ZERO + SIM_LIMIT;
     // The simulator's host numbers its proposers from 0.
@@ -178,7 +176,11 @@ pub fn run(
             protocol.note_fault(step.at, step.label.clone());
         }
     }
-    let leaders = (scenario.target.protocol == Protocol::MultiPaxos).then(|| sim.stats().leaders);
+    let leaders = scenario
+        .target
+        .protocol
+        .has_leader()
+        .then(|| sim.stats().leaders);
     let (generator, mut checker) = sim.into_parts();
     super::finish_evidence(&mut checker, evidence, false)?;
     let mut output = RunOutput::measured(
@@ -192,24 +194,4 @@ pub fn run(
     );
     output.leaders = leaders;
     Ok(output)
-}
-
-/// The leader roles' settings: the scenario's leader knobs, its quorums, and the proposers'
-/// phase timeouts and backoff for campaigns and retransmissions. Config node ids count from 1,
-/// the simulator's from 0.
-fn leader_config(scenario: &Scenario, config: &SimConfig) -> LeaderConfig {
-    let leader = &scenario.target.leader;
-    let mut settings = LeaderConfig::new((0..config.acceptors as u32).map(NodeId).collect());
-    settings.quorums = config.quorums;
-    settings.heartbeat = leader.heartbeat;
-    settings.election_timeout = leader.election_timeout;
-    settings.phase1_timeout = scenario.proposer.phase1_timeout;
-    settings.phase2_timeout = scenario.proposer.phase2_timeout;
-    settings.backoff = scenario.proposer.backoff.to_policy();
-    settings.batch = leader.batch as usize;
-    settings.pipeline = leader.pipeline as usize;
-    settings.forward = leader.forward;
-    settings.initial_leader = leader.initial.map(|n| NodeId(n - 1));
-    settings.thrifty = leader.thrifty;
-    settings
 }

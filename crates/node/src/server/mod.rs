@@ -14,7 +14,7 @@ use paxbench_core::acceptor::AcceptorConfig;
 use paxbench_core::host::{NodeHost, NodeHostConfig};
 use paxbench_core::message::Message;
 use paxbench_core::rng::Stream;
-use paxbench_core::{NodeId, ProposerId, Protocol, Time};
+use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_quic::{
     Endpoint, EndpointConfig, FaultLayer, LatencySummary, Link, NodeStats, PeerName, Transport,
 };
@@ -106,9 +106,10 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     let storage: Box<dyn AcceptorStore> = Box::new(FaultyDisk::new(storage, disk.clone()));
     let faults = FaultLayer::new(&config.faults)?;
     let endpoint_config = EndpointConfig {
-        max_frame: match protocol {
-            Protocol::MultiPaxos => MULTI_PAXOS_MAX_FRAME,
-            Protocol::Vanilla => EndpointConfig::default().max_frame,
+        max_frame: if protocol.ranged_phase1() {
+            MULTI_PAXOS_MAX_FRAME
+        } else {
+            EndpointConfig::default().max_frame
         },
         ..EndpointConfig::default()
     };
@@ -186,7 +187,7 @@ fn restore(
             Some(cache)
         }
         None => protocol
-            .has_leader()
+            .ranged_phase1()
             .then(|| InstanceCache::new(config.cache_instances, false)),
     };
     // The role's randomness (election timeouts, backoff) is seeded from the moment and the
@@ -209,7 +210,7 @@ fn restore(
                 message: e.to_string(),
             }
         })?;
-    if protocol.has_leader()
+    if protocol.ranged_phase1()
         && let (Some(reader), Some(cache)) = (&reader, cache.as_mut())
     {
         hold_unsettled(&mut host, reader.as_ref(), cache)?;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use paxbench_core::{NodeId, Protocol};
+use paxbench_core::NodeId;
 use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings};
 use paxbench_quic::{Address, Control, Inbound, Link, Refusal, TlsFiles, TransportKind};
 use tokio::sync::mpsc;
@@ -38,8 +38,7 @@ impl TargetCluster {
                 learner_fanout: Some(scenario.target.learner_fanout),
                 phase2_quorum: Some(scenario.quorums().phase2),
                 protocol: Some(scenario.target.protocol),
-                leader: (scenario.target.protocol == Protocol::MultiPaxos)
-                    .then(|| crate::driver::nodes::leader_section(scenario)),
+                leader: crate::driver::protocol::node_role(scenario),
                 // Unpinned nodes get what this process started with, not the pin the
                 // generator holds while it spawns (or restarts) them.
                 cpus: if scenario.target.cpus.nodes.is_empty() {

@@ -17,9 +17,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use paxbench_core::Protocol;
 use paxbench_core::checker::Origins;
-use paxbench_core::client::ClientConfig;
 use paxbench_core::host::ProposerHost;
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_quic::wire::unix_now_ns;
@@ -33,7 +31,8 @@ use tracing::info;
 pub use cluster::TargetCluster;
 
 use super::fault_plan::FaultPlan;
-use super::nodes::{NodeTally, check_protocol};
+use super::nodes::NodeTally;
+use super::protocol::{check_protocol, protocol_config};
 use super::{RunOutput, evidence_checker, finish_evidence, proposer_configs};
 use crate::config::{Scenario, TargetKind};
 use crate::driver::topology::Cuts;
@@ -308,14 +307,16 @@ impl<'a, T: Transport + std::fmt::Debug> Driver<'a, T> {
         let generator = Generator::new(scenario, first_id);
         let warmup_end = generator.warmup_end();
         let configs = proposer_configs(scenario, connected.links.len(), epoch_ns);
-        let mut host = if scenario.target.protocol == Protocol::MultiPaxos {
-            let nodes: Vec<NodeId> = connected.node_ids.iter().map(|n| NodeId(*n)).collect();
-            let initial = scenario.target.leader.initial.map(NodeId);
-            let clients = ClientConfig::spread(&configs, &nodes, initial);
-            ProposerHost::clients(clients, first_id, scenario.seed, generator)
-        } else {
-            ProposerHost::new(configs, first_id, scenario.seed, generator)
-        }
+        let nodes: Vec<NodeId> = connected.node_ids.iter().map(|n| NodeId(*n)).collect();
+        let protocol = protocol_config(scenario, &nodes, NodeId);
+        let mut host = ProposerHost::for_protocol(
+            &protocol,
+            configs,
+            &nodes,
+            first_id,
+            scenario.seed,
+            generator,
+        )
         .map_err(|e| Error::Scenario(e.to_string()))?;
         *host.checker_mut() = evidence_checker(evidence, keep_evidence)?;
         let count = scenario.workload.proposers as usize;
@@ -369,7 +370,7 @@ impl<'a, T: Transport + std::fmt::Debug> Driver<'a, T> {
         self.protocol.node_load = self.tally.node_load(&stats_after);
         let leaders = self
             .tally
-            .leaders(self.scenario.target.protocol == Protocol::MultiPaxos);
+            .leaders(self.scenario.target.protocol.has_leader());
         let now = self.now();
         self.protocol.finish(now);
         let resources = self
