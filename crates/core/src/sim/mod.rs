@@ -19,9 +19,9 @@ pub use crate::transmit::Address;
 pub use network::{Delivery, Latency, LinkModel, Network};
 
 use crate::acceptor::{AcceptorConfig, RangedState, Record};
-use crate::checker::Checker;
+use crate::checker::{Checker, ChosenBy};
 use crate::error::Error;
-use crate::host::{HostStats, NodeHost, NodeReady, Observer, ProposerHost};
+use crate::host::{HostStats, NodeEvent, NodeHost, NodeReady, Observer, ProposerHost};
 use crate::leader::{Leader, LeaderEvent, LeaderStats};
 use crate::message::Message;
 use crate::proposer::{ProposerConfig, ProposerEvent};
@@ -666,6 +666,43 @@ impl<W: Workload> Sim<W> {
             Fault::SetLinks(model) => self.network.set_default(*model),
             Fault::ClockStep { proposer, delta_ns } => {
                 self.host.step_clock(*proposer, *delta_ns);
+            }
+        }
+    }
+
+    /// What a node made durable: the checker holds acceptors to it.
+    fn observe_durable(&mut self, node: NodeId, records: &[Record]) {
+        let checker = self.host.checker_mut();
+        for record in records {
+            checker.on_acceptor_record(node, record);
+        }
+    }
+
+    /// What a node learned or its leader role did: the checker and the observer hear of it here,
+    /// and the node shell never touches the checker.
+    fn observe_node_event(
+        &mut self,
+        node: NodeId,
+        event: NodeEvent,
+        observer: &mut impl SimObserver,
+    ) {
+        let checker = self.host.checker_mut();
+        match event {
+            NodeEvent::Learned { instance, value } => {
+                checker.on_chosen(instance, &value, ChosenBy::Learner(node));
+            }
+            NodeEvent::Leader(event) => {
+                (self.now, node.0, &event).hash(&mut self.digest);
+                match &event {
+                    LeaderEvent::Proposed { instance, value } => {
+                        checker.on_proposed(*instance, value);
+                    }
+                    LeaderEvent::Chosen {
+                        instance, value, ..
+                    } => checker.on_chosen(*instance, value, ChosenBy::Learner(node)),
+                    LeaderEvent::Elected { .. } | LeaderEvent::SteppedDown { .. } => {}
+                }
+                observer.on_leader_event(self.now, node, &event);
             }
         }
     }

@@ -1,13 +1,12 @@
 //! The simulator's nodes: an I/O shell over each node's [`NodeHost`]. It delivers messages,
 //! moves the host's transmits through the simulated network, models the disk (a persist
-//! takes `fsync`, and a crash loses it) and feeds what the node learned to the checker.
+//! takes `fsync`, and a crash loses it), and hands what the node made durable and learned to
+//! the simulator ([`Sim::observe_node_event`]), which tells the checker.
 
 use std::hash::Hash;
 
 use super::{Address, Event, Sim, SimConfig, SimObserver, Tap};
-use crate::checker::ChosenBy;
-use crate::host::{NodeEvent, NodeHost, NodeHostConfig, NodeReady};
-use crate::leader::LeaderEvent;
+use crate::host::{NodeHost, NodeHostConfig, NodeReady};
 use crate::message::Message;
 use crate::rng::Stream;
 use crate::transmit::{To, Transmit};
@@ -107,9 +106,11 @@ impl<W: Workload> Sim<W> {
         self.stats.persists += 1;
         observer.on_persist(self.now, n.id);
         for record in ready.records() {
-            self.host.checker_mut().on_acceptor_record(n.id, record);
             n.store.insert(record.instance, record.clone());
         }
+        let id = n.id;
+        self.observe_durable(id, ready.records());
+        let n = &mut self.nodes[node as usize];
         if let Some(ranged) = ready.ranged() {
             n.ranged = ranged.clone();
         }
@@ -127,25 +128,7 @@ impl<W: Workload> Sim<W> {
             .as_mut()
             .and_then(NodeHost::poll_event)
         {
-            let checker = self.host.checker_mut();
-            match event {
-                NodeEvent::Learned { instance, value } => {
-                    checker.on_chosen(instance, &value, ChosenBy::Learner(id));
-                }
-                NodeEvent::Leader(event) => {
-                    (self.now, node, &event).hash(&mut self.digest);
-                    match &event {
-                        LeaderEvent::Proposed { instance, value } => {
-                            checker.on_proposed(*instance, value);
-                        }
-                        LeaderEvent::Chosen {
-                            instance, value, ..
-                        } => checker.on_chosen(*instance, value, ChosenBy::Learner(id)),
-                        LeaderEvent::Elected { .. } | LeaderEvent::SteppedDown { .. } => {}
-                    }
-                    observer.on_leader_event(self.now, id, &event);
-                }
-            }
+            self.observe_node_event(id, event, observer);
         }
         while let Some(transmit) = self.nodes[node as usize]
             .host
