@@ -4,7 +4,7 @@
 # schedules with the safety checker on, and write-ahead-log recovery of damaged segments.
 # Inputs start from fuzz/seeds and fuzz/regressions; the growing corpus stays in fuzz/corpus
 # (not committed). Each run appends `target<TAB>seconds<TAB>execs` to fuzz/stats.tsv (the
-# README's fuzzing hours come from it).
+# Reliability table's fuzzing hours, docs/reliability.md, come from it).
 # A crash is copied into fuzz/regressions/<target>/, which crates/loadgen/tests/fuzz_corpus.rs
 # replays in `cargo test --workspace` forever after; the script then exits 1.
 #
