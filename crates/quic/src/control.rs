@@ -76,10 +76,12 @@ impl Control {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match tokio::time::timeout_at(deadline, inbox.recv()).await {
+                // Only the asked node's reply counts: another peer's number proves nothing.
                 Ok(Some(Inbound {
                     envelope: Envelope::AdminReply { request: r, reply },
+                    peer,
                     ..
-                })) if r == request => return Ok(reply),
+                })) if r == request && peer == link.peer() => return Ok(reply),
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => {
                     return Err(Error::NoReply {

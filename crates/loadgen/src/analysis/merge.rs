@@ -185,13 +185,7 @@ pub fn merge_scenario(
         return Err(Error::Scenario("nothing to merge".into()));
     };
     let sums = sum_histograms(histograms)?;
-    let sum = |f: &dyn Fn(&ScenarioSummary) -> u64| parts.iter().map(|p| f(p)).sum::<u64>();
-    let max = |f: &dyn Fn(&ScenarioSummary) -> u64| parts.iter().map(|p| f(p)).max().unwrap_or(0);
-    let max_f =
-        |f: &dyn Fn(&ScenarioSummary) -> f64| parts.iter().map(|p| f(p)).fold(0.0, f64::max);
-    let sum_f = |f: &dyn Fn(&ScenarioSummary) -> f64| parts.iter().map(|p| f(p)).sum::<f64>();
-    // What the cluster counted: once per cluster, and each repetition had its own.
-    let cluster = |f: &dyn Fn(&ScenarioSummary) -> u64| if sequential { sum(f) } else { max(f) };
+    let all = Parts { parts, sequential };
     let ScenarioSummary {
         index,
         label,
@@ -223,10 +217,8 @@ pub fn merge_scenario(
         node_load,
         counts: _,
     } = (*first).clone();
-    let (outcomes, counts) = merge_counts(parts, sequential);
-    // Repetitions ran one after another; concurrent generators side by side.
-    let span = |f: &dyn Fn(&ScenarioSummary) -> f64| if sequential { sum_f(f) } else { max_f(f) };
-    let measured_s = span(&|p| p.measured_s);
+    let (outcomes, counts) = merge_counts(&all);
+    let measured_s = all.span(|p| p.measured_s);
     let open_loop = first.throughput.target_rate.is_some();
     // Rates, ratios and percentiles are derived below, from the combined counts and histograms.
     let throughput = Throughput {
@@ -247,15 +239,15 @@ pub fn merge_scenario(
     let contention = merge_contention(parts);
     let Ids { highest, .. } = ids;
     let ids = Ids {
-        collisions: sum(&|p| p.ids.collisions),
-        reused: sum(&|p| p.ids.reused),
-        high_growth_per_s: max_f(&|p| p.ids.high_growth_per_s),
+        collisions: all.sum(|p| p.ids.collisions),
+        reused: all.sum(|p| p.ids.reused),
+        high_growth_per_s: all.max_f(|p| p.ids.high_growth_per_s),
         // IDs are ordered by their numbers, not by this text; the first run's stands.
         highest,
     };
     let messages = Messages {
-        from_proposers: sum(&|p| p.messages.from_proposers),
-        from_acceptors: cluster(&|p| p.messages.from_acceptors),
+        from_proposers: all.sum(|p| p.messages.from_proposers),
+        from_acceptors: all.cluster(|p| p.messages.from_acceptors),
         ..Messages::default()
     };
     let safety = merge_safety(parts, safety.expected);
@@ -284,7 +276,7 @@ pub fn merge_scenario(
             .iter()
             .map(|p| p.window_start_unix_s)
             .fold(f64::INFINITY, f64::min),
-        wall_s: span(&|p| p.wall_s),
+        wall_s: all.span(|p| p.wall_s),
         outcomes,
         throughput,
         latency_us,
@@ -421,32 +413,63 @@ fn merge_resources(parts: &[&ScenarioSummary], combine: Combine) -> ResourceSumm
     }
 }
 
+/// The parts of a merge and how they relate: the ways their figures combine.
+struct Parts<'a> {
+    parts: &'a [&'a ScenarioSummary],
+    /// Repetitions one after another, not generators side by side.
+    sequential: bool,
+}
+
+impl Parts<'_> {
+    fn sum(&self, f: impl Fn(&ScenarioSummary) -> u64) -> u64 {
+        self.parts.iter().map(|p| f(p)).sum()
+    }
+
+    fn max_f(&self, f: impl Fn(&ScenarioSummary) -> f64) -> f64 {
+        self.parts.iter().map(|p| f(p)).fold(0.0, f64::max)
+    }
+
+    /// What the cluster counted: every generator read it whole, and each repetition had its own.
+    fn cluster(&self, f: impl Fn(&ScenarioSummary) -> u64) -> u64 {
+        if self.sequential {
+            self.sum(f)
+        } else {
+            self.parts.iter().map(|p| f(p)).max().unwrap_or(0)
+        }
+    }
+
+    /// A length of time: repetitions ran one after another, generators side by side.
+    fn span(&self, f: impl Fn(&ScenarioSummary) -> f64) -> f64 {
+        if self.sequential {
+            self.parts.iter().map(|p| f(p)).sum()
+        } else {
+            self.max_f(f)
+        }
+    }
+}
+
 /// The parts' outcomes and counters, added up; the cluster's own counters once per cluster.
-fn merge_counts(parts: &[&ScenarioSummary], sequential: bool) -> (Outcomes, Counts) {
-    let sum = |f: &dyn Fn(&ScenarioSummary) -> u64| parts.iter().map(|p| f(p)).sum::<u64>();
-    let max = |f: &dyn Fn(&ScenarioSummary) -> u64| parts.iter().map(|p| f(p)).max().unwrap_or(0);
-    // What the cluster counted: once per cluster, and each repetition had its own.
-    let cluster = |f: &dyn Fn(&ScenarioSummary) -> u64| if sequential { sum(f) } else { max(f) };
+fn merge_counts(all: &Parts) -> (Outcomes, Counts) {
     let outcomes = Outcomes {
-        started: sum(&|p| p.outcomes.started),
-        won: sum(&|p| p.outcomes.won),
-        lost_race: sum(&|p| p.outcomes.lost_race),
-        gave_up: sum(&|p| p.outcomes.gave_up),
-        timed_out: sum(&|p| p.outcomes.timed_out),
-        unfinished: sum(&|p| p.outcomes.unfinished),
+        started: all.sum(|p| p.outcomes.started),
+        won: all.sum(|p| p.outcomes.won),
+        lost_race: all.sum(|p| p.outcomes.lost_race),
+        gave_up: all.sum(|p| p.outcomes.gave_up),
+        timed_out: all.sum(|p| p.outcomes.timed_out),
+        unfinished: all.sum(|p| p.outcomes.unfinished),
     };
     let counts = Counts {
-        ops_finished: sum(&|p| p.counts.ops_finished),
-        attempts: sum(&|p| p.counts.attempts),
-        retries: sum(&|p| p.counts.retries),
-        preemptions: sum(&|p| p.counts.preemptions),
-        ops_preempted: sum(&|p| p.counts.ops_preempted),
-        timeouts: sum(&|p| p.counts.timeouts),
-        backoff_ns: sum(&|p| p.counts.backoff_ns),
-        livelock_ns: sum(&|p| p.counts.livelock_ns),
-        bytes_from_proposers: sum(&|p| p.counts.bytes_from_proposers),
+        ops_finished: all.sum(|p| p.counts.ops_finished),
+        attempts: all.sum(|p| p.counts.attempts),
+        retries: all.sum(|p| p.counts.retries),
+        preemptions: all.sum(|p| p.counts.preemptions),
+        ops_preempted: all.sum(|p| p.counts.ops_preempted),
+        timeouts: all.sum(|p| p.counts.timeouts),
+        backoff_ns: all.sum(|p| p.counts.backoff_ns),
+        livelock_ns: all.sum(|p| p.counts.livelock_ns),
+        bytes_from_proposers: all.sum(|p| p.counts.bytes_from_proposers),
         // The nodes' counters cover the whole cluster, and every generator read them all.
-        bytes_from_acceptors: cluster(&|p| p.counts.bytes_from_acceptors),
+        bytes_from_acceptors: all.cluster(|p| p.counts.bytes_from_acceptors),
     };
     (outcomes, counts)
 }

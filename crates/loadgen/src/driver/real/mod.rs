@@ -261,11 +261,10 @@ async fn drive<T: Transport + std::fmt::Debug>(
             &mut inbox,
             cluster,
             (evidence, keep_evidence),
-            epoch_ns,
+            (epoch_ns, wall),
             interrupted,
         )
         .await?;
-    output.wall = wall.elapsed();
     output.node_stats = output
         .node_stats
         .iter()
@@ -351,13 +350,13 @@ impl<'a, T: Transport + std::fmt::Debug> Driver<'a, T> {
     }
 
     /// After the loop: the nodes' last counters, the resources, the checker's evidence, and
-    /// the run's output (the wall time and the measurements around the run are the caller's).
+    /// the run's output; `wall` began before the measurements around the run, the caller's.
     async fn finish(
         mut self,
         inbox: &mut mpsc::Receiver<Inbound>,
         cluster: &TargetCluster,
         (evidence, keep_evidence): (&Path, bool),
-        epoch_ns: u64,
+        (epoch_ns, wall): (u64, Instant),
         interrupted: bool,
     ) -> Result<RunOutput, Error> {
         if self.scenario.target.zones.is_some() && self.scenario.target.kind == TargetKind::Attach {
@@ -382,7 +381,7 @@ impl<'a, T: Transport + std::fmt::Debug> Driver<'a, T> {
             generator,
             &checker,
             self.protocol,
-            Duration::ZERO,
+            wall.elapsed(),
             interrupted,
             resources,
             UNIX_EPOCH + Duration::from_nanos(epoch_ns),
