@@ -14,6 +14,9 @@ pub enum Error {
         /// The message kind.
         kind: &'static str,
     },
+    /// A node refused a message its sender may not send it.
+    #[error("{0}")]
+    Refused(crate::host::Refusal),
     /// `propose` was called while an operation was in progress.
     #[error("proposer {proposer} is still deciding instance {instance}")]
     ProposerBusy {

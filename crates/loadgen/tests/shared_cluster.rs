@@ -60,6 +60,7 @@ fn run(config: &Path, out: &Path, args: &[&str]) -> Value {
 fn start_cluster() -> LocalCluster {
     LocalCluster::start(LocalClusterSpec {
         nodes: 3,
+        extra_node_certs: 0,
         clients: 3,
         shared: NodeSettings {
             storage: Some(StorageMode::Wal),
@@ -200,7 +201,7 @@ fn refused_handshakes_fail_at_once_and_name_the_file_to_fix() {
     let mut cluster = start_cluster();
     // Certificates of another CA.
     let other = dir.path().join("other");
-    paxbench_quic::generate_cluster_certs(&other, 3, 1).unwrap();
+    paxbench_quic::generate_cluster_certs(&other, &paxbench_quic::CertPlan::new(3, 1)).unwrap();
     let good = config(dir.path(), "good", &cluster, "", "");
     let good_text = std::fs::read_to_string(&good).unwrap();
     let certs = cluster.certs().display().to_string();

@@ -195,7 +195,7 @@ impl Client {
 
 fn decision(c: &mut Criterion) {
     let certs = tempfile::tempdir().unwrap();
-    generate_cluster_certs(certs.path(), NODES, 1).unwrap();
+    generate_cluster_certs(certs.path(), &paxbench_quic::CertPlan::new(NODES, 1)).unwrap();
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
     let data = tempfile::tempdir_in(target).unwrap();
     let mut summary = Vec::new();

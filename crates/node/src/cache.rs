@@ -166,6 +166,7 @@ mod tests {
     fn host(protocol: ProtocolConfig, records: Vec<Record>, prefix: Vec<(u64, u64)>) -> NodeHost {
         let config = NodeHostConfig {
             id: NodeId(1),
+            members: vec![NodeId(1)],
             acceptor: AcceptorConfig::default(),
             phase2_quorum: 1,
             protocol,

@@ -24,7 +24,8 @@ pub enum NodeCommand {
         #[arg(long, value_name = "N", hide = true)]
         crash_after_persisting: Option<u64>,
     },
-    /// Make a cluster CA and certificates for nodes 1..=N and clients 0..M (keys mode 0600).
+    /// Make a cluster CA and certificates for nodes 1..=N, clients 0..M and admins 0..A (keys
+    /// mode 0600). Refuses to replace a CA already in the directory unless told to.
     Certs {
         /// Output directory.
         #[arg(long, value_name = "DIR")]
@@ -32,9 +33,18 @@ pub enum NodeCommand {
         /// Number of nodes.
         #[arg(long, default_value_t = 3)]
         nodes: u32,
-        /// Number of clients (load generators, admin tools).
+        /// Number of clients (load generators: they may only propose).
         #[arg(long, default_value_t = 1)]
         clients: u32,
+        /// Number of admins (the only identities whose fault and disk commands nodes obey).
+        #[arg(long, default_value_t = 1)]
+        admins: u32,
+        /// Days every certificate, the CA's included, is valid.
+        #[arg(long, default_value_t = 365, value_name = "DAYS")]
+        validity_days: u32,
+        /// Replace an existing CA (every member then needs the new certificates).
+        #[arg(long)]
+        overwrite: bool,
     },
 }
 
@@ -45,8 +55,18 @@ pub fn run_command(command: NodeCommand) -> anyhow::Result<()> {
             out,
             nodes,
             clients,
+            admins,
+            validity_days,
+            overwrite,
         } => {
-            let members = paxbench_quic::generate_cluster_certs(&out, nodes, clients)?;
+            let plan = paxbench_quic::CertPlan {
+                nodes,
+                clients,
+                admins,
+                validity_days,
+                overwrite,
+            };
+            let members = paxbench_quic::generate_cluster_certs(&out, &plan)?;
             println!(
                 "wrote a cluster CA and {} certificates to {}",
                 members.len(),

@@ -16,6 +16,20 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 pub use crate::storage::StorageMode;
 
+/// What a node does once its storage failed (its memory may then be ahead of its disk, so it
+/// must never reply again).
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageFailure {
+    /// Log why and exit with a non-zero status, so a supervisor sees it and restarts it.
+    #[default]
+    Exit,
+    /// Stay up for inspection: no Paxos reply, no leader role, no answer to pings; the stats
+    /// report `storage_failed`.
+    Stay,
+}
+
 /// Where an acceptor's ACCEPTED goes.
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +194,13 @@ pub struct NodeSettings {
     /// Fault settings at start, as inline YAML (`{all: {drop: 0.01}}`).
     #[arg(long, value_name = "YAML", value_parser = parse_yaml_scalar::<FaultSpec>)]
     pub faults: Option<FaultSpec>,
+    /// What to do once storage fails: `exit` (default) or `stay` up for inspection.
+    #[arg(long, value_parser = parse_yaml_scalar::<StorageFailure>)]
+    pub on_storage_failure: Option<StorageFailure>,
+    /// Obey fault and disk commands from `admin-N` certificates (default `true`); `false`
+    /// refuses them from everyone, for a cluster that others share.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub admin: Option<bool>,
     /// Run only on these CPUs (`--cpus 1 --cpus 2`, or `cpus: [1, 2]`); unset: wherever the
     /// scheduler likes.
     #[arg(long = "cpus", value_name = "CPU")]
@@ -233,6 +254,10 @@ pub struct NodeConfig {
     pub stats_interval_ms: u64,
     /// Faults at start.
     pub faults: FaultSpec,
+    /// Whether fault and disk commands from admins are obeyed.
+    pub admin: bool,
+    /// What to do once storage fails.
+    pub on_storage_failure: StorageFailure,
     /// CPUs to run on (empty: not pinned).
     pub cpus: Vec<usize>,
 }
@@ -278,6 +303,8 @@ impl NodeSettings {
             log_level: overrides.log_level.or(self.log_level),
             stats_interval_ms: overrides.stats_interval_ms.or(self.stats_interval_ms),
             faults: overrides.faults.or(self.faults),
+            admin: overrides.admin.or(self.admin),
+            on_storage_failure: overrides.on_storage_failure.or(self.on_storage_failure),
             cpus: if overrides.cpus.is_empty() {
                 self.cpus
             } else {
@@ -385,6 +412,8 @@ impl NodeSettings {
             log_level: self.log_level.unwrap_or_else(|| "info".into()),
             stats_interval_ms: self.stats_interval_ms.unwrap_or(10_000),
             faults: self.faults.unwrap_or_default(),
+            admin: self.admin.unwrap_or(true),
+            on_storage_failure: self.on_storage_failure.unwrap_or_default(),
             cpus: self.cpus,
         })
     }

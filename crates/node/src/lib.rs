@@ -22,7 +22,9 @@ pub mod sorted;
 pub mod storage;
 
 pub use audit::{AuditReport, audit, audit_stores};
-pub use config::{LeaderSection, LearnerFanout, NodeConfig, NodeSettings, PeerAddr};
+pub use config::{
+    LeaderSection, LearnerFanout, NodeConfig, NodeSettings, PeerAddr, StorageFailure,
+};
 pub use error::Error;
 pub use evidence::{EvidenceFile, EvidenceWriter};
 pub use local::{LocalCluster, LocalClusterSpec, LocalNode};

@@ -20,8 +20,12 @@ use crate::error::Error;
 pub struct LocalClusterSpec {
     /// How many nodes, numbered from 1.
     pub nodes: u32,
-    /// Client certificates to make (`client-0` …), for generators and tests.
+    /// Client certificates to make (`client-0` …), for generators and tests; `admin-0` is
+    /// made as well.
     pub clients: u32,
+    /// Node certificates beyond the cluster's (`node-N+1` …), signed by the same CA: what a
+    /// node that is not a member may do is tested with them.
+    pub extra_node_certs: u32,
     /// Settings every node shares (storage, transport, reject mode, fan-out, faults); the id,
     /// address, peers, data directory and TLS files are filled in per node.
     pub shared: NodeSettings,
@@ -120,7 +124,11 @@ impl LocalCluster {
             .tempdir()
             .map_err(io("creating the cluster directory"))?;
         let certs = dir.path().join("certs");
-        paxbench_quic::generate_cluster_certs(&certs, spec.nodes, spec.clients)?;
+        let plan = paxbench_quic::CertPlan::new(
+            spec.nodes.saturating_add(spec.extra_node_certs),
+            spec.clients,
+        );
+        paxbench_quic::generate_cluster_certs(&certs, &plan)?;
         let transport = spec.shared.transport.unwrap_or_default();
         let listen = (1..=spec.nodes)
             .map(|id| Ok((id, free_port(transport)?)))
@@ -180,14 +188,19 @@ impl LocalCluster {
         self.dir.path()
     }
 
-    /// The certificates' directory: `ca.pem`, `node-N.*`, `client-N.*`.
+    /// The certificates' directory: `ca.pem`, `node-N.*`, `client-N.*`, `admin-0.*`.
     pub fn certs(&self) -> PathBuf {
         self.dir.path().join("certs")
     }
 
     /// The TLS files of `client-N`.
     pub fn client_tls(&self, client: u32) -> TlsFiles {
-        TlsFiles::in_dir(&self.certs(), PeerName::Client(client))
+        self.tls(PeerName::Client(client))
+    }
+
+    /// The TLS files of any member (`admin-0`, `node-2`, …).
+    pub fn tls(&self, member: PeerName) -> TlsFiles {
+        TlsFiles::in_dir(&self.certs(), member)
     }
 
     /// The process id of every node that is running, by node id.

@@ -168,7 +168,8 @@ fn strangers_and_bad_frames_leave_the_cluster_serving() {
 
     // A client whose certificate another CA signed gets no answer and is logged.
     let stranger_dir = tempfile::tempdir().unwrap();
-    paxbench_quic::generate_cluster_certs(stranger_dir.path(), 0, 1).unwrap();
+    paxbench_quic::generate_cluster_certs(stranger_dir.path(), &paxbench_quic::CertPlan::new(0, 1))
+        .unwrap();
     let mut stranger = TestClient::connect(&cluster, stranger_dir.path(), 0);
     assert!(
         !stranger.wait_ready(1, Duration::from_secs(2)),
@@ -201,9 +202,30 @@ fn strangers_and_bad_frames_leave_the_cluster_serving() {
             "{reply:?}"
         );
     }
+    // A client may read counters but not change faults or the disk; an admin may.
     assert!(!client.stats(1).storage_failed);
-    let reply = client.admin(1, AdminCommand::SetFaults(Box::default()));
+    for command in [
+        AdminCommand::SetFaults(Box::default()),
+        AdminCommand::SetDiskFault(DiskFault::FailWrite),
+    ] {
+        let reply = client.admin(1, command);
+        assert!(
+            matches!(reply, Some(AdminReply::Refused { .. })),
+            "{reply:?}"
+        );
+    }
+    assert!(!client.stats(1).storage_failed);
+    let mut admin = TestClient::connect_admin(&cluster, 0);
+    let reply = admin.admin(1, AdminCommand::SetFaults(Box::default()));
     assert_eq!(reply, Some(AdminReply::FaultsSet));
+    let stats = client.stats(1);
+    assert_eq!(
+        stats.refused_of("set-disk-fault", "client"),
+        1,
+        "{:?}",
+        stats.refused
+    );
+    assert_eq!(stats.refused_of("stats", "node"), 1, "{:?}", stats.refused);
 
     // Garbage, a truncated frame and an oversized frame, each on its own stream.
     let addr = cluster.nodes()[0].addr;

@@ -1,15 +1,16 @@
 //! Disk faults on a real durable cluster: a node whose write or fsync fails stops replying at
 //! once and says so, never sends a reply its store does not back, and serves again once it is
-//! restarted on a healthy disk.
+//! restarted on a healthy disk. By default such a node exits, non-zero and saying why, and a
+//! leader's place is taken by another.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Outcome, TestClient, TestCluster, nodes, ops};
+use common::{Outcome, TestClient, TestCluster, multi_paxos, nodes, ops, writes};
 use paxbench_core::proposer::ProposerConfig;
-use paxbench_node::StorageMode;
+use paxbench_node::{NodeSettings, StorageFailure, StorageMode};
 use paxbench_quic::{AdminCommand, AdminReply, DiskFault};
 
 fn proposer_config() -> ProposerConfig {
@@ -40,8 +41,13 @@ fn decide_all(
 }
 
 fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault, storage: StorageMode) {
-    let mut cluster = TestCluster::start(3, nodes(storage));
-    let mut client = TestClient::connect(&cluster, &cluster.certs(), 0);
+    let settings = NodeSettings {
+        on_storage_failure: Some(StorageFailure::Stay),
+        ..nodes(storage)
+    };
+    let mut cluster = TestCluster::start(3, settings);
+    // Disk faults are admin commands; an admin proposes as its client number too.
+    let mut client = TestClient::connect_admin(&cluster, 0);
     client.wait_all_ready(&cluster);
     let config = proposer_config();
     let proposers = vec![config.clone(); 4];
@@ -61,6 +67,10 @@ fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault, storage:
         client.stats(1).paxos_out,
         stats.paxos_out,
         "a node whose commit failed sends no Paxos reply"
+    );
+    assert!(
+        !client.wait_ready(1, Duration::from_millis(500)),
+        "a node whose storage failed answers no ping"
     );
     let log = cluster.log(1);
     assert!(log.contains("STORAGE FAILED"), "{log}");
@@ -110,4 +120,44 @@ fn a_failed_write_silences_a_redb_node_until_it_restarts() {
 #[test]
 fn a_failed_fsync_silences_a_redb_node_until_it_restarts() {
     a_failing_disk_silences_the_node_until_it_restarts(DiskFault::FailFsync, StorageMode::Redb);
+}
+
+#[test]
+fn a_leader_whose_disk_fails_exits_saying_why_and_another_node_leads() {
+    let mut cluster = TestCluster::start(3, multi_paxos(StorageMode::Wal));
+    let mut admin = TestClient::connect_admin(&cluster, 0);
+    admin.wait_all_ready(&cluster);
+    let before = writes(40, 4, "before");
+    assert_eq!(
+        admin.drive_clients(4, &before, Duration::from_secs(30), |_| {}),
+        40
+    );
+    assert!(
+        admin.stats(1).leading.is_some(),
+        "node 1 is the initial leader"
+    );
+    assert_eq!(
+        admin.admin(1, AdminCommand::SetDiskFault(DiskFault::FailFsync)),
+        Some(AdminReply::FaultsSet)
+    );
+    // Its next commit fails; the node exits and the others elect a leader that can persist.
+    let after = writes(40, 4, "after");
+    assert_eq!(
+        admin.drive_clients(4, &after, Duration::from_secs(60), |_| {}),
+        40
+    );
+    let status = cluster
+        .wait_exit(1, Duration::from_secs(10))
+        .expect("node 1 exited");
+    assert!(!status.success(), "{status:?}");
+    let log = cluster.log(1);
+    assert!(
+        log.contains("STORAGE FAILED") && log.contains("Exiting"),
+        "{log}"
+    );
+    let leaders: Vec<u32> = (2..=3)
+        .filter(|&id| admin.stats(id).leading.is_some())
+        .collect();
+    assert_eq!(leaders.len(), 1, "{leaders:?}");
+    assert!(admin.checker.violations().is_empty());
 }

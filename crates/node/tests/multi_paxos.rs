@@ -8,35 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestClient, TestCluster, nodes};
-use paxbench_core::Protocol;
-use paxbench_core::{Instance, Value};
-use paxbench_node::{LeaderSection, NodeSettings, StorageMode};
-
-fn multi_paxos(storage: StorageMode) -> NodeSettings {
-    NodeSettings {
-        protocol: Some(Protocol::MultiPaxos),
-        leader: Some(LeaderSection {
-            initial: Some(1),
-            election_timeout_ms: 80,
-            ..LeaderSection::default()
-        }),
-        cache_instances: Some(64),
-        ..nodes(storage)
-    }
-}
-
-/// `count` writes spread over `keys` keys: the leader gives each its key's next slot.
-fn writes(count: u64, keys: u64, tag: &str) -> Vec<(Instance, Value)> {
-    (0..count)
-        .map(|i| {
-            (
-                Instance::new(i % keys, 0),
-                Value::from(format!("{tag}-{i}")),
-            )
-        })
-        .collect()
-}
+use common::{TestClient, TestCluster, multi_paxos, writes};
+use paxbench_node::StorageMode;
 
 #[test]
 fn a_memory_node_forgets_what_its_chosen_prefix_covers() {

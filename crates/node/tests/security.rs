@@ -58,7 +58,11 @@ fn keys_are_private_to_their_owner_and_never_logged() {
             assert_eq!(mode & 0o022, 0, "{} is writable by others", path.display());
         }
     }
-    assert_eq!(keys, 1 + 3 + 1, "the CA, three nodes and one client");
+    assert_eq!(
+        keys,
+        1 + 3 + 1 + 1,
+        "the CA, three nodes, one client and one admin"
+    );
 
     // Trace-level logs of a cluster that handshakes, decides, restarts and shuts down.
     let mut cluster = TestCluster::start_logging(3, nodes(StorageMode::Wal), "trace");

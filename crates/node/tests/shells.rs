@@ -206,6 +206,8 @@ fn through_the_server() -> Trace {
             log_level: "warn".into(),
             stats_interval_ms: 0,
             faults: FaultSpec::default(),
+            admin: true,
+            on_storage_failure: paxbench_node::StorageFailure::Stay,
             cpus: Vec::new(),
         };
         let records = Arc::new(Mutex::new(Vec::new()));

@@ -257,7 +257,7 @@ fn raw_tcp_floor(summary: &mut Vec<String>) {
 
 fn roundtrip(c: &mut Criterion) {
     let certs = tempfile::tempdir().unwrap();
-    generate_cluster_certs(certs.path(), 1, 1).unwrap();
+    generate_cluster_certs(certs.path(), &paxbench_quic::CertPlan::new(1, 1)).unwrap();
     let mut summary = Vec::new();
     raw_tcp_floor(&mut summary);
     for kind in [Kind::QuicFramed, Kind::QuicPerRequest, Kind::Tcp] {

@@ -10,8 +10,9 @@ use crate::wire::Envelope;
 /// The wire version this build writes and accepts. Postcard is not self-describing, so any change
 /// to an envelope's layout bumps it: 2 added the disk floor to `NodeStats`, 3 its memory and
 /// checkpoint counters, 4 the node's clock in `Pong`, 5 the `shape` of a link's jitter, 6 the
-/// Multi-Paxos messages, 7 the leader's counters in `NodeStats`, 8 the node's protocol and life there.
-pub const WIRE_VERSION: u8 = 8;
+/// Multi-Paxos messages, 7 the leader's counters in `NodeStats`, 8 the node's protocol and life there, 9 its
+/// refusals and the leader's refused promises.
+pub const WIRE_VERSION: u8 = 9;
 
 /// Bytes before the payload: the length and the version.
 pub const HEADER_LEN: usize = 5;
@@ -36,6 +37,9 @@ pub fn encode_frame(envelope: &Envelope, out: &mut Vec<u8>) -> Result<(), Error>
     Ok(())
 }
 
+/// A decoder's first buffer: a stream that sends little costs little.
+const INITIAL_BUFFER: usize = 4 * 1024;
+
 /// Splits a byte stream into envelopes.
 #[derive(Debug)]
 pub struct FrameDecoder {
@@ -47,7 +51,7 @@ impl FrameDecoder {
     /// A decoder refusing frames longer than `max_frame` bytes (version byte and payload).
     pub fn new(max_frame: usize) -> Self {
         Self {
-            buffer: BytesMut::with_capacity(16 * 1024),
+            buffer: BytesMut::with_capacity(INITIAL_BUFFER),
             max_frame,
         }
     }
@@ -79,7 +83,8 @@ impl FrameDecoder {
             });
         }
         if self.buffer.len() < 4 + len {
-            self.buffer.reserve(4 + len - self.buffer.len());
+            // The buffer grows as the bytes arrive, never to what the header declares: a peer
+            // that declares the largest frame and sends nothing costs what it sent.
             return Ok(None);
         }
         let version = self.buffer[4];
@@ -183,6 +188,16 @@ mod tests {
             decoder.next_envelope(),
             Err(Error::FrameTooLarge { len: 1000, max: 64 })
         ));
+    }
+
+    #[test]
+    fn a_declared_length_reserves_nothing_until_its_bytes_arrive() {
+        let mut decoder = FrameDecoder::new(64 << 20);
+        decoder
+            .buffer_mut()
+            .extend_from_slice(&(60u32 << 20).to_le_bytes());
+        assert!(decoder.next_envelope().unwrap().is_none());
+        assert!(decoder.buffer_mut().capacity() <= INITIAL_BUFFER);
     }
 
     #[test]

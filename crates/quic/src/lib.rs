@@ -36,8 +36,9 @@ pub use link::{Endpoint, EndpointConfig, Inbound, Link, Replier};
 pub use peer::PeerName;
 pub use quic::QuicTransport;
 pub use tcp::TcpTransport;
-pub use tls::{Identity, TlsFiles, generate_cluster_certs};
+pub use tls::{CertPlan, Identity, TlsFiles, generate_cluster_certs};
 pub use transport::{Carrier, Transport, TransportKind};
 pub use wire::{
-    AdminCommand, AdminReply, DiskFault, Envelope, LatencySummary, NodeStats, TransportCounters,
+    AdminCommand, AdminReply, DiskFault, Envelope, LatencySummary, NodeStats, RefusedCount,
+    TransportCounters,
 };

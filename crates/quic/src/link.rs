@@ -152,6 +152,7 @@ struct Shared {
     faults: FaultLayer,
     inbox: mpsc::Sender<Inbound>,
     max_frame: usize,
+    max_node_frame: usize,
     /// Frames waiting out an emulated delay; started at the first such frame. `None` if its
     /// thread could not start, in which case frames go undelayed (and a warning says so).
     delays: OnceLock<Option<DelayLine<(Link, Envelope)>>>,
@@ -194,8 +195,11 @@ impl<T: Transport + std::fmt::Debug> CountersSource for TransportCountersSource<
 pub struct EndpointConfig {
     /// How frames are laid onto streams when dialling.
     pub carrier: Carrier,
-    /// The largest frame accepted.
+    /// The largest frame accepted from a client or an admin.
     pub max_frame: usize,
+    /// The largest frame accepted from a node: Multi-Paxos elections need more than a
+    /// client's requests do.
+    pub max_node_frame: usize,
     /// Frames buffered in the inbox before reading pauses.
     pub inbox_capacity: usize,
 }
@@ -205,6 +209,7 @@ impl Default for EndpointConfig {
         Self {
             carrier: Carrier::Framed,
             max_frame: DEFAULT_MAX_FRAME,
+            max_node_frame: DEFAULT_MAX_FRAME,
             inbox_capacity: DEFAULT_INBOX_CAPACITY,
         }
     }
@@ -232,6 +237,7 @@ impl<T: Transport + std::fmt::Debug> Endpoint<T> {
             faults,
             inbox,
             max_frame: config.max_frame,
+            max_node_frame: config.max_node_frame.max(config.max_frame),
             delays: OnceLock::new(),
         });
         let endpoint = Self {
@@ -530,7 +536,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         while let Some(envelope) = next.take() {
             match encode_frame(&envelope, &mut buf) {
                 Ok(()) => frames += 1,
-                Err(e) => warn!(kind = frame_kind(&envelope), "cannot encode a frame: {e}"),
+                Err(e) => warn!(kind = envelope.kind(), "cannot encode a frame: {e}"),
             }
             if buf.len() < COALESCE_LIMIT {
                 next = rx.try_recv().ok();
@@ -545,16 +551,6 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     writer.shutdown().await
 }
 
-/// What a frame carries, for logs.
-fn frame_kind(envelope: &Envelope) -> &'static str {
-    match envelope {
-        Envelope::Hello { .. } => "hello",
-        Envelope::Paxos(message) | Envelope::Reply { message, .. } => message.kind(),
-        Envelope::Ping { .. } | Envelope::Pong { .. } => "ping",
-        Envelope::Admin { .. } | Envelope::AdminReply { .. } => "admin",
-    }
-}
-
 /// Decodes frames into the inbox until the stream ends or a frame is bad; a bad frame is
 /// logged, counted, and closes the stream (through `abort`) without touching other peers.
 async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
@@ -565,7 +561,11 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
     let shared = reply.shared().clone();
     let peer = reply.peer();
     let replier = Replier(Arc::new(reply));
-    let mut decoder = FrameDecoder::new(shared.max_frame);
+    let limit = match peer {
+        PeerName::Node(_) => shared.max_node_frame,
+        PeerName::Client(_) | PeerName::Admin(_) => shared.max_frame,
+    };
+    let mut decoder = FrameDecoder::new(limit);
     let mut heard = false;
     let bad_frame = |e: Error| {
         warn!(%peer, "closing stream after a bad frame: {e}");

@@ -1,5 +1,6 @@
 //! Peer names: who is at the other end of a link, as the cluster CA certified it
-//! (`node-3`, `client-0`) or, on plain TCP, as the peer introduced itself.
+//! (`node-3`, `client-0`, `admin-0`) or, on plain TCP, as the peer introduced itself. The name
+//! is the peer's role: a node's peers, a client's proposals, an admin's fault commands.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,19 +10,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
-/// A cluster member: a node (acceptor and learner host) or a client (load generator, admin tool).
+/// A cluster member: a node (acceptor and learner host), a client (load generator) or an admin
+/// (the tool that injects faults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PeerName {
     /// A node, by its id.
     Node(NodeId),
     /// A client, by its number.
     Client(u32),
+    /// An admin, by its number.
+    Admin(u32),
 }
 
 impl PeerName {
-    /// Whether this peer may send admin commands (fault settings): only the cluster's clients.
-    pub fn is_client(self) -> bool {
-        matches!(self, PeerName::Client(_))
+    /// The role's name, for counters and logs.
+    pub fn role(self) -> &'static str {
+        match self {
+            PeerName::Node(_) => "node",
+            PeerName::Client(_) => "client",
+            PeerName::Admin(_) => "admin",
+        }
     }
 }
 
@@ -30,6 +38,7 @@ impl fmt::Display for PeerName {
         match self {
             PeerName::Node(id) => write!(f, "node-{}", id.0),
             PeerName::Client(n) => write!(f, "client-{n}"),
+            PeerName::Admin(n) => write!(f, "admin-{n}"),
         }
     }
 }
@@ -43,6 +52,8 @@ impl FromStr for PeerName {
             Ok(PeerName::Node(NodeId(parse(digits)?)))
         } else if let Some(digits) = s.strip_prefix("client-") {
             Ok(PeerName::Client(parse(digits)?))
+        } else if let Some(digits) = s.strip_prefix("admin-") {
+            Ok(PeerName::Admin(parse(digits)?))
         } else {
             Err(Error::PeerName(s.into()))
         }
@@ -55,7 +66,11 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_bad_names_are_refused() {
-        for name in [PeerName::Node(NodeId(3)), PeerName::Client(0)] {
+        for name in [
+            PeerName::Node(NodeId(3)),
+            PeerName::Client(0),
+            PeerName::Admin(2),
+        ] {
             assert_eq!(name.to_string().parse::<PeerName>().unwrap(), name);
         }
         for bad in ["node-", "node-x", "client--1", "peer-1", ""] {

@@ -16,6 +16,12 @@ use crate::peer::PeerName;
 use crate::tls::{Identity, peer_name_from_certs};
 use crate::transport::{Counters, IncomingStream, Transport, TransportKind};
 
+/// Bytes one peer's connection may have in flight toward us, over all its streams.
+pub const CONNECTION_RECEIVE_WINDOW: u32 = 16 << 20;
+
+/// Bytes one stream may have in flight toward us.
+pub const STREAM_RECEIVE_WINDOW: u32 = 2 << 20;
+
 /// QUIC transport settings for a LAN or loopback cluster. Each setting says why it differs
 /// from quinn's default, which is tuned for the internet.
 pub fn lan_transport_config() -> quinn::TransportConfig {
@@ -34,6 +40,11 @@ pub fn lan_transport_config() -> quinn::TransportConfig {
     // concurrent streams would throttle it to 100 in flight per peer pair.
     config.max_concurrent_bidi_streams(quinn::VarInt::from_u32(16_384));
     config.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
+    // What one peer can make us buffer, whatever it opens: quinn's connection window is
+    // unbounded by default, so streams whose reader waits on a full inbox could hold gigabytes.
+    // 16 MiB a connection and 2 MiB a stream stay far above a LAN's bandwidth-delay product.
+    config.receive_window(quinn::VarInt::from_u32(CONNECTION_RECEIVE_WINDOW));
+    config.stream_receive_window(quinn::VarInt::from_u32(STREAM_RECEIVE_WINDOW));
     // The framed carrier puts all traffic of a peer pair on one stream; round-robin fairness
     // across streams buys nothing there and costs scheduling work per packet.
     config.send_fairness(false);

@@ -1,5 +1,5 @@
 //! Mutual TLS for the cluster: a cluster CA made with rcgen, one certificate per node
-//! (`node-N`) and per client (`client-N`), and the rustls configurations (ring provider) that
+//! (`node-N`), client (`client-N`) and admin (`admin-N`), and the rustls configurations (ring provider) that
 //! refuse any peer the CA did not sign.
 
 use std::fs;
@@ -42,38 +42,92 @@ impl TlsFiles {
     }
 }
 
-/// Makes a cluster CA and certificates for nodes `1..=nodes` and clients `0..clients` in `out`.
-/// Private keys are written with mode 0600. Returns the members, in order.
-pub fn generate_cluster_certs(
-    out: &Path,
-    nodes: u32,
-    clients: u32,
-) -> Result<Vec<PeerName>, Error> {
+/// What [`generate_cluster_certs`] makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertPlan {
+    /// Node certificates `node-1 ..= node-N`.
+    pub nodes: u32,
+    /// Client certificates `client-0 .. client-M`: load generators, which may only propose.
+    pub clients: u32,
+    /// Admin certificates `admin-0 .. admin-A`: the only identities whose fault and disk
+    /// commands a node obeys.
+    pub admins: u32,
+    /// How long every certificate, the CA's included, is valid from now.
+    pub validity_days: u32,
+    /// Replace a CA already in the directory. Without it an existing `ca.pem` or `ca.key` is
+    /// an error: a new CA would silently cut every running member off from the new ones.
+    pub overwrite: bool,
+}
+
+impl CertPlan {
+    /// Nodes `1..=nodes`, clients `0..clients`, one admin, valid for a year, no overwrite.
+    pub fn new(nodes: u32, clients: u32) -> Self {
+        Self {
+            nodes,
+            clients,
+            admins: 1,
+            validity_days: 365,
+            overwrite: false,
+        }
+    }
+
+    /// Every member the plan names, in order.
+    pub fn members(&self) -> Vec<PeerName> {
+        (1..=self.nodes)
+            .map(|id| PeerName::Node(NodeId(id)))
+            .chain((0..self.clients).map(PeerName::Client))
+            .chain((0..self.admins).map(PeerName::Admin))
+            .collect()
+    }
+}
+
+/// Makes a cluster CA (limited to signing members directly, `pathlen:0`) and a certificate for
+/// every member of `plan` in `out`. Private keys are written with mode 0600. Returns the
+/// members, in order.
+pub fn generate_cluster_certs(out: &Path, plan: &CertPlan) -> Result<Vec<PeerName>, Error> {
     fs::create_dir_all(out).map_err(|source| Error::File {
         path: out.into(),
         source,
     })?;
+    if !plan.overwrite {
+        for existing in ["ca.pem", "ca.key"].map(|name| out.join(name)) {
+            if existing.exists() {
+                return Err(Error::File {
+                    path: existing,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "a cluster CA is already here; pass --overwrite to replace it (every \
+                         member then needs new certificates)",
+                    ),
+                });
+            }
+        }
+    }
+    let not_before = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let not_after = not_before + time::Duration::days(i64::from(plan.validity_days.max(1)));
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params
         .distinguished_name
         .push(DnType::CommonName, "paxbench cluster CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params.not_before = not_before;
+    ca_params.not_after = not_after;
     let ca_cert = ca_params.self_signed(&ca_key)?;
     write_public(&out.join("ca.pem"), &ca_cert.pem())?;
     write_private(&out.join("ca.key"), &ca_key.serialize_pem())?;
     let issuer = Issuer::new(ca_params, ca_key);
 
-    let members: Vec<PeerName> = (1..=nodes)
-        .map(|id| PeerName::Node(NodeId(id)))
-        .chain((0..clients).map(PeerName::Client))
-        .collect();
+    let members = plan.members();
     for member in &members {
         let name = member.to_string();
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(vec![name.clone()])?;
         params.distinguished_name.push(DnType::CommonName, &name);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.not_before = not_before;
+        params.not_after = not_after;
         let cert = params.signed_by(&key, &issuer)?;
         let files = TlsFiles::in_dir(out, *member);
         write_public(&files.cert, &cert.pem())?;
@@ -229,8 +283,9 @@ mod tests {
     #[test]
     fn generated_certs_load_and_name_their_member() {
         let dir = tempfile::tempdir().unwrap();
-        let members = generate_cluster_certs(dir.path(), 3, 1).unwrap();
-        assert_eq!(members.len(), 4);
+        let members = generate_cluster_certs(dir.path(), &CertPlan::new(3, 1)).unwrap();
+        assert_eq!(members.len(), 5, "three nodes, a client and an admin");
+        assert!(members.contains(&PeerName::Admin(0)));
         for member in members {
             let files = TlsFiles::in_dir(dir.path(), member);
             let identity = Identity::load(&files).unwrap();
@@ -249,7 +304,7 @@ mod tests {
     #[test]
     fn debug_output_and_derived_keys_reveal_nothing_of_the_private_key() {
         let dir = tempfile::tempdir().unwrap();
-        generate_cluster_certs(dir.path(), 1, 0).unwrap();
+        generate_cluster_certs(dir.path(), &CertPlan::new(1, 0)).unwrap();
         let files = TlsFiles::in_dir(dir.path(), PeerName::Node(paxbench_core::NodeId(1)));
         let identity = Identity::load(&files).unwrap();
         let shown = format!("{identity:?}");
@@ -265,9 +320,30 @@ mod tests {
         let (_, cid) = identity.restart_stable_keys();
         let (_, again) = Identity::load(&files).unwrap().restart_stable_keys();
         assert_eq!(cid, again);
-        generate_cluster_certs(dir.path(), 2, 0).unwrap();
-        let other = TlsFiles::in_dir(dir.path(), PeerName::Node(paxbench_core::NodeId(2)));
+        let other_dir = tempfile::tempdir().unwrap();
+        generate_cluster_certs(other_dir.path(), &CertPlan::new(2, 0)).unwrap();
+        let other = TlsFiles::in_dir(other_dir.path(), PeerName::Node(paxbench_core::NodeId(2)));
         assert_ne!(Identity::load(&other).unwrap().restart_stable_keys().1, cid);
+    }
+
+    #[test]
+    fn an_existing_ca_is_replaced_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_cluster_certs(dir.path(), &CertPlan::new(1, 0)).unwrap();
+        let ca = fs::read(dir.path().join("ca.pem")).unwrap();
+        let err = generate_cluster_certs(dir.path(), &CertPlan::new(1, 0)).unwrap_err();
+        assert!(err.to_string().contains("ca.pem"), "{err}");
+        assert_eq!(
+            fs::read(dir.path().join("ca.pem")).unwrap(),
+            ca,
+            "left alone"
+        );
+        let plan = CertPlan {
+            overwrite: true,
+            ..CertPlan::new(1, 0)
+        };
+        generate_cluster_certs(dir.path(), &plan).unwrap();
+        assert_ne!(fs::read(dir.path().join("ca.pem")).unwrap(), ca);
     }
 
     #[test]

@@ -64,9 +64,21 @@ impl Envelope {
     pub fn is_control(&self) -> bool {
         matches!(self, Envelope::Admin { .. } | Envelope::AdminReply { .. })
     }
+
+    /// What the frame carries, for logs and counters: the Paxos message's kind, or the frame's.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Envelope::Hello { .. } => "hello",
+            Envelope::Paxos(message) | Envelope::Reply { message, .. } => message.kind(),
+            Envelope::Ping { .. } => "ping",
+            Envelope::Pong { .. } => "pong",
+            Envelope::Admin { command, .. } => command.name(),
+            Envelope::AdminReply { .. } => "admin-reply",
+        }
+    }
 }
 
-/// Commands a client may send to a node.
+/// Commands to a node: counters for clients and admins, faults for admins only.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AdminCommand {
     /// Report the node's counters.
@@ -165,6 +177,38 @@ pub struct NodeStats {
     pub leading: Option<paxbench_core::ProposalId>,
     /// With Multi-Paxos: what this node's leader role did since it started.
     pub leader: Option<paxbench_core::leader::LeaderStats>,
+    /// Messages refused because their sender may not send them, by kind, sender role and
+    /// reason. A refused message changed nothing.
+    pub refused: Vec<RefusedCount>,
+}
+
+/// How many messages of one kind a node refused from one role, for one reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RefusedCount {
+    /// The message kind (`prepare-all`, `set-faults`, …).
+    pub kind: String,
+    /// The sender's role: `node`, `client` or `admin`.
+    pub role: String,
+    /// Why.
+    pub reason: paxbench_core::host::RefusalReason,
+    /// How many.
+    pub count: u64,
+}
+
+impl NodeStats {
+    /// Refused messages, over every kind, role and reason.
+    pub fn refused_total(&self) -> u64 {
+        self.refused.iter().map(|r| r.count).sum()
+    }
+
+    /// Refused messages of `kind` from `role`.
+    pub fn refused_of(&self, kind: &str, role: &str) -> u64 {
+        self.refused
+            .iter()
+            .filter(|r| r.kind == kind && r.role == role)
+            .map(|r| r.count)
+            .sum()
+    }
 }
 
 /// A latency distribution, summarised.

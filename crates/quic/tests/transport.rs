@@ -73,7 +73,7 @@ async fn ping_many(
 
 fn certs() -> (tempfile::TempDir, Identity, Identity) {
     let dir = tempfile::tempdir().unwrap();
-    generate_cluster_certs(dir.path(), 1, 1).unwrap();
+    generate_cluster_certs(dir.path(), &paxbench_quic::CertPlan::new(1, 1)).unwrap();
     let server = Identity::load(&TlsFiles::in_dir(dir.path(), SERVER)).unwrap();
     let client = Identity::load(&TlsFiles::in_dir(dir.path(), CLIENT)).unwrap();
     (dir, server, client)
@@ -129,7 +129,7 @@ fn tcp_carries_frames_and_binds_loopback_only() {
 fn a_peer_from_another_ca_is_refused() {
     let (_dir, server_id, _) = certs();
     let stranger_dir = tempfile::tempdir().unwrap();
-    generate_cluster_certs(stranger_dir.path(), 0, 1).unwrap();
+    generate_cluster_certs(stranger_dir.path(), &paxbench_quic::CertPlan::new(0, 1)).unwrap();
     let stranger = Identity::load(&TlsFiles::in_dir(stranger_dir.path(), CLIENT)).unwrap();
     runtime().block_on(async {
         let server = spawn_echo(QuicTransport::bind(localhost(), &server_id, SERVER).unwrap());

@@ -3,8 +3,12 @@
 //! simulator, the load generator and the node server move their transmits and fire their
 //! timers, and hold no protocol rule of their own.
 
+pub mod authority;
 mod node;
 mod proposers;
 
+pub use authority::{
+    PROPOSER_IDS_PER_CLIENT, Refusal, RefusalReason, client_proposers, client_sender,
+};
 pub use node::{NodeEvent, NodeHost, NodeHostConfig, NodeReady, instances_read};
 pub use proposers::{DRAIN, HostStats, Observer, ProposerHost};

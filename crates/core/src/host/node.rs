@@ -27,6 +27,7 @@
 
 use std::collections::VecDeque;
 
+use super::authority::{Authority, Refusal};
 use crate::acceptor::{Acceptor, AcceptorConfig, CHOSEN_PREFIX_PERIOD, RangedState, Ready, Record};
 use crate::error::Error;
 use crate::leader::{Leader, LeaderEvent};
@@ -42,6 +43,9 @@ use crate::types::{Instance, NodeId, Value};
 pub struct NodeHostConfig {
     /// The node.
     pub id: NodeId,
+    /// Every node of the cluster, this one included: node-to-node messages are taken only
+    /// from these.
+    pub members: Vec<NodeId>,
     /// Its acceptor's settings.
     pub acceptor: AcceptorConfig,
     /// How many ACCEPTEDs its learner waits for.
@@ -109,6 +113,7 @@ pub fn instances_read(message: &Message) -> impl Iterator<Item = Instance> + '_ 
 pub struct NodeHost {
     id: NodeId,
     protocol: Protocol,
+    authority: Authority,
     acceptor: Acceptor,
     learner: Learner,
     leader: Option<Leader>,
@@ -138,6 +143,12 @@ impl NodeHost {
         records: Vec<Record>,
         ranged: &RangedState,
     ) -> Result<Self, Error> {
+        if !config.members.contains(&config.id) {
+            return Err(Error::InvalidHost(format!(
+                "node {} is not among the members {:?}",
+                config.id, config.members
+            )));
+        }
         let restored = !records.is_empty() || *ranged != RangedState::default();
         let mut acceptor = Acceptor::restore(config.id, config.acceptor, records);
         acceptor.restore_ranged(ranged);
@@ -150,6 +161,11 @@ impl NodeHost {
         Ok(Self {
             id: config.id,
             protocol: config.protocol.protocol(),
+            authority: Authority {
+                me: config.id,
+                members: config.members,
+                protocol: config.protocol.protocol(),
+            },
             acceptor,
             learner: Learner::with_quorum(config.phase2_quorum, RECENT_INSTANCES),
             leader,
@@ -208,10 +224,14 @@ impl NodeHost {
         self.storage_failed
     }
 
-    /// A message for this node from `from` (itself included). A message no role of this
-    /// node's protocol takes, or a node-to-node message from a proposer, is refused and
-    /// changes nothing.
+    /// A message for this node from `from` (itself included), as the shell authenticated it:
+    /// a node by its certificate, a proposer by [`client_sender`](super::client_sender). A
+    /// message its sender's role may not send (see [`authority`](super::authority)) is
+    /// refused and changes nothing.
     pub fn handle(&mut self, now: Time, from: Address, message: &Message) -> Result<(), Error> {
+        self.authority
+            .check(from, message)
+            .map_err(Error::Refused)?;
         match message {
             Message::Prepare(_) | Message::AcceptRequest(_) => {
                 if !self.storage_failed {
@@ -228,29 +248,14 @@ impl NodeHost {
                 }
                 Ok(())
             }
-            Message::ClientRequest(_) => self.handle_multi_paxos(now, message),
-            Message::PrepareAll(_)
-            | Message::AcceptBatch(_)
-            | Message::Heartbeat(_)
-            | Message::PromiseAll(_)
-            | Message::AcceptedBatch(_)
-            | Message::Refused(_) => {
-                if !matches!(from, Address::Node(_)) {
-                    return Err(Error::UnexpectedMessage {
-                        role: "node (from a proposer)",
-                        kind: message.kind(),
-                    });
-                }
-                self.handle_multi_paxos(now, message)
-            }
-            Message::Promise(_)
-            | Message::Nack(_)
-            | Message::Redirect(_)
-            | Message::ClientReply(_) => Err(Error::UnexpectedMessage {
-                role: "node",
-                kind: message.kind(),
-            }),
+            _ => self.handle_multi_paxos(now, message),
         }
+    }
+
+    /// Whether `from` may send `message` to this node, as [`NodeHost::handle`] will judge it:
+    /// for a shell that does work (paging states in) before handing a message over.
+    pub fn authorise(&self, from: Address, message: &Message) -> Result<(), Refusal> {
+        self.authority.check(from, message)
     }
 
     /// A Multi-Paxos message: first to the acceptor (unless its storage failed), then to the
@@ -279,11 +284,19 @@ impl NodeHost {
                     .map(|(instance, value)| NodeEvent::Learned { instance, value }),
             );
         }
+        if self.storage_failed {
+            // A node that cannot persist neither leads nor campaigns: its heartbeats would
+            // keep the others from electing a leader that can.
+            return Ok(());
+        }
         leader.handle(now, message)
     }
 
     /// The role's timer is due.
     pub fn handle_timeout(&mut self, now: Time) {
+        if self.storage_failed {
+            return;
+        }
         if let Some(leader) = self.leader.as_mut() {
             leader.handle_timeout(now);
         }
@@ -291,6 +304,9 @@ impl NodeHost {
 
     /// When [`NodeHost::handle_timeout`] is due next.
     pub fn poll_timeout(&self) -> Option<Time> {
+        if self.storage_failed {
+            return None;
+        }
         self.leader.as_ref().and_then(Leader::poll_timeout)
     }
 
@@ -308,7 +324,17 @@ impl NodeHost {
     /// The next message to send: the leader role's first, then the acceptor's replies.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         if let Some(transmit) = self.leader.as_mut().and_then(Leader::poll_transmit) {
-            return Some(transmit);
+            if self.storage_failed {
+                // The role leads nothing any more: what it queued never leaves.
+                while self
+                    .leader
+                    .as_mut()
+                    .and_then(Leader::poll_transmit)
+                    .is_some()
+                {}
+            } else {
+                return Some(transmit);
+            }
         }
         self.transmits.pop_front()
     }
@@ -353,7 +379,8 @@ impl NodeHost {
     }
 
     /// Storage failed: the in-memory state may be ahead of the disk, so from now on nothing the
-    /// acceptor says may leave this node. The shell drops the batch it was writing.
+    /// acceptor says may leave this node, and the leader role stops (no heartbeat, campaign or
+    /// batch). The shell drops the batch it was writing.
     pub fn fail_storage(&mut self) {
         self.storage_failed = true;
     }

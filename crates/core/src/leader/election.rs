@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::phase2::KnownChosen;
 use super::{Leader, LeaderEvent, Role};
 use crate::message::{Message, PrepareAll, PromiseAll, Refused};
 use crate::time::Time;
@@ -38,7 +39,10 @@ impl Leader {
 
     /// Phase 1 for every instance, under a ballot above every one heard of.
     pub(super) fn campaign(&mut self, now: Time) {
-        let ballot = ProposalId::new(self.highest.high + 1, self.id.0);
+        // Nodes refuse ballots near the top of the range, so this never saturates in a cluster
+        // that took only what it should; saturating keeps a node that holds such a promise
+        // from an older build alive (its campaigns then lose, rather than wrap).
+        let ballot = ProposalId::new(self.highest.high.saturating_add(1), self.id.0);
         self.highest = ballot;
         self.stats.phase1_runs += 1;
         // Each campaign in a row that failed gives the next one twice as long (up to 64 ×):
@@ -169,6 +173,14 @@ impl Leader {
         if promise.ballot != c.ballot || c.ayes.contains(&promise.from) {
             return;
         }
+        if !self.config.nodes.contains(&promise.from)
+            || !fills_fit(&self.known_chosen, &c.chosen_through, promise)
+        {
+            // Counted toward nothing: a quorum of made-up nodes elects nobody, and a report
+            // that would have the leader fill millions of empty slots costs it nothing.
+            self.stats.refused_promises += 1;
+            return;
+        }
         c.ayes.push(promise.from);
         for (instance, id, value) in &promise.accepted {
             let best = c.accepted.entry(*instance).or_insert((*id, value.clone()));
@@ -232,7 +244,7 @@ impl Leader {
             }
         }
         for (key, high) in high_slots {
-            self.next_slot.insert(key, high + 1);
+            self.next_slot.insert(key, high.saturating_add(1));
             let known = self.known_chosen.get(&key);
             let from = known.map_or(0, |k| k.through);
             for slot in from..=high {
@@ -270,4 +282,31 @@ impl Leader {
         // Heartbeat at once, so that every follower knows whom to send clients to.
         self.handle_timeout(now);
     }
+}
+
+/// The most empty slots a new leader fills for one key: a promise reporting a key's highest
+/// slot further than this above what the campaign knows chosen is not counted. An honest
+/// acceptor's highest slot lies within the leader's pipeline, plus what commit notices have not
+/// yet told, above the chosen prefix some promiser knows.
+pub(super) const MAX_FILL_PER_KEY: u64 = 1 << 20;
+
+/// Whether every key `promise` reports lies within [`MAX_FILL_PER_KEY`] of the best chosen
+/// prefix known: this node's, the campaign's so far, or the promise's own.
+fn fills_fit(
+    known: &BTreeMap<u64, KnownChosen>,
+    campaign: &BTreeMap<u64, u64>,
+    promise: &PromiseAll,
+) -> bool {
+    let reported: BTreeMap<u64, u64> = promise.chosen_through.iter().copied().collect();
+    promise.high_slots.iter().all(|(key, high)| {
+        let through = [
+            known.get(key).map_or(0, |k| k.through),
+            campaign.get(key).copied().unwrap_or(0),
+            reported.get(key).copied().unwrap_or(0),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        high.saturating_sub(through) <= MAX_FILL_PER_KEY
+    })
 }

@@ -168,6 +168,9 @@ pub struct LeaderStats {
     pub retransmitted: u64,
     /// Heartbeats sent.
     pub heartbeats: u64,
+    /// PROMISE-ALLs not counted: from a node that is not a member, or reporting a key's
+    /// highest slot too far above its chosen prefix to fill.
+    pub refused_promises: u64,
 }
 
 impl LeaderStats {
@@ -187,6 +190,7 @@ impl LeaderStats {
         self.batched += other.batched;
         self.retransmitted += other.retransmitted;
         self.heartbeats += other.heartbeats;
+        self.refused_promises += other.refused_promises;
     }
 }
 

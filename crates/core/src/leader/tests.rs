@@ -466,3 +466,39 @@ fn thrifty_phase_two_goes_to_a_quorum_of_the_fastest() {
         To::Nodes(vec![NodeId(1), NodeId(3)])
     );
 }
+
+#[test]
+fn promises_from_made_up_nodes_or_with_unfillable_gaps_elect_nobody() {
+    let (mut l, ballot) = candidate();
+    l.handle(Time::ZERO, &promise(1, ballot, vec![], vec![]))
+        .unwrap();
+    // Two forged promises from nodes the cluster does not have, then one that reports a slot
+    // far above anything known chosen: none counts toward the quorum.
+    for stranger in [7, 8] {
+        l.handle(Time::ZERO, &promise(stranger, ballot, vec![], vec![]))
+            .unwrap();
+    }
+    l.handle(
+        Time::ZERO,
+        &promise(2, ballot, vec![], vec![(5, election::MAX_FILL_PER_KEY + 1)]),
+    )
+    .unwrap();
+    assert!(!l.is_leading());
+    assert_eq!(l.stats().refused_promises, 3);
+    // An honest member's promise completes it; its gap of a few slots is filled.
+    l.handle(Time::ZERO, &promise(3, ballot, vec![], vec![(5, 3)]))
+        .unwrap();
+    assert!(l.is_leading());
+    assert_eq!(l.stats().noops, 4);
+}
+
+#[test]
+fn a_campaign_above_the_highest_ballot_saturates_rather_than_wraps() {
+    let mut l = leader(1, |c| c.initial_leader = Some(NodeId(1)));
+    l.start(Time::ZERO, ProposalId::new(u64::MAX, 3));
+    let sent = drain(&mut l);
+    let Message::PrepareAll(p) = &sent[0].message else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(p.ballot, ProposalId::new(u64::MAX, 1));
+}

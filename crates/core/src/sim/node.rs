@@ -17,6 +17,7 @@ use crate::workload::Workload;
 pub(super) fn host_config(config: &SimConfig, id: NodeId) -> NodeHostConfig {
     NodeHostConfig {
         id,
+        members: (0..config.acceptors as u32).map(NodeId).collect(),
         acceptor: config.acceptor,
         phase2_quorum: config.quorums.phase2,
         protocol: config.protocol.clone(),

@@ -218,6 +218,12 @@ pub struct MeasureSettings {
 }
 
 impl Scenario {
+    /// Whether the run sends nodes admin commands (fault settings, disk faults, zone delays),
+    /// which only an admin certificate may.
+    pub fn needs_admin(&self) -> bool {
+        !self.faults.is_empty() || self.target.zones.is_some()
+    }
+
     /// The ids of the nodes: the attached ones, or 1 to `target.nodes`.
     pub fn node_ids(&self) -> Vec<u32> {
         node_ids(

@@ -12,6 +12,8 @@ use paxbench_quic::Transport;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
+use crate::config::StorageFailure;
+
 use super::Node;
 use crate::cache::{InstanceCache, Stored};
 use crate::error::Error;
@@ -212,9 +214,18 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
     pub(super) fn fail_storage(&mut self, reason: &str) {
         self.stats.storage_failed = true;
         self.host.fail_storage();
-        error!(
-            node = %self.id,
-            "STORAGE FAILED: {reason}. This acceptor no longer replies to anything; restart it once the disk is healthy"
-        );
+        match self.on_storage_failure {
+            StorageFailure::Exit => {
+                error!(
+                    node = %self.id,
+                    "STORAGE FAILED: {reason}. Exiting; restart this node once the disk is healthy"
+                );
+                self.exit_reason = Some(reason.to_string());
+            }
+            StorageFailure::Stay => error!(
+                node = %self.id,
+                "STORAGE FAILED: {reason}. This node no longer replies to anything, leads nothing and answers no ping; restart it once the disk is healthy"
+            ),
+        }
     }
 }

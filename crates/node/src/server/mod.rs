@@ -5,23 +5,24 @@
 mod commit;
 mod routes;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use paxbench_core::acceptor::AcceptorConfig;
-use paxbench_core::host::{NodeHost, NodeHostConfig};
+use paxbench_core::host::{NodeHost, NodeHostConfig, RefusalReason};
 use paxbench_core::message::Message;
 use paxbench_core::rng::Stream;
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_quic::{
-    Endpoint, EndpointConfig, FaultLayer, LatencySummary, Link, NodeStats, PeerName, Transport,
+    Endpoint, EndpointConfig, FaultLayer, LatencySummary, Link, NodeStats, PeerName, RefusedCount,
+    Transport,
 };
 use tracing::{info, warn};
 
 use crate::cache::InstanceCache;
-use crate::config::{LearnerFanout, NodeConfig, StorageMode};
+use crate::config::{LearnerFanout, NodeConfig, StorageFailure, StorageMode};
 use crate::error::Error;
 use crate::storage::{AcceptorStore, DiskSwitch, FaultyDisk, Recovered, StateReader};
 use commit::{Commit, hold_unsettled, wait_commit};
@@ -58,6 +59,8 @@ struct Node<T: Transport> {
     /// The node each of `peers` leads to.
     peer_ids: Vec<NodeId>,
     proposers: HashMap<ProposerId, Link>,
+    /// When `proposers` is next trimmed of closed links.
+    proposers_trim_at: usize,
     /// Clients heard from only through a forwarding node: their replies go back that way.
     forwarded: HashMap<ProposerId, NodeId>,
     /// Messages this node sent itself, not yet delivered.
@@ -72,6 +75,15 @@ struct Node<T: Transport> {
     memory_storage: bool,
     commit: Option<Commit>,
     crash: CrashPoints,
+    /// Whether fault and disk commands from admins are obeyed.
+    admin: bool,
+    on_storage_failure: StorageFailure,
+    /// Set when storage failed and the node must exit: why.
+    exit_reason: Option<String>,
+    /// Refused frames by kind, sender role and reason.
+    refusals: BTreeMap<(&'static str, &'static str, RefusalReason), u64>,
+    refusals_unlogged: u64,
+    refusal_logged: Option<Instant>,
     started: Instant,
     stats: NodeStats,
     commit_us: Histogram<u64>,
@@ -105,8 +117,9 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     let disk = DiskSwitch::default();
     let storage: Box<dyn AcceptorStore> = Box::new(FaultyDisk::new(storage, disk.clone()));
     let faults = FaultLayer::new(&config.faults)?;
+    // Only elections between nodes need large frames; a client's frames stay at the default.
     let endpoint_config = EndpointConfig {
-        max_frame: if protocol.ranged_phase1() {
+        max_node_frame: if protocol.ranged_phase1() {
             MULTI_PAXOS_MAX_FRAME
         } else {
             EndpointConfig::default().max_frame
@@ -128,6 +141,7 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
         peers,
         peer_ids: config.peers.iter().map(|p| NodeId(p.id)).collect(),
         proposers: HashMap::new(),
+        proposers_trim_at: routes::PROPOSERS_TRIM_MIN,
         forwarded: HashMap::new(),
         local: VecDeque::new(),
         memory_storage: config.storage == StorageMode::Memory,
@@ -137,6 +151,12 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
         disk,
         commit: None,
         crash,
+        admin: config.admin,
+        on_storage_failure: config.on_storage_failure,
+        exit_reason: None,
+        refusals: BTreeMap::new(),
+        refusals_unlogged: 0,
+        refusal_logged: None,
         started: Instant::now(),
         stats: NodeStats {
             node: config.id.0,
@@ -157,7 +177,15 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
 
     node.serve(&mut inbox, shutdown, config.stats_interval_ms)
         .await;
-    Ok(node.shut_down().await)
+    let failed = node.exit_reason.take();
+    let stats = node.shut_down().await;
+    match failed {
+        Some(message) => Err(Error::Storage {
+            path: config.data_dir.clone().unwrap_or_default(),
+            message,
+        }),
+        None => Ok(stats),
+    }
 }
 
 /// What a node restarts with.
@@ -195,6 +223,9 @@ fn restore(
     let seed = paxbench_quic::wire::unix_now_ns() ^ (u64::from(std::process::id()) << 32);
     let host_config = NodeHostConfig {
         id: config.id,
+        members: std::iter::once(config.id)
+            .chain(config.peers.iter().map(|peer| NodeId(peer.id)))
+            .collect(),
         acceptor: AcceptorConfig {
             reject_mode: config.reject_mode,
             notify_learners: config.learner_fanout == LearnerFanout::All,
@@ -235,7 +266,7 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
         let mut stats_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + stats_period, stats_period);
         tokio::pin!(shutdown);
-        loop {
+        while self.exit_reason.is_none() {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
@@ -307,7 +338,7 @@ pub fn stats_line(stats: &NodeStats) -> String {
         "stats node={} protocol={} up={}s paxos_in={} paxos_out={} frames_in={} frames_out={} writes={} \
          batches={} records={} max_batch={} commit_p50={}us commit_p99={}us \
          disk_floor_p50={}us chosen={} held={} most_held={} evicted={} store_reads={} \
-         checkpoints={} refused_peers={} malformed_frames={} dropped={} storage_failed={}",
+         checkpoints={} refused_peers={} refused={} malformed_frames={} dropped={} storage_failed={}",
         stats.node,
         stats.protocol,
         stats.uptime_ms / 1000,
@@ -329,6 +360,7 @@ pub fn stats_line(stats: &NodeStats) -> String {
         stats.store_reads,
         stats.checkpoints,
         t.refused_peers,
+        stats.refused_total(),
         t.malformed_frames,
         t.dropped,
         stats.storage_failed,
@@ -366,6 +398,16 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
                 .map_or(0, |reader| reader.checkpoints()),
             leading: leader.filter(|l| l.is_leading()).and_then(|l| l.ballot()),
             leader: leader.map(|l| l.stats()),
+            refused: self
+                .refusals
+                .iter()
+                .map(|(&(kind, role, reason), &count)| RefusedCount {
+                    kind: kind.into(),
+                    role: role.into(),
+                    reason,
+                    count,
+                })
+                .collect(),
             ..self.stats.clone()
         }
     }
@@ -489,6 +531,7 @@ mod tests {
         };
         let config = NodeHostConfig {
             id: NodeId(1),
+            members: vec![NodeId(1)],
             acceptor: AcceptorConfig::default(),
             phase2_quorum: 2,
             protocol: paxbench_core::ProtocolConfig::Vanilla,

@@ -3,7 +3,9 @@
 //! links (or back through the node that forwarded a client's request), and to this node
 //! itself through a local queue that never touches the network.
 
-use paxbench_core::host::{NodeEvent, NodeHost, instances_read};
+use std::time::{Duration, Instant};
+
+use paxbench_core::host::{NodeEvent, NodeHost, RefusalReason, client_sender, instances_read};
 use paxbench_core::leader::LeaderEvent;
 use paxbench_core::message::Message;
 use paxbench_core::transmit::{Address, To, Transmit};
@@ -13,20 +15,38 @@ use tracing::{debug, info, warn};
 
 use super::Node;
 
+/// Refused frames are logged at most this often (each is counted).
+const REFUSAL_LOG_PERIOD: Duration = Duration::from_secs(1);
+
+/// The proposers' reply links are first trimmed of closed ones at this many.
+pub(super) const PROPOSERS_TRIM_MIN: usize = 4096;
+
+/// Clients whose requests another node forwarded, awaiting their answer.
+const MAX_FORWARDED: usize = 65_536;
+
 impl<T: Transport + std::fmt::Debug> Node<T> {
-    /// A frame from a peer; `now` is read once for a batch of frames.
+    /// A frame from a peer; `now` is read once for a batch of frames. A node that is not a
+    /// member of this cluster gets no answer at all, not even to a ping.
     pub(super) fn handle(&mut self, now: Time, inbound: Inbound) {
         let Inbound {
             peer,
             envelope,
             reply,
         } = inbound;
+        if let PeerName::Node(node) = peer
+            && !self.peer_ids.contains(&node)
+        {
+            self.refuse(peer, envelope.kind(), RefusalReason::NotMember);
+            return;
+        }
         let Some(reply) = reply.link() else {
             // The link closed while the frame waited: nobody is there to answer.
             return;
         };
         match envelope {
             Envelope::Paxos(message) => self.handle_paxos(now, peer, message, reply),
+            // A node whose storage failed is not ready: readiness checks see it.
+            Envelope::Ping { .. } if self.host.storage_failed() => {}
             Envelope::Ping { nonce } => reply.send(Envelope::Pong {
                 nonce,
                 unix_ns: paxbench_quic::wire::unix_now_ns(),
@@ -41,26 +61,31 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             Envelope::Reply { proposer, message } if matches!(peer, PeerName::Node(_)) => {
                 self.relay(proposer, message);
             }
-            Envelope::Hello { .. }
+            other @ (Envelope::Hello { .. }
             | Envelope::Pong { .. }
             | Envelope::AdminReply { .. }
-            | Envelope::Reply { .. } => {
-                debug!(%peer, "ignoring an unexpected frame");
+            | Envelope::Reply { .. }) => {
+                self.refuse(peer, other.kind(), RefusalReason::Role);
             }
         }
     }
 
-    /// Admin commands come only from the cluster's clients, named by a certificate the cluster
-    /// CA signed: plain TCP names peers by their own word, so it gets no admin at all.
+    /// Counters go to anyone the cluster CA named a client or an admin; fault and disk
+    /// commands only to an admin, and only while the node's `admin` setting allows. Plain TCP
+    /// names peers by their own word, so it gets no admin at all.
     fn handle_admin(&mut self, peer: PeerName, command: AdminCommand) -> AdminReply {
         let authenticated = self.endpoint.transport().kind().authenticates_peers();
-        if !(peer.is_client() && authenticated) {
-            let reason = if authenticated {
-                format!("{peer} is not a cluster client")
-            } else {
-                "admin commands need QUIC: plain TCP does not authenticate peers".to_string()
-            };
-            warn!(%peer, "refused an admin command: {reason}");
+        let allowed = match (&command, peer) {
+            (_, _) if !authenticated => {
+                Err("admin commands need QUIC: plain TCP does not authenticate peers".to_string())
+            }
+            (AdminCommand::Stats, PeerName::Client(_) | PeerName::Admin(_)) => Ok(()),
+            (_, PeerName::Admin(_)) if self.admin => Ok(()),
+            (_, PeerName::Admin(_)) => Err("this node's `admin` setting is off".to_string()),
+            (_, _) => Err(format!("{peer} is not an admin")),
+        };
+        if let Err(reason) = allowed {
+            self.refuse(peer, command.name(), RefusalReason::Role);
             return AdminReply::Refused { reason };
         }
         match command {
@@ -75,33 +100,60 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
                 },
             },
             AdminCommand::SetDiskFault(fault) => {
-                warn!(%peer, ?fault, "disk fault injected from the next commit on");
+                warn!(%peer, ?fault, "disk fault set from the next commit on");
                 self.disk.set(fault);
                 AdminReply::FaultsSet
             }
         }
     }
 
-    /// A Paxos message from a peer: the link its sender's replies go back on is noted, the
-    /// states it reads are paged in, then the host takes it.
+    /// A Paxos message from a peer, taken from whom the transport authenticated: a node as
+    /// itself, a client as the proposer it speaks for. The host judges whether that sender
+    /// may send it; a refused message is counted and changes nothing. The link its sender's
+    /// replies go back on is noted only for a message the host took.
     fn handle_paxos(&mut self, now: Time, peer: PeerName, message: Message, reply: Link) {
         self.stats.paxos_in += 1;
-        match &message {
-            Message::Prepare(m) => self.note_proposer(m.from, reply),
-            Message::AcceptRequest(m) => self.note_proposer(m.from, reply),
-            Message::ClientRequest(request) => match (peer, request.via) {
-                (PeerName::Node(_), Some(via)) => {
-                    self.forwarded.insert(request.client, via);
-                }
-                _ => self.note_proposer(request.client, reply),
-            },
+        let from = match peer {
+            PeerName::Node(node) => Ok(Address::Node(node)),
+            // An admin proposes as the client of its number: a generator that injects faults
+            // presents `admin-N` and runs client N's proposers.
+            PeerName::Client(client) | PeerName::Admin(client) => client_sender(client, &message),
+        };
+        let checked = from.and_then(|from| self.host.authorise(from, &message).map(|()| from));
+        let from = match checked {
+            Ok(from) => from,
+            Err(refusal) => {
+                self.refuse(peer, refusal.kind, refusal.reason);
+                return;
+            }
+        };
+        match (&message, from) {
+            (Message::ClientRequest(request), Address::Node(via)) => {
+                self.note_forwarded(request.client, via);
+            }
+            (_, Address::Proposer(proposer)) => self.note_proposer(proposer, reply),
             _ => {}
         }
-        let from = match peer {
-            PeerName::Node(node) => Address::Node(node),
-            PeerName::Client(number) => Address::Proposer(ProposerId(number)),
-        };
         self.deliver(now, from, &message);
+    }
+
+    /// Counts a refused frame by kind, sender role and reason, and logs it at most once a
+    /// second, with how many went unlogged before it.
+    fn refuse(&mut self, peer: PeerName, kind: &'static str, reason: RefusalReason) {
+        *self
+            .refusals
+            .entry((kind, peer.role(), reason))
+            .or_default() += 1;
+        self.refusals_unlogged += 1;
+        let now = Instant::now();
+        if self
+            .refusal_logged
+            .is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG_PERIOD)
+        {
+            warn!(%peer, kind, reason = reason.name(), since_last_logged = self.refusals_unlogged, "refused a message");
+            self.refusal_logged = Some(now);
+            self.refusals_unlogged = 0;
+        }
     }
 
     /// Pages in the states `message` reads, then hands it to the host.
@@ -117,15 +169,30 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
     }
 
     /// Replies go where the proposer's latest request came from: after a reconnect, that is
-    /// the new stream, even before the old one is noticed dead.
+    /// the new stream, even before the old one is noticed dead. Links of proposers that went
+    /// away are dropped whenever the map doubles, so it holds about as many as are connected.
     fn note_proposer(&mut self, proposer: ProposerId, reply: Link) {
         match self.proposers.get_mut(&proposer) {
             Some(link) if link.same_link(&reply) => {}
             Some(link) => *link = reply,
             None => {
                 self.proposers.insert(proposer, reply);
+                if self.proposers.len() > self.proposers_trim_at {
+                    self.proposers.retain(|_, link| !link.is_closed());
+                    self.proposers_trim_at = (2 * self.proposers.len()).max(PROPOSERS_TRIM_MIN);
+                }
             }
         }
+    }
+
+    /// A client's request came through node `via`: its answer goes back that way. Each entry
+    /// lives until that answer; the map is bounded, and a client whose entry was dropped
+    /// asks again.
+    fn note_forwarded(&mut self, client: ProposerId, via: NodeId) {
+        if self.forwarded.len() >= MAX_FORWARDED && !self.forwarded.contains_key(&client) {
+            self.forwarded.clear();
+        }
+        self.forwarded.insert(client, via);
     }
 
     /// Drains the host, and delivers what this node sent itself, until neither has anything
@@ -192,7 +259,7 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             link.send(envelope);
             return;
         }
-        let via = self.forwarded.get(&proposer).copied();
+        let via = self.forwarded.remove(&proposer);
         match via.and_then(|via| self.peer_ids.iter().position(|id| *id == via)) {
             Some(position) => self.send_peer(position, envelope),
             None => debug!(%proposer, "no way back to this proposer"),

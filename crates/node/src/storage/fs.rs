@@ -21,6 +21,27 @@ pub fn sync_dir(dir: &Path) -> Result<(), Error> {
         })
 }
 
+/// Creates `dir` and any missing parents, syncing the parent of each directory it made, so
+/// that a crash right after the first boot cannot lose the directory's own entry.
+pub fn create_dir(dir: &Path) -> Result<(), Error> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at.filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+        missing.push(path);
+        at = path.parent();
+    }
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        context: format!("creating {}", dir.display()),
+        source,
+    })?;
+    for made in missing.iter().rev() {
+        if let Some(parent) = made.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
 /// Replaces `dir/name` with `bytes` atomically: when this returns `Ok`, a crash keeps the new
 /// contents; before, it keeps the old ones.
 pub fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
@@ -46,7 +67,7 @@ pub fn create_file(
     init: impl FnOnce(&Path) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let io = |context: String| move |source| Error::Io { context, source };
-    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    create_dir(dir)?;
     let creating = dir.join(format!("{name}{CREATING}"));
     if creating.exists() {
         std::fs::remove_file(&creating).map_err(io(format!("removing {}", creating.display())))?;
@@ -60,6 +81,15 @@ pub fn create_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_directories_are_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/c");
+        create_dir(&deep).unwrap();
+        assert!(deep.is_dir());
+        create_dir(&deep).unwrap();
+    }
 
     #[test]
     fn a_replaced_file_holds_the_new_bytes_and_no_temporary_remains() {

@@ -40,10 +40,7 @@ impl RedbStorage {
     /// Opens (or creates) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, Error> {
         refuse_foreign(data_dir, StorageMode::Redb)?;
-        std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
-            context: format!("creating {}", data_dir.display()),
-            source,
-        })?;
+        crate::storage::fs::create_dir(data_dir)?;
         let path = data_dir.join(STORE_FILE);
         if !path.exists() {
             create_file(data_dir, STORE_FILE, |creating| {

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use paxbench_core::Protocol;
 use paxbench_core::acceptor::Record;
 use paxbench_core::checker::{Checker, InstanceFacts, MemoryStore};
 use paxbench_core::client::ClientConfig;
@@ -18,7 +19,7 @@ use paxbench_core::proposer::ProposerConfig;
 use paxbench_core::transmit::Transmit;
 use paxbench_core::workload::{NextOp, OpOutcome, OpSpec, Workload};
 use paxbench_core::{Instance, NodeId, ProposerId, ProposerIndex, Time, Value};
-use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings, StorageMode};
+use paxbench_node::{LeaderSection, LocalCluster, LocalClusterSpec, NodeSettings, StorageMode};
 use paxbench_quic::{
     AdminCommand, AdminReply, Control, Endpoint, EndpointConfig, Envelope, FaultLayer, Identity,
     Inbound, Link, NodeStats, PeerName, QuicTransport, TlsFiles, Transport,
@@ -36,6 +37,32 @@ pub fn nodes(storage: StorageMode) -> NodeSettings {
         storage: Some(storage),
         ..NodeSettings::default()
     }
+}
+
+/// Multi-Paxos nodes with node 1 as the initial leader and a small cache.
+pub fn multi_paxos(storage: StorageMode) -> NodeSettings {
+    NodeSettings {
+        protocol: Some(Protocol::MultiPaxos),
+        leader: Some(LeaderSection {
+            initial: Some(1),
+            election_timeout_ms: 80,
+            ..LeaderSection::default()
+        }),
+        cache_instances: Some(64),
+        ..nodes(storage)
+    }
+}
+
+/// `count` writes spread over `keys` keys: the leader gives each its key's next slot.
+pub fn writes(count: u64, keys: u64, tag: &str) -> Vec<(Instance, Value)> {
+    (0..count)
+        .map(|i| {
+            (
+                Instance::new(i % keys, 0),
+                Value::from(format!("{tag}-{i}")),
+            )
+        })
+        .collect()
 }
 
 /// The library's local cluster of `paxbench-node` processes, with test conveniences: each
@@ -66,6 +93,8 @@ impl TestCluster {
         Self(
             LocalCluster::start(LocalClusterSpec {
                 nodes: n,
+                // node-N+1: a node the cluster does not have, for the hostile-peer tests.
+                extra_node_certs: 1,
                 clients: 2,
                 shared: settings,
                 program: NODE_BIN.into(),
@@ -171,6 +200,15 @@ impl TestClient<QuicTransport> {
         })
     }
 
+    /// A QUIC client with certificate `admin-N`, which also proposes as client N.
+    pub fn connect_admin(cluster: &TestCluster, admin: u32) -> Self {
+        let me = PeerName::Admin(admin);
+        let identity = Identity::load(&cluster.tls(me)).unwrap();
+        Self::over(cluster, admin, move || {
+            QuicTransport::bind("127.0.0.1:0".parse().unwrap(), &identity, me).unwrap()
+        })
+    }
+
     /// A QUIC client presenting another member's certificate (to test what it may do).
     pub fn connect_as(cluster: &TestCluster, files: &TlsFiles, me: PeerName) -> Self {
         let identity = Identity::load(files).unwrap();
@@ -230,7 +268,8 @@ impl<T: Transport + std::fmt::Debug> TestClient<T> {
             // Nothing retires: the test reads every instance's facts back for its audit.
             checker: Checker::with_store(Box::new(MemoryStore::new()), usize::MAX),
             started: Instant::now(),
-            next_proposer: client * 1000,
+            // Nodes take proposals from client N only for its own proposers.
+            next_proposer: paxbench_core::host::client_proposers(client).unwrap().start,
             control: Control::new(),
         }
     }

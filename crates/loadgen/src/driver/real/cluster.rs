@@ -7,11 +7,43 @@ use std::time::Duration;
 
 use paxbench_core::NodeId;
 use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings};
-use paxbench_quic::{Address, Control, Inbound, Link, Refusal, TlsFiles, TransportKind};
+use paxbench_quic::{
+    Address, Control, Identity, Inbound, Link, PeerName, Refusal, TlsFiles, TransportKind,
+};
 use tokio::sync::mpsc;
 
-use crate::config::Scenario;
+use crate::config::{FaultAction, Scenario};
 use crate::error::Error;
+
+/// The name in an attached generator's certificate: `client-N` or `admin-N` with N the
+/// config's `attach.client`, and an admin's when the scenario sends admin commands.
+fn attached_identity(
+    scenario: &Scenario,
+    files: &TlsFiles,
+    client: u32,
+) -> Result<PeerName, Error> {
+    let cert = files.cert.display();
+    let name = Identity::load(files)?.name();
+    let me = match name {
+        Some(PeerName::Client(n) | PeerName::Admin(n)) if n == client => name,
+        _ => None,
+    };
+    let Some(me) = me else {
+        let named = name.map_or("no member".to_string(), |n| n.to_string());
+        return Err(Error::Scenario(format!(
+            "attach.cert: {cert} names {named}; a generator needs client-{client} or \
+             admin-{client} (attach.client is {client})"
+        )));
+    };
+    if scenario.needs_admin() && !matches!(me, PeerName::Admin(_)) {
+        return Err(Error::Scenario(format!(
+            "attach.cert: {cert} names {me}, but this scenario sets faults or zone delays on \
+             the nodes, which only an admin may: use admin-{client}'s certificate (made by \
+             `paxbench node certs`)"
+        )));
+    }
+    Ok(me)
+}
 
 /// How long nodes may take to answer their first ping.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -19,7 +51,11 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// The nodes a scenario runs against.
 pub struct TargetCluster {
     pub(super) nodes: Vec<(u32, Address)>,
-    pub(super) client_tls: Option<TlsFiles>,
+    /// The generator's certificate (QUIC).
+    pub(super) tls: Option<TlsFiles>,
+    /// Who the generator is to the nodes: `admin-N` when the scenario sets faults or zone
+    /// delays on them (admin commands), `client-N` otherwise.
+    pub(super) me: PeerName,
     pub(super) client: u32,
     spawned: Option<LocalCluster>,
 }
@@ -30,6 +66,7 @@ impl TargetCluster {
     pub fn spawn(scenario: &Scenario, exe: &Path) -> Result<Self, Error> {
         let local = LocalCluster::start(LocalClusterSpec {
             nodes: scenario.target.nodes,
+            extra_node_certs: 0,
             clients: 1,
             shared: NodeSettings {
                 storage: Some(scenario.target.storage),
@@ -39,6 +76,13 @@ impl TargetCluster {
                 phase2_quorum: Some(scenario.quorums().phase2),
                 protocol: Some(scenario.target.protocol),
                 leader: crate::driver::protocol::node_role(scenario),
+                // A node whose disk the scenario fails stays up, silent, until the scenario
+                // kills and restarts it (a real node exits, for its supervisor to restart).
+                on_storage_failure: scenario
+                    .faults
+                    .iter()
+                    .any(|f| matches!(f.action, FaultAction::DiskFail(_)))
+                    .then_some(paxbench_node::StorageFailure::Stay),
                 // Unpinned nodes get what this process started with, not the pin the
                 // generator holds while it spawns (or restarts) them.
                 cpus: if scenario.target.cpus.nodes.is_empty() {
@@ -52,13 +96,19 @@ impl TargetCluster {
             program_args: vec!["node".into(), "run".into()],
             log_filter: std::env::var("PAXBENCH_NODE_LOG").unwrap_or_else(|_| "info".into()),
         })?;
+        let me = if scenario.needs_admin() {
+            PeerName::Admin(0)
+        } else {
+            PeerName::Client(0)
+        };
         Ok(Self {
             nodes: local
                 .nodes()
                 .iter()
                 .map(|n| (n.id, n.addr.into()))
                 .collect(),
-            client_tls: Some(local.client_tls(0)),
+            tls: Some(local.tls(me)),
+            me,
             client: 0,
             spawned: Some(local),
         })
@@ -70,7 +120,7 @@ impl TargetCluster {
             scenario.target.attach.as_ref().ok_or_else(|| {
                 Error::Scenario("attach target without an `attach` section".into())
             })?;
-        let client_tls = match (
+        let tls = match (
             scenario.target.transport,
             &attach.ca,
             &attach.cert,
@@ -86,13 +136,19 @@ impl TargetCluster {
             }
             (TransportKind::Tcp, ..) => None,
         };
+        let me = match &tls {
+            Some(files) => attached_identity(scenario, files, attach.client)?,
+            None if scenario.needs_admin() => PeerName::Admin(attach.client),
+            None => PeerName::Client(attach.client),
+        };
         Ok(Self {
             nodes: attach
                 .nodes
                 .iter()
                 .map(|n| (n.id, n.addr.clone()))
                 .collect(),
-            client_tls,
+            tls,
+            me,
             client: attach.client,
             spawned: None,
         })
@@ -173,7 +229,7 @@ pub(super) async fn wait_ready(
                     *id,
                     &addr.to_string(),
                     &refusal,
-                    cluster.client_tls.as_ref(),
+                    cluster.tls.as_ref(),
                 )));
             }
         }

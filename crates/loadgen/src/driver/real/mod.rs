@@ -18,7 +18,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use paxbench_core::checker::Origins;
-use paxbench_core::host::ProposerHost;
+use paxbench_core::host::{ProposerHost, client_proposers};
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_quic::wire::unix_now_ns;
 use paxbench_quic::{
@@ -41,9 +41,6 @@ use crate::driver::zones::ZoneShaper;
 use crate::error::Error;
 use crate::measure::ProtocolMetrics;
 use crate::measure::resources::ResourceSampler;
-
-/// Proposer ids of client N start at N × this, so several generators never share an id.
-pub const PROPOSER_IDS_PER_CLIENT: u32 = 65_536;
 
 /// Runs `scenario` against a spawned or attached cluster, streaming the checker's evidence to
 /// `evidence` (kept for audited and asked-for runs, removed otherwise).
@@ -68,7 +65,7 @@ pub fn run(
             context: "starting the tokio runtime".into(),
             source: e,
         })?;
-    let me = PeerName::Client(cluster.client);
+    let me = cluster.me;
     // Every name must resolve now; links resolve again at each redial.
     let mut first = None;
     for (id, addr) in &cluster.nodes {
@@ -88,7 +85,7 @@ pub fn run(
     let result = match scenario.target.transport {
         TransportKind::Quic => {
             let files = cluster
-                .client_tls
+                .tls
                 .clone()
                 .ok_or_else(|| Error::Scenario("QUIC needs client TLS files".into()))?;
             let identity = Identity::load(&files)?;
@@ -302,7 +299,12 @@ impl<'a, T: Transport + std::fmt::Debug> Driver<'a, T> {
         (evidence, keep_evidence): (&Path, bool),
         epoch_ns: u64,
     ) -> Result<Self, Error> {
-        let first_id = ProposerId(cluster.client * PROPOSER_IDS_PER_CLIENT);
+        // Nodes take proposals from client N (or admin N) only for its own proposers.
+        let first_id = client_proposers(cluster.client)
+            .map(|range| ProposerId(range.start))
+            .ok_or_else(|| {
+                Error::Scenario(format!("attach.client {} is too large", cluster.client))
+            })?;
         let generator = Generator::new(scenario, first_id);
         let warmup_end = generator.warmup_end();
         let configs = proposer_configs(scenario, connected.links.len(), epoch_ns);

@@ -121,10 +121,7 @@ impl KeyedStore {
     /// stopped node) nothing on disk changes.
     pub fn open(data_dir: &Path, repair: bool) -> Result<Self, Error> {
         let dir = data_dir.join(CHECKPOINT_DIR);
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            context: format!("creating {}", dir.display()),
-            source,
-        })?;
+        crate::storage::fs::create_dir(&dir)?;
         let manifest = read_manifest(&dir)?;
         let listed: Vec<String> = manifest.runs.iter().map(|r| run_file(r.file)).collect();
         if repair {

@@ -59,10 +59,7 @@ impl Log {
     /// at or before it are in the checkpoint), and is ready to append after the last record.
     /// A torn last batch is cut off, and segments the checkpoint covers are deleted.
     pub fn open(dir: &Path, segment_bytes: u64, after: u64) -> Result<(Self, Recovery), Error> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            context: format!("creating {}", dir.display()),
-            source,
-        })?;
+        crate::storage::fs::create_dir(dir)?;
         let (recovery, tail) = read(dir, after, true)?;
         let log = match tail {
             None => {

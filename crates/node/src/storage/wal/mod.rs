@@ -80,10 +80,7 @@ impl WalStorage {
     /// cutting a torn last batch, and starts the checkpoint thread.
     pub fn open(data_dir: &Path, options: WalOptions) -> Result<Self, Error> {
         refuse_foreign(data_dir, StorageMode::Wal)?;
-        std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
-            context: format!("creating {}", data_dir.display()),
-            source,
-        })?;
+        crate::storage::fs::create_dir(data_dir)?;
         let store = KeyedStore::open(data_dir, true)?;
         let after = store.through()?;
         let wal_dir = data_dir.join(WAL_DIR);
