@@ -50,7 +50,7 @@ if [[ ! -x $venv/bin/kubernetes-validate ]]; then
   exit 2
 fi
 
-manifests=("$deploy"/kubernetes/{node-config,nodes,bench-config,results,generators,merge}.yaml)
+manifests=("$deploy"/kubernetes/{network-policy,node-config,nodes,bench-config,results,generators,merge}.yaml)
 "$venv/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" "${manifests[@]}"
 echo "kubernetes: ${#manifests[@]} manifests valid against Kubernetes $KUBERNETES_VERSION (strict)"
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fuzz every target (or those named) for a bounded time each, with cargo-fuzz (libFuzzer) on
 # nightly: frame and message decoding, bench-config parsing, the acceptor fed arbitrary message
-# schedules with the safety checker on, and write-ahead-log recovery of damaged segments.
+# schedules with the safety checker on, three Multi-Paxos node hosts (leader role, ranged
+# acceptor, authority) fed schedules with crashes and forged messages, and write-ahead-log
+# recovery of damaged segments.
 # Inputs start from fuzz/seeds and fuzz/regressions; the growing corpus stays in fuzz/corpus
 # (not committed). Each run appends `target<TAB>seconds<TAB>execs` to fuzz/stats.tsv (the
 # Reliability table's fuzzing hours, docs/reliability.md, come from it).
@@ -17,7 +19,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(frames config acceptor wal)
+  targets=(frames config acceptor leader wal)
 fi
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   echo "cargo fuzz needs a nightly toolchain: rustup toolchain install nightly" >&2

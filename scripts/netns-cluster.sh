@@ -134,8 +134,8 @@ target:
       - {id: 2, addr: "10.77.0.2:7000"}
       - {id: 3, addr: "10.77.0.3:7000"}
     ca: $work/certs/ca.pem
-    cert: $work/certs/client-0.pem
-    key: $work/certs/client-0.key
+    cert: $work/certs/admin-0.pem
+    key: $work/certs/admin-0.key
 $zone_section
 workload:
   proposers: 16

@@ -58,6 +58,13 @@ fn acceptor_schedules_replay_cleanly() {
 }
 
 #[test]
+fn multi_paxos_schedules_replay_cleanly() {
+    replay("leader", |data| {
+        paxbench_core::fuzzing::multi_paxos_schedule(data);
+    });
+}
+
+#[test]
 fn wal_segments_replay_cleanly() {
     replay("wal", paxbench_node::storage::wal::fuzzing::wal_recovery);
 }

@@ -194,6 +194,14 @@ pub struct NodeSettings {
     /// Fault settings at start, as inline YAML (`{all: {drop: 0.01}}`).
     #[arg(long, value_name = "YAML", value_parser = parse_yaml_scalar::<FaultSpec>)]
     pub faults: Option<FaultSpec>,
+    /// Plain TCP: the file holding the members' shared secret (`tcp.secret` from
+    /// `paxbench-node certs`), with which peers prove their names.
+    #[arg(long, value_name = "FILE")]
+    pub tcp_secret: Option<PathBuf>,
+    /// Plain TCP without a secret: any local user can then claim to be any member. Logged as
+    /// a warning.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub insecure_tcp: Option<bool>,
     /// What to do once storage fails: `exit` (default) or `stay` up for inspection.
     #[arg(long, value_parser = parse_yaml_scalar::<StorageFailure>)]
     pub on_storage_failure: Option<StorageFailure>,
@@ -258,6 +266,8 @@ pub struct NodeConfig {
     pub admin: bool,
     /// What to do once storage fails.
     pub on_storage_failure: StorageFailure,
+    /// Plain TCP: the shared secret's file, or `None` when `insecure_tcp` was given.
+    pub tcp_secret: Option<PathBuf>,
     /// CPUs to run on (empty: not pinned).
     pub cpus: Vec<usize>,
 }
@@ -305,6 +315,8 @@ impl NodeSettings {
             faults: overrides.faults.or(self.faults),
             admin: overrides.admin.or(self.admin),
             on_storage_failure: overrides.on_storage_failure.or(self.on_storage_failure),
+            tcp_secret: overrides.tcp_secret.or(self.tcp_secret),
+            insecure_tcp: overrides.insecure_tcp.or(self.insecure_tcp),
             cpus: if overrides.cpus.is_empty() {
                 self.cpus
             } else {
@@ -350,6 +362,24 @@ impl NodeSettings {
         let listen = self.listen.ok_or_else(|| missing("listen", "listen"))?;
         let storage = self.storage.unwrap_or_default();
         let transport = self.transport.unwrap_or_default();
+        let tcp_secret = match (transport, self.tcp_secret, self.insecure_tcp) {
+            (TransportKind::Tcp, Some(_), Some(true)) => {
+                return Err(invalid(
+                    "fields `tcp_secret` and `insecure_tcp`: give one, not both".into(),
+                ));
+            }
+            (TransportKind::Tcp, None, None | Some(false)) => {
+                return Err(invalid(
+                    "field `tcp_secret` is required with `transport: tcp`: the file of the \
+                     members' shared secret (`tcp.secret` from `paxbench-node certs`), so that \
+                     peers prove their names; or set `insecure_tcp: true` to take them at \
+                     their word"
+                        .into(),
+                ));
+            }
+            (TransportKind::Tcp, secret, _) => secret,
+            (TransportKind::Quic, _, _) => None,
+        };
         if storage.is_durable() && self.data_dir.is_none() {
             return Err(missing("data_dir", "data-dir"));
         }
@@ -414,6 +444,7 @@ impl NodeSettings {
             faults: self.faults.unwrap_or_default(),
             admin: self.admin.unwrap_or(true),
             on_storage_failure: self.on_storage_failure.unwrap_or_default(),
+            tcp_secret,
             cpus: self.cpus,
         })
     }
@@ -533,7 +564,8 @@ mod tests {
     fn a_full_file_parses_and_flags_override_it() {
         let file = parse(
             "id: 1\nlisten: 127.0.0.1:7001\npeers:\n  - id: 2\n    addr: 127.0.0.1:7002\n\
-             data_dir: /tmp/n1\nstorage: memory\ntransport: tcp\nreject_mode: nack\n\
+             data_dir: /tmp/n1\nstorage: memory\ntransport: tcp\ntcp_secret: /c/tcp.secret\n\
+             reject_mode: nack\n\
              learner_fanout: proposer\nfaults:\n  all:\n    drop: 0.1\n",
         )
         .unwrap();
@@ -556,6 +588,30 @@ mod tests {
         );
         assert!((config.faults.all.drop - 0.1).abs() < 1e-12);
         assert!(config.tls.is_none());
+        assert_eq!(config.tcp_secret, Some(PathBuf::from("/c/tcp.secret")));
+        assert!(
+            config.admin,
+            "admin commands are obeyed unless switched off"
+        );
+        assert_eq!(config.on_storage_failure, StorageFailure::Exit);
+    }
+
+    #[test]
+    fn plain_tcp_needs_a_secret_or_an_explicit_insecure_setting() {
+        let tcp = "id: 1\nlisten: 127.0.0.1:7001\ntransport: tcp\nstorage: memory\n";
+        let err = parse(tcp)
+            .unwrap()
+            .resolve("n.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("n.yaml") && err.contains("tcp_secret"),
+            "{err}"
+        );
+        let insecure = parse(&format!("{tcp}insecure_tcp: true\n")).unwrap();
+        assert_eq!(insecure.resolve("n.yaml").unwrap().tcp_secret, None);
+        let both = parse(&format!("{tcp}insecure_tcp: true\ntcp_secret: /s\n")).unwrap();
+        assert!(both.resolve("n.yaml").is_err());
     }
 
     #[test]
@@ -579,7 +635,7 @@ mod tests {
 
     #[test]
     fn the_learner_quorum_defaults_to_a_majority_and_must_fit_the_cluster() {
-        let three = "id: 1\nlisten: 127.0.0.1:7001\ntransport: tcp\nstorage: memory\npeers:\n  - {id: 2, addr: 127.0.0.1:7002}\n  - {id: 3, addr: 127.0.0.1:7003}\n";
+        let three = "id: 1\nlisten: 127.0.0.1:7001\ntransport: tcp\ninsecure_tcp: true\nstorage: memory\npeers:\n  - {id: 2, addr: 127.0.0.1:7002}\n  - {id: 3, addr: 127.0.0.1:7003}\n";
         let config = parse(three).unwrap().resolve("test").unwrap();
         assert_eq!(config.phase2_quorum, 2);
         let flexible = parse(&format!("{three}phase2_quorum: 1\n")).unwrap();

@@ -154,6 +154,9 @@ impl LocalCluster {
                     key: Some(files.key),
                 },
                 stats_interval_ms: Some(spec.shared.stats_interval_ms.unwrap_or(0)),
+                tcp_secret: (transport == TransportKind::Tcp
+                    && spec.shared.insecure_tcp != Some(true))
+                .then(|| certs.join(paxbench_quic::TCP_SECRET_FILE)),
                 ..spec.shared.clone()
             };
             let config = dir.path().join(format!("node-{}.yaml", me.id));
@@ -196,6 +199,13 @@ impl LocalCluster {
     /// The TLS files of `client-N`.
     pub fn client_tls(&self, client: u32) -> TlsFiles {
         self.tls(PeerName::Client(client))
+    }
+
+    /// How members prove their names over plain TCP: the cluster's shared secret.
+    pub fn tcp_auth(&self) -> Result<paxbench_quic::TcpAuth, Error> {
+        let secret =
+            paxbench_quic::TcpSecret::load(&self.certs().join(paxbench_quic::TCP_SECRET_FILE))?;
+        Ok(paxbench_quic::TcpAuth::Secret(secret))
     }
 
     /// The TLS files of any member (`admin-0`, `node-2`, …).

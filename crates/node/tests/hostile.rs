@@ -2,7 +2,8 @@
 //! client, an admin, a member whose `from` lies, a node the cluster does not have), the forged
 //! PROMISE-ALL quorum, the ballot at `u64::MAX` with a restart after it, the slot near 2^64 and
 //! the forged chosen prefix. Each is refused and counted, changes nothing, and the cluster
-//! keeps deciding, before and after a restart, with stores that audit clean.
+//! keeps deciding, before and after a restart, with stores that audit clean. Over plain TCP a
+//! peer that cannot prove its name with the cluster's secret is refused at the handshake.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -14,7 +15,7 @@ use common::{TestClient, TestCluster, multi_paxos, nodes, writes};
 use paxbench_core::message::*;
 use paxbench_core::{Instance, NodeId, ProposalId, ProposerId};
 use paxbench_node::StorageMode;
-use paxbench_quic::{Envelope, PeerName, Transport};
+use paxbench_quic::{Envelope, PeerName, TcpAuth, Transport};
 
 const TOP: ProposalId = ProposalId::new(u64::MAX, 7);
 
@@ -278,6 +279,29 @@ fn over_tcp_a_peer_is_held_to_the_role_it_names() {
     );
     let mut client = TestClient::connect_tcp(&cluster, 0);
     client.wait_all_ready(&cluster);
+    // A local process that claims to be node 2 without the cluster's secret, or with another
+    // secret, is refused at the handshake.
+    let wrong = tempfile::tempdir().unwrap();
+    let wrong_secret = wrong.path().join(paxbench_quic::TCP_SECRET_FILE);
+    paxbench_quic::TcpSecret::generate(&wrong_secret).unwrap();
+    let impostors = [
+        TcpAuth::Insecure,
+        TcpAuth::Secret(paxbench_quic::TcpSecret::load(&wrong_secret).unwrap()),
+    ];
+    for auth in impostors {
+        let mut impostor = TestClient::connect_tcp_as(&cluster, PeerName::Node(NodeId(2)), auth);
+        assert!(
+            !impostor.wait_ready(1, Duration::from_secs(1)),
+            "an impostor was answered"
+        );
+    }
+    assert!(
+        cluster
+            .log(1)
+            .contains("claims to be node-2 but does not prove it"),
+        "{}",
+        cluster.log(1)
+    );
     let mut forger = TestClient::connect_tcp(&cluster, 1);
     assert!(forger.wait_ready(1, Duration::from_secs(10)));
     let messages = forgeries(NodeId(2), ProposerId(0));

@@ -19,8 +19,8 @@ use paxbench_core::{Instance, NodeId, ProposalId, ProposerId, ProtocolConfig, Ti
 use paxbench_node::config::{LearnerFanout, NodeConfig, PeerAddr};
 use paxbench_node::{AcceptorStore, CrashPoints, Error, Recovered, StorageMode, run_node};
 use paxbench_quic::{
-    Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec, PeerName, TcpTransport, Transport,
-    TransportKind,
+    Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec, PeerName, TcpAuth, TcpTransport,
+    Transport, TransportKind,
 };
 
 const PROPOSER: ProposerId = ProposerId(0);
@@ -171,7 +171,7 @@ fn through_the_server() -> Trace {
     runtime.block_on(async {
         let config = EndpointConfig::default();
         let peer = |id: u32| {
-            let transport = TcpTransport::bind(loopback(), PeerName::Node(NodeId(id))).unwrap();
+            let transport = TcpTransport::bind(loopback(), PeerName::Node(NodeId(id)), TcpAuth::Insecure).unwrap();
             let addr = transport.local_addr().unwrap();
             let (endpoint, inbox) = Endpoint::new(transport, FaultLayer::default(), &config);
             endpoint.serve();
@@ -179,7 +179,7 @@ fn through_the_server() -> Trace {
         };
         let (node1, mut inbox1, addr1) = peer(1);
         let (_node2, mut inbox2, addr2) = peer(2);
-        let transport = TcpTransport::bind(loopback(), PeerName::Node(NodeId(0))).unwrap();
+        let transport = TcpTransport::bind(loopback(), PeerName::Node(NodeId(0)), TcpAuth::Insecure).unwrap();
         let addr0 = transport.local_addr().unwrap();
         let node_config = NodeConfig {
             id: NodeId(0),
@@ -208,6 +208,7 @@ fn through_the_server() -> Trace {
             faults: FaultSpec::default(),
             admin: true,
             on_storage_failure: paxbench_node::StorageFailure::Stay,
+            tcp_secret: None,
             cpus: Vec::new(),
         };
         let records = Arc::new(Mutex::new(Vec::new()));
@@ -219,7 +220,7 @@ fn through_the_server() -> Trace {
             })
             .await
         });
-        let client_transport = TcpTransport::bind(loopback(), PeerName::Client(0)).unwrap();
+        let client_transport = TcpTransport::bind(loopback(), PeerName::Client(0), TcpAuth::Insecure).unwrap();
         let (client, mut client_inbox) =
             Endpoint::new(client_transport, FaultLayer::default(), &config);
         let to_node0 = client.dial(addr0, PeerName::Node(NodeId(0)));

@@ -15,7 +15,7 @@ use paxbench_core::message::{Accepted, Message};
 use paxbench_core::{Instance, NodeId, ProposalId};
 use paxbench_quic::{
     Carrier, Endpoint, EndpointConfig, Envelope, FaultLayer, Identity, Inbound, PeerName,
-    QuicTransport, TcpTransport, TlsFiles, Transport, generate_cluster_certs,
+    QuicTransport, TcpAuth, TcpTransport, TlsFiles, Transport, generate_cluster_certs,
 };
 use tokio::sync::mpsc;
 
@@ -50,7 +50,13 @@ fn spawn_server(kind: Kind, certs: &std::path::Path) -> SocketAddr {
         runtime.block_on(async move {
             let localhost = "127.0.0.1:0".parse().unwrap();
             match kind {
-                Kind::Tcp => serve(TcpTransport::bind(localhost, SERVER).unwrap(), tx).await,
+                Kind::Tcp => {
+                    serve(
+                        TcpTransport::bind(localhost, SERVER, TcpAuth::Insecure).unwrap(),
+                        tx,
+                    )
+                    .await
+                }
                 _ => {
                     let identity = Identity::load(&files).unwrap();
                     serve(
@@ -182,7 +188,10 @@ fn bench_kind(
             }};
         }
         match kind {
-            Kind::Tcp => run_with!(TcpTransport::client(CLIENT), Carrier::Framed),
+            Kind::Tcp => run_with!(
+                TcpTransport::client(CLIENT, TcpAuth::Insecure),
+                Carrier::Framed
+            ),
             Kind::QuicFramed => run_with!(
                 runtime
                     .block_on(async { QuicTransport::bind(localhost, &identity, CLIENT).unwrap() }),

@@ -43,11 +43,19 @@ pub enum Error {
     /// A message could not be encoded (never expected for the types we send).
     #[error("cannot encode a message: {0}")]
     Encode(postcard::Error),
+    /// A plain-TCP peer failed the shared-secret handshake, or the listener sent no challenge.
+    #[error("TCP peer at {addr}: {reason}")]
+    TcpHandshake {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// What failed.
+        reason: String,
+    },
     /// A TCP peer did not introduce itself with a `Hello` frame.
     #[error("peer at {0} sent another frame before Hello")]
     MissingHello(SocketAddr),
     /// A peer name such as `node-3` or `client-0` did not parse.
-    #[error("`{0}` is not a peer name (expected node-N or client-N)")]
+    #[error("`{0}` is not a peer name (expected node-N, client-N or admin-N)")]
     PeerName(String),
     /// The certificate a peer presented carries no usable peer name.
     #[error("peer at {addr} presented a certificate without a node-N or client-N name")]

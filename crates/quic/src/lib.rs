@@ -23,6 +23,7 @@ pub mod link;
 pub mod peer;
 pub mod quic;
 pub mod tcp;
+pub mod tcp_auth;
 pub mod tls;
 pub mod transport;
 pub mod wire;
@@ -36,6 +37,7 @@ pub use link::{Endpoint, EndpointConfig, Inbound, Link, Replier};
 pub use peer::PeerName;
 pub use quic::QuicTransport;
 pub use tcp::TcpTransport;
+pub use tcp_auth::{TCP_SECRET_FILE, TcpAuth, TcpSecret};
 pub use tls::{CertPlan, Identity, TlsFiles, generate_cluster_certs};
 pub use transport::{Carrier, Transport, TransportKind};
 pub use wire::{

@@ -1,6 +1,6 @@
 //! The plain-TCP transport: the same frames over tokio TCP, one connection per stream, so a run
-//! can show what QUIC costs. It has no TLS: a peer names itself in a `Hello` frame, so it binds
-//! and dials loopback only.
+//! can show what QUIC costs. It has no TLS: a peer names itself in a `Hello` frame and proves
+//! the name with the cluster's shared secret ([`TcpAuth`]); it binds and dials loopback only.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,15 +15,17 @@ use tracing::{info, warn};
 use crate::error::Error;
 use crate::frame::{HEADER_LEN, decode_frame, encode_frame};
 use crate::peer::PeerName;
+use crate::tcp_auth::{CHALLENGE_LEN, TcpAuth, challenge};
 use crate::transport::{Counters, IncomingStream, Transport, TransportKind};
 use crate::wire::Envelope;
 
 /// The longest `Hello` frame accepted, and how long a new connection may take to send it.
-const HELLO_LIMIT: (usize, Duration) = (64, Duration::from_secs(5));
+const HELLO_LIMIT: (usize, Duration) = (128, Duration::from_secs(5));
 
 #[derive(Debug)]
 struct Inner {
     me: PeerName,
+    auth: TcpAuth,
     listener: Mutex<Option<TcpListener>>,
     local: Option<SocketAddr>,
     counters: Counters,
@@ -44,9 +46,9 @@ fn require_loopback(addr: SocketAddr) -> Result<(), Error> {
 }
 
 impl TcpTransport {
-    /// A transport for member `me` listening on `addr` (loopback only). Call inside a tokio
-    /// runtime.
-    pub fn bind(addr: SocketAddr, me: PeerName) -> Result<Self, Error> {
+    /// A transport for member `me` listening on `addr` (loopback only), naming peers by `auth`.
+    /// Call inside a tokio runtime.
+    pub fn bind(addr: SocketAddr, me: PeerName, auth: TcpAuth) -> Result<Self, Error> {
         require_loopback(addr)?;
         let listener = std::net::TcpListener::bind(addr)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
@@ -58,6 +60,7 @@ impl TcpTransport {
         Ok(Self {
             inner: Arc::new(Inner {
                 me,
+                auth,
                 listener: Mutex::new(Some(listener)),
                 local: Some(local),
                 counters: Counters::default(),
@@ -65,11 +68,12 @@ impl TcpTransport {
         })
     }
 
-    /// A transport for member `me` that only dials.
-    pub fn client(me: PeerName) -> Self {
+    /// A transport for member `me` that only dials, proving its name by `auth`.
+    pub fn client(me: PeerName, auth: TcpAuth) -> Self {
         Self {
             inner: Arc::new(Inner {
                 me,
+                auth,
                 listener: Mutex::new(None),
                 local: None,
                 counters: Counters::default(),
@@ -78,7 +82,42 @@ impl TcpTransport {
     }
 }
 
-async fn read_hello(stream: &mut TcpStream, remote: SocketAddr) -> Result<PeerName, Error> {
+/// Accepts a new connection's peer: sends a challenge when the cluster has a secret, reads the
+/// `Hello`, and checks its proof.
+async fn accept_peer(
+    stream: &mut TcpStream,
+    remote: SocketAddr,
+    auth: &TcpAuth,
+) -> Result<PeerName, Error> {
+    let challenge = match auth {
+        TcpAuth::Secret(_) => {
+            let challenge = challenge(remote)?;
+            stream
+                .write_all(&challenge)
+                .await
+                .map_err(|e| Error::io(format!("sending a challenge to {remote}"), e))?;
+            Some(challenge)
+        }
+        TcpAuth::Insecure => None,
+    };
+    let (peer, proof) = read_hello(stream, remote).await?;
+    match (auth, challenge) {
+        (TcpAuth::Secret(secret), Some(challenge)) if !secret.verify(&challenge, peer, &proof) => {
+            Err(Error::TcpHandshake {
+                addr: remote,
+                reason: format!(
+                    "claims to be {peer} but does not prove it with the cluster's TCP secret"
+                ),
+            })
+        }
+        _ => Ok(peer),
+    }
+}
+
+async fn read_hello(
+    stream: &mut TcpStream,
+    remote: SocketAddr,
+) -> Result<(PeerName, Vec<u8>), Error> {
     let mut header = [0u8; 4];
     stream
         .read_exact(&mut header)
@@ -98,9 +137,45 @@ async fn read_hello(stream: &mut TcpStream, remote: SocketAddr) -> Result<PeerNa
         .await
         .map_err(|e| Error::io(format!("reading Hello from {remote}"), e))?;
     match decode_frame(&frame, HELLO_LIMIT.0)? {
-        Envelope::Hello { peer } => Ok(peer),
+        Envelope::Hello { peer, proof } => Ok((peer, proof)),
         _ => Err(Error::MissingHello(remote)),
     }
+}
+
+/// Introduces `me` on a new connection to `addr`: answers the listener's challenge with the
+/// shared secret, or, on an insecure cluster, names itself.
+async fn introduce(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    me: PeerName,
+    auth: &TcpAuth,
+) -> Result<(), Error> {
+    let proof = match auth {
+        TcpAuth::Secret(secret) => {
+            let mut challenge = [0u8; CHALLENGE_LEN];
+            let read = tokio::time::timeout(HELLO_LIMIT.1, stream.read_exact(&mut challenge));
+            match read.await {
+                Ok(Ok(_)) => secret.prove(&challenge, me),
+                Ok(Err(e)) => return Err(Error::io(format!("reading a challenge from {addr}"), e)),
+                Err(_) => {
+                    return Err(Error::TcpHandshake {
+                        addr,
+                        reason: format!(
+                            "sent no challenge within {:?}: is it a node with `insecure_tcp`?",
+                            HELLO_LIMIT.1
+                        ),
+                    });
+                }
+            }
+        }
+        TcpAuth::Insecure => Vec::new(),
+    };
+    let mut hello = Vec::new();
+    encode_frame(&Envelope::Hello { peer: me, proof }, &mut hello)?;
+    stream
+        .write_all(&hello)
+        .await
+        .map_err(|e| Error::io(format!("sending Hello to {addr}"), e))
 }
 
 impl Transport for TcpTransport {
@@ -136,17 +211,7 @@ impl Transport for TcpTransport {
         stream
             .set_nodelay(true)
             .map_err(|e| Error::io("TCP_NODELAY", e))?;
-        let mut hello = Vec::new();
-        encode_frame(
-            &Envelope::Hello {
-                peer: self.inner.me,
-            },
-            &mut hello,
-        )?;
-        stream
-            .write_all(&hello)
-            .await
-            .map_err(|e| Error::io(format!("sending Hello to {addr}"), e))?;
+        introduce(&mut stream, addr, self.inner.me, &self.inner.auth).await?;
         Counters::add(&self.inner.counters.connections, 1);
         Ok(stream.into_split())
     }
@@ -177,14 +242,18 @@ impl Transport for TcpTransport {
                 let streams = streams.clone();
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
-                    let hello =
-                        tokio::time::timeout(HELLO_LIMIT.1, read_hello(&mut stream, remote));
+                    let hello = tokio::time::timeout(
+                        HELLO_LIMIT.1,
+                        accept_peer(&mut stream, remote, &inner.auth),
+                    );
                     let peer = match hello.await {
                         Ok(Ok(peer)) => peer,
                         Ok(Err(e)) => {
                             warn!(%remote, "refused peer: {e}");
                             Counters::add(&inner.counters.refused_peers, 1);
-                            Counters::add(&inner.counters.malformed_frames, 1);
+                            if !matches!(e, Error::TcpHandshake { .. }) {
+                                Counters::add(&inner.counters.malformed_frames, 1);
+                            }
                             return;
                         }
                         Err(_) => {

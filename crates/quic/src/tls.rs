@@ -81,8 +81,8 @@ impl CertPlan {
     }
 }
 
-/// Makes a cluster CA (limited to signing members directly, `pathlen:0`) and a certificate for
-/// every member of `plan` in `out`. Private keys are written with mode 0600. Returns the
+/// Makes a cluster CA (limited to signing members directly, `pathlen:0`), a certificate for
+/// every member of `plan`, and the members' shared plain-TCP secret (`tcp.secret`) in `out`. Private keys are written with mode 0600. Returns the
 /// members, in order.
 pub fn generate_cluster_certs(out: &Path, plan: &CertPlan) -> Result<Vec<PeerName>, Error> {
     fs::create_dir_all(out).map_err(|source| Error::File {
@@ -117,6 +117,7 @@ pub fn generate_cluster_certs(out: &Path, plan: &CertPlan) -> Result<Vec<PeerNam
     let ca_cert = ca_params.self_signed(&ca_key)?;
     write_public(&out.join("ca.pem"), &ca_cert.pem())?;
     write_private(&out.join("ca.key"), &ca_key.serialize_pem())?;
+    crate::tcp_auth::TcpSecret::generate(&out.join(crate::tcp_auth::TCP_SECRET_FILE))?;
     let issuer = Issuer::new(ca_params, ca_key);
 
     let members = plan.members();
@@ -143,7 +144,7 @@ fn write_public(path: &Path, pem: &str) -> Result<(), Error> {
     })
 }
 
-fn write_private(path: &Path, pem: &str) -> Result<(), Error> {
+pub(crate) fn write_private(path: &Path, pem: &str) -> Result<(), Error> {
     let file_error = |source| Error::File {
         path: path.into(),
         source,

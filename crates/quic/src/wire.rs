@@ -12,10 +12,13 @@ use crate::peer::PeerName;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Envelope {
     /// The first frame on a plain-TCP stream: who is speaking (QUIC peers are named by their
-    /// certificate instead).
+    /// certificate instead), and its proof, which answers the listener's challenge with the
+    /// cluster's shared secret (empty on an insecure cluster).
     Hello {
         /// The sender.
         peer: PeerName,
+        /// HMAC-SHA256(secret, context ‖ challenge ‖ name).
+        proof: Vec<u8>,
     },
     /// A Paxos message, opaque to the transport.
     Paxos(Message),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use paxbench_core::NodeId;
 use paxbench_quic::{
     Carrier, Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec, Identity, Inbound,
-    PeerName, QuicTransport, TcpTransport, TlsFiles, Transport, generate_cluster_certs,
+    PeerName, QuicTransport, TcpAuth, TcpTransport, TlsFiles, Transport, generate_cluster_certs,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -111,16 +111,18 @@ fn quic_carries_frames_on_both_carriers() {
 #[test]
 fn tcp_carries_frames_and_binds_loopback_only() {
     runtime().block_on(async {
-        let server = spawn_echo(TcpTransport::bind(localhost(), SERVER).unwrap());
+        let server =
+            spawn_echo(TcpTransport::bind(localhost(), SERVER, TcpAuth::Insecure).unwrap());
         let addr = server.transport().local_addr().unwrap();
         let (client, mut inbox) = Endpoint::new(
-            TcpTransport::client(CLIENT),
+            TcpTransport::client(CLIENT, TcpAuth::Insecure),
             FaultLayer::default(),
             &EndpointConfig::default(),
         );
         let nonces = ping_many(&client, &mut inbox, addr, 200).await;
         assert_eq!(nonces, (0..200).collect::<Vec<_>>());
-        let err = TcpTransport::bind("0.0.0.0:0".parse().unwrap(), SERVER).unwrap_err();
+        let err = TcpTransport::bind("0.0.0.0:0".parse().unwrap(), SERVER, TcpAuth::Insecure)
+            .unwrap_err();
         assert!(err.to_string().contains("loopback"), "{err}");
     });
 }
@@ -153,10 +155,18 @@ fn a_peer_from_another_ca_is_refused() {
 #[test]
 fn bad_frames_close_only_their_stream() {
     runtime().block_on(async {
-        let server = spawn_echo(TcpTransport::bind(localhost(), SERVER).unwrap());
+        let server =
+            spawn_echo(TcpTransport::bind(localhost(), SERVER, TcpAuth::Insecure).unwrap());
         let addr = server.transport().local_addr().unwrap();
         let mut hello = Vec::new();
-        paxbench_quic::frame::encode_frame(&Envelope::Hello { peer: CLIENT }, &mut hello).unwrap();
+        paxbench_quic::frame::encode_frame(
+            &Envelope::Hello {
+                peer: CLIENT,
+                proof: Vec::new(),
+            },
+            &mut hello,
+        )
+        .unwrap();
         let oversized = [&hello[..], &u32::MAX.to_le_bytes()[..]].concat();
         let garbage = [
             &hello[..],
@@ -186,7 +196,7 @@ fn bad_frames_close_only_their_stream() {
             }
         }
         let (client, mut inbox) = Endpoint::new(
-            TcpTransport::client(CLIENT),
+            TcpTransport::client(CLIENT, TcpAuth::Insecure),
             FaultLayer::default(),
             &EndpointConfig::default(),
         );
@@ -197,7 +207,8 @@ fn bad_frames_close_only_their_stream() {
 #[test]
 fn a_partition_cuts_a_link_until_healed() {
     runtime().block_on(async {
-        let server = spawn_echo(TcpTransport::bind(localhost(), SERVER).unwrap());
+        let server =
+            spawn_echo(TcpTransport::bind(localhost(), SERVER, TcpAuth::Insecure).unwrap());
         let addr = server.transport().local_addr().unwrap();
         let faults = FaultLayer::new(&FaultSpec {
             partitioned: vec![SERVER.to_string()],
@@ -205,7 +216,7 @@ fn a_partition_cuts_a_link_until_healed() {
         })
         .unwrap();
         let (client, mut inbox) = Endpoint::new(
-            TcpTransport::client(CLIENT),
+            TcpTransport::client(CLIENT, TcpAuth::Insecure),
             faults.clone(),
             &EndpointConfig::default(),
         );

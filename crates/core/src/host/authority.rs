@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::message::Message;
 use crate::protocol::Protocol;
 use crate::transmit::Address;
-use crate::types::{Instance, NodeId, ProposalId};
+use crate::types::{Instance, NodeId, ProposalId, Value};
 
 /// Proposer IDs each client runs: client `n` speaks for `n × 65,536 ..` up to the next client's
 /// first. A load generator numbers its proposers (or Multi-Paxos clients) from its first.
@@ -24,6 +24,10 @@ pub const ID_HIGH_LIMIT: u64 = 1 << 63;
 /// A slot (or a chosen prefix) at or above this is refused by every node: 2^62 decisions on one
 /// key at a billion a second take 146 years, and below it every `slot + 1` stays exact.
 pub const SLOT_LIMIT: u64 = 1 << 62;
+
+/// The largest value a node takes: it must fit a client's frame (1 MiB) with room to spare,
+/// and a storage record. The load generator refuses larger `workload.value_size`s.
+pub const MAX_VALUE_BYTES: usize = 512 * 1024;
 
 /// The proposer IDs client `client` may speak for; `None` for a client number so large that
 /// its range would not fit.
@@ -175,11 +179,13 @@ impl Authority {
             }
             _ => return refuse(RefusalReason::Role),
         }
-        if in_range(message) {
-            Ok(())
-        } else {
-            refuse(RefusalReason::OutOfRange)
+        if !in_range(message) {
+            return refuse(RefusalReason::OutOfRange);
         }
+        if values(message).any(|value| value.len() > MAX_VALUE_BYTES) {
+            return refuse(RefusalReason::TooLarge);
+        }
+        Ok(())
     }
 
     fn member(&self, node: NodeId, message: &Message) -> Result<(), Refusal> {
@@ -219,6 +225,18 @@ fn node_sender(message: &Message) -> Option<NodeId> {
         Message::Refused(m) => m.from,
         _ => return None,
     })
+}
+
+/// Every value the message carries.
+fn values(message: &Message) -> Box<dyn Iterator<Item = &Value> + '_> {
+    match message {
+        Message::AcceptRequest(m) => Box::new(std::iter::once(&m.value)),
+        Message::Accepted(m) => Box::new(std::iter::once(&m.value)),
+        Message::ClientRequest(m) => Box::new(std::iter::once(&m.value)),
+        Message::AcceptBatch(m) => Box::new(m.entries.iter().map(|(_, value)| value)),
+        Message::PromiseAll(m) => Box::new(m.accepted.iter().map(|(_, _, value)| value)),
+        _ => Box::new(std::iter::empty()),
+    }
 }
 
 /// Whether every proposal ID, ballot and slot the message carries is below its limit.
@@ -475,6 +493,32 @@ mod tests {
         assert_eq!(
             reason(&multi, Address::Proposer(ProposerId(7)), &forwarded.into()),
             RefusalReason::ForgedSender
+        );
+    }
+
+    #[test]
+    fn values_larger_than_a_node_persists_are_refused() {
+        let vanilla = authority(Protocol::Vanilla);
+        let at_limit = AcceptRequest {
+            instance: AT,
+            id: ID,
+            value: Bytes::from(vec![0; MAX_VALUE_BYTES]),
+            from: ProposerId(7),
+        };
+        assert!(
+            vanilla
+                .check(Address::Proposer(ProposerId(7)), &at_limit.clone().into())
+                .is_ok()
+        );
+        let over = AcceptRequest {
+            value: Bytes::from(vec![0; MAX_VALUE_BYTES + 1]),
+            ..at_limit
+        };
+        assert_eq!(
+            vanilla
+                .check(Address::Proposer(ProposerId(7)), &over.into())
+                .map_err(|r| r.reason),
+            Err(RefusalReason::TooLarge)
         );
     }
 

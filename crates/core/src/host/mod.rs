@@ -8,7 +8,8 @@ mod node;
 mod proposers;
 
 pub use authority::{
-    PROPOSER_IDS_PER_CLIENT, Refusal, RefusalReason, client_proposers, client_sender,
+    MAX_VALUE_BYTES, PROPOSER_IDS_PER_CLIENT, Refusal, RefusalReason, client_proposers,
+    client_sender,
 };
 pub use node::{NodeEvent, NodeHost, NodeHostConfig, NodeReady, instances_read};
 pub use proposers::{DRAIN, HostStats, Observer, ProposerHost};

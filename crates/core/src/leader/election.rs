@@ -78,7 +78,7 @@ impl Leader {
     /// A campaign failed: clients waiting for it are sent away, and the next campaign waits
     /// for the backoff policy's delay.
     pub(super) fn back_off(&mut self, now: Time) {
-        for request in std::mem::take(&mut self.queue) {
+        for request in self.queue.take_all() {
             self.turn_away(request);
         }
         self.failures += 1;
@@ -102,7 +102,7 @@ impl Leader {
         self.events
             .push_back(LeaderEvent::SteppedDown { ballot, by });
         self.known_leader = (by.low != self.id.0).then_some(NodeId(by.low));
-        for request in std::mem::take(&mut self.queue) {
+        for request in self.queue.take_all() {
             self.turn_away(request);
         }
         self.in_flight.clear();
@@ -274,10 +274,10 @@ impl Leader {
         self.next_heartbeat = now;
         self.next_retransmit = now + self.config.phase2_timeout;
         // Requests that waited for the campaign share the carried values' batches.
-        let waiting = std::mem::take(&mut self.queue);
+        let waiting = self.queue.take_all();
         carried.extend(waiting.into_iter().map(|request| self.assign(request)));
-        for chunk in carried.chunks(self.config.batch) {
-            self.send_batch(now, ballot, chunk.to_vec());
+        for chunk in super::phase2::batches(carried, self.config.batch, |(_, value, _)| value) {
+            self.send_batch(now, ballot, chunk);
         }
         // Heartbeat at once, so that every follower knows whom to send clients to.
         self.handle_timeout(now);

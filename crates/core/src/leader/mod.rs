@@ -22,14 +22,15 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use election::Campaign;
-use phase2::{KnownChosen, Pending};
+pub use phase2::MAX_BATCH_BYTES;
+use phase2::{KnownChosen, Pending, RequestQueue};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::backoff::BackoffPolicy;
 use crate::error::Error;
-use crate::message::{AcceptBatch, ClientRequest, Heartbeat, Message};
+use crate::message::{AcceptBatch, Heartbeat, Message};
 use crate::rng::DetRng;
 use crate::time::Time;
 use crate::transmit::{Address, To, Transmit};
@@ -233,7 +234,7 @@ pub struct Leader {
     by_client: BTreeMap<ProposerId, Instance>,
     /// Each client's last answer, sent again if the client asks again (its reply was lost).
     answered: BTreeMap<ProposerId, (Value, Instance)>,
-    queue: VecDeque<ClientRequest>,
+    queue: RequestQueue,
     commits: Vec<Instance>,
     /// Keys whose known-chosen prefix grew since the last heartbeat, which tells the others.
     prefix_news: BTreeSet<u64>,
@@ -343,7 +344,7 @@ impl Leader {
             in_flight: BTreeMap::new(),
             by_client: BTreeMap::new(),
             answered: BTreeMap::new(),
-            queue: VecDeque::new(),
+            queue: RequestQueue::default(),
             commits: Vec::new(),
             prefix_news: BTreeSet::new(),
             open_batches: BTreeMap::new(),

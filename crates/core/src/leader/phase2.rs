@@ -2,13 +2,48 @@
 //! (to every node, or with thrifty quorums to the fastest), decisions on a phase-2 quorum,
 //! retransmission, and what a follower does with a request (redirect or forward).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 use super::{ForwardMode, Leader, LeaderEvent, Role};
 use crate::message::{AcceptBatch, AcceptedBatch, ClientReply, ClientRequest, Message, Redirect};
 use crate::time::Time;
 use crate::transmit::To;
 use crate::types::{Instance, NodeId, ProposalId, ProposerId, Value};
+
+/// The most value bytes in one ACCEPT-BATCH, whatever the count setting: with large values a
+/// batch of `batch` entries could pass the frame limit between nodes, and the receiver would
+/// close the stream on every retransmission.
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
+
+/// How many of `values`, from the first, one batch takes: at most `count`, and no more value
+/// bytes than [`MAX_BATCH_BYTES`] (but always one).
+pub(super) fn batch_len<'a>(values: impl Iterator<Item = &'a Value>, count: usize) -> usize {
+    let mut bytes = 0usize;
+    let mut taken = 0;
+    for value in values.take(count) {
+        bytes = bytes.saturating_add(value.len());
+        if taken > 0 && bytes > MAX_BATCH_BYTES {
+            break;
+        }
+        taken += 1;
+    }
+    taken
+}
+
+/// Splits `entries` into batches of [`batch_len`].
+pub(super) fn batches<T>(
+    mut entries: Vec<T>,
+    count: usize,
+    value: impl Fn(&T) -> &Value,
+) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    while !entries.is_empty() {
+        let take = batch_len(entries.iter().map(&value), count);
+        let rest = entries.split_off(take);
+        out.push(std::mem::replace(&mut entries, rest));
+    }
+    out
+}
 
 /// The most slots above a key's contiguous known-chosen prefix that a node remembers: past
 /// it, it forgets them, which only makes its next campaign's reports longer.
@@ -54,6 +89,60 @@ impl KnownChosen {
 
     pub(super) fn contains(&self, slot: u64) -> bool {
         slot < self.through || self.above.contains(&slot)
+    }
+}
+
+/// The most requests a leader keeps waiting for a batch; past it, a new one is dropped and
+/// its client, hearing nothing, asks again later.
+pub(super) const MAX_WAITING: usize = 65_536;
+
+/// Requests waiting for a batch (or for a campaign), in arrival order, each once: a client's
+/// retry of a waiting request is recognised without a scan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(super) struct RequestQueue {
+    requests: VecDeque<ClientRequest>,
+    waiting: BTreeSet<(ProposerId, Value)>,
+}
+
+impl RequestQueue {
+    /// Queues `request` unless it already waits or the queue is full; returns whether it did.
+    pub(super) fn push(&mut self, request: &ClientRequest) -> bool {
+        if self.requests.len() >= MAX_WAITING
+            || !self.waiting.insert((request.client, request.value.clone()))
+        {
+            return false;
+        }
+        self.requests.push_back(request.clone());
+        true
+    }
+
+    /// The first `n` requests, in order.
+    pub(super) fn drain(&mut self, n: usize) -> Vec<ClientRequest> {
+        let n = n.min(self.requests.len());
+        let taken: Vec<ClientRequest> = self.requests.drain(..n).collect();
+        for request in &taken {
+            self.waiting
+                .remove(&(request.client, request.value.clone()));
+        }
+        taken
+    }
+
+    /// Every request, in order.
+    pub(super) fn take_all(&mut self) -> Vec<ClientRequest> {
+        self.waiting.clear();
+        self.requests.drain(..).collect()
+    }
+
+    pub(super) fn values(&self) -> impl Iterator<Item = &Value> {
+        self.requests.iter().map(|r| &r.value)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.requests.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.requests.is_empty()
     }
 }
 
@@ -105,18 +194,14 @@ impl Leader {
                 {
                     return;
                 }
-                if self
-                    .queue
-                    .iter()
-                    .any(|q| q.client == request.client && q.value == request.value)
-                {
-                    return;
+                if self.queue.push(request) {
+                    self.flush(now);
                 }
-                self.queue.push_back(request.clone());
-                self.flush(now);
             }
             // A campaign in progress is likely to win: its clients wait for it.
-            Role::Candidate(_) => self.queue.push_back(request.clone()),
+            Role::Candidate(_) => {
+                self.queue.push(request);
+            }
             Role::Follower { .. } | Role::BackingOff { .. } => self.turn_away(request.clone()),
         }
     }
@@ -163,8 +248,8 @@ impl Leader {
             && (self.open_batches.len() < self.config.pipeline
                 || self.queue.len() >= self.config.batch)
         {
-            let take = self.queue.len().min(self.config.batch);
-            let requests: Vec<ClientRequest> = self.queue.drain(..take).collect();
+            let take = batch_len(self.queue.values(), self.config.batch);
+            let requests = self.queue.drain(take);
             let entries = requests.into_iter().map(|r| self.assign(r)).collect();
             self.send_batch(now, ballot, entries);
         }
@@ -320,13 +405,13 @@ impl Leader {
         }
         stale.sort_unstable_by_key(|(instance, _)| *instance);
         self.stats.retransmitted += stale.len() as u64;
-        for chunk in stale.chunks(self.config.batch) {
+        for chunk in batches(stale, self.config.batch, |(_, value)| value) {
             self.send(
                 To::AllNodes,
                 Message::AcceptBatch(AcceptBatch {
                     ballot,
                     from: self.id,
-                    entries: chunk.to_vec(),
+                    entries: chunk,
                     commits: Vec::new(),
                 }),
             );

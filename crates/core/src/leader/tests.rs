@@ -1,7 +1,7 @@
 //! Unit tests of the leader role.
 
 use super::*;
-use crate::message::{AcceptedBatch, PromiseAll, Refused};
+use crate::message::{AcceptedBatch, ClientRequest, PromiseAll, Refused};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -501,4 +501,34 @@ fn a_campaign_above_the_highest_ballot_saturates_rather_than_wraps() {
         panic!("{sent:?}")
     };
     assert_eq!(p.ballot, ProposalId::new(u64::MAX, 1));
+}
+
+#[test]
+fn large_values_are_batched_by_bytes_as_well_as_by_count() {
+    // Requests that wait for a campaign go out together once it is won.
+    let (mut l, ballot) = candidate();
+    let big = Value::from(vec![7u8; MAX_BATCH_BYTES / 3 + 1]);
+    for client in 0..5 {
+        let request = Message::ClientRequest(ClientRequest {
+            key: u64::from(client),
+            value: big.clone(),
+            client: ProposerId(client),
+            via: None,
+        });
+        l.handle(Time::ZERO, &request).unwrap();
+    }
+    for from in [1, 2] {
+        l.handle(Time::ZERO, &promise(from, ballot, vec![], vec![]))
+            .unwrap();
+    }
+    assert!(l.is_leading());
+    // Two such values fill a batch's bytes, not the 64 entries its count allows.
+    let sizes: Vec<usize> = drain(&mut l)
+        .into_iter()
+        .filter_map(|t| match t.message {
+            Message::AcceptBatch(b) => Some(b.entries.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sizes, [2, 2, 1]);
 }

@@ -253,6 +253,12 @@ pub struct AttachSpec {
     /// Which keys the run writes on a cluster that may already hold decisions.
     #[serde(default)]
     pub keys: KeyReuse,
+    /// Plain TCP: the members' shared secret (`tcp.secret` from `paxbench node certs`).
+    #[serde(default)]
+    pub tcp_secret: Option<PathBuf>,
+    /// Plain TCP against nodes run with `insecure_tcp`: no secret.
+    #[serde(default)]
+    pub insecure_tcp: bool,
 }
 
 impl AttachSpec {

@@ -10,7 +10,7 @@ use super::file::*;
 use super::scenario::Scenario;
 
 /// The largest value a proposer may propose: it must fit in a frame with room to spare.
-pub const MAX_VALUE_SIZE: u32 = 512 * 1024;
+pub const MAX_VALUE_SIZE: u32 = paxbench_core::host::MAX_VALUE_BYTES as u32;
 
 /// The most nodes a cluster may have.
 pub const MAX_NODES: u32 = 1_000;

@@ -467,7 +467,14 @@ pub async fn run_configured(
             message: "QUIC needs the `tls` files".into(),
         }),
         (paxbench_quic::TransportKind::Tcp, _) => {
-            let transport = paxbench_quic::TcpTransport::bind(config.listen, me)?;
+            let auth = match &config.tcp_secret {
+                Some(path) => paxbench_quic::TcpAuth::Secret(paxbench_quic::TcpSecret::load(path)?),
+                None => {
+                    warn!(node = %config.id, "insecure_tcp: TCP peers are taken at their word; any local user can claim to be any member");
+                    paxbench_quic::TcpAuth::Insecure
+                }
+            };
+            let transport = paxbench_quic::TcpTransport::bind(config.listen, me, auth)?;
             run_node(config, transport, storage, crash, shutdown).await
         }
     }

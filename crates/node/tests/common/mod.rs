@@ -22,7 +22,7 @@ use paxbench_core::{Instance, NodeId, ProposerId, ProposerIndex, Time, Value};
 use paxbench_node::{LeaderSection, LocalCluster, LocalClusterSpec, NodeSettings, StorageMode};
 use paxbench_quic::{
     AdminCommand, AdminReply, Control, Endpoint, EndpointConfig, Envelope, FaultLayer, Identity,
-    Inbound, Link, NodeStats, PeerName, QuicTransport, TlsFiles, Transport,
+    Inbound, Link, NodeStats, PeerName, QuicTransport, TcpAuth, TlsFiles, Transport,
 };
 use tokio::sync::mpsc;
 
@@ -221,8 +221,16 @@ impl TestClient<QuicTransport> {
 impl TestClient<paxbench_quic::TcpTransport> {
     /// A plain-TCP client.
     pub fn connect_tcp(cluster: &TestCluster, client: u32) -> Self {
+        let auth = cluster.tcp_auth().unwrap();
         Self::over(cluster, client, move || {
-            paxbench_quic::TcpTransport::client(PeerName::Client(client))
+            paxbench_quic::TcpTransport::client(PeerName::Client(client), auth)
+        })
+    }
+
+    /// A plain-TCP peer naming itself `me`, proving it with `auth` (to test what it may do).
+    pub fn connect_tcp_as(cluster: &TestCluster, me: PeerName, auth: TcpAuth) -> Self {
+        Self::over(cluster, 9, move || {
+            paxbench_quic::TcpTransport::client(me, auth)
         })
     }
 }

@@ -8,11 +8,12 @@ use std::time::Duration;
 use paxbench_core::NodeId;
 use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings};
 use paxbench_quic::{
-    Address, Control, Identity, Inbound, Link, PeerName, Refusal, TlsFiles, TransportKind,
+    Address, Control, Identity, Inbound, Link, PeerName, Refusal, TcpAuth, TcpSecret, TlsFiles,
+    TransportKind,
 };
 use tokio::sync::mpsc;
 
-use crate::config::{FaultAction, Scenario};
+use crate::config::{AttachSpec, FaultAction, Scenario};
 use crate::error::Error;
 
 /// The name in an attached generator's certificate: `client-N` or `admin-N` with N the
@@ -45,6 +46,27 @@ fn attached_identity(
     Ok(me)
 }
 
+/// How an attached generator proves its name over plain TCP: the secret file, or nothing for
+/// nodes run with `insecure_tcp`; one of the two is required.
+fn attached_tcp_auth(scenario: &Scenario, attach: &AttachSpec) -> Result<TcpAuth, Error> {
+    if scenario.target.transport != TransportKind::Tcp {
+        return Ok(TcpAuth::Insecure);
+    }
+    match (&attach.tcp_secret, attach.insecure_tcp) {
+        (Some(path), false) => Ok(TcpAuth::Secret(TcpSecret::load(path)?)),
+        (None, true) => Ok(TcpAuth::Insecure),
+        (Some(_), true) => Err(Error::Scenario(
+            "attach.tcp_secret and attach.insecure_tcp: give one, not both".into(),
+        )),
+        (None, false) => Err(Error::Scenario(
+            "attach.tcp_secret is required with `transport: tcp`: the nodes' shared secret \
+             (`tcp.secret` beside the certificates), or attach.insecure_tcp: true for nodes \
+             run with `insecure_tcp`"
+                .into(),
+        )),
+    }
+}
+
 /// How long nodes may take to answer their first ping.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -53,6 +75,8 @@ pub struct TargetCluster {
     pub(super) nodes: Vec<(u32, Address)>,
     /// The generator's certificate (QUIC).
     pub(super) tls: Option<TlsFiles>,
+    /// How the generator proves its name over plain TCP.
+    pub(super) tcp_auth: TcpAuth,
     /// Who the generator is to the nodes: `admin-N` when the scenario sets faults or zone
     /// delays on them (admin commands), `client-N` otherwise.
     pub(super) me: PeerName,
@@ -108,6 +132,10 @@ impl TargetCluster {
                 .map(|n| (n.id, n.addr.into()))
                 .collect(),
             tls: Some(local.tls(me)),
+            tcp_auth: match scenario.target.transport {
+                TransportKind::Tcp => local.tcp_auth()?,
+                TransportKind::Quic => TcpAuth::Insecure,
+            },
             me,
             client: 0,
             spawned: Some(local),
@@ -148,6 +176,7 @@ impl TargetCluster {
                 .map(|n| (n.id, n.addr.clone()))
                 .collect(),
             tls,
+            tcp_auth: attached_tcp_auth(scenario, attach)?,
             me,
             client: attach.client,
             spawned: None,

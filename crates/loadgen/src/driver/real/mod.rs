@@ -104,7 +104,7 @@ pub fn run(
         }
         TransportKind::Tcp => runtime.block_on(drive(
             scenario,
-            TcpTransport::client(me),
+            TcpTransport::client(me, cluster.tcp_auth.clone()),
             &mut cluster,
             interrupt,
             progress,

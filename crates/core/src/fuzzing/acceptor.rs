@@ -1,6 +1,4 @@
-//! The fuzz harness of the core, for the cargo-fuzz target `acceptor` in `fuzz/`. It lives
-//! here, beside what it tests, and panics on a bug; `crates/loadgen/tests/fuzz_corpus.rs`
-//! replays every saved input through it on stable Rust, so a crash once found stays fixed.
+//! The acceptor fed arbitrary message schedules, for the cargo-fuzz target `acceptor`.
 
 use rustc_hash::FxHashMap;
 
