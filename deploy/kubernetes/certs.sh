@@ -5,7 +5,7 @@
 #
 # The CA's private key stays in ./paxbench-ca (keep it to add clients later); only the CA
 # certificate and each member's certificate and key go into the Secret. Uses paxbench-node from
-# PATH, else from target/release, else from the image paxbench:latest.
+# PATH, else from target/release, else from the image paxbench:0.1.0.
 set -euo pipefail
 nodes=${1:-3}
 clients=${2:-2}
@@ -18,7 +18,7 @@ elif [[ -x target/release/paxbench-node ]]; then
   target/release/paxbench-node certs --out "$out" --nodes "$nodes" --clients "$clients"
 else
   docker run --rm --user "$(id -u):$(id -g)" -v "$out:/certs" --entrypoint paxbench-node \
-    paxbench:latest certs --out /certs --nodes "$nodes" --clients "$clients"
+    paxbench:0.1.0 certs --out /certs --nodes "$nodes" --clients "$clients"
 fi
 mkdir -p paxbench-ca
 mv "$out/ca.key" paxbench-ca/ca.key

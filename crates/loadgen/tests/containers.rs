@@ -56,7 +56,7 @@ fn the_image_runs_three_nodes_and_a_generator() {
             "-f",
             "deploy/Dockerfile",
             "-t",
-            "paxbench:latest",
+            "paxbench:0.1.0",
             ".",
         ],
     );

@@ -124,3 +124,31 @@ fn the_configs_inside_the_deployments_pass_paxbench_validate() {
         }
     }
 }
+
+#[test]
+fn every_deployment_runs_the_image_of_this_version_never_latest() {
+    let tag = format!("paxbench:{}", env!("CARGO_PKG_VERSION"));
+    let mut files = vec![repo().join("deploy/compose/compose.yaml")];
+    for entry in std::fs::read_dir(repo().join("deploy/kubernetes")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    let mut images = 0;
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+    {
+        let text = std::fs::read_to_string(file).unwrap();
+        for line in text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("image:"))
+        {
+            images += 1;
+            assert!(
+                line.contains(&tag),
+                "{}: {line} (expected {tag})",
+                file.display()
+            );
+        }
+    }
+    assert!(images >= 5, "{images} images found");
+}

@@ -1,6 +1,6 @@
 //! Multi-Paxos on spawned QUIC clusters: both protocols side by side, the leader killed with
 //! SIGKILL and restarted with its durable store and audited, and flexible quorums (Q1 = 4,
-//! Q2 = 2 of 5) with thrifty phase 2.
+//! Q2 = 2 of 5) with thrifty phase 2, and the largest values under the largest batch setting.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -113,6 +113,25 @@ fn five_nodes_decide_with_a_phase1_quorum_of_four_and_a_phase2_quorum_of_two() {
     // Chosen by two ACCEPTEDs: the audit counts a value held by two stores as chosen.
     let audit = &s["reliability"]["audit"];
     assert!(n(&audit["chosen_checked"]) > 100, "{audit}");
+    assert_eq!(n(&audit["chosen_lost"]), 0, "{audit}");
+    assert_eq!(n(&audit["violations"]), 0, "{audit}");
+}
+
+#[test]
+fn the_largest_values_with_the_largest_batch_setting_are_decided_on_the_log() {
+    // The largest value a config may ask for (512 KiB) and a batch count with no practical
+    // bound: batches are capped by bytes as well, so no frame passes the nodes' limit and no
+    // record fails the log.
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = run(
+        dir.path(),
+        "name: large\ntarget:\n  kind: spawn\n  storage: wal\n  protocol: multi-paxos\n  leader:\n    initial: 1\n    batch: 4294967295\nworkload:\n  proposers: 16\n  keys: 4\n  value_size: 524288\n  warmup_s: 0.3\n  duration_s: 1.5\n",
+    );
+    let s = &scenarios[0];
+    assert_eq!(n(&s["safety"]["violations"]), 0);
+    assert!(n(&s["outcomes"]["won"]) > 10, "{}", s["outcomes"]);
+    assert_eq!(n(&s["leader"]["elected"]), 1, "{}", s["leader"]);
+    let audit = &s["reliability"]["audit"];
     assert_eq!(n(&audit["chosen_lost"]), 0, "{audit}");
     assert_eq!(n(&audit["violations"]), 0, "{audit}");
 }

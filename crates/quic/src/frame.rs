@@ -106,6 +106,11 @@ impl FrameDecoder {
         Ok(Some(envelope))
     }
 
+    /// Bytes received and not yet decoded: part of a frame.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
     /// Call at end of stream: an error if part of a frame is still buffered.
     pub fn finish(&self) -> Result<(), Error> {
         if self.buffer.is_empty() {

@@ -24,6 +24,12 @@ use crate::wire::{Envelope, TransportCounters};
 /// buffer without bound; below it, everything queued goes out in one write.
 const COALESCE_LIMIT: usize = 256 * 1024;
 
+/// How long a frame begun may wait for its next bytes before its stream is closed.
+pub const STALLED_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Frames queued for one link's writer; past it, frames for that peer are dropped and counted.
+pub const MAX_QUEUED_FRAMES: usize = 65_536;
+
 /// Frames queued in the inbox before readers stop reading, which pushes back on the peers
 /// through the transport's flow control.
 pub const DEFAULT_INBOX_CAPACITY: usize = 8192;
@@ -60,7 +66,7 @@ impl Replier {
 #[derive(Clone, Debug)]
 pub struct Link {
     peer: PeerName,
-    queue: mpsc::UnboundedSender<Envelope>,
+    queue: mpsc::Sender<Envelope>,
     shared: Arc<Shared>,
     refused: Arc<Mutex<Option<Refusal>>>,
 }
@@ -139,7 +145,9 @@ impl Link {
     }
 
     fn enqueue(&self, envelope: Envelope) {
-        if self.queue.send(envelope).is_err() {
+        // A peer that does not read fills its queue; what passes the bound is dropped and
+        // counted (Paxos treats it as lost), so it cannot make this process hold more.
+        if self.queue.try_send(envelope).is_err() {
             Counters::add(&self.shared.counters().dropped, 1);
         }
     }
@@ -281,7 +289,7 @@ impl<T: Transport + std::fmt::Debug> Endpoint<T> {
     /// at every attempt.
     pub fn dial(&self, addr: impl Into<Address>, peer: PeerName) -> Link {
         let addr = addr.into();
-        let (queue, rx) = mpsc::unbounded_channel();
+        let (queue, rx) = mpsc::channel(MAX_QUEUED_FRAMES);
         let link = Link {
             peer,
             queue,
@@ -317,7 +325,7 @@ where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (queue, mut rx) = mpsc::unbounded_channel();
+    let (queue, mut rx) = mpsc::channel(MAX_QUEUED_FRAMES);
     let link = Link {
         peer: stream.peer,
         queue,
@@ -353,7 +361,7 @@ enum ReplyHandle {
     /// A dialled link: only its users keep it open; dropping them all ends it.
     Weak {
         peer: PeerName,
-        queue: mpsc::WeakUnboundedSender<Envelope>,
+        queue: mpsc::WeakSender<Envelope>,
         shared: Arc<Shared>,
         refused: Arc<Mutex<Option<Refusal>>>,
     },
@@ -416,7 +424,7 @@ async fn run_dialled_framed<T: Transport>(
     transport: T,
     addr: Address,
     reply: ReplyHandle,
-    mut rx: mpsc::UnboundedReceiver<Envelope>,
+    mut rx: mpsc::Receiver<Envelope>,
 ) {
     let peer = reply.peer();
     let shared = reply.shared().clone();
@@ -461,7 +469,7 @@ async fn run_dialled_per_request<T: Transport>(
     transport: T,
     addr: Address,
     reply: ReplyHandle,
-    mut rx: mpsc::UnboundedReceiver<Envelope>,
+    mut rx: mpsc::Receiver<Envelope>,
 ) {
     let peer = reply.peer();
     // Resolved once, and again only after an open failed: a lookup per message would be part
@@ -525,7 +533,7 @@ async fn run_dialled_per_request<T: Transport>(
 /// stream) or the stream fails.
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
-    rx: &mut mpsc::UnboundedReceiver<Envelope>,
+    rx: &mut mpsc::Receiver<Envelope>,
     shared: &Shared,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(16 * 1024);
@@ -575,7 +583,22 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
         }
     };
     loop {
-        match reader.read_buf(decoder.buffer_mut()).await {
+        // A frame begun must keep arriving: a peer that stalls mid-frame holds its buffer and
+        // its task, so the stream is closed after a while without progress.
+        let partial = decoder.buffered();
+        let read = reader.read_buf(decoder.buffer_mut());
+        let read = if partial > 0 {
+            match tokio::time::timeout(STALLED_FRAME_TIMEOUT, read).await {
+                Ok(read) => read,
+                Err(_) => {
+                    bad_frame(Error::TruncatedFrame(partial));
+                    return;
+                }
+            }
+        } else {
+            read.await
+        };
+        match read {
             Ok(0) => {
                 if let Err(e) = decoder.finish() {
                     bad_frame(e);

@@ -22,8 +22,8 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use election::Campaign;
-pub use phase2::MAX_BATCH_BYTES;
 use phase2::{KnownChosen, Pending, RequestQueue};
+pub use phase2::{MAX_BATCH_BYTES, MAX_KEYS};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -78,6 +78,8 @@ pub struct LeaderConfig {
     /// Send phase 2 only to a phase-2 quorum (this node and the others that answered fastest
     /// last), and to everyone only for a retransmission.
     pub thrifty: bool,
+    /// The most keys it gives slots to ([`MAX_KEYS`] unless a test wants fewer).
+    pub max_keys: usize,
 }
 
 impl LeaderConfig {
@@ -98,6 +100,7 @@ impl LeaderConfig {
             forward: ForwardMode::Redirect,
             initial_leader: None,
             thrifty: false,
+            max_keys: MAX_KEYS,
         }
     }
 }
@@ -172,6 +175,9 @@ pub struct LeaderStats {
     /// PROMISE-ALLs not counted: from a node that is not a member, or reporting a key's
     /// highest slot too far above its chosen prefix to fill.
     pub refused_promises: u64,
+    /// Requests dropped unanswered: for a new key past [`MAX_KEYS`], or while
+    /// [`MAX_WAITING`](phase2::MAX_WAITING) requests already wait.
+    pub refused_requests: u64,
 }
 
 impl LeaderStats {
@@ -192,6 +198,7 @@ impl LeaderStats {
         self.retransmitted += other.retransmitted;
         self.heartbeats += other.heartbeats;
         self.refused_promises += other.refused_promises;
+        self.refused_requests += other.refused_requests;
     }
 }
 

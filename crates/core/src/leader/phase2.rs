@@ -92,6 +92,11 @@ impl KnownChosen {
     }
 }
 
+/// The most keys a leader gives slots to: every PROMISE-ALL names each key written, so past
+/// this an election's frames would pass the limit between nodes. A request for a new key
+/// beyond it is dropped and counted.
+pub const MAX_KEYS: usize = 1_000_000;
+
 /// The most requests a leader keeps waiting for a batch; past it, a new one is dropped and
 /// its client, hearing nothing, asks again later.
 pub(super) const MAX_WAITING: usize = 65_536;
@@ -194,13 +199,23 @@ impl Leader {
                 {
                     return;
                 }
+                if !self.next_slot.contains_key(&request.key)
+                    && self.next_slot.len() >= self.config.max_keys
+                {
+                    self.stats.refused_requests += 1;
+                    return;
+                }
                 if self.queue.push(request) {
                     self.flush(now);
+                } else if self.queue.len() >= MAX_WAITING {
+                    self.stats.refused_requests += 1;
                 }
             }
             // A campaign in progress is likely to win: its clients wait for it.
             Role::Candidate(_) => {
-                self.queue.push(request);
+                if !self.queue.push(request) && self.queue.len() >= MAX_WAITING {
+                    self.stats.refused_requests += 1;
+                }
             }
             Role::Follower { .. } | Role::BackingOff { .. } => self.turn_away(request.clone()),
         }

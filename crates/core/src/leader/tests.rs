@@ -532,3 +532,34 @@ fn large_values_are_batched_by_bytes_as_well_as_by_count() {
         .collect();
     assert_eq!(sizes, [2, 2, 1]);
 }
+
+#[test]
+fn requests_for_keys_past_the_limit_are_dropped_and_counted() {
+    let mut l = leader(1, |c| {
+        c.initial_leader = Some(NodeId(1));
+        c.max_keys = 2;
+    });
+    l.start(Time::ZERO, ProposalId::ZERO);
+    let ballot = match &drain(&mut l)[0].message {
+        Message::PrepareAll(p) => p.ballot,
+        other => panic!("{other:?}"),
+    };
+    for from in [1, 2] {
+        l.handle(Time::ZERO, &promise(from, ballot, vec![], vec![]))
+            .unwrap();
+    }
+    drain(&mut l);
+    for key in 0..3 {
+        l.handle(Time::ZERO, &request(key as u32, key, "v"))
+            .unwrap();
+    }
+    let proposed: Vec<u64> = events(&mut l)
+        .into_iter()
+        .filter_map(|e| match e {
+            LeaderEvent::Proposed { instance, .. } => Some(instance.key),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(proposed, [0, 1]);
+    assert_eq!(l.stats().refused_requests, 1);
+}

@@ -42,8 +42,9 @@ pub struct CrashPoints {
 pub const MULTI_PAXOS_MAX_FRAME: usize = 64 << 20;
 
 /// The most keys a Multi-Paxos run on real nodes may write: elections stay within
-/// [`MULTI_PAXOS_MAX_FRAME`] with room to spare.
-pub const MULTI_PAXOS_MAX_KEYS: u64 = 1_000_000;
+/// [`MULTI_PAXOS_MAX_FRAME`] with room to spare. The leader role enforces it
+/// ([`paxbench_core::leader::MAX_KEYS`]); the load generator refuses configs above it.
+pub const MULTI_PAXOS_MAX_KEYS: u64 = paxbench_core::leader::MAX_KEYS as u64;
 
 /// Inbound frames handled before the batch is handed to storage, so one slow disk cannot make a
 /// batch (and the latency of its first request) grow without bound.
