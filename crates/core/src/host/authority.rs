@@ -182,7 +182,7 @@ impl Authority {
         if !in_range(message) {
             return refuse(RefusalReason::OutOfRange);
         }
-        if values(message).any(|value| value.len() > MAX_VALUE_BYTES) {
+        if !values_fit(message) {
             return refuse(RefusalReason::TooLarge);
         }
         Ok(())
@@ -227,15 +227,16 @@ fn node_sender(message: &Message) -> Option<NodeId> {
     })
 }
 
-/// Every value the message carries.
-fn values(message: &Message) -> Box<dyn Iterator<Item = &Value> + '_> {
+/// Whether every value the message carries fits [`MAX_VALUE_BYTES`].
+fn values_fit(message: &Message) -> bool {
+    let fits = |value: &Value| value.len() <= MAX_VALUE_BYTES;
     match message {
-        Message::AcceptRequest(m) => Box::new(std::iter::once(&m.value)),
-        Message::Accepted(m) => Box::new(std::iter::once(&m.value)),
-        Message::ClientRequest(m) => Box::new(std::iter::once(&m.value)),
-        Message::AcceptBatch(m) => Box::new(m.entries.iter().map(|(_, value)| value)),
-        Message::PromiseAll(m) => Box::new(m.accepted.iter().map(|(_, _, value)| value)),
-        _ => Box::new(std::iter::empty()),
+        Message::AcceptRequest(m) => fits(&m.value),
+        Message::Accepted(m) => fits(&m.value),
+        Message::ClientRequest(m) => fits(&m.value),
+        Message::AcceptBatch(m) => m.entries.iter().all(|(_, value)| fits(value)),
+        Message::PromiseAll(m) => m.accepted.iter().all(|(_, _, value)| fits(value)),
+        _ => true,
     }
 }
 

@@ -11,5 +11,5 @@ pub use authority::{
     MAX_VALUE_BYTES, PROPOSER_IDS_PER_CLIENT, Refusal, RefusalReason, client_proposers,
     client_sender,
 };
-pub use node::{NodeEvent, NodeHost, NodeHostConfig, NodeReady, instances_read};
+pub use node::{Authorised, NodeEvent, NodeHost, NodeHostConfig, NodeReady, instances_read};
 pub use proposers::{DRAIN, HostStats, Observer, ProposerHost};

@@ -108,6 +108,13 @@ pub fn instances_read(message: &Message) -> impl Iterator<Item = Instance> + '_ 
         .chain(batch.iter().map(|(instance, _)| *instance))
 }
 
+/// What [`NodeHost::authorise`] hands out for a message it let through; only it can make one.
+#[derive(Debug)]
+#[must_use = "hand the message to NodeHost::handle_authorised"]
+pub struct Authorised {
+    _private: (),
+}
+
 /// One node. See the [module documentation](self).
 #[derive(Debug)]
 pub struct NodeHost {
@@ -229,9 +236,25 @@ impl NodeHost {
     /// message its sender's role may not send (see [`authority`](super::authority)) is
     /// refused and changes nothing.
     pub fn handle(&mut self, now: Time, from: Address, message: &Message) -> Result<(), Error> {
-        self.authority
-            .check(from, message)
-            .map_err(Error::Refused)?;
+        let authorised = self.authorise(from, message).map_err(Error::Refused)?;
+        self.handle_authorised(now, authorised, message)
+    }
+
+    /// Whether `from` may send `message` to this node, as [`NodeHost::handle`] judges it: for
+    /// a shell that does work (paging states in) before handing a message over, and then
+    /// hands it to [`NodeHost::handle_authorised`] without judging it twice.
+    pub fn authorise(&self, from: Address, message: &Message) -> Result<Authorised, Refusal> {
+        self.authority.check(from, message)?;
+        Ok(Authorised { _private: () })
+    }
+
+    /// A message [`NodeHost::authorise`] let through.
+    pub fn handle_authorised(
+        &mut self,
+        now: Time,
+        _authorised: Authorised,
+        message: &Message,
+    ) -> Result<(), Error> {
         match message {
             Message::Prepare(_) | Message::AcceptRequest(_) => {
                 if !self.storage_failed {
@@ -250,12 +273,6 @@ impl NodeHost {
             }
             _ => self.handle_multi_paxos(now, message),
         }
-    }
-
-    /// Whether `from` may send `message` to this node, as [`NodeHost::handle`] will judge it:
-    /// for a shell that does work (paging states in) before handing a message over.
-    pub fn authorise(&self, from: Address, message: &Message) -> Result<(), Refusal> {
-        self.authority.check(from, message)
     }
 
     /// A Multi-Paxos message: first to the acceptor (unless its storage failed), then to the

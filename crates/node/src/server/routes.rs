@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use paxbench_core::host::{NodeEvent, NodeHost, RefusalReason, client_sender, instances_read};
+use paxbench_core::host::{
+    Authorised, NodeEvent, NodeHost, RefusalReason, client_sender, instances_read,
+};
 use paxbench_core::leader::LeaderEvent;
 use paxbench_core::message::Message;
 use paxbench_core::transmit::{Address, To, Transmit};
@@ -119,9 +121,9 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             // presents `admin-N` and runs client N's proposers.
             PeerName::Client(client) | PeerName::Admin(client) => client_sender(client, &message),
         };
-        let checked = from.and_then(|from| self.host.authorise(from, &message).map(|()| from));
-        let from = match checked {
-            Ok(from) => from,
+        let checked = from.and_then(|from| Ok((from, self.host.authorise(from, &message)?)));
+        let (from, authorised) = match checked {
+            Ok(checked) => checked,
             Err(refusal) => {
                 self.refuse(peer, refusal.kind, refusal.reason);
                 return;
@@ -134,7 +136,7 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             (_, Address::Proposer(proposer)) => self.note_proposer(proposer, reply),
             _ => {}
         }
-        self.deliver(now, from, &message);
+        self.deliver(now, authorised, &message);
     }
 
     /// Counts a refused frame by kind, sender role and reason, and logs it at most once a
@@ -156,15 +158,15 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
         }
     }
 
-    /// Pages in the states `message` reads, then hands it to the host.
-    fn deliver(&mut self, now: Time, from: Address, message: &Message) {
+    /// Pages in the states an authorised `message` reads, then hands it to the host.
+    fn deliver(&mut self, now: Time, authorised: Authorised, message: &Message) {
         if !self.host.storage_failed() {
             for instance in instances_read(message) {
                 self.hold(instance);
             }
         }
-        if let Err(e) = self.host.handle(now, from, message) {
-            debug!(?from, "the node refused a message: {e}");
+        if let Err(e) = self.host.handle_authorised(now, authorised, message) {
+            debug!(kind = message.kind(), "the node refused a message: {e}");
         }
     }
 
@@ -210,7 +212,10 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             let Some(message) = self.local.pop_front() else {
                 return any;
             };
-            self.deliver(now, Address::Node(self.id), &message);
+            match self.host.authorise(Address::Node(self.id), &message) {
+                Ok(authorised) => self.deliver(now, authorised, &message),
+                Err(refusal) => warn!(%refusal, "this node refused its own message"),
+            }
         }
     }
 
