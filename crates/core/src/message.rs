@@ -143,6 +143,24 @@ pub struct PromiseAll {
     /// The new leader carries none of those on: they are decided, whatever another acceptor
     /// reports for them.
     pub chosen_through: Vec<(u64, u64)>,
+    /// [`known_digest`] of the PREPARE-ALL's `known` this promise answers: it reports nothing
+    /// below those slots. A node that crashed mid-campaign campaigns again under the same
+    /// ballot (its own promise of it was not yet durable), perhaps knowing less; a promise to
+    /// its earlier campaign must not count for the new one.
+    pub answers: u64,
+}
+
+/// A digest of a PREPARE-ALL's `known` slots (FNV-1a over the pairs, in order): what a
+/// PROMISE-ALL echoes so that a campaign counts only promises that answer it.
+pub fn known_digest(known: &[(u64, u64)]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for (key, slot) in known {
+        for byte in key.to_le_bytes().into_iter().chain(slot.to_le_bytes()) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
 }
 
 /// Multi-Paxos phase 2a: accept these values under the leader's ballot; the commit notices

@@ -47,6 +47,7 @@ fn forgeries(liar: NodeId, proposer: ProposerId) -> Vec<Message> {
             accepted: vec![],
             high_slots: vec![(0, 1 << 30)],
             chosen_through: vec![],
+            answers: paxbench_core::message::known_digest(&[]),
         }
         .into(),
         // A value for a slot that was already chosen, with its commit notice.

@@ -157,6 +157,7 @@ impl Acceptor {
                 accepted,
                 high_slots,
                 chosen_through,
+                answers: crate::message::known_digest(&prepare.known),
             }),
         });
     }

@@ -197,6 +197,7 @@ fn forgery(op: u8, arg: u8, step: &[u8]) -> (Address, Message) {
             accepted: vec![(instance, ballot, Value::from_static(b"forged"))],
             high_slots: vec![(instance.key, slot)],
             chosen_through: vec![(instance.key, slot)],
+            answers: crate::message::known_digest(&[]),
         }
         .into(),
         3 => AcceptBatch {

@@ -356,6 +356,7 @@ mod tests {
                 accepted: vec![],
                 high_slots: vec![],
                 chosen_through: vec![],
+                answers: 0,
             }
             .into(),
             AcceptBatch {

@@ -23,6 +23,8 @@ pub(super) struct Campaign {
     pub(super) high_slots: BTreeMap<u64, u64>,
     /// Per key, the highest chosen prefix any promiser knows.
     pub(super) chosen_through: BTreeMap<u64, u64>,
+    /// The digest of the `known` slots this campaign's PREPARE-ALL sent.
+    pub(super) asked: u64,
 }
 
 impl Leader {
@@ -49,6 +51,13 @@ impl Leader {
         // a phase 1 over many keys can outlast the timeout, and starting again with a
         // higher ballot would only throw the promises gathered away.
         let patience = 1u32 << self.failures.min(6);
+        let mut known: Vec<(u64, u64)> = self
+            .known_chosen
+            .iter()
+            .filter(|(_, k)| k.through > 0)
+            .map(|(key, k)| (*key, k.through))
+            .collect();
+        known.sort_unstable();
         self.role = Role::Candidate(Campaign {
             ballot,
             deadline: now + self.config.phase1_timeout * patience,
@@ -57,14 +66,8 @@ impl Leader {
             accepted: BTreeMap::new(),
             high_slots: BTreeMap::new(),
             chosen_through: BTreeMap::new(),
+            asked: crate::message::known_digest(&known),
         });
-        let mut known: Vec<(u64, u64)> = self
-            .known_chosen
-            .iter()
-            .filter(|(_, k)| k.through > 0)
-            .map(|(key, k)| (*key, k.through))
-            .collect();
-        known.sort_unstable();
         self.send(
             To::AllNodes,
             Message::PrepareAll(PrepareAll {
@@ -170,7 +173,12 @@ impl Leader {
         let Role::Candidate(c) = &mut self.role else {
             return;
         };
-        if promise.ballot != c.ballot || c.ayes.contains(&promise.from) {
+        // A promise to an earlier campaign under the same ballot (before a crash) may leave
+        // out slots this one needs reported.
+        if promise.ballot != c.ballot
+            || promise.answers != c.asked
+            || c.ayes.contains(&promise.from)
+        {
             return;
         }
         if !self.config.nodes.contains(&promise.from)

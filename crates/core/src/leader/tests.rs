@@ -1,7 +1,7 @@
 //! Unit tests of the leader role.
 
 use super::*;
-use crate::message::{AcceptedBatch, ClientRequest, PromiseAll, Refused};
+use crate::message::{AcceptedBatch, ClientRequest, PromiseAll, Refused, known_digest};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -39,6 +39,7 @@ fn promise(
         accepted,
         high_slots,
         chosen_through: vec![],
+        answers: known_digest(&[]),
     })
 }
 
@@ -180,10 +181,27 @@ fn slots_known_chosen_are_neither_asked_for_nor_proposed_again() {
     };
     assert_eq!(p.known, [(5, 2)]);
     let ballot = p.ballot;
+    let answering = |message: Message| match message {
+        Message::PromiseAll(promise) => Message::PromiseAll(PromiseAll {
+            answers: known_digest(&[(5, 2)]),
+            ..promise
+        }),
+        other => other,
+    };
     let reported = vec![(Instance::new(5, 3), ProposalId::new(1, 2), value("three"))];
+    // A promise that answers another campaign's `known` (this ballot, before a crash) is not
+    // counted, whatever it reports.
+    l.handle(at, &promise(2, ballot, vec![], vec![(5, 3)]))
+        .unwrap();
     l.handle(at, &promise(1, ballot, vec![], vec![(5, 3)]))
         .unwrap();
-    l.handle(at, &promise(2, ballot, reported, vec![(5, 3)]))
+    assert!(
+        !l.is_leading(),
+        "two promises to another campaign elected it"
+    );
+    l.handle(at, &answering(promise(1, ballot, vec![], vec![(5, 3)])))
+        .unwrap();
+    l.handle(at, &answering(promise(2, ballot, reported, vec![(5, 3)])))
         .unwrap();
     let proposed: Vec<(Instance, Value)> = drain(&mut l)
         .into_iter()
@@ -207,6 +225,7 @@ fn slots_a_promiser_knows_chosen_are_not_carried_on_whatever_another_reports() {
         accepted: vec![],
         high_slots: vec![(5, 1)],
         chosen_through: vec![(5, 2)],
+        answers: known_digest(&[]),
     };
     let (mut l, ballot) = candidate();
     from_3.ballot = ballot;
