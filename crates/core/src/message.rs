@@ -283,6 +283,67 @@ impl Message {
         }
     }
 
+    /// An upper bound on the message's encoded size, in bytes (every integer at its longest
+    /// varint): what a queue holding it counts, so that a peer that does not read cannot make
+    /// its sender hold more than the queue's budget. Linear in the message, and it allocates
+    /// nothing.
+    pub fn encoded_len_bound(&self) -> usize {
+        const TAG: usize = 5;
+        const LEN: usize = 10;
+        const U64: usize = 10;
+        const SMALL: usize = 5;
+        const ID: usize = U64 + SMALL;
+        const INSTANCE: usize = 2 * U64;
+        const OPTION: usize = 1;
+        let value = |v: &Value| LEN + v.len();
+        let body = match self {
+            Message::Prepare(_) => INSTANCE + ID + SMALL,
+            Message::Promise(m) => {
+                INSTANCE
+                    + ID
+                    + SMALL
+                    + OPTION
+                    + m.accepted.as_ref().map_or(0, |(_, v)| ID + value(v))
+            }
+            Message::Nack(_) => INSTANCE + 2 * ID + SMALL,
+            Message::AcceptRequest(m) => INSTANCE + ID + value(&m.value) + SMALL,
+            Message::Accepted(m) => INSTANCE + ID + value(&m.value) + SMALL,
+            Message::ClientRequest(m) => U64 + value(&m.value) + SMALL + OPTION + SMALL,
+            Message::Redirect(m) => U64 + value(&m.value) + OPTION + 2 * SMALL,
+            Message::ClientReply(m) => INSTANCE + value(&m.value) + SMALL,
+            Message::PrepareAll(m) => ID + SMALL + LEN + m.known.len() * 2 * U64,
+            Message::PromiseAll(m) => {
+                let accepted: usize = m
+                    .accepted
+                    .iter()
+                    .map(|(_, _, v)| INSTANCE + ID + value(v))
+                    .sum();
+                ID + SMALL
+                    + LEN
+                    + accepted
+                    + LEN
+                    + m.high_slots.len() * 2 * U64
+                    + LEN
+                    + m.chosen_through.len() * 2 * U64
+                    + U64
+            }
+            Message::AcceptBatch(m) => {
+                let entries: usize = m.entries.iter().map(|(_, v)| INSTANCE + value(v)).sum();
+                ID + SMALL + LEN + entries + LEN + m.commits.len() * INSTANCE
+            }
+            Message::AcceptedBatch(m) => ID + SMALL + LEN + m.instances.len() * INSTANCE,
+            Message::Heartbeat(m) => {
+                ID + SMALL
+                    + LEN
+                    + m.commits.len() * INSTANCE
+                    + LEN
+                    + m.chosen_through.len() * 2 * U64
+            }
+            Message::Refused(_) => 2 * ID + SMALL,
+        };
+        TAG + body
+    }
+
     /// A short lower-case name for logs and counters.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -152,3 +152,129 @@ fn every_deployment_runs_the_image_of_this_version_never_latest() {
     }
     assert!(images >= 5, "{images} images found");
 }
+
+/// Runs the own-key init script as `hostname` would, copying `members` from `from` to `to`.
+fn own_key(script: &Path, hostname: &str, from: &Path, to: &Path, members: &[&str]) -> Output {
+    Command::new("sh")
+        .arg(script)
+        .arg(from)
+        .arg(to)
+        .args(members)
+        .env("HOSTNAME", hostname)
+        .output()
+        .unwrap()
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn each_pod_gets_only_its_own_key_out_of_the_shared_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let kube = repo().join("deploy/kubernetes");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("own-key.sh");
+    std::fs::write(
+        &script,
+        config_map_entry(&kube.join("own-key.yaml"), "own-key.sh"),
+    )
+    .unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::create_dir(&secret).unwrap();
+    for member in [
+        "node-1", "node-2", "node-3", "client-0", "client-1", "admin-0",
+    ] {
+        std::fs::write(secret.join(format!("{member}.pem")), member).unwrap();
+        std::fs::write(secret.join(format!("{member}.key")), member).unwrap();
+    }
+    std::fs::write(secret.join("ca.pem"), "ca").unwrap();
+
+    // The second StatefulSet pod is node 2; it gets the CA and node 2's pair, nothing else.
+    let node = dir.path().join("node");
+    std::fs::create_dir(&node).unwrap();
+    let out = own_key(&script, "paxbench-node-1", &secret, &node, &["node"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(names_in(&node), ["ca.pem", "node-2.key", "node-2.pem"]);
+    let mode = std::fs::metadata(node.join("node-2.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o400);
+    assert_eq!(
+        std::fs::read_to_string(node.join("node-2.key")).unwrap(),
+        "node-2"
+    );
+
+    let generator = dir.path().join("generator");
+    std::fs::create_dir(&generator).unwrap();
+    let out = own_key(
+        &script,
+        "gen-x",
+        &secret,
+        &generator,
+        &["client-1", "admin-0"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        names_in(&generator),
+        [
+            "admin-0.key",
+            "admin-0.pem",
+            "ca.pem",
+            "client-1.key",
+            "client-1.pem"
+        ]
+    );
+
+    // A member the Secret lacks, or a name that is no member's, copies nothing and says why.
+    for (hostname, members, expected) in [
+        (
+            "paxbench-node-8",
+            &["node"][..],
+            "node-9.pem is not in the Secret",
+        ),
+        ("paxbench-node-0", &["../ca"][..], "not a member name"),
+        ("laptop", &["node"][..], "does not end in -N"),
+    ] {
+        let empty = dir.path().join(format!("empty-{hostname}"));
+        std::fs::create_dir(&empty).unwrap();
+        let out = own_key(&script, hostname, &secret, &empty, members);
+        assert!(!out.status.success());
+        assert!(text(&out).contains(expected), "{}", text(&out));
+        assert!(names_in(&empty).is_empty(), "{:?}", names_in(&empty));
+    }
+
+    // Where paxbench runs, no container mounts the Secret: only the init containers do.
+    for manifest in ["nodes.yaml", "generators.yaml"] {
+        let text = std::fs::read_to_string(kube.join(manifest)).unwrap();
+        for doc in text.split("\n---\n") {
+            let doc: Value = serde_saphyr::from_str(doc).unwrap();
+            let spec = &doc["spec"]["template"]["spec"];
+            if spec.is_null() {
+                continue;
+            }
+            let secret_volumes: Vec<&str> = spec["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|v| !v["secret"].is_null())
+                .map(|v| v["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(secret_volumes, ["all-certs"], "{manifest}");
+            for container in spec["containers"].as_array().unwrap() {
+                for mount in container["volumeMounts"].as_array().unwrap() {
+                    assert_ne!(mount["name"], "all-certs", "{manifest}: {container}");
+                }
+            }
+            let init = &spec["initContainers"][0];
+            assert_eq!(init["name"], "own-key", "{manifest}");
+            assert_eq!(init["command"][1], "/etc/paxbench/own-key.sh", "{manifest}");
+        }
+    }
+}

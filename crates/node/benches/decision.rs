@@ -18,10 +18,9 @@ use paxbench_node::{
     AcceptorStore, CrashPoints, NodeSettings, PeerAddr, WalOptions, WalStorage, run_node,
 };
 use paxbench_quic::{
-    Endpoint, EndpointConfig, Envelope, FaultLayer, Identity, Inbound, Link, PeerName,
+    Endpoint, EndpointConfig, Envelope, FaultLayer, Identity, Inbound, Inbox, Link, PeerName,
     QuicTransport, TlsFiles, Transport, generate_cluster_certs,
 };
-use tokio::sync::mpsc;
 
 const NODES: u32 = 3;
 
@@ -103,7 +102,7 @@ struct Client {
     runtime: tokio::runtime::Runtime,
     _endpoint: Endpoint<QuicTransport>,
     links: Vec<Link>,
-    inbox: mpsc::Receiver<Inbound>,
+    inbox: Inbox,
     proposer: Proposer,
     started: Instant,
     next_key: u64,

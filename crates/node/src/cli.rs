@@ -24,6 +24,20 @@ pub enum NodeCommand {
         #[arg(long, value_name = "N", hide = true)]
         crash_after_persisting: Option<u64>,
     },
+    /// Exit 0 if the node this config describes answers a ping (over its own transport, under
+    /// its own name) within the timeout, 1 if not: a readiness probe. A node is not ready until
+    /// it has restored its store, nor after its storage failed.
+    Ready {
+        /// The node's YAML settings, as given to `run`; flags override its fields.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The settings, each also a field of the config file.
+        #[command(flatten)]
+        settings: Box<NodeSettings>,
+        /// How long to wait for the answer.
+        #[arg(long, default_value_t = 2000, value_name = "MS")]
+        timeout_ms: u64,
+    },
     /// Make a cluster CA and certificates for nodes 1..=N, clients 0..M and admins 0..A (keys
     /// mode 0600). Refuses to replace a CA already in the directory unless told to.
     Certs {
@@ -74,19 +88,31 @@ pub fn run_command(command: NodeCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        NodeCommand::Ready {
+            config,
+            settings,
+            timeout_ms,
+        } => {
+            let (config, _) = resolve(config.as_deref(), *settings)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            let timeout = std::time::Duration::from_millis(timeout_ms);
+            let rtt = runtime
+                .block_on(crate::ready::probe(&config, timeout))
+                .with_context(|| {
+                    format!("node {} at {} is not ready", config.id.0, config.listen)
+                })?;
+            println!("node {} is ready: ping {} µs", config.id.0, rtt.as_micros());
+            Ok(())
+        }
         NodeCommand::Run {
             config,
             settings,
             crash_after_persisting,
         } => {
-            let (settings, origin) = match &config {
-                Some(path) => (
-                    NodeSettings::from_file(path)?.overridden_by(*settings),
-                    path.display().to_string(),
-                ),
-                None => (*settings, "command line".to_string()),
-            };
-            let config = settings.resolve(&origin)?;
+            let (config, origin) = resolve(config.as_deref(), *settings)?;
             let filter = EnvFilter::try_from_default_env()
                 .or_else(|_| EnvFilter::try_new(&config.log_level))
                 .with_context(|| format!("{origin}: field `log_level`: bad filter"))?;
@@ -108,4 +134,19 @@ pub fn run_command(command: NodeCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The node config a command's `--config` file and flags describe, and where it came from.
+fn resolve(
+    file: Option<&std::path::Path>,
+    settings: NodeSettings,
+) -> anyhow::Result<(crate::NodeConfig, String)> {
+    let (settings, origin) = match file {
+        Some(path) => (
+            NodeSettings::from_file(path)?.overridden_by(settings),
+            path.display().to_string(),
+        ),
+        None => (settings, "command line".to_string()),
+    };
+    Ok((settings.resolve(&origin)?, origin))
 }

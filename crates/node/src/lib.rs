@@ -17,6 +17,7 @@ pub mod disk_floor;
 mod error;
 pub mod evidence;
 pub mod local;
+pub mod ready;
 pub mod server;
 pub mod sorted;
 pub mod storage;

@@ -52,6 +52,8 @@ fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault, storage:
     let config = proposer_config();
     let proposers = vec![config.clone(); 4];
     decide_all(&mut client, &proposers, 0, 20, "before");
+    let (ready, said) = cluster.ready_probe(1, Duration::from_secs(5));
+    assert!(ready && said.contains("node 1 is ready"), "{said}");
 
     assert_eq!(
         client.admin(1, AdminCommand::SetDiskFault(fault)),
@@ -72,6 +74,10 @@ fn a_failing_disk_silences_the_node_until_it_restarts(fault: DiskFault, storage:
         !client.wait_ready(1, Duration::from_millis(500)),
         "a node whose storage failed answers no ping"
     );
+    // Its readiness probe fails with it, so Kubernetes takes it out of its Service.
+    let (ready, said) = cluster.ready_probe(1, Duration::from_millis(500));
+    assert!(!ready && said.contains("node 1 at"), "{said}");
+    assert!(cluster.ready_probe(2, Duration::from_secs(5)).0);
     let log = cluster.log(1);
     assert!(log.contains("STORAGE FAILED"), "{log}");
     assert!(log.contains("injected disk fault"), "{log}");

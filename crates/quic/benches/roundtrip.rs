@@ -14,10 +14,9 @@ use hdrhistogram::Histogram;
 use paxbench_core::message::{Accepted, Message};
 use paxbench_core::{Instance, NodeId, ProposalId};
 use paxbench_quic::{
-    Carrier, Endpoint, EndpointConfig, Envelope, FaultLayer, Identity, Inbound, PeerName,
+    Carrier, Endpoint, EndpointConfig, Envelope, FaultLayer, Identity, Inbound, Inbox, PeerName,
     QuicTransport, TcpAuth, TcpTransport, TlsFiles, Transport, generate_cluster_certs,
 };
-use tokio::sync::mpsc;
 
 const SERVER: PeerName = PeerName::Node(NodeId(1));
 const CLIENT: PeerName = PeerName::Client(0);
@@ -92,7 +91,7 @@ async fn serve<T: Transport + std::fmt::Debug>(
 struct Client<T: Transport> {
     _endpoint: Endpoint<T>,
     link: paxbench_quic::Link,
-    inbox: mpsc::Receiver<Inbound>,
+    inbox: Inbox,
 }
 
 impl<T: Transport + std::fmt::Debug> Client<T> {

@@ -4,8 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
+use crate::budget::Inbox;
 use crate::error::Error;
 use crate::link::{Inbound, Link};
 use crate::wire::{AdminCommand, AdminReply, Envelope, NodeStats, unix_now_ns};
@@ -67,7 +66,7 @@ impl Control {
     pub async fn call(
         &mut self,
         link: &Link,
-        inbox: &mut mpsc::Receiver<Inbound>,
+        inbox: &mut Inbox,
         command: AdminCommand,
         timeout: Duration,
     ) -> Result<AdminReply, Error> {
@@ -98,7 +97,7 @@ impl Control {
     pub async fn stats(
         &mut self,
         link: &Link,
-        inbox: &mut mpsc::Receiver<Inbound>,
+        inbox: &mut Inbox,
         timeout: Duration,
     ) -> Result<NodeStats, Error> {
         match self.call(link, inbox, AdminCommand::Stats, timeout).await? {
@@ -116,7 +115,7 @@ impl Control {
     pub async fn ping(
         &mut self,
         link: &Link,
-        inbox: &mut mpsc::Receiver<Inbound>,
+        inbox: &mut Inbox,
         timeout: Duration,
     ) -> Result<Pong, Error> {
         let nonce = self.number();

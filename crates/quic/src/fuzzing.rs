@@ -8,7 +8,8 @@ use crate::frame::{FrameDecoder, decode_frame, encode_frame};
 const FUZZ_MAX_FRAME: usize = 4096;
 
 /// Frame and message decoding: `data` arrives as a byte stream cut into chunks (the first byte
-/// picks their size). Nothing may panic, and every envelope decoded must encode to a frame that
+/// picks their size). Nothing may panic, every envelope decoded must encode within its
+/// [`Envelope::encoded_len_bound`](crate::wire::Envelope::encoded_len_bound), and to a frame that
 /// decodes and encodes to the same bytes (bytes, not values: a NaN in a fault setting is not
 /// equal to itself, and a node must refuse it, not crash).
 pub fn frames(data: &[u8]) {
@@ -25,6 +26,12 @@ pub fn frames(data: &[u8]) {
                 Ok(Some(envelope)) => {
                     frame.clear();
                     if encode_frame(&envelope, &mut frame).is_ok() {
+                        assert!(
+                            frame.len() <= envelope.encoded_len_bound(),
+                            "{envelope:?} encodes to {} bytes, above its bound {}",
+                            frame.len(),
+                            envelope.encoded_len_bound()
+                        );
                         let again = decode_frame(&frame, usize::MAX >> 1);
                         let mut reframed = Vec::new();
                         let encoded = again.map(|e| encode_frame(&e, &mut reframed));

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod address;
+pub mod budget;
 pub mod control;
 pub mod delay;
 mod error;
@@ -29,6 +30,7 @@ pub mod transport;
 pub mod wire;
 
 pub use address::Address;
+pub use budget::Inbox;
 pub use control::{Control, Pong};
 pub use delay::DelayLine;
 pub use error::{Error, Refusal};

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -12,6 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::address::Address;
+use crate::budget::{
+    DEFAULT_INBOX_BYTES, Inbox, InboxBudget, MAX_QUEUED_BYTES, Outbox, OutboxReceiver, WeakOutbox,
+};
 use crate::delay::DelayLine;
 use crate::error::{Error, Refusal};
 use crate::fault::{Fate, FaultLayer};
@@ -24,11 +28,9 @@ use crate::wire::{Envelope, TransportCounters};
 /// buffer without bound; below it, everything queued goes out in one write.
 const COALESCE_LIMIT: usize = 256 * 1024;
 
-/// How long a frame begun may wait for its next bytes before its stream is closed.
-pub const STALLED_FRAME_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Frames queued for one link's writer; past it, frames for that peer are dropped and counted.
-pub const MAX_QUEUED_FRAMES: usize = 65_536;
+/// How long a stream may make no progress before it is closed: a frame begun waiting for its
+/// next bytes, or a write waiting for a peer that does not read.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Frames queued in the inbox before readers stop reading, which pushes back on the peers
 /// through the transport's flow control.
@@ -66,7 +68,7 @@ impl Replier {
 #[derive(Clone, Debug)]
 pub struct Link {
     peer: PeerName,
-    queue: mpsc::Sender<Envelope>,
+    queue: Outbox,
     shared: Arc<Shared>,
     refused: Arc<Mutex<Option<Refusal>>>,
 }
@@ -145,9 +147,9 @@ impl Link {
     }
 
     fn enqueue(&self, envelope: Envelope) {
-        // A peer that does not read fills its queue; what passes the bound is dropped and
+        // A peer that does not read fills its queue; what passes the budget is dropped and
         // counted (Paxos treats it as lost), so it cannot make this process hold more.
-        if self.queue.try_send(envelope).is_err() {
+        if !self.queue.push(envelope) {
             Counters::add(&self.shared.counters().dropped, 1);
         }
     }
@@ -158,9 +160,12 @@ impl Link {
 struct Shared {
     counters: Arc<dyn CountersSource>,
     faults: FaultLayer,
-    inbox: mpsc::Sender<Inbound>,
+    inbox: mpsc::Sender<(Inbound, usize)>,
+    inbox_budget: Arc<InboxBudget>,
     max_frame: usize,
     max_node_frame: usize,
+    members: Option<Vec<paxbench_core::NodeId>>,
+    stall_timeout: Duration,
     /// Frames waiting out an emulated delay; started at the first such frame. `None` if its
     /// thread could not start, in which case frames go undelayed (and a warning says so).
     delays: OnceLock<Option<DelayLine<(Link, Envelope)>>>,
@@ -208,8 +213,16 @@ pub struct EndpointConfig {
     /// The largest frame accepted from a node: Multi-Paxos elections need more than a
     /// client's requests do.
     pub max_node_frame: usize,
+    /// The nodes whose frames may be as large as `max_node_frame`; any other node certificate
+    /// gets a client's limit. `None`: every node.
+    pub members: Option<Vec<paxbench_core::NodeId>>,
     /// Frames buffered in the inbox before reading pauses.
     pub inbox_capacity: usize,
+    /// Bytes of frames buffered in the inbox before reading pauses.
+    pub inbox_bytes: usize,
+    /// How long a stream may make no progress, reading a frame begun or writing to a peer
+    /// that does not read, before it is closed.
+    pub stall_timeout: Duration,
 }
 
 impl Default for EndpointConfig {
@@ -218,7 +231,10 @@ impl Default for EndpointConfig {
             carrier: Carrier::Framed,
             max_frame: DEFAULT_MAX_FRAME,
             max_node_frame: DEFAULT_MAX_FRAME,
+            members: None,
             inbox_capacity: DEFAULT_INBOX_CAPACITY,
+            inbox_bytes: DEFAULT_INBOX_BYTES,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
     }
 }
@@ -234,26 +250,26 @@ pub struct Endpoint<T: Transport> {
 impl<T: Transport + std::fmt::Debug> Endpoint<T> {
     /// An endpoint over `transport`, and the inbox where every arriving frame lands.
     /// Call inside a tokio runtime.
-    pub fn new(
-        transport: T,
-        faults: FaultLayer,
-        config: &EndpointConfig,
-    ) -> (Self, mpsc::Receiver<Inbound>) {
+    pub fn new(transport: T, faults: FaultLayer, config: &EndpointConfig) -> (Self, Inbox) {
         let (inbox, inbox_rx) = mpsc::channel(config.inbox_capacity.max(1));
         let shared = Arc::new(Shared {
             counters: Arc::new(TransportCountersSource(transport.clone())),
             faults,
             inbox,
+            inbox_budget: InboxBudget::new(config.inbox_bytes),
             max_frame: config.max_frame,
             max_node_frame: config.max_node_frame.max(config.max_frame),
+            members: config.members.clone(),
+            stall_timeout: config.stall_timeout,
             delays: OnceLock::new(),
         });
+        let inbox = Inbox::new(inbox_rx, shared.inbox_budget.clone());
         let endpoint = Self {
             transport,
             carrier: config.carrier,
             shared,
         };
-        (endpoint, inbox_rx)
+        (endpoint, inbox)
     }
 
     /// The transport underneath.
@@ -289,7 +305,7 @@ impl<T: Transport + std::fmt::Debug> Endpoint<T> {
     /// at every attempt.
     pub fn dial(&self, addr: impl Into<Address>, peer: PeerName) -> Link {
         let addr = addr.into();
-        let (queue, rx) = mpsc::channel(MAX_QUEUED_FRAMES);
+        let (queue, rx) = crate::budget::outbox(MAX_QUEUED_BYTES);
         let link = Link {
             peer,
             queue,
@@ -325,7 +341,7 @@ where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (queue, mut rx) = mpsc::channel(MAX_QUEUED_FRAMES);
+    let (queue, mut rx) = crate::budget::outbox(MAX_QUEUED_BYTES);
     let link = Link {
         peer: stream.peer,
         queue,
@@ -343,8 +359,12 @@ where
     tokio::spawn(async move {
         tokio::select! {
             result = write_loop(stream.writer, &mut rx, &shared) => {
-                if let Err(e) = result {
-                    debug!(%peer, "stream closed: {e}");
+                match result {
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        warn!(%peer, "closing the stream of a peer that does not read: {e}");
+                    }
+                    Err(e) => debug!(%peer, "stream closed: {e}"),
+                    Ok(()) => {}
                 }
             }
             // A reader that ends normally drops the sender; only a sent signal aborts.
@@ -361,7 +381,7 @@ enum ReplyHandle {
     /// A dialled link: only its users keep it open; dropping them all ends it.
     Weak {
         peer: PeerName,
-        queue: mpsc::WeakSender<Envelope>,
+        queue: WeakOutbox,
         shared: Arc<Shared>,
         refused: Arc<Mutex<Option<Refusal>>>,
     },
@@ -424,7 +444,7 @@ async fn run_dialled_framed<T: Transport>(
     transport: T,
     addr: Address,
     reply: ReplyHandle,
-    mut rx: mpsc::Receiver<Envelope>,
+    mut rx: OutboxReceiver,
 ) {
     let peer = reply.peer();
     let shared = reply.shared().clone();
@@ -469,7 +489,7 @@ async fn run_dialled_per_request<T: Transport>(
     transport: T,
     addr: Address,
     reply: ReplyHandle,
-    mut rx: mpsc::Receiver<Envelope>,
+    mut rx: OutboxReceiver,
 ) {
     let peer = reply.peer();
     // Resolved once, and again only after an open failed: a lookup per message would be part
@@ -533,7 +553,7 @@ async fn run_dialled_per_request<T: Transport>(
 /// stream) or the stream fails.
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
-    rx: &mut mpsc::Receiver<Envelope>,
+    rx: &mut OutboxReceiver,
     shared: &Shared,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(16 * 1024);
@@ -550,7 +570,22 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 next = rx.try_recv().ok();
             }
         }
-        writer.write_all(&buf).await?;
+        // A peer that does not read stops the write; its stream is closed rather than held,
+        // and what is queued for it is dropped with the stream.
+        // The timer is armed only when the write must wait: most writes finish at once.
+        let mut write = std::pin::pin!(writer.write_all(&buf));
+        let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        match first {
+            Poll::Ready(written) => written?,
+            Poll::Pending => tokio::time::timeout(shared.stall_timeout, write)
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no write progress in {:?}", shared.stall_timeout),
+                    )
+                })??,
+        }
         let counters = shared.counters();
         Counters::add(&counters.frames_out, frames);
         Counters::add(&counters.bytes_out, buf.len() as u64);
@@ -570,8 +605,10 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
     let peer = reply.peer();
     let replier = Replier(Arc::new(reply));
     let limit = match peer {
-        PeerName::Node(_) => shared.max_node_frame,
-        PeerName::Client(_) | PeerName::Admin(_) => shared.max_frame,
+        PeerName::Node(id) if shared.members.as_ref().is_none_or(|m| m.contains(&id)) => {
+            shared.max_node_frame
+        }
+        PeerName::Node(_) | PeerName::Client(_) | PeerName::Admin(_) => shared.max_frame,
     };
     let mut decoder = FrameDecoder::new(limit);
     let mut heard = false;
@@ -588,7 +625,7 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
         let partial = decoder.buffered();
         let read = reader.read_buf(decoder.buffer_mut());
         let read = if partial > 0 {
-            match tokio::time::timeout(STALLED_FRAME_TIMEOUT, read).await {
+            match tokio::time::timeout(shared.stall_timeout, read).await {
                 Ok(read) => read,
                 Err(_) => {
                     bad_frame(Error::TruncatedFrame(partial));
@@ -631,6 +668,8 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                         Counters::add(&shared.counters().dropped, 1);
                         continue;
                     }
+                    // Its bytes count against the inbox's budget until the loop receives it.
+                    let bytes = shared.inbox_budget.take(envelope.encoded_len_bound()).await;
                     let inbound = Inbound {
                         peer,
                         envelope,
@@ -638,10 +677,10 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                     };
                     // Waiting only when the inbox is full skips the send future's machinery
                     // for nearly every frame.
-                    match shared.inbox.try_send(inbound) {
+                    match shared.inbox.try_send((inbound, bytes)) {
                         Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(inbound)) => {
-                            if shared.inbox.send(inbound).await.is_err() {
+                        Err(mpsc::error::TrySendError::Full(frame)) => {
+                            if shared.inbox.send(frame).await.is_err() {
                                 return;
                             }
                         }

@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use paxbench_core::NodeId;
 use paxbench_quic::{
-    Carrier, Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec, Identity, Inbound,
+    Carrier, Endpoint, EndpointConfig, Envelope, FaultLayer, FaultSpec, Identity, Inbound, Inbox,
     PeerName, QuicTransport, TcpAuth, TcpTransport, TlsFiles, Transport, generate_cluster_certs,
 };
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 
 const SERVER: PeerName = PeerName::Node(NodeId(1));
 const CLIENT: PeerName = PeerName::Client(0);
@@ -48,7 +47,7 @@ fn spawn_echo<T: Transport + std::fmt::Debug>(transport: T) -> Endpoint<T> {
 
 async fn ping_many(
     client: &Endpoint<impl Transport + std::fmt::Debug>,
-    inbox: &mut mpsc::Receiver<Inbound>,
+    inbox: &mut Inbox,
     server: SocketAddr,
     count: u64,
 ) -> Vec<u64> {
@@ -230,5 +229,147 @@ fn a_partition_cuts_a_link_until_healed() {
         assert_eq!(client.counters().dropped, 1);
         faults.set(&FaultSpec::default()).unwrap();
         assert_eq!(ping_many(&client, &mut inbox, addr, 5).await.len(), 5);
+    });
+}
+
+/// A raw TCP peer named `peer` on an insecure server: its hello, then `frames`.
+async fn raw_peer(addr: SocketAddr, peer: PeerName, frames: &[Envelope]) -> tokio::net::TcpStream {
+    let mut bytes = Vec::new();
+    let hello = Envelope::Hello {
+        peer,
+        proof: Vec::new(),
+    };
+    for envelope in std::iter::once(&hello).chain(frames) {
+        paxbench_quic::frame::encode_frame(envelope, &mut bytes).unwrap();
+    }
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(&bytes).await.unwrap();
+    socket
+}
+
+fn accepted(bytes: usize) -> Envelope {
+    use paxbench_core::message::{Accepted, Message};
+    use paxbench_core::types::{Instance, ProposalId, Value};
+    Envelope::Paxos(Message::Accepted(Accepted {
+        instance: Instance { key: 0, slot: 0 },
+        id: ProposalId::new(1, 1),
+        value: Value::from(vec![0u8; bytes]),
+        from: NodeId(1),
+    }))
+}
+
+#[test]
+fn a_peer_that_never_reads_costs_its_sender_a_bounded_queue() {
+    runtime().block_on(async {
+        // The server answers a ping with 300 frames of 512 KiB (150 MiB) to a peer that reads
+        // none: past the link's byte budget they are dropped, not held.
+        let (server, mut inbox) = Endpoint::new(
+            TcpTransport::bind(localhost(), SERVER, TcpAuth::Insecure).unwrap(),
+            FaultLayer::default(),
+            &EndpointConfig::default(),
+        );
+        server.serve();
+        let addr = server.transport().local_addr().unwrap();
+        let _socket = raw_peer(addr, CLIENT, &[Envelope::Ping { nonce: 1 }]).await;
+        let inbound = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let link = inbound.reply.link().unwrap();
+        let frame = accepted(512 << 10);
+        for _ in 0..300 {
+            link.send(frame.clone());
+        }
+        let counters = server.counters();
+        // The budget holds 127 of them; what the writer took into the socket's buffers before
+        // it stopped is no longer queued, and is at most a few MiB.
+        assert!(
+            counters.dropped >= 130,
+            "{} of 300 dropped: {counters:?}",
+            counters.dropped
+        );
+        let budgeted = paxbench_quic::budget::MAX_QUEUED_BYTES / frame.encoded_len_bound();
+        assert_eq!(budgeted, 127);
+    });
+}
+
+#[test]
+fn only_a_member_node_may_send_node_sized_frames() {
+    runtime().block_on(async {
+        let config = EndpointConfig {
+            max_node_frame: 8 << 20,
+            members: Some(vec![NodeId(1), NodeId(2)]),
+            ..EndpointConfig::default()
+        };
+        let (server, mut inbox) = Endpoint::new(
+            TcpTransport::bind(localhost(), SERVER, TcpAuth::Insecure).unwrap(),
+            FaultLayer::default(),
+            &config,
+        );
+        server.serve();
+        let addr = server.transport().local_addr().unwrap();
+        let large = accepted(2 << 20);
+        let _member = raw_peer(addr, PeerName::Node(NodeId(2)), &[large.clone()]).await;
+        let inbound = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(inbound.peer, PeerName::Node(NodeId(2)));
+        assert_eq!(server.counters().malformed_frames, 0);
+        // A node certificate the cluster does not list gets a client's limit (1 MiB).
+        let _stranger = raw_peer(addr, PeerName::Node(NodeId(9)), &[large]).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while server.counters().malformed_frames == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}",
+                server.counters()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            inbox.try_recv().is_err(),
+            "nothing of the stranger's arrived"
+        );
+    });
+}
+
+#[test]
+fn the_stream_of_a_peer_that_never_reads_is_closed_after_the_stall_timeout() {
+    runtime().block_on(async {
+        let config = EndpointConfig {
+            stall_timeout: Duration::from_millis(300),
+            ..EndpointConfig::default()
+        };
+        let (server, mut inbox) = Endpoint::new(
+            TcpTransport::bind(localhost(), SERVER, TcpAuth::Insecure).unwrap(),
+            FaultLayer::default(),
+            &config,
+        );
+        server.serve();
+        let addr = server.transport().local_addr().unwrap();
+        let _socket = raw_peer(addr, CLIENT, &[Envelope::Ping { nonce: 1 }]).await;
+        let inbound = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let link = inbound.reply.link().unwrap();
+        // 32 MiB: more than the socket buffers take, so the writer waits on the peer.
+        for _ in 0..64 {
+            link.send(accepted(512 << 10));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !link.is_closed() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the stream stays open: {:?}",
+                server.counters()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // What is sent to it now is dropped at once, not queued.
+        let dropped = server.counters().dropped;
+        link.send(accepted(1));
+        assert_eq!(server.counters().dropped, dropped + 1);
     });
 }

@@ -118,13 +118,15 @@ pub async fn run_node<T: Transport + std::fmt::Debug>(
     let disk = DiskSwitch::default();
     let storage: Box<dyn AcceptorStore> = Box::new(FaultyDisk::new(storage, disk.clone()));
     let faults = FaultLayer::new(&config.faults)?;
-    // Only elections between nodes need large frames; a client's frames stay at the default.
+    // Only elections between nodes need large frames: a client's frames, and those of a node
+    // certificate this cluster does not list, stay at the default.
     let endpoint_config = EndpointConfig {
         max_node_frame: if protocol.ranged_phase1() {
             MULTI_PAXOS_MAX_FRAME
         } else {
             EndpointConfig::default().max_frame
         },
+        members: Some(config.peers.iter().map(|p| NodeId(p.id)).collect()),
         ..EndpointConfig::default()
     };
     let (endpoint, mut inbox) = Endpoint::new(transport, faults, &endpoint_config);
@@ -259,7 +261,7 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
     /// logging a stats line every `stats_interval_ms` (0: never).
     async fn serve(
         &mut self,
-        inbox: &mut tokio::sync::mpsc::Receiver<paxbench_quic::Inbound>,
+        inbox: &mut paxbench_quic::Inbox,
         shutdown: impl Future<Output = ()>,
         stats_interval_ms: u64,
     ) {
@@ -446,39 +448,53 @@ pub async fn run_configured(
 ) -> Result<NodeStats, Error> {
     let storage = crate::storage::open(config.storage, config.data_dir.as_deref())?;
     let me = PeerName::Node(config.id);
-    match (&config.transport, &config.tls) {
-        (paxbench_quic::TransportKind::Quic, Some(tls)) => {
-            let identity = paxbench_quic::Identity::load(tls)?;
-            if identity.name() != Some(me) {
-                return Err(Error::Config {
-                    origin: tls.cert.display().to_string(),
-                    message: format!(
-                        "this certificate names {}, but the node's `id` makes it {me}",
-                        identity
-                            .name()
-                            .map_or("no member".into(), |n| n.to_string())
-                    ),
-                });
-            }
+    match config.transport {
+        paxbench_quic::TransportKind::Quic => {
+            let identity = node_identity(config)?;
             let transport = paxbench_quic::QuicTransport::bind(config.listen, &identity, me)?;
             run_node(config, transport, storage, crash, shutdown).await
         }
-        (paxbench_quic::TransportKind::Quic, None) => Err(Error::Config {
-            origin: "config".into(),
-            message: "QUIC needs the `tls` files".into(),
-        }),
-        (paxbench_quic::TransportKind::Tcp, _) => {
-            let auth = match &config.tcp_secret {
-                Some(path) => paxbench_quic::TcpAuth::Secret(paxbench_quic::TcpSecret::load(path)?),
-                None => {
-                    warn!(node = %config.id, "insecure_tcp: TCP peers are taken at their word; any local user can claim to be any member");
-                    paxbench_quic::TcpAuth::Insecure
-                }
-            };
+        paxbench_quic::TransportKind::Tcp => {
+            let auth = node_tcp_auth(config)?;
+            if matches!(auth, paxbench_quic::TcpAuth::Insecure) {
+                warn!(node = %config.id, "insecure_tcp: TCP peers are taken at their word; any local user can claim to be any member");
+            }
             let transport = paxbench_quic::TcpTransport::bind(config.listen, me, auth)?;
             run_node(config, transport, storage, crash, shutdown).await
         }
     }
+}
+
+/// The node's QUIC identity, checked to name the node its config's `id` says it is.
+pub(crate) fn node_identity(config: &NodeConfig) -> Result<paxbench_quic::Identity, Error> {
+    let me = PeerName::Node(config.id);
+    let Some(tls) = &config.tls else {
+        return Err(Error::Config {
+            origin: "config".into(),
+            message: "QUIC needs the `tls` files".into(),
+        });
+    };
+    let identity = paxbench_quic::Identity::load(tls)?;
+    if identity.name() != Some(me) {
+        return Err(Error::Config {
+            origin: tls.cert.display().to_string(),
+            message: format!(
+                "this certificate names {}, but the node's `id` makes it {me}",
+                identity
+                    .name()
+                    .map_or("no member".into(), |n| n.to_string())
+            ),
+        });
+    }
+    Ok(identity)
+}
+
+/// How the node proves itself over TCP: the members' secret, or nothing (`insecure_tcp`).
+pub(crate) fn node_tcp_auth(config: &NodeConfig) -> Result<paxbench_quic::TcpAuth, Error> {
+    Ok(match &config.tcp_secret {
+        Some(path) => paxbench_quic::TcpAuth::Secret(paxbench_quic::TcpSecret::load(path)?),
+        None => paxbench_quic::TcpAuth::Insecure,
+    })
 }
 
 #[cfg(test)]

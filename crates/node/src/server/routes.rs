@@ -30,13 +30,19 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
     /// A frame from a peer; `now` is read once for a batch of frames. A node that is not a
     /// member of this cluster gets no answer at all, not even to a ping.
     pub(super) fn handle(&mut self, now: Time, inbound: Inbound) {
+        // The frame's share of the inbox budget is given back once it has been handled.
         let Inbound {
             peer,
             envelope,
             reply,
+            ..
         } = inbound;
+        // The node's own name may only ask for a ping: its readiness probe (`ready`).
+        let own_probe =
+            peer == PeerName::Node(self.id) && matches!(envelope, Envelope::Ping { .. });
         if let PeerName::Node(node) = peer
             && !self.peer_ids.contains(&node)
+            && !own_probe
         {
             self.refuse(peer, envelope.kind(), RefusalReason::NotMember);
             return;

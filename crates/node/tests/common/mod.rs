@@ -22,9 +22,8 @@ use paxbench_core::{Instance, NodeId, ProposerId, ProposerIndex, Time, Value};
 use paxbench_node::{LeaderSection, LocalCluster, LocalClusterSpec, NodeSettings, StorageMode};
 use paxbench_quic::{
     AdminCommand, AdminReply, Control, Endpoint, EndpointConfig, Envelope, FaultLayer, Identity,
-    Inbound, Link, NodeStats, PeerName, QuicTransport, TcpAuth, TlsFiles, Transport,
+    Inbound, Inbox, Link, NodeStats, PeerName, QuicTransport, TcpAuth, TlsFiles, Transport,
 };
-use tokio::sync::mpsc;
 
 /// How long a node may take to answer an admin command.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -83,6 +82,23 @@ impl DerefMut for TestCluster {
 }
 
 impl TestCluster {
+    /// Runs `paxbench-node ready` on node `id`'s config: whether the node answered its probe.
+    pub fn ready_probe(&self, id: u32, timeout: Duration) -> (bool, String) {
+        let node = self.nodes().iter().find(|n| n.id == id).unwrap();
+        let out = std::process::Command::new(NODE_BIN)
+            .args(["ready", "--config"])
+            .arg(&node.config)
+            .arg(format!("--timeout-ms={}", timeout.as_millis()))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     /// `n` nodes sharing `settings`, all started.
     pub fn start(n: u32, settings: NodeSettings) -> Self {
         Self::start_logging(n, settings, "info")
@@ -181,7 +197,7 @@ pub enum Outcome {
 pub struct TestClient<T: Transport = QuicTransport> {
     pub runtime: tokio::runtime::Runtime,
     pub endpoint: Endpoint<T>,
-    inbox: mpsc::Receiver<Inbound>,
+    inbox: Inbox,
     pub links: Vec<Link>,
     node_ids: Vec<NodeId>,
     pub checker: Checker,

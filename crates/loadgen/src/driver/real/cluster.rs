@@ -8,10 +8,9 @@ use std::time::Duration;
 use paxbench_core::NodeId;
 use paxbench_node::{LocalCluster, LocalClusterSpec, NodeSettings};
 use paxbench_quic::{
-    Address, Control, Identity, Inbound, Link, PeerName, Refusal, TcpAuth, TcpSecret, TlsFiles,
+    Address, Control, Identity, Inbox, Link, PeerName, Refusal, TcpAuth, TcpSecret, TlsFiles,
     TransportKind,
 };
-use tokio::sync::mpsc;
 
 use crate::config::{AttachSpec, FaultAction, Scenario};
 use crate::error::Error;
@@ -242,7 +241,7 @@ impl TargetCluster {
 pub(super) async fn wait_ready(
     cluster: &TargetCluster,
     links: &[Link],
-    inbox: &mut mpsc::Receiver<Inbound>,
+    inbox: &mut Inbox,
     control: &mut Control,
 ) -> Result<(), Error> {
     for (link, (id, addr)) in links.iter().zip(&cluster.nodes) {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use paxbench_core::message::Message;
 use paxbench_core::transmit::{self, Transmit};
 use paxbench_core::{NodeId, Time};
-use paxbench_quic::{AdminCommand, AdminReply, Envelope, Inbound, PeerName, Transport};
+use paxbench_quic::{AdminCommand, AdminReply, Envelope, Inbound, Inbox, PeerName, Transport};
 use tokio::sync::mpsc;
 
 use super::Driver;
@@ -141,7 +141,7 @@ impl<T: Transport + std::fmt::Debug> Driver<'_, T> {
     /// finished, its drain deadline passes, or Ctrl-C. Returns whether it was interrupted.
     pub(super) async fn run(
         &mut self,
-        inbox: &mut mpsc::Receiver<Inbound>,
+        inbox: &mut Inbox,
         mut released: Option<&mut mpsc::UnboundedReceiver<Inbound>>,
         cluster: &mut TargetCluster,
         interrupt: &AtomicBool,

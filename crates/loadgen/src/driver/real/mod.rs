@@ -22,10 +22,9 @@ use paxbench_core::host::{ProposerHost, client_proposers};
 use paxbench_core::{NodeId, ProposerId, Time};
 use paxbench_quic::wire::unix_now_ns;
 use paxbench_quic::{
-    Control, Endpoint, EndpointConfig, FaultLayer, Identity, Inbound, Link, PeerName,
-    QuicTransport, TcpTransport, Transport, TransportKind,
+    Control, Endpoint, EndpointConfig, FaultLayer, Identity, Inbox, Link, PeerName, QuicTransport,
+    TcpTransport, Transport, TransportKind,
 };
-use tokio::sync::mpsc;
 use tracing::info;
 
 pub use cluster::TargetCluster;
@@ -355,7 +354,7 @@ impl<'a, T: Transport + std::fmt::Debug> Driver<'a, T> {
     /// the run's output; `wall` began before the measurements around the run, the caller's.
     async fn finish(
         mut self,
-        inbox: &mut mpsc::Receiver<Inbound>,
+        inbox: &mut Inbox,
         cluster: &TargetCluster,
         (evidence, keep_evidence): (&Path, bool),
         (epoch_ns, wall): (u64, Instant),

@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use paxbench_quic::wire::unix_now_ns;
-use paxbench_quic::{AdminCommand, Control, Envelope, Inbound, Link, LinkFaults, NodeStats, Pong};
+use paxbench_quic::{
+    AdminCommand, Control, Envelope, Inbound, Inbox, Link, LinkFaults, NodeStats, Pong,
+};
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -29,7 +31,7 @@ pub(super) struct Floor {
 pub(super) async fn floor(
     links: &[Link],
     node_ids: &[u32],
-    inbox: &mut mpsc::Receiver<Inbound>,
+    inbox: &mut Inbox,
     control: &mut Control,
     pings: u32,
 ) -> Floor {
@@ -67,7 +69,7 @@ pub(super) async fn set_zone_delays(
     scenario: &Scenario,
     links: &[Link],
     node_ids: &[u32],
-    inbox: &mut mpsc::Receiver<Inbound>,
+    inbox: &mut Inbox,
     control: &mut Control,
 ) -> Result<(), Error> {
     for (link, id) in links.iter().zip(node_ids) {
@@ -84,11 +86,7 @@ pub(super) async fn set_zone_delays(
 }
 
 /// Takes the zone delays off attached nodes, which outlive the run.
-pub(super) async fn clear_zone_delays(
-    links: &[Link],
-    inbox: &mut mpsc::Receiver<Inbound>,
-    control: &mut Control,
-) {
+pub(super) async fn clear_zone_delays(links: &[Link], inbox: &mut Inbox, control: &mut Control) {
     for link in links {
         let command = AdminCommand::SetFaults(Box::default());
         if let Err(e) = control.call(link, inbox, command, ADMIN_TIMEOUT).await {
@@ -109,7 +107,7 @@ const ZONE_PING_GAP: Duration = Duration::from_millis(2);
 pub(super) async fn ping_zones(
     links: &[Link],
     node_ids: &[u32],
-    inbox: &mut mpsc::Receiver<Inbound>,
+    inbox: &mut Inbox,
     (shaper, released): (&mut ZoneShaper, &mut mpsc::UnboundedReceiver<Inbound>),
     pings: u32,
 ) -> Vec<ZonePing> {
@@ -192,7 +190,7 @@ pub(super) async fn ping_zones(
 /// Every node's counters; a node that does not answer is left out.
 pub(super) async fn node_stats(
     links: &[Link],
-    inbox: &mut mpsc::Receiver<Inbound>,
+    inbox: &mut Inbox,
     control: &mut Control,
 ) -> Vec<NodeStats> {
     let mut stats = Vec::new();
