@@ -309,7 +309,12 @@ fn only_a_member_node_may_send_node_sized_frames() {
         server.serve();
         let addr = server.transport().local_addr().unwrap();
         let large = accepted(2 << 20);
-        let _member = raw_peer(addr, PeerName::Node(NodeId(2)), &[large.clone()]).await;
+        let _member = raw_peer(
+            addr,
+            PeerName::Node(NodeId(2)),
+            std::slice::from_ref(&large),
+        )
+        .await;
         let inbound = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
             .await
             .unwrap()
