@@ -247,6 +247,26 @@ async fn raw_peer(addr: SocketAddr, peer: PeerName, frames: &[Envelope]) -> toki
     socket
 }
 
+/// An insecure TCP server with `config`, serving, and where it listens.
+fn tcp_server(config: &EndpointConfig) -> (Endpoint<TcpTransport>, Inbox, SocketAddr) {
+    let (server, inbox) = Endpoint::new(
+        TcpTransport::bind(localhost(), SERVER, TcpAuth::Insecure).unwrap(),
+        FaultLayer::default(),
+        config,
+    );
+    server.serve();
+    let addr = server.transport().local_addr().unwrap();
+    (server, inbox, addr)
+}
+
+/// The next frame in `inbox`, within 10 s.
+async fn next_inbound(inbox: &mut Inbox) -> Inbound {
+    tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 fn accepted(bytes: usize) -> Envelope {
     use paxbench_core::message::{Accepted, Message};
     use paxbench_core::types::{Instance, ProposalId, Value};
@@ -263,18 +283,9 @@ fn a_peer_that_never_reads_costs_its_sender_a_bounded_queue() {
     runtime().block_on(async {
         // The server answers a ping with 300 frames of 512 KiB (150 MiB) to a peer that reads
         // none: past the link's byte budget they are dropped, not held.
-        let (server, mut inbox) = Endpoint::new(
-            TcpTransport::bind(localhost(), SERVER, TcpAuth::Insecure).unwrap(),
-            FaultLayer::default(),
-            &EndpointConfig::default(),
-        );
-        server.serve();
-        let addr = server.transport().local_addr().unwrap();
+        let (server, mut inbox, addr) = tcp_server(&EndpointConfig::default());
         let _socket = raw_peer(addr, CLIENT, &[Envelope::Ping { nonce: 1 }]).await;
-        let inbound = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let inbound = next_inbound(&mut inbox).await;
         let link = inbound.reply.link().unwrap();
         let frame = accepted(512 << 10);
         for _ in 0..300 {
@@ -301,13 +312,7 @@ fn only_a_member_node_may_send_node_sized_frames() {
             members: Some(vec![NodeId(1), NodeId(2)]),
             ..EndpointConfig::default()
         };
-        let (server, mut inbox) = Endpoint::new(
-            TcpTransport::bind(localhost(), SERVER, TcpAuth::Insecure).unwrap(),
-            FaultLayer::default(),
-            &config,
-        );
-        server.serve();
-        let addr = server.transport().local_addr().unwrap();
+        let (server, mut inbox, addr) = tcp_server(&config);
         let large = accepted(2 << 20);
         let _member = raw_peer(
             addr,
@@ -315,10 +320,7 @@ fn only_a_member_node_may_send_node_sized_frames() {
             std::slice::from_ref(&large),
         )
         .await;
-        let inbound = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let inbound = next_inbound(&mut inbox).await;
         assert_eq!(inbound.peer, PeerName::Node(NodeId(2)));
         assert_eq!(server.counters().malformed_frames, 0);
         // A node certificate the cluster does not list gets a client's limit (1 MiB).
@@ -346,18 +348,9 @@ fn the_stream_of_a_peer_that_never_reads_is_closed_after_the_stall_timeout() {
             stall_timeout: Duration::from_millis(300),
             ..EndpointConfig::default()
         };
-        let (server, mut inbox) = Endpoint::new(
-            TcpTransport::bind(localhost(), SERVER, TcpAuth::Insecure).unwrap(),
-            FaultLayer::default(),
-            &config,
-        );
-        server.serve();
-        let addr = server.transport().local_addr().unwrap();
+        let (server, mut inbox, addr) = tcp_server(&config);
         let _socket = raw_peer(addr, CLIENT, &[Envelope::Ping { nonce: 1 }]).await;
-        let inbound = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let inbound = next_inbound(&mut inbox).await;
         let link = inbound.reply.link().unwrap();
         // 32 MiB: more than the socket buffers take, so the writer waits on the peer.
         for _ in 0..64 {

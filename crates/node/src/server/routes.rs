@@ -38,11 +38,9 @@ impl<T: Transport + std::fmt::Debug> Node<T> {
             ..
         } = inbound;
         // The node's own name may only ask for a ping: its readiness probe (`ready`).
-        let own_probe =
-            peer == PeerName::Node(self.id) && matches!(envelope, Envelope::Ping { .. });
         if let PeerName::Node(node) = peer
             && !self.peer_ids.contains(&node)
-            && !own_probe
+            && !(node == self.id && matches!(envelope, Envelope::Ping { .. }))
         {
             self.refuse(peer, envelope.kind(), RefusalReason::NotMember);
             return;
